@@ -1,0 +1,62 @@
+# imgsel entry points. `make run` and `make test` do all the set-up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PROFILE ?= cpu
+REPO_DIR ?= model_repository
+TRITON := .cache/tritonserver/pytriton/tritonserver/bin/tritonserver
+
+.PHONY: help install venv triton repo models run test test-unit bench loadtest lint clean
+
+help:
+	@echo "make run        install what is missing, build the cpu model repository if absent, start Triton + gateway"
+	@echo "make test       the whole test suite (unit + integration against the real tritonserver)"
+	@echo "make repo PROFILE=cpu|gpu   (re)generate the Triton model repository"
+	@echo "make models     export the default models (ONNX) into the model repository"
+	@echo "make bench      throughput/latency benchmark of /v1/select vs DALI decode floor -> BENCHMARKS.md numbers"
+	@echo "make loadtest   locust, headless, bounded, against a stack it starts"
+	@echo "make lint       ruff"
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "imgsel needs Python 3.11, found " + sys.version' 
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+venv install: $(VENV)/.installed
+
+$(TRITON): | $(VENV)/.installed
+	$(PY) -m build_engines.triton_server
+
+triton: $(TRITON)
+
+$(REPO_DIR)/analyze/config.pbtxt: | $(VENV)/.installed
+	$(PY) -m build_engines.repository --profile cpu --out $(REPO_DIR) --env-path $(abspath $(VENV))
+
+repo: $(VENV)/.installed
+	$(PY) -m build_engines.repository --profile $(PROFILE) --out $(REPO_DIR) --env-path $(abspath $(VENV))
+
+models: repo
+
+run: $(VENV)/.installed $(TRITON) $(REPO_DIR)/analyze/config.pbtxt
+	exec $(PY) -m gateway.launcher
+
+test: $(VENV)/.installed $(TRITON)
+	$(PY) -m pytest -q
+
+test-unit: $(VENV)/.installed
+	$(PY) -m pytest -q tests/unit
+
+bench: $(VENV)/.installed $(TRITON)
+	$(PY) -m loadtest.bench
+
+loadtest: $(VENV)/.installed $(TRITON)
+	$(PY) -m loadtest.run_locust
+
+lint: $(VENV)/.installed
+	$(PY) -m ruff check .
+
+clean:
+	rm -rf $(REPO_DIR)/*/ $(REPO_DIR)/PROFILE .pytest_cache

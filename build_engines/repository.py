@@ -1,0 +1,187 @@
+"""Generate the Triton model repository for a profile.
+
+    python -m build_engines.repository --profile cpu --out model_repository
+
+Both profiles expose the same model names, tensor names, shapes and dtypes (the gateway cannot tell them apart):
+  cpu: python-backend models (DALI on CPU, onnxruntime for every ONNX model), runs on the wheel's tritonserver.
+  gpu: the same preprocess model with DALI on the GPU (nvJPEG), ONNX models served as TensorRT plans
+       (`platform: "tensorrt_plan"`), built on the target GPU by build_engines.tensorrt_build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from build_engines.contract import EMBEDDING_DIM, ENSEMBLE, QUALITY_OUTPUTS
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+TRITON_PYTHON = Path(__file__).resolve().parent / "triton_python"
+MAX_BATCH = 64
+
+TRITON_DTYPES = {"bool": "TYPE_BOOL", "uint8": "TYPE_UINT8", "int32": "TYPE_INT32", "float32": "TYPE_FP32"}
+
+
+@dataclass(frozen=True)
+class Tensor:
+    name: str
+    dtype: str  # numpy dtype name
+    dims: tuple[int, ...]
+    ragged: bool = False
+
+    def pbtxt(self) -> str:
+        ragged = " allow_ragged_batch: true" if self.ragged else ""
+        dims = ", ".join(str(d) for d in self.dims)
+        return f'  {{ name: "{self.name}" data_type: {TRITON_DTYPES[self.dtype]} dims: [ {dims} ]{ragged} }}'
+
+
+@dataclass
+class Model:
+    name: str
+    inputs: list[Tensor]
+    outputs: list[Tensor]
+    onnx_builder: object = None  # callable(path) -> None for ONNX models; None for the preprocess model
+    queue_delay_us: int = 2000
+    parameters: dict[str, str] = field(default_factory=dict)
+
+
+def preprocess_model() -> Model:
+    from preprocessing.runner import OUTPUTS
+
+    return Model(
+        name="preprocess",
+        inputs=[Tensor("IMAGE_BYTES", "uint8", (-1,), ragged=True), Tensor("IMAGE_LENGTH", "int32", (1,))],
+        outputs=[Tensor(name, dtype, shape) for name, (dtype, shape) in OUTPUTS.items()],
+        queue_delay_us=1000,
+    )
+
+
+def onnx_models(backbone_weights: str | None) -> list[Model]:
+    from preprocessing.runner import FEATURE_NAMES, OUTPUTS
+
+    pixel_shape = OUTPUTS["PIXELS"][1]
+    return [
+        Model("backbone", [Tensor("PIXELS", "float32", pixel_shape)], [Tensor("EMBEDDING", "float32", (EMBEDDING_DIM,))],
+              onnx_builder=lambda path: export_backbone(path, backbone_weights)),
+        Model("quality", [Tensor("QUALITY_FEATURES", "float32", (len(FEATURE_NAMES),))],
+              [Tensor("QUALITY_SCORES", "float32", (len(QUALITY_OUTPUTS),))], onnx_builder=export_quality),
+    ]
+
+
+def export_backbone(path: Path, weights: str | None) -> None:
+    import torch
+
+    from build_engines.backbone import load_backbone
+    from build_engines.export import export_onnx, max_parity_error
+
+    module = load_backbone(weights)
+    export_onnx(module, torch.zeros(2, 3, 224, 224), path, "PIXELS", "EMBEDDING")
+    error = max_parity_error(module, path, torch.randn(4, 3, 224, 224, generator=torch.Generator().manual_seed(0)))
+    if error > 1e-4:
+        raise RuntimeError(f"backbone ONNX parity error {error:.2e} > 1e-4")
+
+
+def export_quality(path: Path) -> None:
+    import torch
+
+    from build_engines.export import export_onnx
+    from build_engines.quality import ClassicalQualityHead, load_params
+
+    export_onnx(ClassicalQualityHead(load_params()), torch.ones(2, 2), path, "QUALITY_FEATURES", "QUALITY_SCORES")
+
+
+def ensemble_config(pre: Model, backbone: Model, quality: Model) -> str:
+    def step(model: Model, inputs: dict[str, str], outputs: dict[str, str]) -> str:
+        maps = [f'      input_map {{ key: "{k}" value: "{v}" }}' for k, v in inputs.items()]
+        maps += [f'      output_map {{ key: "{k}" value: "{v}" }}' for k, v in outputs.items()]
+        return f'    {{\n      model_name: "{model.name}"\n      model_version: -1\n' + "\n".join(maps) + "\n    }"
+
+    exposed = [t for t in pre.outputs if t.name != "PIXELS"] + backbone.outputs + quality.outputs
+    steps = [
+        step(pre, {t.name: t.name for t in pre.inputs}, {t.name: t.name for t in pre.outputs}),
+        step(backbone, {"PIXELS": "PIXELS"}, {"EMBEDDING": "EMBEDDING"}),
+        step(quality, {"QUALITY_FEATURES": "QUALITY_FEATURES"}, {"QUALITY_SCORES": "QUALITY_SCORES"}),
+    ]
+    return "\n".join([
+        f'name: "{ENSEMBLE}"', 'platform: "ensemble"', f"max_batch_size: {MAX_BATCH}",
+        "input [\n" + ",\n".join(t.pbtxt() for t in pre.inputs) + "\n]",
+        "output [\n" + ",\n".join(t.pbtxt() for t in exposed) + "\n]",
+        "ensemble_scheduling {\n  step [\n" + ",\n".join(steps) + "\n  ]\n}", ""])
+
+
+def model_config(model: Model, platform_line: str, instance_kind: str, parameters: dict[str, str]) -> str:
+    preferred = "preferred_batch_size: [ 8, 16, 32 ] " if model.onnx_builder else ""
+    lines = [
+        f'name: "{model.name}"', platform_line, f"max_batch_size: {MAX_BATCH}",
+        "input [\n" + ",\n".join(t.pbtxt() for t in model.inputs) + "\n]",
+        "output [\n" + ",\n".join(t.pbtxt() for t in model.outputs) + "\n]",
+        f"dynamic_batching {{ {preferred}max_queue_delay_microseconds: {model.queue_delay_us} }}",
+        f"instance_group [ {{ kind: {instance_kind} count: 1 }} ]",
+    ]
+    lines += [f'parameters {{ key: "{k}" value: {{ string_value: "{v}" }} }}' for k, v in parameters.items()]
+    return "\n".join(lines) + "\n"
+
+
+def generate(profile: str, out: Path, env_path: Path, project_root: Path, backbone_weights: str | None = None) -> list[str]:
+    """Write the repository; returns the model names. ONNX files are exported fresh every time."""
+    if profile not in ("cpu", "gpu"):
+        raise ValueError(f"profile must be cpu or gpu, got {profile!r}")
+    if profile == "gpu":
+        from build_engines.tensorrt_build import import_tensorrt
+
+        import_tensorrt()  # fail before touching `out` when engines cannot be built here
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    python_params = {"EXECUTION_ENV_PATH": str(env_path), "IMGSEL_PROJECT_ROOT": str(project_root)}
+    kind = "KIND_CPU" if profile == "cpu" else "KIND_GPU"
+
+    pre = preprocess_model()
+    (out / pre.name / "1").mkdir(parents=True)
+    shutil.copy(TRITON_PYTHON / "preprocess.py", out / pre.name / "1" / "model.py")
+    pre_params = {**python_params, "DALI_DEVICE": "cpu" if profile == "cpu" else "gpu", "DALI_THREADS": "2"}
+    (out / pre.name / "config.pbtxt").write_text(model_config(pre, 'backend: "python"', kind, pre_params))
+
+    models = onnx_models(backbone_weights)
+    for model in models:
+        version_dir = out / model.name / "1"
+        version_dir.mkdir(parents=True)
+        model.onnx_builder(version_dir / "model.onnx")
+        if profile == "cpu":
+            shutil.copy(TRITON_PYTHON / "onnx_model.py", version_dir / "model.py")
+            config = model_config(model, 'backend: "python"', kind, {**python_params, "ORT_THREADS": "2"})
+        else:
+            from build_engines.tensorrt_build import build_engine
+
+            build_engine(version_dir / "model.onnx", version_dir / "model.plan", model.inputs[0].dims, MAX_BATCH)
+            (version_dir / "model.onnx").unlink()
+            config = model_config(model, 'platform: "tensorrt_plan"', kind, {})
+        (out / model.name / "config.pbtxt").write_text(config)
+
+    (out / ENSEMBLE / "1").mkdir(parents=True)  # an ensemble needs an (empty) version folder
+    (out / ENSEMBLE / "config.pbtxt").write_text(ensemble_config(pre, *models))
+    (out / "PROFILE").write_text(profile + "\n")
+    return [pre.name, *(m.name for m in models), ENSEMBLE]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", choices=["cpu", "gpu"], default="cpu")
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "model_repository")
+    parser.add_argument("--env-path", type=Path, default=Path(sys.prefix),
+                        help="virtualenv the python-backend models run in (default: this interpreter's)")
+    parser.add_argument("--project-root", type=Path, default=PROJECT_ROOT,
+                        help="where the python-backend models import preprocessing/ from (e.g. /opt/imgsel in a container)")
+    parser.add_argument("--backbone-weights", default=None,
+                        help="local checkpoint for the backbone (default: ImageNet weights from the pip package)")
+    args = parser.parse_args(argv)
+    names = generate(args.profile, args.out, args.env_path.absolute(), args.project_root.absolute(), args.backbone_weights)
+    print(f"{args.profile} model repository at {args.out}: {', '.join(names)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,40 @@
+"""Triton python-backend model `preprocess`: DALI decode/resize/normalise + classical quality measures.
+
+Inputs: IMAGE_BYTES uint8 [-1] (ragged; a request may carry N images zero-padded to its longest file) and
+IMAGE_LENGTH int32 [1]. All requests of a dynamic batch are decoded in one DALI run.
+"""
+
+import json
+import sys
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        config = json.loads(args["model_config"])
+        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        sys.path.insert(0, params["IMGSEL_PROJECT_ROOT"])  # the stub runs Python isolated: PYTHONPATH is ignored
+        from preprocessing.runner import OUTPUTS, PreprocessRunner
+
+        self.output_names = list(OUTPUTS)
+        self.runner = PreprocessRunner(max_batch=int(config["max_batch_size"]),
+                                       threads=int(params.get("DALI_THREADS", "2")),
+                                       device=params.get("DALI_DEVICE", "cpu"))
+
+    def execute(self, requests):
+        counts, files = [], []
+        for request in requests:
+            padded = pb_utils.get_input_tensor_by_name(request, "IMAGE_BYTES").as_numpy()
+            lengths = pb_utils.get_input_tensor_by_name(request, "IMAGE_LENGTH").as_numpy().reshape(-1)
+            counts.append(len(padded))
+            files.extend(padded[i, : max(0, min(int(lengths[i]), padded.shape[1]))] for i in range(len(padded)))
+        outputs = self.runner.run(files)
+        responses, start = [], 0
+        for count in counts:
+            tensors = [pb_utils.Tensor(name, outputs[name][start:start + count].copy())
+                       for name in self.output_names]
+            responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
+            start += count
+        return responses

@@ -1,0 +1,1 @@
+"""imgsel gateway: HTTP API, Triton client and the pure image-selection decision logic."""

@@ -1,0 +1,121 @@
+"""The FastAPI gateway: HTTP contract, validation, errors; the work is in gateway.service."""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from build_engines.contract import ENSEMBLE
+from gateway.categories import load_catalog
+from gateway.config import Settings
+from gateway.fetch import Fetcher
+from gateway.metrics import LATENCY, REQUESTS, TRITON_UNAVAILABLE
+from gateway.schemas import DedupResponse, ImagesRequest, SelectRequest, SelectResponse
+from gateway.service import Curator
+from gateway.triton_client import TritonAnalyzer, TritonUnavailable
+
+log = logging.getLogger("imgsel.gateway")
+REQUIRED_MODELS = (ENSEMBLE, "preprocess", "backbone", "quality")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    settings: Settings = app.state.settings
+    catalog = load_catalog(settings.categories_file or None)
+    analyzer = TritonAnalyzer(settings.triton_grpc_url, settings.triton_timeout_s)
+    limits = httpx.Limits(max_connections=settings.fetch_concurrency * 2)
+    async with httpx.AsyncClient(timeout=settings.fetch_timeout_s, limits=limits) as http:
+        fetcher = Fetcher(http, settings.fetch_timeout_s, settings.fetch_max_bytes, settings.fetch_concurrency,
+                          settings.fetch_allow_private)
+        app.state.curator = Curator(catalog, fetcher, analyzer)
+        app.state.analyzer = analyzer
+        yield
+    await analyzer.close()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    app = FastAPI(title="imgsel", version="0.1.0", lifespan=lifespan,
+                  description="Curates the best product-page image set from several suppliers' images.")
+    app.state.settings = settings or Settings.from_env()
+
+    @app.middleware("http")
+    async def count_requests(request: Request, call_next):
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = route.path if route is not None else "unmatched"
+        REQUESTS.labels(route=path, code=str(response.status_code)).inc()
+        LATENCY.labels(route=path).observe(time.perf_counter() - started)
+        return response
+
+    @app.exception_handler(TritonUnavailable)
+    async def triton_unavailable(_request: Request, error: TritonUnavailable):
+        TRITON_UNAVAILABLE.inc()
+        log.warning("503: %s", error)
+        return JSONResponse(status_code=503, content={"detail": f"inference server unavailable: {error}"},
+                            headers={"Retry-After": str(app.state.settings.retry_after_s)})
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, error: RequestValidationError):
+        # FastAPI's detail list, plus one sentence naming each offending field.
+        problems = [f"{'.'.join(str(p) for p in e['loc'] if p != 'body')}: {e['msg']}" for e in error.errors()]
+        return JSONResponse(status_code=422, content={"message": "; ".join(problems),
+                                                      "detail": jsonable_errors(error)})
+
+    @app.post("/v1/select", response_model=SelectResponse)
+    async def select_images(body: SelectRequest, request: Request) -> SelectResponse:
+        check_image_count(len(body.images), request)
+        return await request.app.state.curator.select(body)
+
+    @app.post("/v1/dedup", response_model=DedupResponse)
+    async def dedup_images(body: ImagesRequest, request: Request) -> DedupResponse:
+        check_image_count(len(body.images), request)
+        return DedupResponse(groups=await request.app.state.curator.dedup(body.images))
+
+    @app.get("/healthz")
+    async def healthz():
+        return {"status": "alive"}
+
+    @app.get("/readyz")
+    async def readyz(request: Request):
+        try:
+            states = await request.app.state.analyzer.model_states()
+        except TritonUnavailable as error:
+            return JSONResponse(status_code=503, content={"ready": False, "detail": str(error)},
+                                headers={"Retry-After": str(app.state.settings.retry_after_s)})
+        missing = [m for m in REQUIRED_MODELS if m not in states]
+        not_ready = {name: state for name, state in states.items() if state != "READY"}
+        ready = not missing and not not_ready
+        return JSONResponse(status_code=200 if ready else 503,
+                            content={"ready": ready, "models": states, "missing": missing})
+
+    @app.get("/metrics")
+    async def metrics():
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+class TooManyImages(RequestValidationError):
+    pass
+
+
+def check_image_count(count: int, request: Request) -> None:
+    limit = request.app.state.settings.max_images_per_request
+    if count > limit:
+        raise TooManyImages([{"loc": ("body", "images"), "msg": f"at most {limit} images per request, got {count}",
+                              "type": "too_long"}])
+
+
+def jsonable_errors(error: RequestValidationError) -> list[dict]:
+    return [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in error.errors()]
+
+
+app = create_app()

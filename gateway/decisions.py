@@ -1,0 +1,227 @@
+"""Image-selection decisions: reject, de-duplicate, order, cap. Pure functions over plain data (no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from gateway.categories import Category, DedupThresholds
+from gateway.hashing import ImageHashes, duplicate_matrix
+
+Status = Literal["selected", "rejected", "duplicate", "error"]
+
+UNKNOWN_TYPE = "unknown"
+# Per-image failures before analysis (contract codes).
+ERROR_REASONS = frozenset({"undecodable", "fetch_failed", "fetch_blocked", "too_large", "unsupported_format"})
+LOW_RESOLUTION = "low_resolution"
+BLURRY = "blurry"
+SMALL_OBJECT = "small_object"
+PLACEHOLDER = "placeholder"
+NON_COMPLIANT = "non_compliant"
+# Passed every check but did not fit under max_images.
+OVER_LIMIT = "over_limit"
+SCORE_NAMES = ("blur", "small_object", "placeholder", "nsfw", "violence")
+
+# Stand-in blur score for an image whose blur check did not run: mid-scale, i.e. no evidence either way. Accepted
+# images that were measured score below blur_max (0.5 by default), so a measured sharp image outranks an unmeasured
+# one of the same size, which is the safer bet.
+NEUTRAL_BLUR_SCORE = 0.5
+
+
+@dataclass(kw_only=True)
+class ImageAnalysis:
+    """What the gateway knows about one input image after Triton."""
+
+    id: str
+    supplier: str | None
+    index: int  # position in the request
+    ok: bool
+    error_reason: str | None = None  # one of ERROR_REASONS when not ok
+    width: int = 0
+    height: int = 0
+    scores: dict[str, float] = field(default_factory=dict)  # only the checks that ran
+    type: str = UNKNOWN_TYPE  # UNKNOWN_TYPE when the category has no trained head
+    type_confidence: float | None = None
+    hashes: ImageHashes | None = None  # None: never treated as anyone's duplicate
+    supplier_priority: int | None = None  # lower is preferred; None = no preference
+
+    def __post_init__(self) -> None:
+        if self.ok and self.error_reason is not None:
+            raise ValueError(f"image {self.id!r}: ok images carry no error_reason")
+        if not self.ok and self.error_reason not in ERROR_REASONS:
+            raise ValueError(f"image {self.id!r}: error_reason must be one of {sorted(ERROR_REASONS)}")
+        unknown_scores = set(self.scores) - set(SCORE_NAMES)
+        if unknown_scores:
+            raise ValueError(f"image {self.id!r}: unknown scores {sorted(unknown_scores)}")
+
+
+@dataclass
+class Verdict:
+    """The response entry for one input image."""
+
+    id: str
+    supplier: str | None
+    status: Status
+    position: int | None  # 1-based place in the selection, only when selected
+    type: str
+    type_confidence: float | None
+    reasons: list[str]
+    duplicate_of: str | None
+    width: int
+    height: int
+    scores: dict[str, float]
+
+
+def rejection_reasons(a: ImageAnalysis, category: Category) -> list[str]:
+    """Reason codes for which `a` is unfit for the page; only checks whose score is present can reject."""
+    q = category.quality
+    reasons = []
+    if min(a.width, a.height) < category.min_side:
+        reasons.append(LOW_RESOLUTION)
+    for score_name, threshold, reason in (
+        ("blur", q.blur_max, BLURRY),
+        ("small_object", q.small_object_max, SMALL_OBJECT),
+        ("placeholder", q.placeholder_max, PLACEHOLDER),
+    ):
+        if a.scores.get(score_name, float("-inf")) >= threshold:
+            reasons.append(reason)
+    if a.scores.get("nsfw", float("-inf")) >= q.nsfw_max or a.scores.get("violence", float("-inf")) >= q.violence_max:
+        reasons.append(NON_COMPLIANT)
+    return reasons
+
+
+def _blur_or_neutral(a: ImageAnalysis) -> float:
+    return a.scores.get("blur", NEUTRAL_BLUR_SCORE)
+
+
+def _supplier_rank(a: ImageAnalysis) -> tuple[bool, int]:
+    return a.supplier_priority is None, a.supplier_priority or 0
+
+
+def representative_key(a: ImageAnalysis) -> tuple[int, float, tuple[bool, int], int]:
+    """Sort key, best first: largest area, then sharpest, then preferred supplier (None last), then input order."""
+    return -a.width * a.height, _blur_or_neutral(a), _supplier_rank(a), a.index
+
+
+def _quality_key(a: ImageAnalysis) -> tuple[float, int, tuple[bool, int], int]:
+    return _blur_or_neutral(a), -a.width * a.height, _supplier_rank(a), a.index
+
+
+def cluster_duplicates(items: list[ImageAnalysis], t: DedupThresholds) -> list[list[ImageAnalysis]]:
+    """Leader clustering, best image first; cluster[0] is the representative.
+
+    Images are visited in representative_key order; each joins the cluster of the first leader it duplicates,
+    otherwise it leads a new cluster. Members are compared with leaders only, never with each other: chaining
+    A~B~C would let near-duplicate steps (a slowly turning product, crops drifting along) merge two images that
+    do not look alike, silently dropping a distinct view, and losing a view costs more than keeping a duplicate.
+    """
+    ranked = sorted(items, key=representative_key)
+    hashed = [a for a in ranked if a.hashes is not None]
+    duplicates = duplicate_matrix([a.hashes for a in hashed], t)
+    row_of = {id(a): row for row, a in enumerate(hashed)}
+
+    clusters: list[list[ImageAnalysis]] = []
+    leader_rows: list[int] = []
+    leader_cluster: list[int] = []
+    for a in ranked:
+        row = row_of.get(id(a))
+        if row is None:
+            clusters.append([a])
+            continue
+        if leader_rows:
+            matches = duplicates[row, leader_rows]
+            if matches.any():
+                clusters[leader_cluster[int(matches.argmax())]].append(a)
+                continue
+        leader_rows.append(row)
+        leader_cluster.append(len(clusters))
+        clusters.append([a])
+    return clusters
+
+
+def order_selection(representatives: list[ImageAnalysis], category: Category) -> list[ImageAnalysis]:
+    """Page order: the best image of each type in priority order (hero first), then the other images of each type
+    in priority order, then images of an unknown or foreign type. Without any known type (no trained head),
+    sharpest first."""
+    known_types = set(category.types)
+    if not any(a.type in known_types for a in representatives):
+        return sorted(representatives, key=_quality_key)
+    by_type = {
+        image_type: sorted((a for a in representatives if a.type == image_type), key=representative_key)
+        for image_type in category.priority
+    }
+    firsts = [group[0] for group in by_type.values() if group]
+    extras = [a for group in by_type.values() for a in group[1:]]
+    others = sorted((a for a in representatives if a.type not in known_types), key=representative_key)
+    return firsts + extras + others
+
+
+def _verdict(
+    a: ImageAnalysis,
+    status: Status,
+    *,
+    position: int | None = None,
+    reasons: list[str] | None = None,
+    duplicate_of: str | None = None,
+) -> Verdict:
+    return Verdict(
+        id=a.id,
+        supplier=a.supplier,
+        status=status,
+        position=position,
+        type=a.type,
+        type_confidence=a.type_confidence,
+        reasons=reasons or [],
+        duplicate_of=duplicate_of,
+        width=a.width,
+        height=a.height,
+        scores=dict(a.scores),
+    )
+
+
+def select(
+    analyses: list[ImageAnalysis], category: Category, max_images: int | None = None
+) -> tuple[list[str], list[Verdict]]:
+    """(selected ids in page order, one verdict per input image in input order)."""
+    cap = category.max_images if max_images is None else max_images
+    if cap < 0:
+        raise ValueError(f"max_images must be >= 0, got {cap}")
+
+    verdicts: dict[int, Verdict] = {}  # keyed by id() of the analysis: ids are not trusted to be unique here
+    candidates_by_type: dict[str, list[ImageAnalysis]] = {}
+    for a in analyses:
+        if not a.ok:
+            verdicts[id(a)] = _verdict(a, "error", reasons=[a.error_reason])
+        elif reasons := rejection_reasons(a, category):
+            verdicts[id(a)] = _verdict(a, "rejected", reasons=reasons)
+        else:
+            candidates_by_type.setdefault(a.type, []).append(a)
+
+    # Clustering per type: a front and a back shot of a plain product can hash alike, yet both belong on the page.
+    representatives = []
+    for candidates in candidates_by_type.values():
+        for cluster in cluster_duplicates(candidates, category.dedup):
+            representative = cluster[0]
+            representatives.append(representative)
+            for duplicate in cluster[1:]:
+                verdicts[id(duplicate)] = _verdict(duplicate, "duplicate", duplicate_of=representative.id)
+
+    ordered = order_selection(representatives, category)
+    selected, over_limit = ordered[:cap], ordered[cap:]
+    for position, a in enumerate(selected, start=1):
+        verdicts[id(a)] = _verdict(a, "selected", position=position)
+    for a in over_limit:
+        verdicts[id(a)] = _verdict(a, "rejected", reasons=[OVER_LIMIT])
+    return [a.id for a in selected], [verdicts[id(a)] for a in sorted(analyses, key=lambda a: a.index)]
+
+
+def dedup_groups(analyses: list[ImageAnalysis], t: DedupThresholds) -> list[list[str]]:
+    """Duplicate groups for POST /v1/dedup: every id exactly once, no type or quality filtering.
+
+    Groups are ordered by their earliest input; inside a group the representative comes first, then the others in
+    input order. Error images are singletons.
+    """
+    clusters = cluster_duplicates([a for a in analyses if a.ok], t)
+    clusters += [[a] for a in analyses if not a.ok]
+    clusters.sort(key=lambda cluster: min(a.index for a in cluster))
+    return [[cluster[0].id] + [a.id for a in sorted(cluster[1:], key=lambda a: a.index)] for cluster in clusters]

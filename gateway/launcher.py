@@ -1,0 +1,218 @@
+"""Supervise the embedded Triton server and the gateway together (`make run`).
+
+Starts the `tritonserver` binary from the nvidia-pytriton wheel (unpacked, not its Python API) on the generated
+model repository, waits until every model is READY, then starts the gateway (uvicorn). SIGTERM or Ctrl-C stops
+both; if either dies, the other is stopped too and the exit code says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+import urllib.error
+import urllib.request
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from threading import Thread
+
+from gateway.config import PROJECT_ROOT, Settings
+
+PYTHON_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+class LaunchError(RuntimeError):
+    pass
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def prepare_backend_dir(triton_home: Path) -> Path:
+    """The stub is looked up only at <backend-dir>/python/triton_python_backend_stub: assemble that directory."""
+    wheel_root = triton_home / "pytriton" / "tritonserver"
+    stub = wheel_root / "python_backend_stubs" / PYTHON_VERSION / "triton_python_backend_stub"
+    if not stub.is_file():
+        raise LaunchError(f"no Triton python stub for Python {PYTHON_VERSION} under {wheel_root}; run `make triton`")
+    backend = triton_home / "backends" / "python"
+    backend.mkdir(parents=True, exist_ok=True)
+    for source in (wheel_root / "backends" / "python" / "libtriton_python.so",
+                   wheel_root / "backends" / "python" / "triton_python_backend_utils.py", stub):
+        target = backend / source.name
+        if not target.exists() or target.stat().st_size != source.stat().st_size:
+            shutil.copy2(source, target)
+    return backend.parent
+
+
+def triton_command(settings: Settings) -> tuple[list[str], dict[str, str]]:
+    home = Path(settings.triton_home)
+    binary = home / "pytriton" / "tritonserver" / "bin" / "tritonserver"
+    if not binary.is_file():
+        raise LaunchError(f"tritonserver not found at {binary}; run `make triton` (unpacks the nvidia-pytriton wheel)")
+    repository = Path(settings.model_repository)
+    if not (repository / "analyze" / "config.pbtxt").is_file():
+        raise LaunchError(f"no model repository at {repository}; run `make repo PROFILE=cpu`")
+    command = [
+        str(binary), f"--model-repository={repository}", f"--backend-directory={prepare_backend_dir(home)}",
+        f"--cache-directory={home / 'pytriton' / 'tritonserver' / 'caches'}",
+        "--http-address=127.0.0.1", f"--http-port={settings.triton_http_port}",
+        "--grpc-address=127.0.0.1", f"--grpc-port={settings.triton_grpc_port}",
+        f"--metrics-port={settings.triton_metrics_port}", "--allow-gpu-metrics=false",
+        "--exit-on-error=true", "--strict-readiness=true",
+        "--log-verbose=0",
+    ]
+    env = dict(os.environ)
+    # The copied backend library loses its relative RPATH; the 3.11 stub links libpython from the interpreter's LIBDIR.
+    libs = [str(home / "nvidia_pytriton.libs"), sysconfig.get_config_var("LIBDIR") or ""]
+    env["LD_LIBRARY_PATH"] = ":".join(p for p in [*libs, env.get("LD_LIBRARY_PATH", "")] if p)
+    return command, env
+
+
+def http_ok(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+class Child:
+    """A supervised process whose last output lines are kept for error messages."""
+
+    def __init__(self, name: str, command: list[str], env: dict[str, str]):
+        self.name = name
+        self.tail: deque[str] = deque(maxlen=40)
+        self.process = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True, bufsize=1, start_new_session=True)
+        Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        for line in self.process.stdout:
+            self.tail.append(line.rstrip())
+            print(f"[{self.name}] {line}", end="", flush=True)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if not self.alive():
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def failure_summary(self) -> str:
+        lines = [line for line in self.tail if "error" in line.lower() or "failed" in line.lower()]
+        return "\n".join(lines[-10:] or list(self.tail)[-10:])
+
+
+def wait_until(predicate, child: Child, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if not child.alive():
+            raise LaunchError(f"{child.name} exited (code {child.process.returncode}) before {what}:\n"
+                              f"{child.failure_summary()}")
+        if time.monotonic() > deadline:
+            raise LaunchError(f"{child.name} not {what} after {timeout:.0f} s:\n{child.failure_summary()}")
+        time.sleep(0.2)
+
+
+def check_ports(settings: Settings, include_gateway: bool = True) -> None:
+    """Fail early and clearly: a port held by another server would otherwise answer our readiness probes."""
+    wanted = {"gateway (IMGSEL_PORT)": (settings.host, settings.port)} if include_gateway else {}
+    wanted |= {"Triton HTTP (IMGSEL_TRITON_HTTP_PORT)": ("127.0.0.1", settings.triton_http_port),
+               "Triton gRPC (IMGSEL_TRITON_GRPC_PORT)": ("127.0.0.1", settings.triton_grpc_port),
+               "Triton metrics (IMGSEL_TRITON_METRICS_PORT)": ("0.0.0.0", settings.triton_metrics_port)}
+    taken = [f"{name} port {port} on {host}" for name, (host, port) in wanted.items() if port_in_use(host, port)]
+    if taken:
+        raise LaunchError("port already in use: " + "; ".join(taken) + " (set the variable to another port)")
+
+
+def start_triton(settings: Settings) -> Child:
+    check_ports(settings, include_gateway=False)
+    command, env = triton_command(settings)
+    triton = Child("triton", command, env)
+    ready_url = f"http://127.0.0.1:{settings.triton_http_port}/v2/health/ready"
+    try:
+        wait_until(lambda: http_ok(ready_url), triton, settings.startup_timeout_s, "ready (all models loaded)")
+    except LaunchError:
+        triton.stop()
+        raise
+    return triton
+
+
+def start_gateway(settings: Settings, extra_env: dict[str, str] | None = None) -> Child:
+    env = {**os.environ, **(extra_env or {})}
+    env["IMGSEL_TRITON_GRPC_URL"] = f"127.0.0.1:{settings.triton_grpc_port}"
+    command = [sys.executable, "-m", "uvicorn", "gateway.app:app", "--host", settings.host,
+               "--port", str(settings.port), "--no-access-log", "--timeout-graceful-shutdown", "10"]
+    gateway = Child("gateway", command, env)
+    wait_until(lambda: http_ok(f"http://{settings.host}:{settings.port}/healthz"), gateway, 60, "serving")
+    return gateway
+
+
+@contextmanager
+def running_stack(settings: Settings, extra_env: dict[str, str] | None = None) -> Iterator[list[Child]]:
+    """Triton, then the gateway once every model is ready; both stopped on exit (gateway first)."""
+    children = [start_triton(settings)]
+    try:
+        children.append(start_gateway(settings, extra_env))
+        yield children
+    finally:
+        for child in reversed(children):  # gateway first, so no request reaches a stopped Triton
+            child.stop()
+
+
+def run(settings: Settings) -> int:
+    check_ports(settings)
+    stopping = {"signal": None}
+
+    def on_signal(signum, _frame):
+        stopping["signal"] = signum
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    started = time.monotonic()
+    with running_stack(settings) as children:
+        print(f"imgsel ready in {time.monotonic() - started:.1f} s: http://{settings.host}:{settings.port} "
+              f"(docs at /docs; Ctrl-C stops)", flush=True)
+        while stopping["signal"] is None and all(child.alive() for child in children):
+            time.sleep(0.2)
+    if stopping["signal"] is not None:
+        return 0
+    dead = next(child for child in children if not child.alive())
+    print(f"{dead.name} exited unexpectedly (code {dead.process.returncode}):\n{dead.failure_summary()}",
+          file=sys.stderr)
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.parse_args(argv)
+    try:
+        return run(Settings.from_env())
+    except LaunchError as error:
+        print(f"imgsel: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

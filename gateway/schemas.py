@@ -1,0 +1,78 @@
+"""Request and response models of the HTTP API (the contract in DESIGN.md; fields may be added, never renamed)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Status = Literal["selected", "rejected", "duplicate", "error"]
+
+
+class ImageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=256, description="caller's id, unique within the request")
+    url: str | None = Field(default=None, max_length=4096, description="http(s) URL of the encoded image")
+    data: str | None = Field(default=None, description="base64 of the encoded file")
+    supplier: str | None = Field(default=None, max_length=256)
+    supplier_priority: int | None = Field(
+        default=None, description="lower is preferred when duplicates tie on resolution and quality")
+
+    @model_validator(mode="after")
+    def exactly_one_source(self) -> "ImageIn":
+        if (self.url is None) == (self.data is None):
+            raise ValueError("give exactly one of `url` or `data`")
+        if self.url is not None and not self.url.lower().startswith(("http://", "https://")):
+            raise ValueError("`url` must be an http:// or https:// URL")
+        return self
+
+
+class ImagesRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    images: list[ImageIn] = Field(min_length=1)
+
+    @field_validator("images")
+    @classmethod
+    def ids_unique(cls, images: list[ImageIn]) -> list[ImageIn]:
+        seen: set[str] = set()
+        for image in images:
+            if image.id in seen:
+                raise ValueError(f"duplicate image id {image.id!r}")
+            seen.add(image.id)
+        return images
+
+
+class SelectRequest(ImagesRequest):
+    product_id: str = Field(min_length=1, max_length=256)
+    category: str | None = Field(default=None, max_length=64,
+                                 description="category key; predicted (or `default`) when absent or unknown")
+    max_images: int | None = Field(default=None, ge=1, le=100)
+
+
+class ImageVerdictOut(BaseModel):
+    id: str
+    supplier: str | None
+    status: Status
+    position: int | None
+    type: str
+    type_confidence: float | None
+    reasons: list[str]
+    duplicate_of: str | None
+    width: int | None
+    height: int | None
+    scores: dict[str, float]
+
+
+class SelectResponse(BaseModel):
+    product_id: str
+    category: str
+    category_source: Literal["request", "predicted", "default"] = Field(
+        description="where `category` came from: the request, the top-level category head, or the fallback")
+    selected: list[str]
+    images: list[ImageVerdictOut]
+
+
+class DedupResponse(BaseModel):
+    groups: list[list[str]]

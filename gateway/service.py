@@ -1,0 +1,84 @@
+"""Request orchestration: fetch -> one Triton analyze pass -> type routing -> pure decisions.
+
+I/O lives here; every decision is delegated to gateway.decisions (pure, tested without a server).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import numpy as np
+
+from gateway.categories import Catalog, Category
+from gateway.decisions import UNKNOWN_TYPE, ImageAnalysis, dedup_groups, select
+from gateway.fetch import Fetcher
+from gateway.hashing import compute_hashes
+from gateway.metrics import IMAGE_OUTCOMES
+from gateway.schemas import ImageIn, ImageVerdictOut, SelectRequest, SelectResponse
+from gateway.triton_client import RawAnalysis, TritonAnalyzer
+
+
+@dataclass
+class Analyzed:
+    analysis: ImageAnalysis
+    embedding: np.ndarray | None
+
+
+def to_analysis(index: int, image: ImageIn, raw: RawAnalysis | None, reason: str | None) -> Analyzed:
+    common = dict(id=image.id, supplier=image.supplier, index=index, supplier_priority=image.supplier_priority)
+    if reason is not None:
+        return Analyzed(ImageAnalysis(ok=False, error_reason=reason, **common), None)
+    if raw is None or not raw.valid:
+        return Analyzed(ImageAnalysis(ok=False, error_reason="undecodable", **common), None)
+    analysis = ImageAnalysis(ok=True, width=raw.width, height=raw.height, scores=dict(raw.quality),
+                             hashes=compute_hashes(raw.thumb), **common)
+    return Analyzed(analysis, raw.embedding)
+
+
+class Curator:
+    def __init__(self, catalog: Catalog, fetcher: Fetcher, analyzer: TritonAnalyzer):
+        self.catalog = catalog
+        self.fetcher = fetcher
+        self.analyzer = analyzer
+
+    async def analyze(self, images: list[ImageIn]) -> list[Analyzed]:
+        fetched = await self.fetcher.fetch_all(images)
+        usable = [i for i, f in enumerate(fetched) if f.data is not None]
+        raws = await self.analyzer.analyze([fetched[i].data for i in usable])
+        raw_by_index = dict(zip(usable, raws))
+        # Hashing is CPU work (~1 ms an image): off the event loop so other requests keep flowing.
+        return await asyncio.to_thread(
+            lambda: [to_analysis(i, image, raw_by_index.get(i), fetched[i].reason) for i, image in enumerate(images)])
+
+    async def assign_types(self, analyzed: list[Analyzed], category: Category) -> None:
+        """Route embeddings to the category's type head; without a served head every type stays `unknown`."""
+        typed = [a for a in analyzed if a.embedding is not None]
+        if not typed or category.head not in await self.analyzer.ready_models():
+            return
+        probabilities = await self.analyzer.classify(category.head, np.stack([a.embedding for a in typed]))
+        for item, probs in zip(typed, probabilities):
+            best = int(np.argmax(probs))
+            item.analysis.type = category.types[best] if best < len(category.types) else UNKNOWN_TYPE
+            item.analysis.type_confidence = round(float(probs[best]), 4)
+
+    async def select(self, request: SelectRequest) -> SelectResponse:
+        category, known = self.catalog.resolve(request.category)
+        # No top-level category head is served yet: an absent/unknown category falls back to `default`.
+        source = "request" if known else "default"
+        analyzed = await self.analyze(request.images)
+        await self.assign_types(analyzed, category)
+        selected, verdicts = select([a.analysis for a in analyzed], category, request.max_images)
+        for verdict in verdicts:
+            IMAGE_OUTCOMES.labels(status=verdict.status).inc()
+        images = [ImageVerdictOut(
+            id=v.id, supplier=v.supplier, status=v.status, position=v.position, type=v.type,
+            type_confidence=v.type_confidence, reasons=v.reasons, duplicate_of=v.duplicate_of,
+            width=v.width or None, height=v.height or None,
+            scores={name: round(score, 4) for name, score in v.scores.items()}) for v in verdicts]
+        return SelectResponse(product_id=request.product_id, category=category.name, category_source=source,
+                              selected=selected, images=images)
+
+    async def dedup(self, images: list[ImageIn]) -> list[list[str]]:
+        analyzed = await self.analyze(images)
+        return dedup_groups([a.analysis for a in analyzed], self.catalog.default.dedup)

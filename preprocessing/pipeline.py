@@ -1,0 +1,64 @@
+"""The DALI preprocessing pipeline: decode each image once, then everything the models and the gateway need.
+
+One definition serves both profiles: `device="cpu"` runs inside a python-backend model (embedded CPU profile);
+`device="gpu"` decodes with nvJPEG (`mixed`) and runs the image ops on the GPU (production profile).
+
+Inputs (external sources, names are the Triton tensor names):
+  IMAGE_BYTES  uint8 [L]  encoded file, possibly zero-padded to the longest file of its request
+  IMAGE_LENGTH int32 [1]  the file's true length; the padding is sliced off before decoding
+Outputs (per image):
+  PIXELS        float32 [3, 224, 224]  backbone input: longer side resized to 224, padded with white, normalised
+  ORIG_SIZE     int32   [2]            height, width of the encoded image (read from its header)
+  THUMB         uint8   [128, 128, 3]  aspect-squashed RGB thumbnail for the gateway's hashes (imagehash squashes too)
+  LAPLACIAN     float32 [h, w]         Laplacian of the grey image, longer side <= BLUR_SIDE, for the blur measure
+"""
+
+from __future__ import annotations
+
+BACKBONE_SIDE = 224
+THUMB_SIDE = 128
+# Blur must be judged where blur is visible: at 224 px a slightly soft 2000 px photo looks sharp.
+BLUR_SIDE = 512
+# Backbone normalisation (ImageNet mean/std, as the pretrained EfficientNet-Lite0 weights expect).
+MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+PAD_WHITE = 255.0
+
+OUTPUT_NAMES = ("PIXELS", "ORIG_SIZE", "THUMB", "LAPLACIAN")
+
+
+def build_pipeline(device: str = "cpu", batch_size: int = 64, num_threads: int = 2, device_id: int | None = None):
+    """Build (not yet `.build()`) the pipeline. `device` is "cpu" or "gpu"."""
+    from nvidia.dali import fn, pipeline_def, types
+    from nvidia.dali import math as dmath
+
+    if device not in ("cpu", "gpu"):
+        raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
+    if device == "gpu" and device_id is None:
+        device_id = 0
+
+    # prefetch_queue_depth=1: request/response use (feed one batch, run once); deeper queues wait for a next batch.
+    @pipeline_def(batch_size=batch_size, num_threads=num_threads, device_id=device_id,
+                  prefetch_queue_depth=1, exec_dynamic=True)
+    def preprocess():
+        padded = fn.external_source(name="IMAGE_BYTES", dtype=types.UINT8, ndim=1)
+        length = fn.external_source(name="IMAGE_LENGTH", dtype=types.INT32, ndim=1)
+        encoded = fn.slice(padded, fn.constant(idata=[0], dtype=types.INT32), length, axes=[0])
+        orig_size = fn.slice(fn.peek_image_shape(encoded, dtype=types.INT32), 0, 2, axes=[0])
+        decoder_device = "mixed" if device == "gpu" else "cpu"
+        rgb = fn.decoders.image(encoded, device=decoder_device, output_type=types.RGB)
+
+        small = fn.resize(rgb, resize_longer=BACKBONE_SIDE, antialias=True)
+        pixels = fn.crop_mirror_normalize(
+            small, crop=(BACKBONE_SIDE, BACKBONE_SIDE), crop_pos_x=0.5, crop_pos_y=0.5,
+            out_of_bounds_policy="pad", fill_values=[(PAD_WHITE - m) / s for m, s in zip(MEAN, STD)],
+            mean=list(MEAN), std=list(STD), dtype=types.FLOAT, output_layout="CHW")
+        thumb = fn.resize(rgb, size=(THUMB_SIDE, THUMB_SIDE), antialias=True)
+        grey = fn.color_space_conversion(rgb, image_type=types.RGB, output_type=types.GRAY)
+        # Downscale only: an upscaled small image would look blurry for the wrong reason.
+        longer_side = fn.reductions.max(fn.cast(orig_size, dtype=types.FLOAT))
+        grey = fn.resize(grey, resize_longer=dmath.min(longer_side, float(BLUR_SIDE)), antialias=True)
+        laplacian = fn.laplacian(grey, window_size=3, dtype=types.FLOAT)
+        return pixels, orig_size, thumb, laplacian
+
+    return preprocess()

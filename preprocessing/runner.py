@@ -1,0 +1,115 @@
+"""Runs the DALI pipeline on a batch of encoded images and derives the classical quality measures.
+
+Used by the CPU profile's `preprocess` python-backend model; importable and testable without Triton.
+A corrupt image fails only itself: a batch that DALI rejects is retried image by image.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from preprocessing.pipeline import BACKBONE_SIDE, THUMB_SIDE, build_pipeline
+
+# Output tensor name -> (dtype, per-image shape); the Triton configs are generated from this table.
+OUTPUTS: dict[str, tuple[str, tuple[int, ...]]] = {
+    "VALID": ("bool", (1,)),
+    "ORIG_SIZE": ("int32", (2,)),
+    "PIXELS": ("float32", (3, BACKBONE_SIDE, BACKBONE_SIDE)),
+    "THUMB": ("uint8", (THUMB_SIDE, THUMB_SIDE, 3)),
+    "QUALITY_FEATURES": ("float32", (2,)),
+}
+# QUALITY_FEATURES columns.
+FEATURE_NAMES = ("laplacian_variance", "object_area_fraction")
+
+# A pixel belongs to the object when any channel differs from the border's background colour by more than this.
+BACKGROUND_TOLERANCE = 24
+# Rows/columns with fewer object pixels than this fraction are noise (JPEG ringing, dust), not object.
+MIN_LINE_FRACTION = 0.02
+
+
+def object_bbox(thumb: np.ndarray) -> tuple[int, int, int, int]:
+    """Bounding box (top, bottom, left, right; exclusive ends) of what differs from the border colour."""
+    border = np.concatenate([thumb[0], thumb[-1], thumb[:, 0], thumb[:, -1]]).astype(np.int16)
+    background = np.median(border, axis=0)
+    mask = (np.abs(thumb.astype(np.int16) - background).max(axis=2) > BACKGROUND_TOLERANCE)
+    rows = np.flatnonzero(mask.mean(axis=1) >= MIN_LINE_FRACTION)
+    cols = np.flatnonzero(mask.mean(axis=0) >= MIN_LINE_FRACTION)
+    if rows.size == 0 or cols.size == 0:
+        return 0, 0, 0, 0
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def quality_features(thumb: np.ndarray, laplacian: np.ndarray) -> np.ndarray:
+    """Classical measures: variance of the Laplacian inside the object's box, and the box's area fraction.
+
+    The box is found on the thumbnail (area fractions survive the aspect squash) and mapped onto the Laplacian
+    image; measuring only inside it keeps a white studio margin from making a sharp product look blurry.
+    """
+    top, bottom, left, right = object_bbox(thumb)
+    side = thumb.shape[0]
+    area_fraction = (bottom - top) * (right - left) / float(side * side)
+    lap = laplacian.reshape(laplacian.shape[0], laplacian.shape[1])
+    if area_fraction > 0:
+        h, w = lap.shape
+        region = lap[top * h // side: max(bottom * h // side, top * h // side + 1),
+                     left * w // side: max(right * w // side, left * w // side + 1)]
+    else:
+        region = lap
+    return np.array([float(region.var()), area_fraction], dtype=np.float32)
+
+
+class PreprocessRunner:
+    """`device="cpu"` for the embedded profile; `"gpu"` decodes with nvJPEG and copies the results back to the host."""
+
+    def __init__(self, max_batch: int = 64, threads: int = 2, device: str = "cpu"):
+        self.max_batch = max_batch
+        self.threads = threads
+        self.device = device
+        self._pipe = self._new_pipeline()
+
+    def _new_pipeline(self):
+        pipe = build_pipeline(self.device, batch_size=self.max_batch, num_threads=self.threads)
+        pipe.build()
+        return pipe
+
+    def _run_dali(self, files: list[np.ndarray]):
+        self._pipe.feed_input("IMAGE_BYTES", files)
+        self._pipe.feed_input("IMAGE_LENGTH", [np.array([f.size], np.int32) for f in files])
+        outputs = self._pipe.run()
+        if self.device == "gpu":
+            outputs = [o.as_cpu() for o in outputs]
+        pixels, orig_size, thumb, laplacian = outputs
+        return [(np.array(pixels[i]), np.array(orig_size[i]), np.array(thumb[i]), np.array(laplacian[i]))
+                for i in range(len(files))]
+
+    def _run_isolating_failures(self, files: list[np.ndarray]):
+        """Whole batch first; when DALI rejects it, one image at a time so only the bad ones fail."""
+        try:
+            return self._run_dali(files)
+        except RuntimeError:
+            self._pipe = self._new_pipeline()  # a failed run may leave the pipeline unusable
+        results = []
+        for f in files:
+            try:
+                results.append(self._run_dali([f])[0])
+            except RuntimeError:
+                self._pipe = self._new_pipeline()
+                results.append(None)
+        return results
+
+    def run(self, files: list[np.ndarray]) -> dict[str, np.ndarray]:
+        """`files`: encoded images as 1-D uint8 arrays (no padding). Returns OUTPUTS, batch-first."""
+        n = len(files)
+        out = {name: np.zeros((n, *shape), dtype=dtype) for name, (dtype, shape) in OUTPUTS.items()}
+        nonempty = [i for i, f in enumerate(files) if f.size > 0]
+        results = self._run_isolating_failures([files[i] for i in nonempty]) if nonempty else []
+        for i, result in zip(nonempty, results):
+            if result is None:
+                continue
+            pixels, orig_size, thumb, laplacian = result
+            out["VALID"][i] = True
+            out["ORIG_SIZE"][i] = orig_size
+            out["PIXELS"][i] = pixels
+            out["THUMB"][i] = thumb
+            out["QUALITY_FEATURES"][i] = quality_features(thumb, laplacian)
+        return out

@@ -1,0 +1,49 @@
+"""Small synthetic product photos the tests make themselves (never ../shared/data)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+
+def product_photo(side: int = 800, colour=(200, 40, 40), seed: int = 0, object_fraction: float = 0.7) -> Image.Image:
+    """A textured 'product' (shirt-like silhouette with stripes and noise) centred on a white studio background."""
+    rng = np.random.default_rng(seed)
+    image = Image.new("RGB", (side, side), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    size = int(side * object_fraction)
+    left, top = (side - size) // 2, (side - size) // 2
+    body = [left + size * 0.2, top + size * 0.15, left + size * 0.8, top + size]
+    draw.rectangle(body, fill=colour)
+    draw.polygon([(left, top + size * 0.35), (left + size * 0.2, top + size * 0.15), (left + size * 0.2, top + size * 0.5)],
+                 fill=colour)
+    draw.polygon([(left + size, top + size * 0.35), (left + size * 0.8, top + size * 0.15),
+                  (left + size * 0.8, top + size * 0.5)], fill=colour)
+    darker = tuple(max(0, c - 70) for c in colour)
+    for k in range(int(seed % 3) + 3):
+        y = top + size * (0.3 + 0.12 * k)
+        draw.line([(body[0], y), (body[2], y)], fill=darker, width=max(2, side // 100))
+    draw.ellipse([left + size * 0.42, top + size * 0.1, left + size * 0.58, top + size * 0.22], fill=(255, 255, 255))
+    pixels = np.asarray(image).astype(np.int16)
+    mask = (pixels != 255).any(axis=2, keepdims=True)
+    noise = rng.normal(0, 12, pixels.shape).astype(np.int16)
+    return Image.fromarray(np.clip(pixels + noise * mask, 0, 255).astype(np.uint8))
+
+
+def encode(image: Image.Image, fmt: str = "JPEG", **options) -> bytes:
+    buffer = io.BytesIO()
+    if fmt == "JPEG":
+        options.setdefault("quality", 90)
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def blurred(image: Image.Image, radius_fraction: float = 0.008) -> Image.Image:
+    return image.filter(ImageFilter.GaussianBlur(radius_fraction * max(image.size)))
+
+
+def corrupt_jpeg(data: bytes) -> bytes:
+    """A JPEG cut off after its headers: the decoder fails on it."""
+    return data[: len(data) // 8]
