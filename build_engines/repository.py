@@ -45,6 +45,7 @@ class Model:
     outputs: list[Tensor]
     onnx_builder: object = None  # callable(path) -> None for ONNX models; None for the preprocess model
     queue_delay_us: int = 2000
+    ort_threads: str = "2"
     parameters: dict[str, str] = field(default_factory=dict)
 
 
@@ -67,7 +68,8 @@ def onnx_models(backbone_weights: str | None) -> list[Model]:
         Model("backbone", [Tensor("PIXELS", "float32", pixel_shape)], [Tensor("EMBEDDING", "float32", (EMBEDDING_DIM,))],
               onnx_builder=lambda path: export_backbone(path, backbone_weights)),
         Model("quality", [Tensor("QUALITY_FEATURES", "float32", (len(FEATURE_NAMES),))],
-              [Tensor("QUALITY_SCORES", "float32", (len(QUALITY_OUTPUTS),))], onnx_builder=export_quality),
+              [Tensor("QUALITY_SCORES", "float32", (len(QUALITY_OUTPUTS),))], onnx_builder=export_quality,
+              ort_threads="1"),  # a few multiply-adds per image: threads would only add overhead
     ]
 
 
@@ -152,7 +154,7 @@ def generate(profile: str, out: Path, env_path: Path, project_root: Path, backbo
         model.onnx_builder(version_dir / "model.onnx")
         if profile == "cpu":
             shutil.copy(TRITON_PYTHON / "onnx_model.py", version_dir / "model.py")
-            config = model_config(model, 'backend: "python"', kind, {**python_params, "ORT_THREADS": "2"})
+            config = model_config(model, 'backend: "python"', kind, {**python_params, "ORT_THREADS": model.ort_threads})
         else:
             from build_engines.tensorrt_build import build_engine
 

@@ -48,16 +48,18 @@ def build_pipeline(device: str = "cpu", batch_size: int = 64, num_threads: int =
         decoder_device = "mixed" if device == "gpu" else "cpu"
         rgb = fn.decoders.image(encoded, device=decoder_device, output_type=types.RGB)
 
-        small = fn.resize(rgb, resize_longer=BACKBONE_SIDE, antialias=True)
+        # One resize from full resolution (the expensive one); every other output derives from this <=512 px copy.
+        # Downscale only: an upscaled small image would look blurry for the wrong reason.
+        longer_side = fn.reductions.max(fn.cast(orig_size, dtype=types.FLOAT))
+        work = fn.resize(rgb, resize_longer=dmath.min(longer_side, float(BLUR_SIDE)), antialias=True)
+
+        small = fn.resize(work, resize_longer=BACKBONE_SIDE, antialias=True)
         pixels = fn.crop_mirror_normalize(
             small, crop=(BACKBONE_SIDE, BACKBONE_SIDE), crop_pos_x=0.5, crop_pos_y=0.5,
             out_of_bounds_policy="pad", fill_values=[(PAD_WHITE - m) / s for m, s in zip(MEAN, STD)],
             mean=list(MEAN), std=list(STD), dtype=types.FLOAT, output_layout="CHW")
-        thumb = fn.resize(rgb, size=(THUMB_SIDE, THUMB_SIDE), antialias=True)
-        grey = fn.color_space_conversion(rgb, image_type=types.RGB, output_type=types.GRAY)
-        # Downscale only: an upscaled small image would look blurry for the wrong reason.
-        longer_side = fn.reductions.max(fn.cast(orig_size, dtype=types.FLOAT))
-        grey = fn.resize(grey, resize_longer=dmath.min(longer_side, float(BLUR_SIDE)), antialias=True)
+        thumb = fn.resize(work, size=(THUMB_SIDE, THUMB_SIDE), antialias=True)
+        grey = fn.color_space_conversion(work, image_type=types.RGB, output_type=types.GRAY)
         laplacian = fn.laplacian(grey, window_size=3, dtype=types.FLOAT)
         return pixels, orig_size, thumb, laplacian
 

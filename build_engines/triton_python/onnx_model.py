@@ -20,6 +20,8 @@ class TritonPythonModel:
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(params.get("ORT_THREADS", "2"))
         options.inter_op_num_threads = 1
+        # No busy-waiting between ops: on a small CPU the spinning threads steal cores from DALI and the gateway.
+        options.add_session_config_entry("session.intra_op.allow_spinning", params.get("ORT_SPIN", "0"))
         path = os.path.join(args["model_repository"], args["model_version"], "model.onnx")
         self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         self.input_names = [i["name"] for i in config["input"]]

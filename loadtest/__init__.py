@@ -1,0 +1,1 @@
+"""Benchmarks and locust load tests (traffic only to the stack they start on loopback)."""
