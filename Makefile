@@ -49,10 +49,10 @@ test: $(VENV)/.installed $(TRITON)
 test-unit: $(VENV)/.installed
 	$(PY) -m pytest -q tests/unit
 
-bench: $(VENV)/.installed $(TRITON)
+bench: $(VENV)/.installed $(TRITON) $(REPO_DIR)/analyze/config.pbtxt
 	$(PY) -m loadtest.bench
 
-loadtest: $(VENV)/.installed $(TRITON)
+loadtest: $(VENV)/.installed $(TRITON) $(REPO_DIR)/analyze/config.pbtxt
 	$(PY) -m loadtest.run_locust
 
 lint: $(VENV)/.installed
