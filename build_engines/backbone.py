@@ -14,7 +14,6 @@ import torch
 from torch import nn
 
 
-
 class EmbeddingBackbone(nn.Module):
     """Convolutional trunk + global average pooling + L2 normalisation (cosine-ready embeddings)."""
 

@@ -14,9 +14,16 @@ def export_onnx(module: torch.nn.Module, example: torch.Tensor, path: Path, inpu
     module = module.eval()
     path.parent.mkdir(parents=True, exist_ok=True)
     # Legacy exporter: one self-contained file (the dynamo exporter writes external weight files by default).
-    torch.onnx.export(module, (example,), str(path), input_names=[input_name], output_names=[output_name],
-                      dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}},
-                      opset_version=OPSET, dynamo=False)
+    torch.onnx.export(
+        module,
+        (example,),
+        str(path),
+        input_names=[input_name],
+        output_names=[output_name],
+        dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}},
+        opset_version=OPSET,
+        dynamo=False,
+    )
     return path
 
 

@@ -31,8 +31,9 @@ class LogisticInLog10:
 
 def load_params(path: Path = PARAMS_FILE) -> dict[str, LogisticInLog10]:
     raw = json.loads(path.read_text())
-    return {name: LogisticInLog10(**{k: float(v) for k, v in raw[name].items() if k != "note"})
-            for name in QUALITY_OUTPUTS}
+    return {
+        name: LogisticInLog10(**{k: float(v) for k, v in raw[name].items() if k != "note"}) for name in QUALITY_OUTPUTS
+    }
 
 
 class ClassicalQualityHead(nn.Module):

@@ -65,11 +65,19 @@ def onnx_models(backbone_weights: str | None) -> list[Model]:
 
     pixel_shape = OUTPUTS["PIXELS"][1]
     return [
-        Model("backbone", [Tensor("PIXELS", "float32", pixel_shape)], [Tensor("EMBEDDING", "float32", (EMBEDDING_DIM,))],
-              onnx_builder=lambda path: export_backbone(path, backbone_weights)),
-        Model("quality", [Tensor("QUALITY_FEATURES", "float32", (len(FEATURE_NAMES),))],
-              [Tensor("QUALITY_SCORES", "float32", (len(QUALITY_OUTPUTS),))], onnx_builder=export_quality,
-              ort_threads="1"),  # a few multiply-adds per image: threads would only add overhead
+        Model(
+            "backbone",
+            [Tensor("PIXELS", "float32", pixel_shape)],
+            [Tensor("EMBEDDING", "float32", (EMBEDDING_DIM,))],
+            onnx_builder=lambda path: export_backbone(path, backbone_weights),
+        ),
+        Model(
+            "quality",
+            [Tensor("QUALITY_FEATURES", "float32", (len(FEATURE_NAMES),))],
+            [Tensor("QUALITY_SCORES", "float32", (len(QUALITY_OUTPUTS),))],
+            onnx_builder=export_quality,
+            ort_threads="1",
+        ),  # a few multiply-adds per image: threads would only add overhead
     ]
 
 
@@ -107,17 +115,25 @@ def ensemble_config(pre: Model, backbone: Model, quality: Model) -> str:
         step(backbone, {"PIXELS": "PIXELS"}, {"EMBEDDING": "EMBEDDING"}),
         step(quality, {"QUALITY_FEATURES": "QUALITY_FEATURES"}, {"QUALITY_SCORES": "QUALITY_SCORES"}),
     ]
-    return "\n".join([
-        f'name: "{ENSEMBLE}"', 'platform: "ensemble"', f"max_batch_size: {MAX_BATCH}",
-        "input [\n" + ",\n".join(t.pbtxt() for t in pre.inputs) + "\n]",
-        "output [\n" + ",\n".join(t.pbtxt() for t in exposed) + "\n]",
-        "ensemble_scheduling {\n  step [\n" + ",\n".join(steps) + "\n  ]\n}", ""])
+    return "\n".join(
+        [
+            f'name: "{ENSEMBLE}"',
+            'platform: "ensemble"',
+            f"max_batch_size: {MAX_BATCH}",
+            "input [\n" + ",\n".join(t.pbtxt() for t in pre.inputs) + "\n]",
+            "output [\n" + ",\n".join(t.pbtxt() for t in exposed) + "\n]",
+            "ensemble_scheduling {\n  step [\n" + ",\n".join(steps) + "\n  ]\n}",
+            "",
+        ]
+    )
 
 
 def model_config(model: Model, platform_line: str, instance_kind: str, parameters: dict[str, str]) -> str:
     preferred = "preferred_batch_size: [ 8, 16, 32 ] " if model.onnx_builder else ""
     lines = [
-        f'name: "{model.name}"', platform_line, f"max_batch_size: {MAX_BATCH}",
+        f'name: "{model.name}"',
+        platform_line,
+        f"max_batch_size: {MAX_BATCH}",
         "input [\n" + ",\n".join(t.pbtxt() for t in model.inputs) + "\n]",
         "output [\n" + ",\n".join(t.pbtxt() for t in model.outputs) + "\n]",
         f"dynamic_batching {{ {preferred}max_queue_delay_microseconds: {model.queue_delay_us} }}",
@@ -127,7 +143,9 @@ def model_config(model: Model, platform_line: str, instance_kind: str, parameter
     return "\n".join(lines) + "\n"
 
 
-def generate(profile: str, out: Path, env_path: Path, project_root: Path, backbone_weights: str | None = None) -> list[str]:
+def generate(
+    profile: str, out: Path, env_path: Path, project_root: Path, backbone_weights: str | None = None
+) -> list[str]:
     """Write the repository; returns the model names. ONNX files are exported fresh every time."""
     if profile not in ("cpu", "gpu"):
         raise ValueError(f"profile must be cpu or gpu, got {profile!r}")
@@ -173,14 +191,33 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", choices=["cpu", "gpu"], default="cpu")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "model_repository")
-    parser.add_argument("--env-path", type=Path, default=Path(sys.prefix),
-                        help="virtualenv the python-backend models run in (default: this interpreter's)")
-    parser.add_argument("--project-root", type=Path, default=PROJECT_ROOT,
-                        help="where the python-backend models import preprocessing/ from (e.g. /opt/imgsel in a container)")
-    parser.add_argument("--backbone-weights", default=None,
-                        help="local checkpoint for the backbone (default: ImageNet weights from the pip package)")
+    parser.add_argument(
+        "--env-path",
+        type=Path,
+        default=Path(sys.prefix),
+        help="virtualenv the python-backend models run in (default: this interpreter's)",
+    )
+    parser.add_argument(
+        "--project-root",
+        type=Path,
+        default=PROJECT_ROOT,
+        help="where the python-backend models import preprocessing/ from (e.g. /opt/imgsel in a container)",
+    )
+    parser.add_argument(
+        "--backbone-weights",
+        default=None,
+        help="local checkpoint for the backbone (default: ImageNet weights from the pip package)",
+    )
     args = parser.parse_args(argv)
-    names = generate(args.profile, args.out, args.env_path.absolute(), args.project_root.absolute(), args.backbone_weights)
+    from build_engines.tensorrt_build import TensorRTUnavailable
+
+    try:
+        names = generate(
+            args.profile, args.out, args.env_path.absolute(), args.project_root.absolute(), args.backbone_weights
+        )
+    except TensorRTUnavailable as error:
+        print(f"cannot build the {args.profile} profile here: {error}", file=sys.stderr)
+        return 2
     print(f"{args.profile} model repository at {args.out}: {', '.join(names)}")
     return 0
 

@@ -20,17 +20,26 @@ def import_tensorrt():
         raise TensorRTUnavailable(
             "TensorRT is not installed here; build the gpu profile on the target GPU inside the NGC TensorRT or "
             "tritonserver container (`make repo PROFILE=gpu`), or with "
-            "`trtexec --onnx=model.onnx --saveEngine=model.plan --fp16 --minShapes=... --maxShapes=...`") from error
+            "`trtexec --onnx=model.onnx --saveEngine=model.plan --fp16 --minShapes=... --maxShapes=...`"
+        ) from error
     return tensorrt
 
 
-def build_engine(onnx_path: Path, plan_path: Path, input_dims: tuple[int, ...], max_batch: int,
-                 fp16: bool = True, workspace_bytes: int = 2 << 30) -> Path:
+def build_engine(
+    onnx_path: Path,
+    plan_path: Path,
+    input_dims: tuple[int, ...],
+    max_batch: int,
+    fp16: bool = True,
+    workspace_bytes: int = 2 << 30,
+) -> Path:
     trt = import_tensorrt()
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     # TensorRT 10 networks are always explicit-batch; TensorRT 8 needs the flag.
-    flags = 0 if int(trt.__version__.split(".")[0]) >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    flags = (
+        0 if int(trt.__version__.split(".")[0]) >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    )
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(Path(onnx_path).read_bytes()):

@@ -32,8 +32,13 @@ async def lifespan(app: FastAPI):
     analyzer = TritonAnalyzer(settings.triton_grpc_url, settings.triton_timeout_s)
     limits = httpx.Limits(max_connections=settings.fetch_concurrency * 2)
     async with httpx.AsyncClient(timeout=settings.fetch_timeout_s, limits=limits) as http:
-        fetcher = Fetcher(http, settings.fetch_timeout_s, settings.fetch_max_bytes, settings.fetch_concurrency,
-                          settings.fetch_allow_private)
+        fetcher = Fetcher(
+            http,
+            settings.fetch_timeout_s,
+            settings.fetch_max_bytes,
+            settings.fetch_concurrency,
+            settings.fetch_allow_private,
+        )
         app.state.curator = Curator(catalog, fetcher, analyzer)
         app.state.analyzer = analyzer
         yield
@@ -41,8 +46,12 @@ async def lifespan(app: FastAPI):
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    app = FastAPI(title="imgsel", version="0.1.0", lifespan=lifespan,
-                  description="Curates the best product-page image set from several suppliers' images.")
+    app = FastAPI(
+        title="imgsel",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Curates the best product-page image set from several suppliers' images.",
+    )
     app.state.settings = settings or Settings.from_env()
 
     @app.middleware("http")
@@ -59,15 +68,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def triton_unavailable(_request: Request, error: TritonUnavailable):
         TRITON_UNAVAILABLE.inc()
         log.warning("503: %s", error)
-        return JSONResponse(status_code=503, content={"detail": f"inference server unavailable: {error}"},
-                            headers={"Retry-After": str(app.state.settings.retry_after_s)})
+        return JSONResponse(
+            status_code=503,
+            content={"detail": f"inference server unavailable: {error}"},
+            headers={"Retry-After": str(app.state.settings.retry_after_s)},
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, error: RequestValidationError):
         # FastAPI's detail list, plus one sentence naming each offending field.
         problems = [f"{'.'.join(str(p) for p in e['loc'] if p != 'body')}: {e['msg']}" for e in error.errors()]
-        return JSONResponse(status_code=422, content={"message": "; ".join(problems),
-                                                      "detail": jsonable_errors(error)})
+        return JSONResponse(status_code=422, content={"message": "; ".join(problems), "detail": jsonable_errors(error)})
 
     @app.post("/v1/select", response_model=SelectResponse)
     async def select_images(body: SelectRequest, request: Request) -> SelectResponse:
@@ -88,13 +99,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             states = await request.app.state.analyzer.model_states()
         except TritonUnavailable as error:
-            return JSONResponse(status_code=503, content={"ready": False, "detail": str(error)},
-                                headers={"Retry-After": str(app.state.settings.retry_after_s)})
+            return JSONResponse(
+                status_code=503,
+                content={"ready": False, "detail": str(error)},
+                headers={"Retry-After": str(app.state.settings.retry_after_s)},
+            )
         missing = [m for m in REQUIRED_MODELS if m not in states]
         not_ready = {name: state for name, state in states.items() if state != "READY"}
         ready = not missing and not not_ready
-        return JSONResponse(status_code=200 if ready else 503,
-                            content={"ready": ready, "models": states, "missing": missing})
+        return JSONResponse(
+            status_code=200 if ready else 503, content={"ready": ready, "models": states, "missing": missing}
+        )
 
     @app.get("/metrics")
     async def metrics():
@@ -110,8 +125,9 @@ class TooManyImages(RequestValidationError):
 def check_image_count(count: int, request: Request) -> None:
     limit = request.app.state.settings.max_images_per_request
     if count > limit:
-        raise TooManyImages([{"loc": ("body", "images"), "msg": f"at most {limit} images per request, got {count}",
-                              "type": "too_long"}])
+        raise TooManyImages(
+            [{"loc": ("body", "images"), "msg": f"at most {limit} images per request, got {count}", "type": "too_long"}]
+        )
 
 
 def jsonable_errors(error: RequestValidationError) -> list[dict]:

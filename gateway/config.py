@@ -9,6 +9,15 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+def parse_bool(raw: str) -> bool:
+    word = raw.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {raw!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -17,7 +26,7 @@ class Settings:
     triton_http_port: int = 8000
     triton_grpc_port: int = 8001
     triton_metrics_port: int = 8002
-    triton_timeout_s: float = 30.0          # one analyze call; past it the request gets 503
+    triton_timeout_s: float = 30.0  # one analyze call; past it the request gets 503
     triton_home: str = str(PROJECT_ROOT / ".cache" / "tritonserver")  # unpacked nvidia-pytriton wheel
     model_repository: str = str(PROJECT_ROOT / "model_repository")
     startup_timeout_s: float = 180.0
@@ -25,12 +34,12 @@ class Settings:
     fetch_timeout_s: float = 10.0
     fetch_max_bytes: int = 20 * 1024 * 1024  # per image, URL or base64
     fetch_concurrency: int = 16
-    fetch_allow_private: bool = False       # refuse URLs resolving to private/loopback addresses (SSRF guard)
+    fetch_allow_private: bool = False  # refuse URLs resolving to private/loopback addresses (SSRF guard)
     max_images_per_request: int = 200
-    categories_file: str = ""               # empty: gateway/categories.toml
+    categories_file: str = ""  # empty: gateway/categories.toml
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         environ = os.environ if environ is None else environ
         values = {}
         for f in fields(cls):
@@ -39,7 +48,7 @@ class Settings:
                 continue
             kind = type(f.default)
             try:
-                values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on") if kind is bool else kind(raw)
+                values[f.name] = parse_bool(raw) if kind is bool else kind(raw)
             except ValueError as error:
                 raise ValueError(f"IMGSEL_{f.name.upper()}={raw!r}: expected {kind.__name__}") from error
         return cls(**values)

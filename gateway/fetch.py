@@ -12,6 +12,7 @@ import asyncio
 import base64
 import binascii
 import ipaddress
+import re
 import socket
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
@@ -70,10 +71,15 @@ def check_format(data: bytes) -> Fetched:
     return Fetched(data)
 
 
+DATA_URI_PREFIX = re.compile(r"^data:[\w/+.-]*(;[\w=.-]+)*;base64,", re.IGNORECASE)
+
+
 def decode_base64(text: str, max_bytes: int) -> Fetched:
     # Cheap bound before decoding: 4 base64 characters carry 3 bytes.
     if len(text) * 3 // 4 > max_bytes + 3:
         return Fetched(None, "too_large", f"over {max_bytes} bytes")
+    # Accept what encoders commonly produce: a data: URI prefix, MIME line breaks.
+    text = "".join(DATA_URI_PREFIX.sub("", text.lstrip(), count=1).split())
     try:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
@@ -98,8 +104,9 @@ async def host_is_allowed(host: str, port: int) -> bool:
 
 
 class Fetcher:
-    def __init__(self, client: httpx.AsyncClient, timeout_s: float, max_bytes: int, concurrency: int,
-                 allow_private: bool):
+    def __init__(
+        self, client: httpx.AsyncClient, timeout_s: float, max_bytes: int, concurrency: int, allow_private: bool
+    ):
         self.client = client
         self.timeout_s = timeout_s
         self.max_bytes = max_bytes
@@ -110,10 +117,12 @@ class Fetcher:
         async with self._slots:
             try:
                 return await asyncio.wait_for(self._follow(url), self.timeout_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return Fetched(None, "fetch_failed", f"no complete answer within {self.timeout_s:g} s")
-            except httpx.HTTPError as error:
+            except (httpx.HTTPError, httpx.InvalidURL) as error:
                 return Fetched(None, "fetch_failed", f"{type(error).__name__}: {error}")
+            except ValueError as error:  # a malformed URL, port or header, from the request or a redirect
+                return Fetched(None, "fetch_failed", f"malformed URL or response: {error}")
 
     async def _follow(self, url: str) -> Fetched:
         for _ in range(MAX_REDIRECTS + 1):
@@ -142,6 +151,7 @@ class Fetcher:
 
     async def fetch_all(self, images) -> list[Fetched]:
         """`images`: objects with `url` or `data`. Results in input order."""
+
         async def one(image) -> Fetched:
             if image.data is not None:
                 return decode_base64(image.data, self.max_bytes)

@@ -51,8 +51,11 @@ def prepare_backend_dir(triton_home: Path) -> Path:
         raise LaunchError(f"no Triton python stub for Python {PYTHON_VERSION} under {wheel_root}; run `make triton`")
     backend = triton_home / "backends" / "python"
     backend.mkdir(parents=True, exist_ok=True)
-    for source in (wheel_root / "backends" / "python" / "libtriton_python.so",
-                   wheel_root / "backends" / "python" / "triton_python_backend_utils.py", stub):
+    for source in (
+        wheel_root / "backends" / "python" / "libtriton_python.so",
+        wheel_root / "backends" / "python" / "triton_python_backend_utils.py",
+        stub,
+    ):
         target = backend / source.name
         if not target.exists() or target.stat().st_size != source.stat().st_size:
             shutil.copy2(source, target)
@@ -68,12 +71,18 @@ def triton_command(settings: Settings) -> tuple[list[str], dict[str, str]]:
     if not (repository / "analyze" / "config.pbtxt").is_file():
         raise LaunchError(f"no model repository at {repository}; run `make repo PROFILE=cpu`")
     command = [
-        str(binary), f"--model-repository={repository}", f"--backend-directory={prepare_backend_dir(home)}",
+        str(binary),
+        f"--model-repository={repository}",
+        f"--backend-directory={prepare_backend_dir(home)}",
         f"--cache-directory={home / 'pytriton' / 'tritonserver' / 'caches'}",
-        "--http-address=127.0.0.1", f"--http-port={settings.triton_http_port}",
-        "--grpc-address=127.0.0.1", f"--grpc-port={settings.triton_grpc_port}",
-        f"--metrics-port={settings.triton_metrics_port}", "--allow-gpu-metrics=false",
-        "--exit-on-error=true", "--strict-readiness=true",
+        "--http-address=127.0.0.1",
+        f"--http-port={settings.triton_http_port}",
+        "--grpc-address=127.0.0.1",
+        f"--grpc-port={settings.triton_grpc_port}",
+        f"--metrics-port={settings.triton_metrics_port}",
+        "--allow-gpu-metrics=false",
+        "--exit-on-error=true",
+        "--strict-readiness=true",
         "--log-verbose=0",
     ]
     env = dict(os.environ)
@@ -97,12 +106,22 @@ class Child:
     def __init__(self, name: str, command: list[str], env: dict[str, str]):
         self.name = name
         self.tail: deque[str] = deque(maxlen=40)
-        self.process = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True, bufsize=1, start_new_session=True)
+        self.process = subprocess.Popen(
+            command,
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            start_new_session=True,
+        )
         Thread(target=self._pump, daemon=True).start()
 
     def _pump(self) -> None:
         for line in self.process.stdout:
+            if not line.strip():
+                continue
             self.tail.append(line.rstrip())
             print(f"[{self.name}] {line}", end="", flush=True)
 
@@ -128,8 +147,9 @@ def wait_until(predicate, child: Child, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if not child.alive():
-            raise LaunchError(f"{child.name} exited (code {child.process.returncode}) before {what}:\n"
-                              f"{child.failure_summary()}")
+            raise LaunchError(
+                f"{child.name} exited (code {child.process.returncode}) before {what}:\n{child.failure_summary()}"
+            )
         if time.monotonic() > deadline:
             raise LaunchError(f"{child.name} not {what} after {timeout:.0f} s:\n{child.failure_summary()}")
         time.sleep(0.2)
@@ -138,9 +158,11 @@ def wait_until(predicate, child: Child, timeout: float, what: str) -> None:
 def check_ports(settings: Settings, include_gateway: bool = True) -> None:
     """Fail early and clearly: a port held by another server would otherwise answer our readiness probes."""
     wanted = {"gateway (IMGSEL_PORT)": (settings.host, settings.port)} if include_gateway else {}
-    wanted |= {"Triton HTTP (IMGSEL_TRITON_HTTP_PORT)": ("127.0.0.1", settings.triton_http_port),
-               "Triton gRPC (IMGSEL_TRITON_GRPC_PORT)": ("127.0.0.1", settings.triton_grpc_port),
-               "Triton metrics (IMGSEL_TRITON_METRICS_PORT)": ("0.0.0.0", settings.triton_metrics_port)}
+    wanted |= {
+        "Triton HTTP (IMGSEL_TRITON_HTTP_PORT)": ("127.0.0.1", settings.triton_http_port),
+        "Triton gRPC (IMGSEL_TRITON_GRPC_PORT)": ("127.0.0.1", settings.triton_grpc_port),
+        "Triton metrics (IMGSEL_TRITON_METRICS_PORT)": ("0.0.0.0", settings.triton_metrics_port),
+    }
     taken = [f"{name} port {port} on {host}" for name, (host, port) in wanted.items() if port_in_use(host, port)]
     if taken:
         raise LaunchError("port already in use: " + "; ".join(taken) + " (set the variable to another port)")
@@ -162,8 +184,19 @@ def start_triton(settings: Settings) -> Child:
 def start_gateway(settings: Settings, extra_env: dict[str, str] | None = None) -> Child:
     env = {**os.environ, **(extra_env or {})}
     env["IMGSEL_TRITON_GRPC_URL"] = f"127.0.0.1:{settings.triton_grpc_port}"
-    command = [sys.executable, "-m", "uvicorn", "gateway.app:app", "--host", settings.host,
-               "--port", str(settings.port), "--no-access-log", "--timeout-graceful-shutdown", "10"]
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "gateway.app:app",
+        "--host",
+        settings.host,
+        "--port",
+        str(settings.port),
+        "--no-access-log",
+        "--timeout-graceful-shutdown",
+        "10",
+    ]
     gateway = Child("gateway", command, env)
     wait_until(lambda: http_ok(f"http://{settings.host}:{settings.port}/healthz"), gateway, 60, "serving")
     return gateway
@@ -192,15 +225,19 @@ def run(settings: Settings) -> int:
     signal.signal(signal.SIGINT, on_signal)
     started = time.monotonic()
     with running_stack(settings) as children:
-        print(f"imgsel ready in {time.monotonic() - started:.1f} s: http://{settings.host}:{settings.port} "
-              f"(docs at /docs; Ctrl-C stops)", flush=True)
+        print(
+            f"imgsel ready in {time.monotonic() - started:.1f} s: http://{settings.host}:{settings.port} "
+            f"(docs at /docs; Ctrl-C stops)",
+            flush=True,
+        )
         while stopping["signal"] is None and all(child.alive() for child in children):
             time.sleep(0.2)
     if stopping["signal"] is not None:
         return 0
     dead = next(child for child in children if not child.alive())
-    print(f"{dead.name} exited unexpectedly (code {dead.process.returncode}):\n{dead.failure_summary()}",
-          file=sys.stderr)
+    print(
+        f"{dead.name} exited unexpectedly (code {dead.process.returncode}):\n{dead.failure_summary()}", file=sys.stderr
+    )
     return 1
 
 

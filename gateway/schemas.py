@@ -17,10 +17,11 @@ class ImageIn(BaseModel):
     data: str | None = Field(default=None, description="base64 of the encoded file")
     supplier: str | None = Field(default=None, max_length=256)
     supplier_priority: int | None = Field(
-        default=None, description="lower is preferred when duplicates tie on resolution and quality")
+        default=None, description="lower is preferred when duplicates tie on resolution and quality"
+    )
 
     @model_validator(mode="after")
-    def exactly_one_source(self) -> "ImageIn":
+    def exactly_one_source(self) -> ImageIn:
         if (self.url is None) == (self.data is None):
             raise ValueError("give exactly one of `url` or `data`")
         if self.url is not None and not self.url.lower().startswith(("http://", "https://")):
@@ -46,8 +47,9 @@ class ImagesRequest(BaseModel):
 
 class SelectRequest(ImagesRequest):
     product_id: str = Field(min_length=1, max_length=256)
-    category: str | None = Field(default=None, max_length=64,
-                                 description="category key; predicted (or `default`) when absent or unknown")
+    category: str | None = Field(
+        default=None, max_length=64, description="category key; predicted (or `default`) when absent or unknown"
+    )
     max_images: int | None = Field(default=None, ge=1, le=100)
 
 
@@ -69,7 +71,8 @@ class SelectResponse(BaseModel):
     product_id: str
     category: str
     category_source: Literal["request", "predicted", "default"] = Field(
-        description="where `category` came from: the request, the top-level category head, or the fallback")
+        description="where `category` came from: the request, the top-level category head, or the fallback"
+    )
     selected: list[str]
     images: list[ImageVerdictOut]
 

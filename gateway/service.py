@@ -31,8 +31,14 @@ def to_analysis(index: int, image: ImageIn, raw: RawAnalysis | None, reason: str
         return Analyzed(ImageAnalysis(ok=False, error_reason=reason, **common), None)
     if raw is None or not raw.valid:
         return Analyzed(ImageAnalysis(ok=False, error_reason="undecodable", **common), None)
-    analysis = ImageAnalysis(ok=True, width=raw.width, height=raw.height, scores=dict(raw.quality),
-                             hashes=compute_hashes(raw.thumb), **common)
+    analysis = ImageAnalysis(
+        ok=True,
+        width=raw.width,
+        height=raw.height,
+        scores=dict(raw.quality),
+        hashes=compute_hashes(raw.thumb),
+        **common,
+    )
     return Analyzed(analysis, raw.embedding)
 
 
@@ -49,7 +55,8 @@ class Curator:
         raw_by_index = dict(zip(usable, raws))
         # Hashing is CPU work (~1 ms an image): off the event loop so other requests keep flowing.
         return await asyncio.to_thread(
-            lambda: [to_analysis(i, image, raw_by_index.get(i), fetched[i].reason) for i, image in enumerate(images)])
+            lambda: [to_analysis(i, image, raw_by_index.get(i), fetched[i].reason) for i, image in enumerate(images)]
+        )
 
     async def assign_types(self, analyzed: list[Analyzed], category: Category) -> None:
         """Route embeddings to the category's type head; without a served head every type stays `unknown`."""
@@ -71,13 +78,29 @@ class Curator:
         selected, verdicts = select([a.analysis for a in analyzed], category, request.max_images)
         for verdict in verdicts:
             IMAGE_OUTCOMES.labels(status=verdict.status).inc()
-        images = [ImageVerdictOut(
-            id=v.id, supplier=v.supplier, status=v.status, position=v.position, type=v.type,
-            type_confidence=v.type_confidence, reasons=v.reasons, duplicate_of=v.duplicate_of,
-            width=v.width or None, height=v.height or None,
-            scores={name: round(score, 4) for name, score in v.scores.items()}) for v in verdicts]
-        return SelectResponse(product_id=request.product_id, category=category.name, category_source=source,
-                              selected=selected, images=images)
+        images = [
+            ImageVerdictOut(
+                id=v.id,
+                supplier=v.supplier,
+                status=v.status,
+                position=v.position,
+                type=v.type,
+                type_confidence=v.type_confidence,
+                reasons=v.reasons,
+                duplicate_of=v.duplicate_of,
+                width=v.width or None,
+                height=v.height or None,
+                scores={name: round(score, 4) for name, score in v.scores.items()},
+            )
+            for v in verdicts
+        ]
+        return SelectResponse(
+            product_id=request.product_id,
+            category=category.name,
+            category_source=source,
+            selected=selected,
+            images=images,
+        )
 
     async def dedup(self, images: list[ImageIn]) -> list[list[str]]:
         analyzed = await self.analyze(images)

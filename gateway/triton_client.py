@@ -2,8 +2,8 @@
 
 One `analyze` call carries many images: files are zero-padded to the longest file of the call (IMAGE_BYTES is a
 ragged uint8 input) with their true lengths in IMAGE_LENGTH. Calls are planned so padding stays small. A server
-that is down or too slow raises TritonUnavailable (the API answers 503 with Retry-After); a call that the server
-rejects because of one bad image is retried image by image so only that image fails.
+that is down, too slow or failing raises TritonUnavailable (the API answers 503 with Retry-After); a call that the
+server rejects because of one undecodable image is retried image by image so only that image fails.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ class RawAnalysis:
     valid: bool
     height: int
     width: int
-    thumb: np.ndarray          # uint8 [128, 128, 3]
-    embedding: np.ndarray      # float32 [EMBEDDING_DIM], L2-normalised
+    thumb: np.ndarray  # uint8 [128, 128, 3]
+    embedding: np.ndarray  # float32 [EMBEDDING_DIM], L2-normalised
     quality: dict[str, float]  # QUALITY_OUTPUTS -> score in [0, 1]
 
 
@@ -47,8 +47,10 @@ def plan_calls(lengths: list[int], max_batch: int = MAX_BATCH) -> list[list[int]
     total = 0
     for index in sorted(range(len(lengths)), key=lambda i: lengths[i]):
         longest = lengths[index]  # sorted ascending: the newcomer is the longest of the call
-        fits = (len(current) < max_batch and
-                (len(current) + 1) * longest <= MAX_PADDING_FACTOR * (total + longest) + PADDING_SLACK_BYTES)
+        fits = (
+            len(current) < max_batch
+            and (len(current) + 1) * longest <= MAX_PADDING_FACTOR * (total + longest) + PADDING_SLACK_BYTES
+        )
         if current and not fits:
             calls.append(current)
             current, total = [], 0
@@ -57,6 +59,12 @@ def plan_calls(lengths: list[int], max_batch: int = MAX_BATCH) -> list[list[int]
     if current:
         calls.append(current)
     return calls
+
+
+def is_decode_error(error: InferenceServerException) -> bool:
+    """A DALI decoder failure (the whole batch fails in DALI; the image is to blame, not the server)."""
+    message = str(error.message() or "").lower()
+    return "decoders.image" in message or "decode" in message
 
 
 def is_unavailable(error: InferenceServerException) -> bool:
@@ -77,10 +85,15 @@ class TritonAnalyzer:
     async def _infer(self, model: str, inputs, outputs: list[str]):
         try:
             return await asyncio.wait_for(
-                self.client.infer(model, inputs, outputs=[grpcclient.InferRequestedOutput(o) for o in outputs],
-                                  client_timeout=self.timeout_s),
-                self.timeout_s + 1.0)
-        except asyncio.TimeoutError as error:
+                self.client.infer(
+                    model,
+                    inputs,
+                    outputs=[grpcclient.InferRequestedOutput(o) for o in outputs],
+                    client_timeout=self.timeout_s,
+                ),
+                self.timeout_s + 1.0,
+            )
+        except TimeoutError as error:
             raise TritonUnavailable(f"Triton did not answer {model} within {self.timeout_s:g} s") from error
         except InferenceServerException as error:
             if is_unavailable(error):
@@ -93,23 +106,37 @@ class TritonAnalyzer:
         for row, data in enumerate(files):
             padded[row, : len(data)] = np.frombuffer(data, dtype=np.uint8)
         lengths = np.array([[len(f)] for f in files], dtype=np.int32)
-        inputs = [grpcclient.InferInput("IMAGE_BYTES", list(padded.shape), "UINT8"),
-                  grpcclient.InferInput("IMAGE_LENGTH", list(lengths.shape), "INT32")]
+        inputs = [
+            grpcclient.InferInput("IMAGE_BYTES", list(padded.shape), "UINT8"),
+            grpcclient.InferInput("IMAGE_LENGTH", list(lengths.shape), "INT32"),
+        ]
         inputs[0].set_data_from_numpy(padded)
         inputs[1].set_data_from_numpy(lengths)
         names = ["VALID", "ORIG_SIZE", "THUMB", "EMBEDDING", "QUALITY_SCORES"]
         result = await self._infer(ENSEMBLE, inputs, names)
         valid, size, thumb, embedding, quality = (result.as_numpy(n) for n in names)
-        return [RawAnalysis(bool(valid[i, 0]), int(size[i, 0]), int(size[i, 1]), thumb[i], embedding[i],
-                            dict(zip(QUALITY_OUTPUTS, map(float, quality[i])))) for i in range(len(files))]
+        return [
+            RawAnalysis(
+                bool(valid[i, 0]),
+                int(size[i, 0]),
+                int(size[i, 1]),
+                thumb[i],
+                embedding[i],
+                dict(zip(QUALITY_OUTPUTS, map(float, quality[i]))),
+            )
+            for i in range(len(files))
+        ]
 
     async def _analyze_isolating(self, files: list[bytes]) -> list[RawAnalysis | None]:
         try:
             return await self._analyze_call(files)
-        except InferenceServerException:
+        except InferenceServerException as error:
+            # The cpu profile flags bad images in VALID and never fails a call for them; a decoder error here comes
+            # from a profile without per-image flags. Anything else is the server's fault, not the images'.
+            if not is_decode_error(error):
+                raise TritonUnavailable(f"Triton failed the analyze call: {error.message()}") from error
             if len(files) == 1:
                 return [None]
-        # The server rejected the call (e.g. a decoder error in a profile without per-image flags): one by one.
         parts = await asyncio.gather(*(self._analyze_isolating([f]) for f in files))
         return [part[0] for part in parts]
 
@@ -129,7 +156,7 @@ class TritonAnalyzer:
         """Type probabilities [n, n_types] from the category's head."""
         probabilities = []
         for start in range(0, len(embeddings), MAX_BATCH):
-            chunk = np.ascontiguousarray(embeddings[start:start + MAX_BATCH], dtype=np.float32)
+            chunk = np.ascontiguousarray(embeddings[start : start + MAX_BATCH], dtype=np.float32)
             tensor = grpcclient.InferInput(TYPE_HEAD_INPUT, list(chunk.shape), "FP32")
             tensor.set_data_from_numpy(chunk)
             result = await self._infer(head, [tensor], [TYPE_HEAD_OUTPUT])
@@ -140,7 +167,7 @@ class TritonAnalyzer:
         """Every model in the repository with its state (READY, UNAVAILABLE, ...)."""
         try:
             index = await asyncio.wait_for(self.client.get_model_repository_index(as_json=True), 5.0)
-        except (asyncio.TimeoutError, InferenceServerException) as error:
+        except (TimeoutError, InferenceServerException) as error:
             raise TritonUnavailable(f"Triton unavailable at {self.url}") from error
         return {m["name"]: m.get("state", "UNKNOWN") for m in index.get("models", [])}
 

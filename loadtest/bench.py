@@ -49,7 +49,7 @@ def dali_floor(files: list[bytes], seconds: float, batch: int = 64, threads: int
     pipe = decode_resize()
     pipe.build()
     arrays = [np.frombuffer(f, dtype=np.uint8) for f in files]
-    batches = [arrays[i:i + batch] for i in range(0, len(arrays) - batch + 1, batch)] or [arrays[:batch]]
+    batches = [arrays[i : i + batch] for i in range(0, len(arrays) - batch + 1, batch)] or [arrays[:batch]]
     done, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
         for chunk in batches:
@@ -71,8 +71,9 @@ def drive(url: str, bodies: list[bytes], concurrency: int, seconds: float) -> di
             i = worker
             while time.perf_counter() < deadline:
                 started = time.perf_counter()
-                response = http.post("/v1/select", content=bodies[i % len(bodies)],
-                                     headers={"content-type": "application/json"})
+                response = http.post(
+                    "/v1/select", content=bodies[i % len(bodies)], headers={"content-type": "application/json"}
+                )
                 elapsed = time.perf_counter() - started
                 with lock:
                     if response.status_code == 200:
@@ -90,16 +91,22 @@ def drive(url: str, bodies: list[bytes], concurrency: int, seconds: float) -> di
     wall = time.perf_counter() - started
     latencies.sort()
     return {
-        "concurrency": concurrency, "products": len(latencies), "failures": failures[0], "seconds": round(wall, 1),
+        "concurrency": concurrency,
+        "products": len(latencies),
+        "failures": failures[0],
+        "seconds": round(wall, 1),
         "products_per_s": round(len(latencies) / wall, 2),
         "images_per_s": round(len(latencies) * IMAGES_PER_PRODUCT / wall, 1),
         "p50_ms": round(1000 * statistics.median(latencies), 1) if latencies else None,
-        "p99_ms": round(1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 1) if latencies else None,
+        "p99_ms": round(1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 1)
+        if latencies
+        else None,
     }
 
 
 def stack_rss_mb(children) -> dict[str, float]:
     """Resident memory of each stack process (tritonserver, its python stubs, the gateway), from /proc."""
+
     def rss_kb(pid: int) -> int:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -137,10 +144,18 @@ def main(argv: list[str] | None = None) -> int:
         generate("cpu", args.repository, Path(sys.prefix), PROJECT_ROOT)
     files, data_note = benchmark_images(64)
     bodies = select_payloads(files, 32)
-    settings = Settings(port=free_port(), triton_http_port=free_port(), triton_grpc_port=free_port(),
-                        triton_metrics_port=free_port(), model_repository=str(args.repository))
-    report = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
-              "data": data_note, "runs": []}
+    settings = Settings(
+        port=free_port(),
+        triton_http_port=free_port(),
+        triton_grpc_port=free_port(),
+        triton_metrics_port=free_port(),
+        model_repository=str(args.repository),
+    )
+    report = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
+        "data": data_note,
+        "runs": [],
+    }
     with running_stack(settings) as children:
         url = f"http://{settings.host}:{settings.port}"
         drive(url, bodies, 2, 5.0)  # warm-up: first runs build DALI/onnxruntime state
@@ -161,14 +176,24 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def markdown(report: dict) -> str:
-    lines = [f"Machine: {report['machine']}. Data: {report['data']}.", "",
-             "| concurrency | products/s | images/s | p50 ms | p99 ms | products | failures |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
-    lines += [f"| {r['concurrency']} | {r['products_per_s']} | {r['images_per_s']} | {r['p50_ms']} | {r['p99_ms']} "
-              f"| {r['products']} | {r['failures']} |" for r in report["runs"]]
-    lines += ["", f"DALI decode+resize floor (CPU, 2 threads, batches of 64): {report['dali_floor_images_per_s']} images/s; "
-              f"best service throughput / floor = {report['service_to_floor_ratio']}.", "",
-              "Idle resident memory (MB): " + ", ".join(f"{k} {v}" for k, v in report["idle_rss_mb"].items())]
+    lines = [
+        f"Machine: {report['machine']}. Data: {report['data']}.",
+        "",
+        "| concurrency | products/s | images/s | p50 ms | p99 ms | products | failures |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    lines += [
+        f"| {r['concurrency']} | {r['products_per_s']} | {r['images_per_s']} | {r['p50_ms']} | {r['p99_ms']} "
+        f"| {r['products']} | {r['failures']} |"
+        for r in report["runs"]
+    ]
+    lines += [
+        "",
+        f"DALI decode+resize floor (CPU, 2 threads, batches of 64): {report['dali_floor_images_per_s']} images/s; "
+        f"best service throughput / floor = {report['service_to_floor_ratio']}.",
+        "",
+        "Idle resident memory (MB): " + ", ".join(f"{k} {v}" for k, v in report["idle_rss_mb"].items()),
+    ]
     return "\n".join(lines)
 
 

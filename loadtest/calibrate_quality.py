@@ -52,11 +52,17 @@ def main(argv: list[str] | None = None) -> int:
     params = load_params()
     runner = PreprocessRunner(max_batch=64)
     print(f"{len(paths)} photos from {CATALOG}")
-    print("| set | log10 Laplacian variance p0/p5/p50/p95 | box area p0/p5/p50/p95 | rejected blurry | rejected small |")
+    print(
+        "| set | log10 Laplacian variance p0/p5/p50/p95 | box area p0/p5/p50/p95 | rejected blurry | rejected small |"
+    )
     print("| --- | --- | --- | --- | --- |")
     for name, images in variants.items():
-        features = np.concatenate([runner.run([encode(im) for im in images[i:i + 64]])["QUALITY_FEATURES"]
-                                   for i in range(0, len(images), 64)])
+        features = np.concatenate(
+            [
+                runner.run([encode(im) for im in images[i : i + 64]])["QUALITY_FEATURES"]
+                for i in range(0, len(images), 64)
+            ]
+        )
         lap, area = np.log10(features[:, 0] + 1), features[:, 1]
         blurry = np.mean(features[:, 0] < params["blur"].threshold)
         small = np.mean(features[:, 1] < params["small_object"].threshold)

@@ -25,8 +25,13 @@ class CatalogIngest(HttpUser):
 
     @task(9)
     def select(self):
-        with self.client.post("/v1/select", data=random.choice(SELECT_BODIES), headers=HEADERS,
-                              name="/v1/select (8 images)", catch_response=True) as response:
+        with self.client.post(
+            "/v1/select",
+            data=random.choice(SELECT_BODIES),
+            headers=HEADERS,
+            name="/v1/select (8 images)",
+            catch_response=True,
+        ) as response:
             if response.status_code == 200 and len(response.json()["images"]) != 8:
                 response.failure("response lacks a verdict per image")
 

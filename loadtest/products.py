@@ -36,7 +36,9 @@ def benchmark_images(count: int) -> tuple[list[bytes], str]:
     sys.path.insert(0, str(PROJECT_ROOT))
     from tests.images import encode, product_photo
 
-    files = [encode(product_photo(SIDE, ((37 * i) % 256, (91 * i) % 256, (53 * i) % 256), seed=i)) for i in range(count)]
+    files = [
+        encode(product_photo(SIDE, ((37 * i) % 256, (91 * i) % 256, (53 * i) % 256), seed=i)) for i in range(count)
+    ]
     return files, "synthetic product photos (tests/images.py), 800x800 q90 (../shared/data absent)"
 
 
@@ -44,8 +46,13 @@ def select_payloads(files: list[bytes], products: int) -> list[bytes]:
     """JSON bodies for /v1/select, encoded once so the client spends no CPU on them during the run."""
     bodies = []
     for p in range(products):
-        images = [{"id": f"p{p}-{k}", "supplier": "ABC"[k % 3],
-                   "data": base64.b64encode(files[(p * IMAGES_PER_PRODUCT + k) % len(files)]).decode()}
-                  for k in range(IMAGES_PER_PRODUCT)]
+        images = [
+            {
+                "id": f"p{p}-{k}",
+                "supplier": "ABC"[k % 3],
+                "data": base64.b64encode(files[(p * IMAGES_PER_PRODUCT + k) % len(files)]).decode(),
+            }
+            for k in range(IMAGES_PER_PRODUCT)
+        ]
         bodies.append(json.dumps({"product_id": f"bench-{p}", "category": "apparel", "images": images}).encode())
     return bodies

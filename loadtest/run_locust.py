@@ -1,6 +1,6 @@
 """`make loadtest`: start the stack on free loopback ports, run locust headless for a bounded time, stop.
 
-    python -m loadtest.run_locust [--users 8] [--spawn-rate 2] [--run-time 60s]
+python -m loadtest.run_locust [--users 8] [--spawn-rate 2] [--run-time 60s]
 """
 
 from __future__ import annotations
@@ -22,15 +22,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spawn-rate", type=float, default=2)
     parser.add_argument("--run-time", default="60s")
     args = parser.parse_args(argv)
-    settings = Settings(port=free_port(), triton_http_port=free_port(), triton_grpc_port=free_port(),
-                        triton_metrics_port=free_port(), model_repository=str(PROJECT_ROOT / "model_repository"))
+    settings = Settings(
+        port=free_port(),
+        triton_http_port=free_port(),
+        triton_grpc_port=free_port(),
+        triton_metrics_port=free_port(),
+        model_repository=str(PROJECT_ROOT / "model_repository"),
+    )
     results = PROJECT_ROOT / "loadtest" / "results"
     results.mkdir(exist_ok=True)
     with running_stack(settings):
-        command = [sys.executable, "-m", "locust", "-f", str(PROJECT_ROOT / "loadtest" / "locustfile.py"),
-                   "--headless", "--host", f"http://{settings.host}:{settings.port}", "-u", str(args.users),
-                   "-r", str(args.spawn_rate), "--run-time", args.run_time, "--stop-timeout", "10",
-                   "--csv", str(results / f"locust-{time.strftime('%Y%m%d-%H%M%S')}"), "--only-summary"]
+        command = [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(PROJECT_ROOT / "loadtest" / "locustfile.py"),
+            "--headless",
+            "--host",
+            f"http://{settings.host}:{settings.port}",
+            "-u",
+            str(args.users),
+            "-r",
+            str(args.spawn_rate),
+            "--run-time",
+            args.run_time,
+            "--stop-timeout",
+            "10",
+            "--csv",
+            str(results / f"locust-{time.strftime('%Y%m%d-%H%M%S')}"),
+            "--only-summary",
+        ]
         return subprocess.run(command, cwd=PROJECT_ROOT).returncode
 
 

@@ -38,8 +38,9 @@ def build_pipeline(device: str = "cpu", batch_size: int = 64, num_threads: int =
         device_id = 0
 
     # prefetch_queue_depth=1: request/response use (feed one batch, run once); deeper queues wait for a next batch.
-    @pipeline_def(batch_size=batch_size, num_threads=num_threads, device_id=device_id,
-                  prefetch_queue_depth=1, exec_dynamic=True)
+    @pipeline_def(
+        batch_size=batch_size, num_threads=num_threads, device_id=device_id, prefetch_queue_depth=1, exec_dynamic=True
+    )
     def preprocess():
         padded = fn.external_source(name="IMAGE_BYTES", dtype=types.UINT8, ndim=1)
         length = fn.external_source(name="IMAGE_LENGTH", dtype=types.INT32, ndim=1)
@@ -55,9 +56,17 @@ def build_pipeline(device: str = "cpu", batch_size: int = 64, num_threads: int =
 
         small = fn.resize(work, resize_longer=BACKBONE_SIDE, antialias=True)
         pixels = fn.crop_mirror_normalize(
-            small, crop=(BACKBONE_SIDE, BACKBONE_SIDE), crop_pos_x=0.5, crop_pos_y=0.5,
-            out_of_bounds_policy="pad", fill_values=[(PAD_WHITE - m) / s for m, s in zip(MEAN, STD)],
-            mean=list(MEAN), std=list(STD), dtype=types.FLOAT, output_layout="CHW")
+            small,
+            crop=(BACKBONE_SIDE, BACKBONE_SIDE),
+            crop_pos_x=0.5,
+            crop_pos_y=0.5,
+            out_of_bounds_policy="pad",
+            fill_values=[(PAD_WHITE - m) / s for m, s in zip(MEAN, STD)],
+            mean=list(MEAN),
+            std=list(STD),
+            dtype=types.FLOAT,
+            output_layout="CHW",
+        )
         thumb = fn.resize(work, size=(THUMB_SIDE, THUMB_SIDE), antialias=True)
         grey = fn.color_space_conversion(work, image_type=types.RGB, output_type=types.GRAY)
         laplacian = fn.laplacian(grey, window_size=3, dtype=types.FLOAT)

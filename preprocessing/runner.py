@@ -31,7 +31,7 @@ def object_bbox(thumb: np.ndarray) -> tuple[int, int, int, int]:
     """Bounding box (top, bottom, left, right; exclusive ends) of what differs from the border colour."""
     border = np.concatenate([thumb[0], thumb[-1], thumb[:, 0], thumb[:, -1]]).astype(np.int16)
     background = np.median(border, axis=0)
-    mask = (np.abs(thumb.astype(np.int16) - background).max(axis=2) > BACKGROUND_TOLERANCE)
+    mask = np.abs(thumb.astype(np.int16) - background).max(axis=2) > BACKGROUND_TOLERANCE
     rows = np.flatnonzero(mask.mean(axis=1) >= MIN_LINE_FRACTION)
     cols = np.flatnonzero(mask.mean(axis=0) >= MIN_LINE_FRACTION)
     if rows.size == 0 or cols.size == 0:
@@ -51,8 +51,10 @@ def quality_features(thumb: np.ndarray, laplacian: np.ndarray) -> np.ndarray:
     lap = laplacian.reshape(laplacian.shape[0], laplacian.shape[1])
     if area_fraction > 0:
         h, w = lap.shape
-        region = lap[top * h // side: max(bottom * h // side, top * h // side + 1),
-                     left * w // side: max(right * w // side, left * w // side + 1)]
+        region = lap[
+            top * h // side : max(bottom * h // side, top * h // side + 1),
+            left * w // side : max(right * w // side, left * w // side + 1),
+        ]
     else:
         region = lap
     return np.array([float(region.var()), area_fraction], dtype=np.float32)
@@ -79,8 +81,10 @@ class PreprocessRunner:
         if self.device == "gpu":
             outputs = [o.as_cpu() for o in outputs]
         pixels, orig_size, thumb, laplacian = outputs
-        return [(np.array(pixels[i]), np.array(orig_size[i]), np.array(thumb[i]), np.array(laplacian[i]))
-                for i in range(len(files))]
+        return [
+            (np.array(pixels[i]), np.array(orig_size[i]), np.array(thumb[i]), np.array(laplacian[i]))
+            for i in range(len(files))
+        ]
 
     def _run_isolating_failures(self, files: list[np.ndarray]):
         """Whole batch first; when DALI rejects it, one image at a time so only the bad ones fail."""

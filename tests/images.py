@@ -17,10 +17,18 @@ def product_photo(side: int = 800, colour=(200, 40, 40), seed: int = 0, object_f
     left, top = (side - size) // 2, (side - size) // 2
     body = [left + size * 0.2, top + size * 0.15, left + size * 0.8, top + size]
     draw.rectangle(body, fill=colour)
-    draw.polygon([(left, top + size * 0.35), (left + size * 0.2, top + size * 0.15), (left + size * 0.2, top + size * 0.5)],
-                 fill=colour)
-    draw.polygon([(left + size, top + size * 0.35), (left + size * 0.8, top + size * 0.15),
-                  (left + size * 0.8, top + size * 0.5)], fill=colour)
+    draw.polygon(
+        [(left, top + size * 0.35), (left + size * 0.2, top + size * 0.15), (left + size * 0.2, top + size * 0.5)],
+        fill=colour,
+    )
+    draw.polygon(
+        [
+            (left + size, top + size * 0.35),
+            (left + size * 0.8, top + size * 0.15),
+            (left + size * 0.8, top + size * 0.5),
+        ],
+        fill=colour,
+    )
     darker = tuple(max(0, c - 70) for c in colour)
     for k in range(int(seed % 3) + 3):
         y = top + size * (0.3 + 0.12 * k)

@@ -38,8 +38,10 @@ class TritonPythonModel:
         results = self.session.run(self.output_names, feeds)
         responses, start = [], 0
         for count in counts:
-            tensors = [pb_utils.Tensor(name, np.ascontiguousarray(result[start:start + count]))
-                       for name, result in zip(self.output_names, results)]
+            tensors = [
+                pb_utils.Tensor(name, np.ascontiguousarray(result[start : start + count]))
+                for name, result in zip(self.output_names, results)
+            ]
             responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
             start += count
         return responses

@@ -7,7 +7,6 @@ IMAGE_LENGTH int32 [1]. All requests of a dynamic batch are decoded in one DALI 
 import json
 import sys
 
-import numpy as np
 import triton_python_backend_utils as pb_utils
 
 
@@ -19,9 +18,11 @@ class TritonPythonModel:
         from preprocessing.runner import OUTPUTS, PreprocessRunner
 
         self.output_names = list(OUTPUTS)
-        self.runner = PreprocessRunner(max_batch=int(config["max_batch_size"]),
-                                       threads=int(params.get("DALI_THREADS", "2")),
-                                       device=params.get("DALI_DEVICE", "cpu"))
+        self.runner = PreprocessRunner(
+            max_batch=int(config["max_batch_size"]),
+            threads=int(params.get("DALI_THREADS", "2")),
+            device=params.get("DALI_DEVICE", "cpu"),
+        )
 
     def execute(self, requests):
         counts, files = [], []
@@ -33,8 +34,7 @@ class TritonPythonModel:
         outputs = self.runner.run(files)
         responses, start = [], 0
         for count in counts:
-            tensors = [pb_utils.Tensor(name, outputs[name][start:start + count].copy())
-                       for name in self.output_names]
+            tensors = [pb_utils.Tensor(name, outputs[name][start : start + count].copy()) for name in self.output_names]
             responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
             start += count
         return responses

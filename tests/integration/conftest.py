@@ -51,9 +51,15 @@ def stack(tmp_path_factory):
 
     repository = tmp_path_factory.mktemp("model_repository")
     generate("cpu", repository, Path(sys.prefix), Path(__file__).resolve().parents[2])
-    settings = Settings(port=free_port(), triton_http_port=free_port(), triton_grpc_port=free_port(),
-                        triton_metrics_port=free_port(), model_repository=str(repository),
-                        triton_home=str(TRITON_HOME), startup_timeout_s=240)
+    settings = Settings(
+        port=free_port(),
+        triton_http_port=free_port(),
+        triton_grpc_port=free_port(),
+        triton_metrics_port=free_port(),
+        model_repository=str(repository),
+        triton_home=str(TRITON_HOME),
+        startup_timeout_s=240,
+    )
     # Test images are served from loopback, which the production guard refuses.
     with running_stack(settings, extra_env={"IMGSEL_FETCH_ALLOW_PRIVATE": "true"}):
         yield settings

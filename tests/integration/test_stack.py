@@ -74,10 +74,13 @@ def test_select_filters_dedups_orders_and_isolates_a_corrupt_image(client, image
 
 
 def test_known_category_and_max_images(client):
-    images = [{"id": f"c{i}", "data": b64(encode(product_photo(800, colour, seed=i)))}
-              for i, colour in enumerate([RED, BLUE, (40, 160, 60)])]
-    body = client.post("/v1/select", json={"product_id": "sku-2", "category": "Apparel", "max_images": 2,
-                                           "images": images}).json()
+    images = [
+        {"id": f"c{i}", "data": b64(encode(product_photo(800, colour, seed=i)))}
+        for i, colour in enumerate([RED, BLUE, (40, 160, 60)])
+    ]
+    body = client.post(
+        "/v1/select", json={"product_id": "sku-2", "category": "Apparel", "max_images": 2, "images": images}
+    ).json()
     assert body["category"] == "apparel" and body["category_source"] == "request"
     assert len(body["selected"]) == 2
     statuses = sorted(image["status"] for image in body["images"])
@@ -115,8 +118,19 @@ def test_concurrent_requests_are_batched_by_triton(client, stack):
     """Dynamic batching is real: concurrent products share backbone executions."""
     stats_url = f"http://127.0.0.1:{stack.triton_http_port}/v2/models/backbone/stats"
     before = httpx.get(stats_url).json()["model_stats"][0]
-    payloads = [{"product_id": f"p{i}", "images": [{"id": f"i{i}-{k}", "data": b64(encode(product_photo(
-        600, (40 * k, 80, 200 - 40 * k), seed=i * 10 + k)))} for k in range(4)]} for i in range(8)]
+    payloads = [
+        {
+            "product_id": f"p{i}",
+            "images": [
+                {
+                    "id": f"i{i}-{k}",
+                    "data": b64(encode(product_photo(600, (40 * k, 80, 200 - 40 * k), seed=i * 10 + k))),
+                }
+                for k in range(4)
+            ],
+        }
+        for i in range(8)
+    ]
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         responses = list(pool.map(lambda p: client.post("/v1/select", json=p), payloads))
     assert all(r.status_code == 200 for r in responses)

@@ -25,8 +25,9 @@ def free_port() -> int:
 
 
 def settings(**overrides) -> Settings:
-    return Settings(triton_grpc_url=f"127.0.0.1:{free_port()}", triton_timeout_s=2, retry_after_s=RETRY_AFTER_S,
-                    **overrides)
+    return Settings(
+        triton_grpc_url=f"127.0.0.1:{free_port()}", triton_timeout_s=2, retry_after_s=RETRY_AFTER_S, **overrides
+    )
 
 
 @pytest.fixture(scope="module")
@@ -81,27 +82,34 @@ def test_healthz_is_200_without_triton(client):
 
 def test_per_image_failures_need_no_triton(client):
     # Nothing reaches the analyzer: each image fails on its own and the request still succeeds.
-    response = client.post("/v1/select", json=select_body(
-        {"id": "private", "url": "http://127.0.0.1:1/x.jpg"},
-        {"id": "garbage", "data": base64.b64encode(b"not an image at all").decode()},
-        {"id": "bad64", "data": "%%%"}))
+    response = client.post(
+        "/v1/select",
+        json=select_body(
+            {"id": "private", "url": "http://127.0.0.1:1/x.jpg"},
+            {"id": "garbage", "data": base64.b64encode(b"not an image at all").decode()},
+            {"id": "bad64", "data": "%%%"},
+        ),
+    )
     assert response.status_code == 200
     body = response.json()
     assert body["product_id"] == "p-1"
     assert body["selected"] == []
     assert [(i["id"], i["status"], i["reasons"]) for i in body["images"]] == [
-        ("private", "error", ["fetch_blocked"]), ("garbage", "error", ["undecodable"]),
-        ("bad64", "error", ["undecodable"])]
+        ("private", "error", ["fetch_blocked"]),
+        ("garbage", "error", ["undecodable"]),
+        ("bad64", "error", ["undecodable"]),
+    ]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: gateway/fetch.py _follow calls urlsplit(url).port, which raises "
-                                       "ValueError for a port > 65535; the whole request fails with 500 instead of "
-                                       "one image with reason fetch_failed")
 def test_malformed_url_port_fails_only_that_image():
     with TestClient(create_app(settings()), raise_server_exceptions=False) as test_client:
-        response = test_client.post("/v1/select", json=select_body(
-            {"id": "bad-port", "url": "http://93.184.216.34:99999/x.jpg"},
-            {"id": "private", "url": "http://127.0.0.1:1/x.jpg"}))
+        response = test_client.post(
+            "/v1/select",
+            json=select_body(
+                {"id": "bad-port", "url": "http://93.184.216.34:99999/x.jpg"},
+                {"id": "private", "url": "http://127.0.0.1:1/x.jpg"},
+            ),
+        )
     assert response.status_code == 200
     assert [i["status"] for i in response.json()["images"]] == ["error", "error"]
 

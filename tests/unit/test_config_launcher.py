@@ -22,14 +22,16 @@ def test_from_env_ignores_unrelated_variables():
 
 
 def test_from_env_types():
-    settings = Settings.from_env({
-        "IMGSEL_PORT": "9000",
-        "IMGSEL_TRITON_TIMEOUT_S": "2.5",
-        "IMGSEL_FETCH_TIMEOUT_S": "3",
-        "IMGSEL_MAX_IMAGES_PER_REQUEST": " 12 ",
-        "IMGSEL_TRITON_GRPC_URL": "triton:8001",
-        "IMGSEL_FETCH_ALLOW_PRIVATE": "true",
-    })
+    settings = Settings.from_env(
+        {
+            "IMGSEL_PORT": "9000",
+            "IMGSEL_TRITON_TIMEOUT_S": "2.5",
+            "IMGSEL_FETCH_TIMEOUT_S": "3",
+            "IMGSEL_MAX_IMAGES_PER_REQUEST": " 12 ",
+            "IMGSEL_TRITON_GRPC_URL": "triton:8001",
+            "IMGSEL_FETCH_ALLOW_PRIVATE": "true",
+        }
+    )
     assert settings.port == 9000 and type(settings.port) is int
     assert settings.triton_timeout_s == 2.5
     assert settings.fetch_timeout_s == 3.0 and type(settings.fetch_timeout_s) is float
@@ -38,18 +40,35 @@ def test_from_env_types():
     assert settings.fetch_allow_private is True
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    ("true", True), ("TRUE", True), ("1", True), ("yes", True), ("on", True), (" True ", True),
-    ("false", False), ("0", False), ("no", False), ("off", False), ("", False),
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("true", True),
+        ("TRUE", True),
+        ("1", True),
+        ("yes", True),
+        ("on", True),
+        (" True ", True),
+        ("false", False),
+        ("0", False),
+        ("no", False),
+        ("off", False),
+        ("", False),
+    ],
+)
 def test_from_env_bools(raw, expected):
     assert Settings.from_env({"IMGSEL_FETCH_ALLOW_PRIVATE": raw}).fetch_allow_private is expected
 
 
-@pytest.mark.parametrize(("name", "raw"), [
-    ("IMGSEL_PORT", "eighty"), ("IMGSEL_PORT", "80.5"), ("IMGSEL_RETRY_AFTER_S", ""),
-    ("IMGSEL_TRITON_TIMEOUT_S", "soon"),
-])
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("IMGSEL_PORT", "eighty"),
+        ("IMGSEL_PORT", "80.5"),
+        ("IMGSEL_RETRY_AFTER_S", ""),
+        ("IMGSEL_TRITON_TIMEOUT_S", "soon"),
+    ],
+)
 def test_from_env_bad_number_names_the_variable(name, raw):
     with pytest.raises(ValueError, match=name):
         Settings.from_env({name: raw})
@@ -99,8 +118,9 @@ def test_port_in_use_false_for_free_port():
 
 def ports_settings(**taken) -> Settings:
     gateway, http, grpc, metrics = free_ports(4)
-    values = dict(host="127.0.0.1", port=gateway, triton_http_port=http, triton_grpc_port=grpc,
-                  triton_metrics_port=metrics)
+    values = dict(
+        host="127.0.0.1", port=gateway, triton_http_port=http, triton_grpc_port=grpc, triton_metrics_port=metrics
+    )
     return Settings(**{**values, **taken})
 
 
@@ -108,10 +128,15 @@ def test_check_ports_passes_when_all_free():
     check_ports(ports_settings())
 
 
-@pytest.mark.parametrize(("field", "variable"), [
-    ("port", "IMGSEL_PORT"), ("triton_http_port", "IMGSEL_TRITON_HTTP_PORT"),
-    ("triton_grpc_port", "IMGSEL_TRITON_GRPC_PORT"), ("triton_metrics_port", "IMGSEL_TRITON_METRICS_PORT"),
-])
+@pytest.mark.parametrize(
+    ("field", "variable"),
+    [
+        ("port", "IMGSEL_PORT"),
+        ("triton_http_port", "IMGSEL_TRITON_HTTP_PORT"),
+        ("triton_grpc_port", "IMGSEL_TRITON_GRPC_PORT"),
+        ("triton_metrics_port", "IMGSEL_TRITON_METRICS_PORT"),
+    ],
+)
 def test_check_ports_names_the_variable_of_the_taken_port(listening, field, variable):
     with pytest.raises(LaunchError) as error:
         check_ports(ports_settings(**{field: listening}))
@@ -172,8 +197,13 @@ def test_triton_command_complete_install(tmp_path, repository):
     touch(wheel / "python_backend_stubs" / PYTHON_VERSION / "triton_python_backend_stub", b"stub")
     touch(wheel / "backends" / "python" / "libtriton_python.so", b"lib")
     touch(wheel / "backends" / "python" / "triton_python_backend_utils.py", b"utils")
-    settings = Settings(triton_home=str(home), model_repository=str(repository), triton_http_port=18000,
-                        triton_grpc_port=18001, triton_metrics_port=18002)
+    settings = Settings(
+        triton_home=str(home),
+        model_repository=str(repository),
+        triton_http_port=18000,
+        triton_grpc_port=18001,
+        triton_metrics_port=18002,
+    )
 
     command, env = triton_command(settings)
 
@@ -185,3 +215,9 @@ def test_triton_command_complete_install(tmp_path, repository):
     assert (home / "backends" / "python" / "triton_python_backend_stub").read_bytes() == b"stub"
     assert (home / "backends" / "python" / "libtriton_python.so").read_bytes() == b"lib"
     assert str(home / "nvidia_pytriton.libs") in env["LD_LIBRARY_PATH"].split(":")
+
+
+@pytest.mark.parametrize("raw", ["enabled", "2", "tru"])
+def test_unrecognised_boolean_is_an_error_naming_the_variable(raw):
+    with pytest.raises(ValueError, match="IMGSEL_FETCH_ALLOW_PRIVATE"):
+        Settings.from_env({"IMGSEL_FETCH_ALLOW_PRIVATE": raw})

@@ -50,12 +50,13 @@ def test_outputs_have_the_contract_shapes_and_dtypes(runner):
 
 def test_empty_batch(runner):
     out = runner.run([])
-    for name, (dtype, shape) in OUTPUTS.items():
+    for name, (_dtype, shape) in OUTPUTS.items():
         assert out[name].shape == (0, *shape)
 
 
-@pytest.mark.parametrize(("size", "expected"), [((300, 200), (200, 300)), ((120, 410), (410, 120))],
-                         ids=["wide", "tall"])
+@pytest.mark.parametrize(
+    ("size", "expected"), [((300, 200), (200, 300)), ((120, 410), (410, 120))], ids=["wide", "tall"]
+)
 def test_orig_size_is_height_width(runner, size, expected):
     out = run_one(runner, encode(product_photo(side=300).resize(size)))
     assert tuple(out["ORIG_SIZE"]) == expected
@@ -133,8 +134,15 @@ def test_greyscale_jpeg_becomes_three_equal_channels(runner):
     assert np.abs(thumb[..., 0] - thumb[..., 2]).max() <= 1
 
 
-SAMPLES = {"jpeg": ("JPEG", {}), "png": ("PNG", {}), "webp": ("WEBP", {}), "bmp": ("BMP", {}), "tiff": ("TIFF", {}),
-           "jpeg2000": ("JPEG2000", {}), "pnm": ("PPM", {})}
+SAMPLES = {
+    "jpeg": ("JPEG", {}),
+    "png": ("PNG", {}),
+    "webp": ("WEBP", {}),
+    "bmp": ("BMP", {}),
+    "tiff": ("TIFF", {}),
+    "jpeg2000": ("JPEG2000", {}),
+    "pnm": ("PPM", {}),
+}
 
 
 def test_every_supported_format_has_a_sample():
@@ -195,7 +203,7 @@ def test_object_bbox_finds_a_rectangle_on_any_uniform_background():
 def test_object_bbox_ignores_sparse_specks_and_faint_tints():
     thumb = white_thumb()
     thumb[10, 10] = thumb[90, 70] = 0  # one pixel per line: below MIN_LINE_FRACTION
-    thumb[40:80, 40:80] = 245          # within BACKGROUND_TOLERANCE of white
+    thumb[40:80, 40:80] = 245  # within BACKGROUND_TOLERANCE of white
     assert object_bbox(thumb) == (0, 0, 0, 0)
 
 

@@ -100,19 +100,25 @@ def test_plan_with_duplicate_lengths_keeps_every_index():
 
 @pytest.mark.parametrize(
     ("message", "status"),
-    [("failed to connect to all addresses", "StatusCode.UNAVAILABLE"),
-     ("Deadline Exceeded", "StatusCode.DEADLINE_EXCEEDED"),
-     ("Locally cancelled by application!", "StatusCode.CANCELLED"),
-     ("failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:1", None)])
+    [
+        ("failed to connect to all addresses", "StatusCode.UNAVAILABLE"),
+        ("Deadline Exceeded", "StatusCode.DEADLINE_EXCEEDED"),
+        ("Locally cancelled by application!", "StatusCode.CANCELLED"),
+        ("failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:1", None),
+    ],
+)
 def test_is_unavailable_true(message, status):
     assert is_unavailable(InferenceServerException(message, status=status))
 
 
 @pytest.mark.parametrize(
     ("message", "status"),
-    [("in ensemble 'analyze', failed to decode image", "StatusCode.INTERNAL"),
-     ("unexpected shape for input 'IMAGE_BYTES'", "StatusCode.INVALID_ARGUMENT"),
-     ("Request for unknown model: 'head_apparel' is not found", "StatusCode.NOT_FOUND"),
-     ("out of memory", None)])
+    [
+        ("in ensemble 'analyze', failed to decode image", "StatusCode.INTERNAL"),
+        ("unexpected shape for input 'IMAGE_BYTES'", "StatusCode.INVALID_ARGUMENT"),
+        ("Request for unknown model: 'head_apparel' is not found", "StatusCode.NOT_FOUND"),
+        ("out of memory", None),
+    ],
+)
 def test_is_unavailable_false(message, status):
     assert not is_unavailable(InferenceServerException(message, status=status))
