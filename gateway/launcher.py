@@ -43,6 +43,18 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def settings_on_free_ports(**overrides) -> Settings:
+    """Settings for a private stack (tests, benchmarks) that cannot collide with a running `make run`."""
+    ports = {name: free_port() for name in ("port", "triton_http_port", "triton_grpc_port", "triton_metrics_port")}
+    return Settings(**{**ports, **overrides})
+
+
 def prepare_backend_dir(triton_home: Path) -> Path:
     """The stub is looked up only at <backend-dir>/python/triton_python_backend_stub: assemble that directory."""
     wheel_root = triton_home / "pytriton" / "tritonserver"

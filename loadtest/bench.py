@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,15 +24,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from gateway.config import Settings
-from gateway.launcher import running_stack
+from gateway.launcher import running_stack, settings_on_free_ports
 from loadtest.products import IMAGES_PER_PRODUCT, PROJECT_ROOT, benchmark_images, select_payloads
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def dali_floor(files: list[bytes], seconds: float, batch: int = 64, threads: int = 2) -> float:
@@ -144,11 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         generate("cpu", args.repository, Path(sys.prefix), PROJECT_ROOT)
     files, data_note = benchmark_images(64)
     bodies = select_payloads(files, 32)
-    settings = Settings(
-        port=free_port(),
-        triton_http_port=free_port(),
-        triton_grpc_port=free_port(),
-        triton_metrics_port=free_port(),
+    settings = settings_on_free_ports(
         model_repository=str(args.repository),
     )
     report = {

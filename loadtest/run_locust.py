@@ -10,9 +10,7 @@ import subprocess
 import sys
 import time
 
-from gateway.config import Settings
-from gateway.launcher import running_stack
-from loadtest.bench import free_port
+from gateway.launcher import running_stack, settings_on_free_ports
 from loadtest.products import PROJECT_ROOT
 
 
@@ -22,11 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spawn-rate", type=float, default=2)
     parser.add_argument("--run-time", default="60s")
     args = parser.parse_args(argv)
-    settings = Settings(
-        port=free_port(),
-        triton_http_port=free_port(),
-        triton_grpc_port=free_port(),
-        triton_metrics_port=free_port(),
+    settings = settings_on_free_ports(
         model_repository=str(PROJECT_ROOT / "model_repository"),
     )
     results = PROJECT_ROOT / "loadtest" / "results"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import socket
 import sys
 import threading
 from pathlib import Path
@@ -16,16 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.config import Settings
-from gateway.launcher import running_stack
+from gateway.launcher import running_stack, settings_on_free_ports
 
 TRITON_HOME = Path(__file__).resolve().parents[2] / ".cache" / "tritonserver"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -51,11 +43,7 @@ def stack(tmp_path_factory):
 
     repository = tmp_path_factory.mktemp("model_repository")
     generate("cpu", repository, Path(sys.prefix), Path(__file__).resolve().parents[2])
-    settings = Settings(
-        port=free_port(),
-        triton_http_port=free_port(),
-        triton_grpc_port=free_port(),
-        triton_metrics_port=free_port(),
+    settings = settings_on_free_ports(
         model_repository=str(repository),
         triton_home=str(TRITON_HOME),
         startup_timeout_s=240,

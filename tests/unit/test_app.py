@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import socket
 import time
 
 import pytest
@@ -11,17 +10,11 @@ from fastapi.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.config import Settings
+from gateway.launcher import free_port
 from tests.images import encode, product_photo
 
 JPEG_B64 = base64.b64encode(encode(product_photo(side=64))).decode()
 RETRY_AFTER_S = 7
-
-
-def free_port() -> int:
-    """A local port with nothing listening on it (bound, read, released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def settings(**overrides) -> Settings:
