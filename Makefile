@@ -13,7 +13,7 @@ help:
 	@echo "make run        install what is missing, build the cpu model repository if absent, start Triton + gateway"
 	@echo "make test       the whole test suite (unit + integration against the real tritonserver)"
 	@echo "make repo PROFILE=cpu|gpu   (re)generate the Triton model repository"
-	@echo "make models     export the default models (ONNX) into the model repository"
+	@echo "make models     retrain the type heads from DATA (../shared/data) and regenerate the model repository"
 	@echo "make bench      throughput/latency benchmark of /v1/select vs DALI decode floor -> BENCHMARKS.md numbers"
 	@echo "make loadtest   locust, headless, bounded, against a stack it starts"
 	@echo "make lint       ruff"
@@ -38,7 +38,12 @@ $(REPO_DIR)/analyze/config.pbtxt: | $(VENV)/.installed
 repo: $(VENV)/.installed
 	$(PY) -m build_engines.repository --profile $(PROFILE) --out $(REPO_DIR) --env-path $(abspath $(VENV))
 
-models: repo
+DATA ?= ../shared/data
+models: $(VENV)/.installed
+	@if [ -f $(DATA)/catalog/manifest.csv ]; then \
+	  $(PY) -m build_engines.type_heads --category apparel --manifest $(DATA)/catalog/manifest.csv; \
+	else echo "$(DATA) absent: keeping the committed heads in build_engines/heads/"; fi
+	$(MAKE) repo PROFILE=$(PROFILE)
 
 run: $(VENV)/.installed $(TRITON) $(REPO_DIR)/analyze/config.pbtxt
 	exec $(PY) -m gateway.launcher

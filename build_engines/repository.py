@@ -16,10 +16,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from build_engines.contract import EMBEDDING_DIM, ENSEMBLE, QUALITY_OUTPUTS
+from build_engines.contract import EMBEDDING_DIM, ENSEMBLE, QUALITY_OUTPUTS, TYPE_HEAD_INPUT, TYPE_HEAD_OUTPUT
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TRITON_PYTHON = Path(__file__).resolve().parent / "triton_python"
+HEADS_DIR = Path(__file__).resolve().parent / "heads"  # trained heads, committed (small)
 MAX_BATCH = 64
 
 TRITON_DTYPES = {"bool": "TYPE_BOOL", "uint8": "TYPE_UINT8", "int32": "TYPE_INT32", "float32": "TYPE_FP32"}
@@ -79,6 +80,37 @@ def onnx_models(backbone_weights: str | None) -> list[Model]:
             ort_threads="1",
         ),  # a few multiply-adds per image: threads would only add overhead
     ]
+
+
+def type_head_models(heads_dir: Path) -> list[Model]:
+    """A `type_<category>` model for each category whose trained head is in `heads_dir` (build_engines.type_heads)."""
+    from gateway.categories import load_catalog
+
+    models = []
+    for category in (load_catalog().get(name) for name in load_catalog().names()):
+        source = heads_dir / f"{category.head}.onnx"
+        if source.is_file():
+            models.append(
+                Model(
+                    category.head,
+                    [Tensor(TYPE_HEAD_INPUT, "float32", (EMBEDDING_DIM,))],
+                    [Tensor(TYPE_HEAD_OUTPUT, "float32", (len(category.types),))],
+                    onnx_builder=lambda path, source=source, width=len(category.types): copy_head(source, path, width),
+                    ort_threads="1",
+                )
+            )
+    return models
+
+
+def copy_head(source: Path, path: Path, width: int) -> None:
+    """Copy a trained head, refusing one whose output does not match the category's types (file edited since)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"])
+    got = session.get_outputs()[0].shape[-1]
+    if got != width:
+        raise ValueError(f"{source.name} outputs {got} types but categories.toml lists {width}: retrain the head")
+    shutil.copy(source, path)
 
 
 def export_backbone(path: Path, weights: str | None) -> None:
@@ -144,7 +176,12 @@ def model_config(model: Model, platform_line: str, instance_kind: str, parameter
 
 
 def generate(
-    profile: str, out: Path, env_path: Path, project_root: Path, backbone_weights: str | None = None
+    profile: str,
+    out: Path,
+    env_path: Path,
+    project_root: Path,
+    backbone_weights: str | None = None,
+    heads_dir: Path = HEADS_DIR,
 ) -> list[str]:
     """Write the repository; returns the model names. ONNX files are exported fresh every time."""
     if profile not in ("cpu", "gpu"):
@@ -165,8 +202,8 @@ def generate(
     pre_params = {**python_params, "DALI_DEVICE": "cpu" if profile == "cpu" else "gpu", "DALI_THREADS": "2"}
     (out / pre.name / "config.pbtxt").write_text(model_config(pre, 'backend: "python"', kind, pre_params))
 
-    models = onnx_models(backbone_weights)
-    for model in models:
+    core = onnx_models(backbone_weights)
+    for model in core + type_head_models(heads_dir):
         version_dir = out / model.name / "1"
         version_dir.mkdir(parents=True)
         model.onnx_builder(version_dir / "model.onnx")
@@ -182,9 +219,9 @@ def generate(
         (out / model.name / "config.pbtxt").write_text(config)
 
     (out / ENSEMBLE / "1").mkdir(parents=True)  # an ensemble needs an (empty) version folder
-    (out / ENSEMBLE / "config.pbtxt").write_text(ensemble_config(pre, *models))
+    (out / ENSEMBLE / "config.pbtxt").write_text(ensemble_config(pre, *core))
     (out / "PROFILE").write_text(profile + "\n")
-    return [pre.name, *(m.name for m in models), ENSEMBLE]
+    return sorted(p.name for p in out.iterdir() if p.is_dir())
 
 
 def main(argv: list[str] | None = None) -> int:

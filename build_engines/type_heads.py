@@ -1,0 +1,248 @@
+"""Per-category type heads: a softmax layer on the shared backbone embedding, one Triton model `type_<category>`.
+
+    # apparel from the development catalog (views: main->front, back->back, alt1->detail, outfit->lifestyle, side)
+    python -m build_engines.type_heads --category apparel --manifest ../shared/data/catalog/manifest.csv
+    # any category from a folder-per-type layout: DIR/<type>/*.jpg, type names from categories.toml
+    python -m build_engines.type_heads --category footwear --folders DIR
+
+Writes build_engines/heads/type_<category>.onnx (input EMBEDDING [1280], output TYPE_PROBS [len(types)], in the
+category's `types` order) and type_<category>.json (data, split, metrics). Types with fewer than MIN_EXAMPLES
+training images are not learned: their logit is pinned low and the card says so. Validation is split by product
+style, so colourways of one style (same pose and background) never sit on both sides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from build_engines.contract import EMBEDDING_DIM, TYPE_HEAD_INPUT, TYPE_HEAD_OUTPUT
+from gateway.categories import load_catalog
+
+HEADS_DIR = Path(__file__).resolve().parent / "heads"
+MANIFEST_VIEW_TO_TYPE = {"main": "front", "back": "back", "alt1": "detail", "outfit": "lifestyle", "side": "side"}
+APPAREL_PREFIXES = {"mh", "mj", "mp", "ms", "msh", "mt", "wb", "wh", "wj", "wp", "ws", "wsh", "wt"}
+MIN_EXAMPLES = 8
+VALIDATION_FRACTION = 0.25
+SEED = 0
+UNTRAINED_LOGIT = -30.0  # softmax gives such a type ~1e-13: never predicted
+
+
+@dataclass
+class Labelled:
+    paths: list[Path]
+    types: list[str]
+    groups: list[str]  # product style: the unit of the train/validation split
+    products: list[str]  # one product page (style + colour): the unit of the hero metric
+
+
+def from_manifest(manifest: Path) -> Labelled:
+    rows = list(csv.DictReader(manifest.open()))
+    data = Labelled([], [], [], [])
+    for row in rows:
+        view = row["view"].split("_")[0]
+        if row["category"] not in APPAREL_PREFIXES or view not in MANIFEST_VIEW_TO_TYPE:
+            continue
+        data.paths.append(manifest.parent / row["file"])
+        data.types.append(MANIFEST_VIEW_TO_TYPE[view])
+        data.groups.append(row["style"])
+        data.products.append(f"{row['style']}-{row['color']}")
+    return data
+
+
+def from_folders(root: Path, types: tuple[str, ...]) -> Labelled:
+    data = Labelled([], [], [], [])
+    for type_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        if type_dir.name not in types:
+            raise SystemExit(f"{type_dir}: '{type_dir.name}' is not a type of this category ({', '.join(types)})")
+        for path in sorted(type_dir.glob("*")):
+            if path.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}:
+                data.paths.append(path)
+                data.types.append(type_dir.name)
+                data.groups.append(path.stem)
+                data.products.append(path.stem)
+    return data
+
+
+SPLIT_SALT = "imgsel-validation-split:"
+
+
+def is_validation(group: str) -> bool:
+    """Deterministic split by group name (stable across machines and runs). Salted: the development catalog's style
+    names all have an unsalted sha256 prefix above 0.4 (the set looks pre-filtered by that rule), so an unsalted
+    split would put nothing in validation."""
+    digest = int(hashlib.sha256((SPLIT_SALT + group).encode()).hexdigest()[:8], 16)
+    return digest / 0xFFFFFFFF < VALIDATION_FRACTION
+
+
+class TypeHead(nn.Module):
+    def __init__(self, n_types: int, trained: list[bool]):
+        super().__init__()
+        self.linear = nn.Linear(EMBEDDING_DIM, n_types)
+        self.register_buffer("untrained_bias", torch.tensor([0.0 if t else UNTRAINED_LOGIT for t in trained]))
+        self.register_buffer("trained_mask", torch.tensor([1.0 if t else 0.0 for t in trained]))
+
+    def logits(self, embedding: torch.Tensor) -> torch.Tensor:
+        return self.linear(embedding) * self.trained_mask + self.untrained_bias
+
+    def forward(self, embedding: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.logits(embedding), dim=1)
+
+
+def train(x: np.ndarray, y: np.ndarray, trained: list[bool], epochs: int = 400, weight_decay: float = 1e-3) -> TypeHead:
+    """Full-batch Adam on class-balanced cross-entropy (the view classes are very unequal)."""
+    torch.manual_seed(SEED)
+    head = TypeHead(len(trained), trained)
+    counts = np.bincount(y, minlength=len(trained)).astype(np.float32)
+    weights = torch.tensor(np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / len(counts), 0.0))
+    loss_fn = nn.CrossEntropyLoss(weight=weights)
+    optimiser = torch.optim.Adam(head.parameters(), lr=0.01, weight_decay=weight_decay)
+    features, targets = torch.from_numpy(x), torch.from_numpy(y)
+    for _ in range(epochs):
+        optimiser.zero_grad()
+        loss = loss_fn(head.logits(features), targets)
+        loss.backward()
+        optimiser.step()
+    return head.eval()
+
+
+def metrics(types: tuple[str, ...], truth: np.ndarray, predicted: np.ndarray) -> dict:
+    confusion = np.zeros((len(types), len(types)), dtype=int)
+    for t, p in zip(truth, predicted):
+        confusion[t, p] += 1
+    per_type = {}
+    for i, name in enumerate(types):
+        support = int(confusion[i].sum())
+        if support == 0 and confusion[:, i].sum() == 0:
+            continue
+        precision = confusion[i, i] / confusion[:, i].sum() if confusion[:, i].sum() else None
+        recall = confusion[i, i] / support if support else None
+        per_type[name] = {
+            "precision": None if precision is None else round(float(precision), 3),
+            "recall": None if recall is None else round(float(recall), 3),
+            "support": support,
+        }
+    return {
+        "accuracy": round(float((truth == predicted).mean()), 4),
+        "n": int(len(truth)),
+        "per_type": per_type,
+        "confusion": {"rows_truth_cols_predicted": list(types), "matrix": confusion.tolist()},
+    }
+
+
+def hero_front_rate(products: list[str], truth: np.ndarray, probabilities: np.ndarray, front: int) -> dict:
+    """Of validation products that have a front image, how often the page's hero (highest front probability among
+    images predicted front, as the gateway orders them) is a true front."""
+    hits, total = 0, 0
+    for product in sorted(set(products)):
+        rows = [i for i, p in enumerate(products) if p == product]
+        if not any(truth[i] == front for i in rows):
+            continue
+        total += 1
+        predicted_front = [i for i in rows if probabilities[i].argmax() == front]
+        hero = max(predicted_front or rows, key=lambda i: probabilities[i, front])
+        hits += int(truth[hero] == front)
+    return {"products_with_front": total, "hero_is_front": hits, "rate": round(hits / total, 4) if total else None}
+
+
+def export(head: TypeHead, path: Path) -> None:
+    from build_engines.export import export_onnx, max_parity_error
+
+    example = torch.nn.functional.normalize(torch.randn(4, EMBEDDING_DIM, generator=torch.Generator().manual_seed(1)))
+    export_onnx(head, example, path, TYPE_HEAD_INPUT, TYPE_HEAD_OUTPUT)
+    error = max_parity_error(head, path, example)
+    if error > 1e-5:
+        raise RuntimeError(f"{path.name}: ONNX parity error {error:.2e}")
+
+
+def run(category_name: str, data: Labelled, out_dir: Path, source: str) -> dict:
+    from build_engines.embeddings import embed_files
+
+    category = load_catalog().get(category_name)
+    types = category.types
+    labels = np.array([types.index(t) for t in data.types])
+    validation = np.array([is_validation(g) for g in data.groups])
+    train_rows = np.flatnonzero(~validation)
+    counts = np.bincount(labels[train_rows], minlength=len(types))
+    trained = [bool(c >= MIN_EXAMPLES) for c in counts]
+    keep = train_rows[np.array([trained[labels[i]] for i in train_rows], dtype=bool)]
+
+    embeddings, valid = embed_files(data.paths, with_flips=True)
+    n = len(data.paths)
+    if not valid.all():
+        bad = [str(data.paths[i]) for i in np.flatnonzero(~valid)]
+        raise SystemExit(f"undecodable training images: {bad[:5]}")
+    x_train = np.concatenate([embeddings[keep], embeddings[n + keep]])  # originals + mirrored copies
+    y_train = np.concatenate([labels[keep], labels[keep]])
+    head = train(x_train, y_train, trained)
+
+    val_rows = np.flatnonzero(validation)
+    with torch.no_grad():
+        probabilities = head(torch.from_numpy(embeddings[:n])).numpy()
+    predicted = probabilities.argmax(axis=1)
+    report = {
+        "model": category.head,
+        "category": category_name,
+        "types": list(types),
+        "data": source,
+        "seed": SEED,
+        "split": f"by style, {VALIDATION_FRACTION:.0%} of styles held out (sha256 of the style name)",
+        "train_counts": {t: int(c) for t, c in zip(types, counts)},
+        "learned_types": [t for t, ok in zip(types, trained) if ok],
+        "not_learned": {
+            t: f"{int(c)} training images < {MIN_EXAMPLES}" for t, c, ok in zip(types, counts, trained) if not ok
+        },
+        "train_images": int(len(keep)),
+        "validation_images": int(len(val_rows)),
+        "validation": metrics(types, labels[val_rows], predicted[val_rows]),
+        "validation_learned_types_only": metrics(
+            types, *(a[[trained[labels[i]] for i in val_rows]] for a in (labels[val_rows], predicted[val_rows]))
+        ),
+    }
+    if "front" in types:
+        report["hero"] = hero_front_rate(
+            [data.products[i] for i in val_rows], labels[val_rows], probabilities[val_rows], types.index("front")
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    export(head, out_dir / f"{category.head}.onnx")
+    (out_dir / f"{category.head}.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--category", required=True)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--manifest", type=Path, help="catalog manifest.csv (apparel views)")
+    source.add_argument("--folders", type=Path, help="folder-per-type layout: DIR/<type>/*.jpg")
+    parser.add_argument("--out", type=Path, default=HEADS_DIR)
+    args = parser.parse_args(argv)
+    types = load_catalog().get(args.category).types
+    if args.manifest:
+        data, source_note = from_manifest(args.manifest), f"{args.manifest} (Magento sample data, OSL-3.0/AFL-3.0)"
+    else:
+        data, source_note = from_folders(args.folders, types), str(args.folders)
+    if not data.paths:
+        print("no labelled images found", file=sys.stderr)
+        return 2
+    report = run(args.category, data, args.out, source_note)
+    print(
+        json.dumps(
+            {k: report[k] for k in ("model", "train_counts", "not_learned", "validation", "hero") if k in report},
+            indent=1,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

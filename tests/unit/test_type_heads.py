@@ -1,0 +1,85 @@
+"""Type heads: split, untrained types, ONNX export parity, folder layout, and the committed apparel head."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from build_engines.contract import EMBEDDING_DIM, TYPE_HEAD_INPUT, TYPE_HEAD_OUTPUT
+from build_engines.type_heads import HEADS_DIR, TypeHead, export, from_folders, is_validation, metrics, train
+from gateway.categories import load_catalog
+from tests.images import encode, product_photo
+
+
+def random_embeddings(n: int, seed: int) -> np.ndarray:
+    x = np.random.default_rng(seed).normal(size=(n, EMBEDDING_DIM)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_split_is_deterministic_and_holds_out_about_a_quarter():
+    groups = [f"style-{i}" for i in range(400)]
+    held_out = [g for g in groups if is_validation(g)]
+    assert held_out == [g for g in groups if is_validation(g)]
+    assert 0.18 < len(held_out) / len(groups) < 0.32
+
+
+def test_untrained_types_are_never_predicted():
+    rng = np.random.default_rng(0)
+    x = random_embeddings(60, 0)
+    y = rng.integers(0, 2, size=60)
+    head = train(x, y, trained=[True, True, False], epochs=50)
+    with torch.no_grad():
+        probs = head(torch.from_numpy(random_embeddings(20, 1))).numpy()
+    assert probs[:, 2].max() < 1e-6
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_head_learns_separable_types():
+    x = random_embeddings(80, 2)
+    y = (x[:, 0] > 0).astype(np.int64)  # a direction in embedding space decides the type
+    head = train(x, y, trained=[True, True], epochs=300)
+    with torch.no_grad():
+        predicted = head(torch.from_numpy(x)).numpy().argmax(axis=1)
+    assert (predicted == y).mean() > 0.95
+
+
+def test_onnx_export_matches_torch_on_fresh_inputs(tmp_path):
+    head = TypeHead(4, [True, True, True, False])
+    path = tmp_path / "type_test.onnx"
+    export(head, path)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].name == TYPE_HEAD_INPUT and session.get_outputs()[0].name == TYPE_HEAD_OUTPUT
+    for batch in (1, 7, 64):  # dynamic batch axis
+        x = random_embeddings(batch, 10 + batch)
+        with torch.no_grad():
+            expected = head(torch.from_numpy(x)).numpy()
+        np.testing.assert_allclose(session.run(None, {TYPE_HEAD_INPUT: x})[0], expected, atol=1e-6)
+
+
+def test_folder_layout_reads_types_and_rejects_unknown_folders(tmp_path):
+    for type_name in ("front", "back"):
+        (tmp_path / type_name).mkdir()
+        for i in range(2):
+            (tmp_path / type_name / f"{type_name}{i}.jpg").write_bytes(encode(product_photo(64, seed=i)))
+    data = from_folders(tmp_path, ("front", "back", "detail"))
+    assert sorted(data.types) == ["back", "back", "front", "front"]
+    (tmp_path / "sideways").mkdir()
+    with pytest.raises(SystemExit, match="sideways"):
+        from_folders(tmp_path, ("front", "back", "detail"))
+
+
+def test_metrics_confusion_and_per_type():
+    report = metrics(("a", "b"), np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]))
+    assert report["accuracy"] == 0.75
+    assert report["confusion"]["matrix"] == [[1, 1], [0, 2]]
+    assert report["per_type"]["a"] == {"precision": 1.0, "recall": 0.5, "support": 2}
+
+
+def test_committed_apparel_head_matches_the_categories_file():
+    path = HEADS_DIR / "type_apparel.onnx"
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    probs = session.run(None, {TYPE_HEAD_INPUT: random_embeddings(3, 5)})[0]
+    assert probs.shape == (3, len(load_catalog().get("apparel").types))
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
