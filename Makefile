@@ -32,7 +32,10 @@ $(TRITON): | $(VENV)/.installed
 
 triton: $(TRITON)
 
-$(REPO_DIR)/analyze/config.pbtxt: | $(VENV)/.installed
+# Regenerated when the generator, the model code, the trained heads or the categories change.
+REPO_INPUTS := $(wildcard build_engines/*.py build_engines/*.json build_engines/triton_python/*.py \
+                          build_engines/heads/*.onnx preprocessing/*.py gateway/categories.toml)
+$(REPO_DIR)/analyze/config.pbtxt: $(REPO_INPUTS) | $(VENV)/.installed
 	$(PY) -m build_engines.repository --profile cpu --out $(REPO_DIR) --env-path $(abspath $(VENV))
 
 repo: $(VENV)/.installed
