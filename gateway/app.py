@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from contextlib import asynccontextmanager
@@ -9,7 +10,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from build_engines.contract import ENSEMBLE
@@ -17,6 +18,7 @@ from gateway.categories import load_catalog
 from gateway.config import Settings
 from gateway.fetch import Fetcher
 from gateway.metrics import LATENCY, REQUESTS, TRITON_UNAVAILABLE
+from gateway.report import render_report, thumbnails_for
 from gateway.schemas import DedupResponse, ImagesRequest, SelectRequest, SelectResponse
 from gateway.service import Curator
 from gateway.triton_client import TritonAnalyzer, TritonUnavailable
@@ -84,6 +86,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def select_images(body: SelectRequest, request: Request) -> SelectResponse:
         check_image_count(len(body.images), request)
         return await request.app.state.curator.select(body)
+
+    @app.post("/v1/report", response_class=HTMLResponse)
+    async def report(body: SelectRequest, request: Request) -> HTMLResponse:
+        """The /v1/select selection as a self-contained HTML page: inputs by supplier, the selected set in order."""
+        check_image_count(len(body.images), request)
+        curation = await request.app.state.curator.curate(body)
+
+        def render() -> str:  # JPEG encoding of up to 200 thumbnails: off the event loop
+            return render_report(body, curation.response, thumbnails_for(curation.response, curation.thumbnails))
+
+        return HTMLResponse(await asyncio.to_thread(render))
 
     @app.post("/v1/dedup", response_model=DedupResponse)
     async def dedup_images(body: ImagesRequest, request: Request) -> DedupResponse:

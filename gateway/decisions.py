@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from gateway.catalog_dedup import HashVectors, duplicate_matrix
 from gateway.categories import Category, DedupThresholds
-from gateway.hashing import ImageHashes, duplicate_matrix
+from gateway.hashing import ImageHashes
 
 Status = Literal["selected", "rejected", "duplicate", "error"]
 
@@ -117,7 +118,8 @@ def cluster_duplicates(items: list[ImageAnalysis], t: DedupThresholds) -> list[l
     """
     ranked = sorted(items, key=representative_key)
     hashed = [a for a in ranked if a.hashes is not None]
-    duplicates = duplicate_matrix([a.hashes for a in hashed], t)
+    # Same rule as gateway.hashing.duplicate_matrix, with the chi-square only on pairs both hashes accept (fast at 200).
+    duplicates = duplicate_matrix(HashVectors.from_hashes([a.hashes for a in hashed]), t)
     row_of = {id(a): row for row, a in enumerate(hashed)}
 
     clusters: list[list[ImageAnalysis]] = []

@@ -23,6 +23,15 @@ from gateway.triton_client import RawAnalysis, TritonAnalyzer
 class Analyzed:
     analysis: ImageAnalysis
     embedding: np.ndarray | None
+    thumb: np.ndarray | None = None  # Triton's 128x128 RGB thumbnail (aspect squashed); None when not analysed
+
+
+@dataclass
+class Curation:
+    """A selection and what a report needs to show it: Triton's thumbnail of every analysed image, by input id."""
+
+    response: SelectResponse
+    thumbnails: dict[str, np.ndarray | None]
 
 
 def to_analysis(index: int, image: ImageIn, raw: RawAnalysis | None, reason: str | None) -> Analyzed:
@@ -39,7 +48,7 @@ def to_analysis(index: int, image: ImageIn, raw: RawAnalysis | None, reason: str
         hashes=compute_hashes(raw.thumb),
         **common,
     )
-    return Analyzed(analysis, raw.embedding)
+    return Analyzed(analysis, raw.embedding, raw.thumb)
 
 
 class Curator:
@@ -70,6 +79,10 @@ class Curator:
             item.analysis.type_confidence = round(float(probs[best]), 4)
 
     async def select(self, request: SelectRequest) -> SelectResponse:
+        return (await self.curate(request)).response
+
+    async def curate(self, request: SelectRequest) -> Curation:
+        """The selection of POST /v1/select, with the thumbnails POST /v1/report shows."""
         category, known = self.catalog.resolve(request.category)
         # No top-level category head is served yet: an absent/unknown category falls back to `default`.
         source = "request" if known else "default"
@@ -94,13 +107,14 @@ class Curator:
             )
             for v in verdicts
         ]
-        return SelectResponse(
+        response = SelectResponse(
             product_id=request.product_id,
             category=category.name,
             category_source=source,
             selected=selected,
             images=images,
         )
+        return Curation(response, {a.analysis.id: a.thumb for a in analyzed})
 
     async def dedup(self, images: list[ImageIn]) -> list[list[str]]:
         analyzed = await self.analyze(images)
