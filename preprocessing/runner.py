@@ -6,7 +6,10 @@ A corrupt image fails only itself: a batch that DALI rejects is retried image by
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
+from PIL import Image
 
 from preprocessing.pipeline import BACKBONE_SIDE, THUMB_SIDE, build_pipeline
 
@@ -60,6 +63,32 @@ def quality_features(thumb: np.ndarray, laplacian: np.ndarray) -> np.ndarray:
     return np.array([float(region.var()), area_fraction], dtype=np.float32)
 
 
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def flatten_transparency(data: np.ndarray) -> np.ndarray:
+    """A PNG/WebP with an alpha channel or transparent colour, composited on white and re-encoded as BMP.
+
+    DALI decodes to RGB by dropping alpha, which turns a transparent background black (whatever colour the hidden
+    pixels hold); product pages show white, and placeholder PNGs are mostly transparent. Opaque files and every other
+    format pass through untouched (only the header is read), so the common path keeps its single decode.
+    """
+    head = data[:16].tobytes()
+    if not (head.startswith(PNG_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")):
+        return data
+    try:
+        with Image.open(io.BytesIO(data.tobytes())) as image:
+            if image.mode not in ("RGBA", "LA", "PA") and "transparency" not in image.info:
+                return data
+            rgba = image.convert("RGBA")
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return data  # let the decoder report it as undecodable
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    buffer = io.BytesIO()
+    Image.alpha_composite(white, rgba).convert("RGB").save(buffer, "BMP")
+    return np.frombuffer(buffer.getvalue(), dtype=np.uint8)
+
+
 class PreprocessRunner:
     """`device="cpu"` for the embedded profile; `"gpu"` decodes with nvJPEG and copies the results back to the host."""
 
@@ -106,7 +135,8 @@ class PreprocessRunner:
         n = len(files)
         out = {name: np.zeros((n, *shape), dtype=dtype) for name, (dtype, shape) in OUTPUTS.items()}
         nonempty = [i for i, f in enumerate(files) if f.size > 0]
-        results = self._run_isolating_failures([files[i] for i in nonempty]) if nonempty else []
+        decodable = [flatten_transparency(files[i]) for i in nonempty]
+        results = self._run_isolating_failures(decodable) if nonempty else []
         for i, result in zip(nonempty, results):
             if result is None:
                 continue

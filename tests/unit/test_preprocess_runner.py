@@ -222,3 +222,16 @@ def test_quality_features_maps_the_box_onto_the_laplacian():
     variance, area = quality_features(thumb, laplacian[..., None])
     assert area == pytest.approx(0.25)
     assert variance == pytest.approx(laplacian[64:192, 128:384].var(), rel=1e-5)
+
+
+def test_transparent_background_comes_out_white_not_black(runner):
+    """Placeholder PNGs are mostly transparent: the page shows them on white, so the models must see white too."""
+    rgba = np.zeros((200, 300, 4), dtype=np.uint8)  # hidden pixels are black
+    rgba[60:140, 100:200] = (200, 30, 30, 255)  # an opaque red box in the middle
+    out = run(runner, encode(Image.fromarray(rgba), "PNG"), encode(Image.fromarray(rgba), "WEBP", lossless=True))
+    assert out["VALID"].all()
+    for thumb in out["THUMB"]:
+        assert tuple(thumb[0, 0]) == (255, 255, 255)
+        assert tuple(thumb[64, 64]) == (200, 30, 30)
+    assert tuple(out["ORIG_SIZE"][0]) == (200, 300)
+    assert 0.1 < out["QUALITY_FEATURES"][0, 1] < 0.2  # the 80x100 box (0.133 of the frame), not the frame
