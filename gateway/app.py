@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 from fastapi import FastAPI, Request
@@ -18,8 +19,16 @@ from gateway.categories import load_catalog
 from gateway.config import Settings
 from gateway.fetch import Fetcher
 from gateway.metrics import LATENCY, REQUESTS, TRITON_UNAVAILABLE
+from gateway.placeholders import PlaceholderLibrary
 from gateway.report import render_report, thumbnails_for
-from gateway.schemas import DedupResponse, ImagesRequest, SelectRequest, SelectResponse
+from gateway.schemas import (
+    DedupResponse,
+    ImagesRequest,
+    PlaceholderList,
+    PlaceholdersAdded,
+    SelectRequest,
+    SelectResponse,
+)
 from gateway.service import Curator
 from gateway.triton_client import TritonAnalyzer, TritonUnavailable
 
@@ -41,9 +50,11 @@ async def lifespan(app: FastAPI):
             settings.fetch_concurrency,
             settings.fetch_allow_private,
         )
-        app.state.curator = Curator(catalog, fetcher, analyzer)
+        placeholders = PlaceholderLibrary(Path(settings.data_dir) / "placeholders.sqlite")
+        app.state.curator = Curator(catalog, fetcher, analyzer, placeholders, settings.placeholder_max_distance)
         app.state.analyzer = analyzer
         yield
+    placeholders.close()
     await analyzer.close()
 
 
@@ -102,6 +113,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def dedup_images(body: ImagesRequest, request: Request) -> DedupResponse:
         check_image_count(len(body.images), request)
         return DedupResponse(groups=await request.app.state.curator.dedup(body.images))
+
+    @app.post("/v1/placeholders", response_model=PlaceholdersAdded)
+    async def add_placeholders(body: ImagesRequest, request: Request) -> PlaceholdersAdded:
+        """Add known placeholder images to the library (persistent); each image's `id` becomes its library id."""
+        check_image_count(len(body.images), request)
+        return await request.app.state.curator.add_placeholders(body.images)
+
+    @app.get("/v1/placeholders", response_model=PlaceholderList)
+    async def list_placeholders(request: Request) -> PlaceholderList:
+        entries = request.app.state.curator.placeholders.entries()
+        return PlaceholderList(placeholders=[e.as_json() for e in entries])
+
+    @app.delete("/v1/placeholders/{placeholder_id}")
+    async def delete_placeholder(placeholder_id: str, request: Request):
+        removed = await asyncio.to_thread(request.app.state.curator.placeholders.remove, placeholder_id)
+        if not removed:
+            return JSONResponse(status_code=404, content={"detail": f"no placeholder with id {placeholder_id!r}"})
+        return {"deleted": placeholder_id}
 
     @app.get("/healthz")
     async def healthz():

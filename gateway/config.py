@@ -37,6 +37,8 @@ class Settings:
     fetch_allow_private: bool = False  # refuse URLs resolving to private/loopback addresses (SSRF guard)
     max_images_per_request: int = 200
     categories_file: str = ""  # empty: gateway/categories.toml
+    data_dir: str = str(PROJECT_ROOT / ".imgsel-data")  # persistent state: the placeholder library (SQLite)
+    placeholder_max_distance: int = 12  # pHash bits within which an image matches a known placeholder
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:

@@ -29,6 +29,25 @@ SCORE_NAMES = ("blur", "small_object", "placeholder", "nsfw", "violence")
 NEUTRAL_BLUR_SCORE = 0.5
 
 
+@dataclass(frozen=True)
+class LibraryMatch:
+    """The image's pHash is within `distance` bits of the known placeholder `library_id`."""
+
+    library_id: str
+    distance: int
+
+
+@dataclass(frozen=True)
+class PlaceholderEvidence:
+    """Which mechanism called an image a placeholder: `library` (known placeholder matched by pHash) or `head`
+    (the learned placeholder score reached its threshold)."""
+
+    mechanism: str
+    library_id: str | None = None
+    distance: int | None = None
+    score: float | None = None
+
+
 @dataclass(kw_only=True)
 class ImageAnalysis:
     """What the gateway knows about one input image after Triton."""
@@ -45,6 +64,7 @@ class ImageAnalysis:
     type_confidence: float | None = None
     hashes: ImageHashes | None = None  # None: never treated as anyone's duplicate
     supplier_priority: int | None = None  # lower is preferred; None = no preference
+    library_match: LibraryMatch | None = None  # nearest known placeholder within the match distance
 
     def __post_init__(self) -> None:
         if self.ok and self.error_reason is not None:
@@ -71,6 +91,17 @@ class Verdict:
     width: int
     height: int
     scores: dict[str, float]
+    placeholder: PlaceholderEvidence | None = None
+
+
+def placeholder_evidence(a: ImageAnalysis, category: Category) -> PlaceholderEvidence | None:
+    """A library match is the stronger evidence (an exact known picture); else the learned head's score."""
+    if a.library_match is not None:
+        return PlaceholderEvidence("library", library_id=a.library_match.library_id, distance=a.library_match.distance)
+    score = a.scores.get("placeholder")
+    if score is not None and score >= category.quality.placeholder_max:
+        return PlaceholderEvidence("head", score=score)
+    return None
 
 
 def rejection_reasons(a: ImageAnalysis, category: Category) -> list[str]:
@@ -82,10 +113,11 @@ def rejection_reasons(a: ImageAnalysis, category: Category) -> list[str]:
     for score_name, threshold, reason in (
         ("blur", q.blur_max, BLURRY),
         ("small_object", q.small_object_max, SMALL_OBJECT),
-        ("placeholder", q.placeholder_max, PLACEHOLDER),
     ):
         if a.scores.get(score_name, float("-inf")) >= threshold:
             reasons.append(reason)
+    if placeholder_evidence(a, category) is not None:
+        reasons.append(PLACEHOLDER)
     if a.scores.get("nsfw", float("-inf")) >= q.nsfw_max or a.scores.get("violence", float("-inf")) >= q.violence_max:
         reasons.append(NON_COMPLIANT)
     return reasons
@@ -165,6 +197,7 @@ def _verdict(
     position: int | None = None,
     reasons: list[str] | None = None,
     duplicate_of: str | None = None,
+    placeholder: PlaceholderEvidence | None = None,
 ) -> Verdict:
     return Verdict(
         id=a.id,
@@ -178,6 +211,7 @@ def _verdict(
         width=a.width,
         height=a.height,
         scores=dict(a.scores),
+        placeholder=placeholder,
     )
 
 
@@ -195,7 +229,7 @@ def select(
         if not a.ok:
             verdicts[id(a)] = _verdict(a, "error", reasons=[a.error_reason])
         elif reasons := rejection_reasons(a, category):
-            verdicts[id(a)] = _verdict(a, "rejected", reasons=reasons)
+            verdicts[id(a)] = _verdict(a, "rejected", reasons=reasons, placeholder=placeholder_evidence(a, category))
         else:
             candidates_by_type.setdefault(a.type, []).append(a)
 

@@ -53,6 +53,15 @@ class SelectRequest(ImagesRequest):
     max_images: int | None = Field(default=None, ge=1, le=100)
 
 
+class PlaceholderEvidenceOut(BaseModel):
+    mechanism: Literal["library", "head"] = Field(
+        description="library: pHash match of a known placeholder; head: the learned placeholder score"
+    )
+    library_id: str | None = None
+    distance: int | None = Field(default=None, description="pHash Hamming distance to the library image")
+    score: float | None = None
+
+
 class ImageVerdictOut(BaseModel):
     id: str
     supplier: str | None
@@ -65,6 +74,9 @@ class ImageVerdictOut(BaseModel):
     width: int | None
     height: int | None
     scores: dict[str, float]
+    placeholder: PlaceholderEvidenceOut | None = Field(
+        default=None, description="why the image was called a placeholder (only with reason `placeholder`)"
+    )
 
 
 class SelectResponse(BaseModel):
@@ -79,3 +91,21 @@ class SelectResponse(BaseModel):
 
 class DedupResponse(BaseModel):
     groups: list[list[str]]
+
+
+class PlaceholdersAdded(BaseModel):
+    added: list[str]
+    failed: list[dict[str, str]] = Field(default_factory=list, description="images not added: id and reason code")
+
+
+class PlaceholderOut(BaseModel):
+    id: str
+    phash: str = Field(description="64-bit pHash, hex")
+    width: int
+    height: int
+    supplier: str | None
+    added_at: float
+
+
+class PlaceholderList(BaseModel):
+    placeholders: list[PlaceholderOut]

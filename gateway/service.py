@@ -6,7 +6,7 @@ I/O lives here; every decision is delegated to gateway.decisions (pure, tested w
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -15,7 +15,15 @@ from gateway.decisions import UNKNOWN_TYPE, ImageAnalysis, dedup_groups, select
 from gateway.fetch import Fetcher
 from gateway.hashing import compute_hashes
 from gateway.metrics import IMAGE_OUTCOMES
-from gateway.schemas import ImageIn, ImageVerdictOut, SelectRequest, SelectResponse
+from gateway.placeholders import PlaceholderLibrary
+from gateway.schemas import (
+    ImageIn,
+    ImageVerdictOut,
+    PlaceholderEvidenceOut,
+    PlaceholdersAdded,
+    SelectRequest,
+    SelectResponse,
+)
 from gateway.triton_client import RawAnalysis, TritonAnalyzer
 
 
@@ -52,10 +60,38 @@ def to_analysis(index: int, image: ImageIn, raw: RawAnalysis | None, reason: str
 
 
 class Curator:
-    def __init__(self, catalog: Catalog, fetcher: Fetcher, analyzer: TritonAnalyzer):
+    def __init__(
+        self,
+        catalog: Catalog,
+        fetcher: Fetcher,
+        analyzer: TritonAnalyzer,
+        placeholders: PlaceholderLibrary,
+        placeholder_max_distance: int,
+    ):
         self.catalog = catalog
         self.fetcher = fetcher
         self.analyzer = analyzer
+        self.placeholders = placeholders
+        self.placeholder_max_distance = placeholder_max_distance
+
+    def match_placeholders(self, analyzed: list[Analyzed]) -> None:
+        """Mark images whose pHash is near a known placeholder (the library's half of placeholder detection)."""
+        hashed = [a.analysis for a in analyzed if a.analysis.hashes is not None]
+        matches = self.placeholders.match([a.hashes.phash for a in hashed], self.placeholder_max_distance)
+        for analysis, match in zip(hashed, matches):
+            analysis.library_match = match
+
+    async def add_placeholders(self, images: list[ImageIn]) -> PlaceholdersAdded:
+        """Hash through the same Triton path as product images (same decode, same thumbnail), then store."""
+        analyzed = await self.analyze(images)
+        rows = [
+            (a.analysis.id, a.analysis.hashes.phash, a.analysis.width, a.analysis.height, a.analysis.supplier)
+            for a in analyzed
+            if a.analysis.ok
+        ]
+        added = await asyncio.to_thread(self.placeholders.add, rows) if rows else []
+        failed = [{"id": a.analysis.id, "reason": a.analysis.error_reason} for a in analyzed if not a.analysis.ok]
+        return PlaceholdersAdded(added=added, failed=failed)
 
     async def analyze(self, images: list[ImageIn]) -> list[Analyzed]:
         fetched = await self.fetcher.fetch_all(images)
@@ -87,6 +123,7 @@ class Curator:
         # No top-level category head is served yet: an absent/unknown category falls back to `default`.
         source = "request" if known else "default"
         analyzed = await self.analyze(request.images)
+        self.match_placeholders(analyzed)
         await self.assign_types(analyzed, category)
         selected, verdicts = select([a.analysis for a in analyzed], category, request.max_images)
         for verdict in verdicts:
@@ -104,6 +141,7 @@ class Curator:
                 width=v.width or None,
                 height=v.height or None,
                 scores={name: round(score, 4) for name, score in v.scores.items()},
+                placeholder=None if v.placeholder is None else PlaceholderEvidenceOut(**asdict(v.placeholder)),
             )
             for v in verdicts
         ]

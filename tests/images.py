@@ -55,3 +55,21 @@ def blurred(image: Image.Image, radius_fraction: float = 0.008) -> Image.Image:
 def corrupt_jpeg(data: bytes) -> bytes:
     """A JPEG cut off after its headers: the decoder fails on it."""
     return data[: len(data) // 8]
+
+
+def rendered_placeholder(side: int = 600, text: str = "NO IMAGE", seed: int = 0) -> Image.Image:
+    """A typical shop placeholder: grey panel, a camera-like glyph, a caption."""
+    from PIL import ImageFont
+
+    rng = np.random.default_rng(seed)
+    grey = int(rng.integers(200, 235))
+    image = Image.new("RGB", (side, side), (grey, grey, grey))
+    draw = ImageDraw.Draw(image)
+    ink = (grey - 90,) * 3
+    body = [side * 0.3, side * 0.3, side * 0.7, side * 0.58]
+    draw.rounded_rectangle(body, radius=side // 30, outline=ink, width=max(3, side // 60))
+    draw.ellipse([side * 0.43, side * 0.36, side * 0.57, side * 0.52], outline=ink, width=max(3, side // 60))
+    font = ImageFont.load_default(size=max(12, side // 12))
+    width = draw.textlength(text, font=font)
+    draw.text(((side - width) / 2, side * 0.66), text, fill=ink, font=font)
+    return image

@@ -49,7 +49,8 @@ def stack(tmp_path_factory):
         startup_timeout_s=240,
     )
     # Test images are served from loopback, which the production guard refuses.
-    with running_stack(settings, extra_env={"IMGSEL_FETCH_ALLOW_PRIVATE": "true"}):
+    data_dir = tmp_path_factory.mktemp("data")
+    with running_stack(settings, extra_env={"IMGSEL_FETCH_ALLOW_PRIVATE": "true", "IMGSEL_DATA_DIR": str(data_dir)}):
         yield settings
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import tempfile
 import time
 
 import pytest
@@ -19,7 +20,11 @@ RETRY_AFTER_S = 7
 
 def settings(**overrides) -> Settings:
     return Settings(
-        triton_grpc_url=f"127.0.0.1:{free_port()}", triton_timeout_s=2, retry_after_s=RETRY_AFTER_S, **overrides
+        triton_grpc_url=f"127.0.0.1:{free_port()}",
+        triton_timeout_s=2,
+        retry_after_s=RETRY_AFTER_S,
+        data_dir=tempfile.mkdtemp(prefix="imgsel-test-data-"),
+        **overrides,
     )
 
 

@@ -1,0 +1,131 @@
+"""The persistent library of known placeholder images ("no image available" pictures), matched by pHash.
+
+Embedded default: one SQLite file under IMGSEL_DATA_DIR. Every change is one transaction in WAL mode with
+synchronous=FULL, so an acknowledged add or delete survives kill -9 and a crash never leaves half a batch. Lookups
+run against an in-memory copy of the hashes (numpy), rebuilt from the file at start and kept in step on each change.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gateway.decisions import LibraryMatch
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS placeholders (
+    id TEXT PRIMARY KEY,
+    phash INTEGER NOT NULL,      -- 64-bit pHash, stored as the signed integer of the same bits
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    supplier TEXT,
+    added_at REAL NOT NULL
+)
+"""
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    id: str
+    phash: int
+    width: int
+    height: int
+    supplier: str | None
+    added_at: float
+
+    def as_json(self) -> dict:
+        return {
+            "id": self.id,
+            "phash": f"{self.phash:016x}",
+            "width": self.width,
+            "height": self.height,
+            "supplier": self.supplier,
+            "added_at": self.added_at,
+        }
+
+
+def to_signed(value: int) -> int:
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def to_unsigned(value: int) -> int:
+    return value + (1 << 64) if value < 0 else value
+
+
+_POPCOUNT16 = np.array([bin(i).count("1") for i in range(1 << 16)], dtype=np.uint8)
+
+
+def hamming_to_all(query: int, hashes: np.ndarray) -> np.ndarray:
+    """Hamming distance of one 64-bit hash to every row of `hashes` (uint64), vectorised: 4 lookups of 16 bits."""
+    x = np.bitwise_xor(hashes, np.uint64(query))
+    return sum(_POPCOUNT16[(x >> np.uint64(shift)) & np.uint64(0xFFFF)].astype(np.uint16) for shift in (0, 16, 32, 48))
+
+
+class PlaceholderLibrary:
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(SCHEMA)
+        self._reload()
+
+    def _reload(self) -> None:
+        rows = self._db.execute(
+            "SELECT id, phash, width, height, supplier, added_at FROM placeholders ORDER BY added_at, id"
+        ).fetchall()
+        self._entries = [Placeholder(r[0], to_unsigned(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
+        self._hashes = np.array([e.phash for e in self._entries], dtype=np.uint64)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def add(self, entries: list[tuple[str, int, int, int, str | None]]) -> list[str]:
+        """(id, phash, width, height, supplier) rows; an existing id is replaced. All or nothing."""
+        now = time.time()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO placeholders (id, phash, width, height, supplier, added_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [(i, to_signed(h), w, ht, s, now) for i, h, w, ht, s in entries],
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._reload()
+        return [entry[0] for entry in entries]
+
+    def remove(self, placeholder_id: str) -> bool:
+        with self._lock:
+            deleted = self._db.execute("DELETE FROM placeholders WHERE id = ?", (placeholder_id,)).rowcount
+            self._reload()
+        return deleted > 0
+
+    def entries(self) -> list[Placeholder]:
+        return list(self._entries)
+
+    def match(self, phashes: list[int], max_distance: int) -> list[LibraryMatch | None]:
+        """Nearest known placeholder within `max_distance` bits for each query (ties: the earliest added)."""
+        entries, hashes = self._entries, self._hashes  # one consistent snapshot
+        if not entries:
+            return [None] * len(phashes)
+        matches = []
+        for query in phashes:
+            distances = hamming_to_all(query, hashes)
+            best = int(np.argmin(distances))
+            distance = int(distances[best])
+            matches.append(LibraryMatch(entries[best].id, distance) if distance <= max_distance else None)
+        return matches
