@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import io
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageEnhance
