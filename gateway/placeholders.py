@@ -15,7 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from gateway.catalog_dedup import radius_for
 from gateway.decisions import LibraryMatch
+from gateway.hash_index import HashIndex, popcount64
+
+BANDS = 4  # 16-bit bands: measured fastest at 100k-1M entries (BENCHMARKS.md)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS placeholders (
@@ -57,13 +61,9 @@ def to_unsigned(value: int) -> int:
     return value + (1 << 64) if value < 0 else value
 
 
-_POPCOUNT16 = np.array([bin(i).count("1") for i in range(1 << 16)], dtype=np.uint8)
-
-
 def hamming_to_all(query: int, hashes: np.ndarray) -> np.ndarray:
-    """Hamming distance of one 64-bit hash to every row of `hashes` (uint64), vectorised: 4 lookups of 16 bits."""
-    x = np.bitwise_xor(hashes, np.uint64(query))
-    return sum(_POPCOUNT16[(x >> np.uint64(shift)) & np.uint64(0xFFFF)].astype(np.uint16) for shift in (0, 16, 32, 48))
+    """Hamming distance of one 64-bit hash to every row of `hashes` (uint64)."""
+    return popcount64(np.bitwise_xor(hashes, np.uint64(query)))
 
 
 class PlaceholderLibrary:
@@ -82,7 +82,7 @@ class PlaceholderLibrary:
             "SELECT id, phash, width, height, supplier, added_at FROM placeholders ORDER BY added_at, id"
         ).fetchall()
         self._entries = [Placeholder(r[0], to_unsigned(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
-        self._hashes = np.array([e.phash for e in self._entries], dtype=np.uint64)
+        self._indexes: dict[int, HashIndex] = {}  # by probe radius; built on first use
 
     def close(self) -> None:
         self._db.close()
@@ -117,15 +117,24 @@ class PlaceholderLibrary:
     def entries(self) -> list[Placeholder]:
         return list(self._entries)
 
+    def _index(self, max_distance: int) -> HashIndex:
+        """Linear scan for small libraries, multi-index hashing above ~20k (gateway.hash_index), probed deep
+        enough that every match within `max_distance` is found."""
+        radius = radius_for(max_distance, BANDS)
+        with self._lock:
+            if radius not in self._indexes:
+                entries = self._entries
+                self._indexes[radius] = HashIndex(
+                    [e.id for e in entries],
+                    np.array([e.phash for e in entries], dtype=np.uint64),
+                    bands=BANDS,
+                    radius=radius,
+                )
+            return self._indexes[radius]
+
     def match(self, phashes: list[int], max_distance: int) -> list[LibraryMatch | None]:
         """Nearest known placeholder within `max_distance` bits for each query (ties: the earliest added)."""
-        entries, hashes = self._entries, self._hashes  # one consistent snapshot
-        if not entries:
+        if not self._entries or not phashes:
             return [None] * len(phashes)
-        matches = []
-        for query in phashes:
-            distances = hamming_to_all(query, hashes)
-            best = int(np.argmin(distances))
-            distance = int(distances[best])
-            matches.append(LibraryMatch(entries[best].id, distance) if distance <= max_distance else None)
-        return matches
+        found = self._index(max_distance).nearest(np.array(phashes, dtype=np.uint64), max_distance)
+        return [None if hit is None else LibraryMatch(hit[0], hit[1]) for hit in found]

@@ -93,3 +93,16 @@ def test_library_match_rejects_with_placeholder_reason_and_evidence():
     assert verdicts[0].placeholder.mechanism == "library"
     assert (verdicts[0].placeholder.library_id, verdicts[0].placeholder.distance) == ("opencart-no-image", 3)
     assert verdicts[1].placeholder is None
+
+
+def test_large_library_uses_the_index_and_stays_exact_at_the_default_distance(tmp_path):
+    """Above the linear-scan size the multi-index is probed deep enough for the configured distance (16 > 15)."""
+    rng = np.random.default_rng(3)
+    hashes = rng.integers(0, 2**63, size=25_000, dtype=np.uint64).tolist()
+    library = PlaceholderLibrary(tmp_path / "lib.sqlite")
+    library.add([(f"r{i}", h, 1, 1, None) for i, h in enumerate(hashes)])
+    query = hashes[1234] ^ 0xFFFF  # 16 bits away from r1234
+    [match] = library.match([query], max_distance=16)
+    expected = hamming_to_all(query, np.array(hashes, dtype=np.uint64))
+    assert match == LibraryMatch(f"r{int(np.argmin(expected))}", int(expected.min()))
+    assert match.distance <= 16
