@@ -4,6 +4,20 @@ Inputs are the small RGB thumbnails Triton returns (128x128, aspect squashed). `
 `imagehash` package bit for bit (same PIL resampling, same DCT, same bit order), so thresholds tuned with
 `imagehash` carry over. Hashes are 64-bit ints whose most significant bit is the first element of imagehash's
 row-major bool array: `bin(a ^ b).count("1") == imagehash_a - imagehash_b`.
+
+`compute_hashes` normalises two things a supplier's re-export changes without changing the picture (measured on
+labelled pairs of real product photos, `python -m loadtest.dedup_pairs`, numbers in BENCHMARKS.md):
+
+- framing: both hashes are taken on the content box, the foreground's extent (pixels that differ from the median
+  border colour) with 2% of its mass cut on each side, located to a fraction of a pixel and resampled to a square,
+  so whitespace padding, a square canvas and a few percent of border crop move the hashes little, and a small
+  corner watermark moves the box by about a pixel. Known limit: on a nearly left-right symmetric product the odd DCT
+  terms are near zero, so even that shift flips a few pHash bits (10 measured in tests/unit/test_hashing.py);
+- tone: the colour histogram counts foreground pixels only, after an affine tone normalisation (the 5th and 90th
+  luminance percentiles of the foreground map to 0 and 1, the same map on R, G and B), which undoes brightness and
+  contrast changes (PIL's ImageEnhance ones exactly) up to clipping; soft bins keep JPEG noise from flipping pixels
+  between bins. Grey and black colourways still differ where anything else in the picture (skin, shoes, a trim)
+  anchors the normalisation; a lone all-grey product and its all-black colourway normalise alike (known limit).
 """
 
 from __future__ import annotations
@@ -18,8 +32,23 @@ from gateway.categories import DedupThresholds
 
 HASH_SIZE = 8
 PHASH_HIGHFREQ_FACTOR = 4
-HUE_BINS, SAT_BINS, VAL_BINS = 8, 4, 4
-HSV_HIST_BINS = HUE_BINS * SAT_BINS * VAL_BINS
+# Foreground: any channel differs from the median border colour by more than this (0-255).
+BACKGROUND_TOLERANCE = 24
+MIN_FOREGROUND_PIXELS = 16
+# The content box keeps the foreground's mass between these quantiles along each axis.
+CONTENT_QUANTILE = 0.02
+MIN_CONTENT_SIDE = 8
+CONTENT_SIDE = 128  # the content box is resampled to this square before hashing (the thumbnail's own size)
+# Tone normalisation: these foreground luminance percentiles map to 0 and 1 (skipped for a flat picture). The upper
+# one is below the top so that a brightened copy, whose highlights clipped at 255, still maps its unclipped 90% alike.
+TONE_PERCENTILES = (5.0, 90.0)
+MIN_TONE_RANGE = 0.05
+# Histogram: achromatic pixels by tone, chromatic pixels by hue x saturation; a pixel's weight moves from the
+# achromatic to the chromatic part as its saturation (and value) ramp up, and every axis uses linear soft bins.
+TONE_BINS, HUE_BINS, SAT_BINS = 4, 12, 2
+HSV_HIST_BINS = TONE_BINS + HUE_BINS * SAT_BINS
+CHROMA_SATURATION_RAMP = (0.12, 0.30)
+CHROMA_VALUE_RAMP = (0.12, 0.25)  # hue means little in near-black pixels
 # Rows of the (rows, n, k) broadcast in pairwise_chi2, so memory stays small for large requests.
 _CHI2_ROW_BLOCK = 64
 _CHI2_EPS = 1e-10
@@ -58,18 +87,112 @@ def dhash_edge(img: Image.Image) -> int:
     return dhash(img.convert("L").filter(ImageFilter.EDGE_ENHANCE_MORE))
 
 
-def hsv_histogram(img: Image.Image) -> np.ndarray:
-    """Joint HSV histogram, 8 hue x 4 saturation x 4 value bins (128), float32 summing to 1.
+def foreground_mask(rgb: np.ndarray) -> np.ndarray:
+    """(h, w) bool: pixels whose colour differs from the median border colour by more than BACKGROUND_TOLERANCE."""
+    pixels = np.asarray(rgb)
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    background = np.median(border, axis=0).astype(np.float32)
+    mask = np.zeros(pixels.shape[:2], dtype=bool)
+    for channel in range(3):  # per channel: 3x faster than a max over the last axis
+        mask |= np.abs(pixels[..., channel].astype(np.float32) - background[channel]) > BACKGROUND_TOLERANCE
+    return mask
 
+
+def content_box(mask: np.ndarray) -> tuple[float, float, float, float]:
+    """PIL box (left, top, right, bottom) in sub-pixel coordinates: the foreground with CONTENT_QUANTILE of its mass
+    cut on each side along each axis (mass spread evenly inside each pixel); the whole picture when the foreground is
+    (nearly) empty or the box would be tiny. Sub-pixel, because a box rounded to whole pixels of a 128 px thumbnail
+    can move by a pixel between two encodings, and that shift alone flipped 24 pHash bits of a symmetric product."""
+    height, width = mask.shape
+    whole = (0.0, 0.0, float(width), float(height))
+    if mask.sum() < MIN_FOREGROUND_PIXELS:
+        return whole
+
+    def extent(mass: np.ndarray) -> tuple[float, float]:
+        cumulative = np.cumsum(mass) / mass.sum()
+
+        def position(level: float) -> float:
+            k = int(np.searchsorted(cumulative, level))
+            before = cumulative[k - 1] if k > 0 else 0.0
+            return k + (level - before) / max(cumulative[k] - before, 1e-12)
+
+        return position(CONTENT_QUANTILE), position(1.0 - CONTENT_QUANTILE)
+
+    top, bottom = extent(mask.sum(axis=1).astype(np.float64))
+    left, right = extent(mask.sum(axis=0).astype(np.float64))
+    if bottom - top < MIN_CONTENT_SIDE or right - left < MIN_CONTENT_SIDE:
+        return whole
+    return float(left), float(top), float(right), float(bottom)
+
+
+def _hsv(red: np.ndarray, green: np.ndarray, blue: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hue in [0, 1), saturation and value clipped to [0, 1], of float channels that may leave [0, 1] (the tone
+    normalisation does not clip, so the hue of a pixel brighter than the upper percentile is not distorted)."""
+    top = np.maximum(np.maximum(red, green), blue)
+    spread = top - np.minimum(np.minimum(red, green), blue)
+    safe = np.where(spread > 0, spread, np.float32(1.0))
+    hue = np.where(
+        top == red,
+        ((green - blue) / safe) % 6,
+        np.where(top == green, (blue - red) / safe + 2, (red - green) / safe + 4),
+    )
+    hue = np.where(spread > 0, hue / 6, np.float32(0.0))
+    saturation = np.where(top > 0, np.clip(spread / np.where(top > 0, top, np.float32(1.0)), 0.0, 1.0), np.float32(0.0))
+    return hue.astype(np.float32), saturation.astype(np.float32), np.clip(top, 0.0, 1.0)
+
+
+def _soft_bins(x: np.ndarray, n: int, circular: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Linear soft binning of x in [0, 1] into n bins: (lower bin, upper bin, weight of the upper bin)."""
+    position = x * n - 0.5
+    low = np.floor(position)
+    upper_weight = position - low
+    low = low.astype(np.intp)
+    high = low + 1
+    if circular:
+        return low % n, high % n, upper_weight
+    return np.clip(low, 0, n - 1), np.clip(high, 0, n - 1), upper_weight
+
+
+def _ramp(x: np.ndarray, bounds: tuple[float, float]) -> np.ndarray:
+    return np.clip((x - bounds[0]) / (bounds[1] - bounds[0]), 0.0, 1.0)
+
+
+def colour_histogram(rgb: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """HSV_HIST_BINS float32 summing to 1: TONE_BINS achromatic tone bins, then HUE_BINS x SAT_BINS chromatic bins.
+
+    Counts the pixels of `mask` (all when it has fewer than MIN_FOREGROUND_PIXELS) after the tone normalisation.
     Grey-level hashes are blind to colour; this is what tells two colourways of one product apart.
     """
-    hsv = np.asarray(img.convert("RGB").convert("HSV")).astype(np.intp)
-    hue = hsv[..., 0] * HUE_BINS // 256
-    sat = hsv[..., 1] * SAT_BINS // 256
-    val = hsv[..., 2] * VAL_BINS // 256
-    bins = (hue * SAT_BINS + sat) * VAL_BINS + val
-    counts = np.bincount(bins.ravel(), minlength=HSV_HIST_BINS).astype(np.float32)
-    return counts / counts.sum()
+    pixels = np.asarray(rgb, dtype=np.uint8)
+    if mask is None or mask.sum() < MIN_FOREGROUND_PIXELS:
+        mask = np.ones(pixels.shape[:2], dtype=bool)
+    luminance = np.asarray(Image.fromarray(pixels).convert("L"))[mask]  # ITU-R 601-2 luma, as PIL computes it
+    low, high = np.percentile(luminance, TONE_PERCENTILES) / 255.0
+    red, green, blue = (pixels[..., channel][mask].astype(np.float32) / 255.0 for channel in range(3))
+    if high - low >= MIN_TONE_RANGE:  # the same affine map on R, G and B, not clipped: hue stays exact
+        scale = np.float32(1.0 / (high - low))
+        red, green, blue = ((channel - np.float32(low)) * scale for channel in (red, green, blue))
+    hue, saturation, value = _hsv(red, green, blue)
+    chroma = _ramp(saturation, CHROMA_SATURATION_RAMP) * _ramp(value, CHROMA_VALUE_RAMP)
+
+    tone_low, tone_high, tone_up = _soft_bins(value, TONE_BINS, circular=False)
+    tone = np.bincount(tone_low, (1 - chroma) * (1 - tone_up), TONE_BINS)
+    tone += np.bincount(tone_high, (1 - chroma) * tone_up, TONE_BINS)
+    hue_low, hue_high, hue_up = _soft_bins(hue, HUE_BINS, circular=True)
+    sat = (saturation - CHROMA_SATURATION_RAMP[0]) / (1 - CHROMA_SATURATION_RAMP[0])
+    sat_low, sat_high, sat_up = _soft_bins(np.clip(sat, 0.0, 1.0), SAT_BINS, circular=False)
+    colour = np.zeros(HUE_BINS * SAT_BINS)
+    for hue_bin, hue_weight in ((hue_low, 1 - hue_up), (hue_high, hue_up)):
+        for sat_bin, sat_weight in ((sat_low, 1 - sat_up), (sat_high, sat_up)):
+            colour += np.bincount(hue_bin * SAT_BINS + sat_bin, chroma * hue_weight * sat_weight, HUE_BINS * SAT_BINS)
+    histogram = np.concatenate([tone, colour])
+    return (histogram / histogram.sum()).astype(np.float32)
+
+
+def hsv_histogram(img: Image.Image) -> np.ndarray:
+    """colour_histogram of a picture's foreground (see the module docstring)."""
+    rgb = np.asarray(img.convert("RGB"))
+    return colour_histogram(rgb, foreground_mask(rgb))
 
 
 def chi2_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -128,10 +251,15 @@ def _as_image(thumb: np.ndarray | Image.Image) -> Image.Image:
 
 
 def compute_hashes(thumb: np.ndarray | Image.Image) -> ImageHashes:
-    img = _as_image(thumb)
-    histogram = hsv_histogram(img)
+    """pHash and dHash-edge of the content box (resampled to CONTENT_SIDE square), colour histogram of the
+    foreground (see the module docstring)."""
+    img = _as_image(thumb).convert("RGB")
+    rgb = np.asarray(img)
+    mask = foreground_mask(rgb)
+    content = img.resize((CONTENT_SIDE, CONTENT_SIDE), Image.Resampling.LANCZOS, box=content_box(mask))
+    histogram = colour_histogram(rgb, mask)
     histogram.setflags(write=False)
-    return ImageHashes(phash=phash(img), dhash_edge=dhash_edge(img), hsv_hist=histogram)
+    return ImageHashes(phash=phash(content), dhash_edge=dhash_edge(content), hsv_hist=histogram)
 
 
 def duplicate_matrix(hashes: list[ImageHashes], t: DedupThresholds) -> np.ndarray:

@@ -2,7 +2,7 @@
 through gateway.catalog_dedup (candidate generation, vectorised verification, clustering), with recall measured
 against brute force on a smaller slice.
 
-    python -m loadtest.cluster_scale [--images 100000] [--recall-images 10000] [--radius 0 1 2] [--json FILE]
+    python -m loadtest.cluster_scale [--images 100000] [--recall-images 10000] [--radius 0 1 2 3] [--json FILE]
 
 Writes the JSON to loadtest/results/cluster-scale-<time>.json unless --json names another file.
 
@@ -10,22 +10,25 @@ Thresholds: gateway.categories.load_catalog().default.dedup. Prints a markdown r
 BENCHMARKS.md.
 
 The hash vectors are synthetic (`synthetic_catalog`), shaped after the 400 studio photos of ../shared/data/catalog
-(hashes of 128 px squashed thumbnails, as Triton returns them), which this script does not need or read:
+as the production hashes see them (content-box pHash and edge dHash of the 128 px thumbnail Triton returns,
+foreground colour histogram; gateway.hashing), which this script does not need or read:
 
 - pHash: balanced like a real one (the DC bit always set, 31 of the other 63 set: pHash thresholds at the median,
   so real distances are even). Images share "compositions" (centred product on white, folded, worn...): bits are
   the top 31 of (per-bit global bias + composition profile + per-image noise). The scales were tuned so random
-  pairs behave like the real catalog's pairs of different styles: mean distance ~29, ~0.2% within 10 bits,
-  ~0.65% sharing a 16-bit band exactly, ~9% within 2 bits in some band.
-- edge dHash: the same construction without balancing (real mean ~30 ones, random-pair mean distance ~25).
-- HSV histogram (128 bins): a white-background bin holding 40-80% of the mass plus the product colour spread over
-  the saturation/value bins of one or two hues (~18 non-zero bins, as measured).
+  pairs behave like the real catalog's pairs of different styles (measured: mean distance 30, 0.27% within 10 bits,
+  0.52% within 14, 0.30% sharing a 16-bit band exactly).
+- edge dHash: the same construction without balancing (real mean ~30 ones, random-pair mean distance ~28).
+- colour histogram (HSV_HIST_BINS bins, foreground only): see `_histograms`.
 - Styles come in 1-4 colourways (same pose: pHash within 0-6 bits, different colour: far in chi-square): the hard
   negatives the histogram must reject.
 - Planted duplicates (a share of the images, default 15%, groups of 2-4): copies of an original made by
   re-encoding/resizing, brightness change or a 1-4% crop, with pHash/dHash distances drawn from the distributions
-  measured on the real catalog for exactly those edits (below) and a histogram perturbed to a chi-square of about
-  0.005 median.
+  measured on real catalog pairs for exactly those edits (below) and a histogram perturbed to a chi-square of about
+  COPY_CHI2_MEDIAN.
+
+The exact probe radius is `radius_for(phash_max_distance, bands)` (3 for the tuned pHash threshold 14 and 4 bands);
+smaller radii trade recall for speed.
 """
 
 from __future__ import annotations
@@ -54,22 +57,28 @@ from gateway.catalog_dedup import (
     radius_for,
 )
 from gateway.categories import load_catalog
+from gateway.hashing import HSV_HIST_BINS, HUE_BINS, SAT_BINS, TONE_BINS
 
-# Distance histograms {distance: count} of (original, edited) pairs over the 400 real catalog photos, per edit:
-# resize to 40-90% + JPEG quality 55-90; brightness x0.9-1.1; crop 1-4% off every side.
+# Distance histograms {distance: count} of (original, edited) pairs, measured with the production hashes (DALI
+# preprocess -> gateway.hashing.compute_hashes) on the labelled duplicate pairs of ../shared/data/catalog made by
+# `python -m loadtest.dedup_pairs generate` (seed 0), single-edit pairs only: `reencode` = its resize and jpeg kinds
+# (100 + 103 pairs), `brightness` (98), `crop` (91: 1-4% off the borders).
 EDIT_WEIGHTS = {"reencode": 0.4, "brightness": 0.3, "crop": 0.3}
 PHASH_EDIT_DISTANCES = {
-    "reencode": {0: 381, 2: 19},
-    "brightness": {0: 266, 2: 122, 4: 9, 6: 3},
-    "crop": {0: 9, 2: 67, 4: 95, 6: 94, 8: 67, 10: 40, 12: 16, 14: 8, 16: 4},
+    "reencode": {0: 165, 2: 29, 4: 3, 6: 4, 8: 1, 10: 1, 22: 1, 26: 1},
+    "brightness": {0: 27, 2: 32, 4: 16, 6: 8, 8: 2, 10: 1, 12: 3, 14: 4, 16: 1, 18: 1, 26: 1, 28: 2},
+    "crop": {0: 12, 2: 21, 4: 20, 6: 15, 8: 9, 10: 5, 12: 5, 14: 2, 16: 1, 26: 1},
 }
 DHASH_EDIT_DISTANCES = {
-    "reencode": {0: 324, 1: 65, 2: 9, 3: 1, 5: 1},
-    "brightness": {0: 130, 1: 89, 2: 76, 3: 45, 4: 30, 5: 13, 6: 10, 7: 5, 8: 1, 9: 1},
-    "crop": {k: c for k, c in enumerate([18, 37, 45, 58, 54, 58, 41, 25, 20, 19, 9, 10, 4, 2])},
+    "reencode": {0: 119, 1: 51, 2: 19, 3: 3, 4: 4, 5: 3, 6: 2, 9: 1, 10: 1, 18: 1, 20: 1},
+    "brightness": {0: 9, 1: 18, 2: 24, 3: 16, 4: 8, 5: 6, 6: 4, 7: 6, 12: 1, 16: 1, 17: 1, 20: 1, 24: 1, 26: 1, 34: 1},
+    "crop": {0: 8, 1: 10, 2: 16, 3: 11, 4: 11, 5: 10, 6: 5, 7: 7, 8: 8, 9: 1, 11: 1, 13: 1, 14: 1, 30: 1},
 }
-WHITE_BIN = 3  # hue 0, saturation 0, top value bin: white background
-HIST_BINS = 128
+# Colour histogram of the foreground (gateway.hashing.colour_histogram): achromatic tone bins, then hue x saturation.
+HIST_BINS = HSV_HIST_BINS
+# Median chi-square between an original and an edited copy on the same pairs: resize/jpeg 0.0001-0.0003,
+# crop 0.001, brightness 0.002.
+COPY_CHI2_MEDIAN = 0.001
 # Shared photo set-ups; fixed, not growing with n: the share of look-alike pairs stays constant (conservative).
 COMPOSITIONS = 40
 BITS = 64
@@ -127,32 +136,34 @@ def _draw(rng: np.random.Generator, histogram: dict[int, int], size: int) -> np.
     return rng.choice(values, size=size, p=weights / weights.sum())
 
 
-def _histograms(rng: np.random.Generator, hues: np.ndarray) -> np.ndarray:
-    """(n,) product hue (0-7) -> (n, 128) float32 HSV histograms on a white background."""
+def _histograms(rng: np.random.Generator, hues: np.ndarray, achromatic: np.ndarray) -> np.ndarray:
+    """(n,) product hue (0-HUE_BINS-1), (n,) bool -> (n, HSV_HIST_BINS) float32 foreground colour histograms.
+
+    A coloured product: its hue's and a neighbouring hue's saturation bins, plus 10-40% of the mass in the achromatic
+    tone bins (shadows, trims). A black/grey/white product (a third of a clothing catalog): the tone bins, plus up to
+    10% of chromatic mass (skin, a print). Random pairs: median chi-square 0.79, 0.01% within 0.015 (the real
+    catalog: 0.53 and 0.045%), so accidental pairs are a little rarer than in real data."""
     n = len(hues)
     hist = np.zeros((n, HIST_BINS), dtype=np.float64)
     rows = np.arange(n)[:, None]
-    hue_bins = np.arange(16)[None, :]  # the 4 saturation x 4 value bins of one hue
-    hist[rows, hues[:, None] * 16 + hue_bins] = rng.dirichlet(np.full(16, 0.3), size=n)
-    second = (hues + rng.choice([-1, 1], size=n)) % 8  # a neighbouring hue: shading, print
-    hist[rows, second[:, None] * 16 + hue_bins] += 0.15 * rng.dirichlet(np.full(16, 0.3), size=n)
-    # Black, grey and white products (a third of a clothing catalog): hue 0, saturation bins 0-1 only.
-    achromatic = rng.random(n) < 1 / 3
-    hist[achromatic] = 0
-    hist[achromatic, :8] = rng.dirichlet(np.full(8, 0.3), size=int(achromatic.sum()))
+    sat_bins = np.arange(SAT_BINS)[None, :]
+    chroma = TONE_BINS + hues[:, None] * SAT_BINS + sat_bins
+    hist[rows, chroma] = rng.dirichlet(np.full(SAT_BINS, 0.5), size=n)
+    second = (hues + rng.choice([-1, 1], size=n)) % HUE_BINS  # a neighbouring hue: shading, print
+    hist[rows, TONE_BINS + second[:, None] * SAT_BINS + sat_bins] += 0.3 * rng.dirichlet(np.full(SAT_BINS, 0.5), size=n)
     hist /= hist.sum(axis=1, keepdims=True)
-    white = rng.uniform(0.4, 0.8, size=n)
-    hist *= (1 - white)[:, None]
-    hist[:, WHITE_BIN] += white
+    tone_share = np.where(achromatic, rng.uniform(0.9, 1.0, size=n), rng.uniform(0.1, 0.4, size=n))
+    hist *= (1 - tone_share)[:, None]
+    hist[:, :TONE_BINS] += tone_share[:, None] * rng.dirichlet(np.full(TONE_BINS, 0.4), size=n)
     return hist.astype(np.float32)
 
 
 def _perturb(rng: np.random.Generator, hist: np.ndarray) -> np.ndarray:
-    """Copies of histograms at a chi-square of about 0.005 median (lognormal), as re-encodes measure."""
+    """Copies of histograms at a chi-square of about COPY_CHI2_MEDIAN (lognormal), as edited copies measure."""
     noise = hist * rng.lognormal(0, 1, hist.shape) + rng.dirichlet(np.full(HIST_BINS, 0.2), size=len(hist)) * 0.05
     noise /= noise.sum(axis=1, keepdims=True)
     full = 0.5 * np.sum((hist - noise) ** 2 / (hist + noise + 1e-10), axis=1)
-    target = np.exp(rng.normal(np.log(0.005), 1.0, size=len(hist)))
+    target = np.exp(rng.normal(np.log(COPY_CHI2_MEDIAN), 1.0, size=len(hist)))
     a = np.clip(np.sqrt(target / np.maximum(full, 1e-12)), 0, 1)[:, None]
     return ((1 - a) * hist + a * noise).astype(np.float32)
 
@@ -179,9 +190,10 @@ def synthetic_catalog(n: int, seed: int = 0, duplicate_share: float = 0.15) -> S
     # Colourways: same pose, so close hashes; another colour, so a far histogram.
     phash = _flip_balanced(rng, view_p[view_of], rng.choice([0, 2, 4, 6], size=n_originals))
     dhash = _flip_any(rng, view_d[view_of], rng.integers(0, 7, size=n_originals))
-    view_hue = rng.integers(0, 8, size=n_views)
-    hue = (view_hue[view_of] + 3 * (np.arange(n_originals) - np.searchsorted(view_of, view_of))) % 8
-    hist = _histograms(rng, hue)
+    view_hue = rng.integers(0, HUE_BINS, size=n_views)
+    colourway = np.arange(n_originals) - np.searchsorted(view_of, view_of)
+    hue = (view_hue[view_of] + 4 * colourway) % HUE_BINS
+    hist = _histograms(rng, hue, achromatic=rng.random(n_originals) < 1 / 3)
 
     # Planted duplicates: groups of 1-3 copies of one original.
     group_sizes = []
@@ -357,7 +369,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--images", type=int, default=100_000, help="catalog slice size")
     parser.add_argument("--recall-images", type=int, default=10_000, help="slice compared with brute force (0: skip)")
     parser.add_argument("--product-images", type=int, default=200, help="images of one product (0: skip)")
-    parser.add_argument("--radius", type=int, nargs="+", default=[0, 1, 2], help="probe radii to run")
+    parser.add_argument("--radius", type=int, nargs="+", default=[0, 1, 2, 3], help="probe radii to run")
     parser.add_argument("--bands", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="results file (default: loadtest/results/cluster-scale-<time>.json)")

@@ -6,7 +6,8 @@ import json
 
 import numpy as np
 
-from gateway.catalog_dedup import popcount64
+from gateway.catalog_dedup import popcount64, radius_for
+from gateway.categories import load_catalog
 from loadtest import cluster_scale
 from loadtest.cluster_scale import synthetic_catalog
 
@@ -30,6 +31,7 @@ def test_synthetic_hashes_are_shaped_like_real_ones():
 
 def test_script_runs_on_a_small_slice(tmp_path, capsys):
     out = tmp_path / "result.json"
+    exact = radius_for(load_catalog().default.dedup.phash_max_distance, bands=4)
     cluster_scale.main(
         [
             "--images",
@@ -40,7 +42,7 @@ def test_script_runs_on_a_small_slice(tmp_path, capsys):
             "30",
             "--radius",
             "0",
-            "2",
+            str(exact),
             "--json",
             str(out),
         ]
@@ -48,10 +50,10 @@ def test_script_runs_on_a_small_slice(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "Catalog slice, 3000 images" in printed and "Recall vs brute force" in printed
     result = json.loads(out.read_text())
-    assert result["recall"]["radius_2"]["recall"] == 1.0  # radius 2 covers the pHash threshold of 10
+    assert result["recall"][f"radius_{exact}"]["recall"] == 1.0  # the exact radius covers the pHash threshold
     assert result["recall"]["radius_0"]["found_only_true_pairs"]
     scale = result["scale"]
-    assert scale["radius_2"]["duplicate_pairs"] >= scale["radius_0"]["duplicate_pairs"] > 0
-    assert scale["radius_2"]["recall_vs_exact"] == 1.0 and 0 < scale["radius_0"]["recall_vs_exact"] <= 1
+    assert scale[f"radius_{exact}"]["duplicate_pairs"] >= scale["radius_0"]["duplicate_pairs"] > 0
+    assert scale[f"radius_{exact}"]["recall_vs_exact"] == 1.0 and 0 < scale["radius_0"]["recall_vs_exact"] <= 1
     assert 0 < scale["radius_0"]["planted_pairs"] <= scale["radius_0"]["duplicate_pairs"]
     assert result["product"]["mixed"]["select_ms"]["median"] > 0

@@ -141,11 +141,12 @@ def with_phash(hashes: ImageHashes, phash: int) -> ImageHashes:
 
 def test_no_transitive_chaining():
     base = picture(0)
-    six_bits, twelve_bits = (1 << 6) - 1, (1 << 12) - 1
+    step = DEDUP.phash_max_distance // 2 + 1  # one step is within the (tuned) threshold, two steps are beyond it
+    assert step <= DEDUP.phash_max_distance < 2 * step
+    one_step, two_steps = (1 << step) - 1, (1 << (2 * step)) - 1
     a = image("a", 0, size=(3000, 3000), hashes=with_phash(base, 0))
-    b = image("b", 1, size=(2000, 2000), hashes=with_phash(base, six_bits))  # 6 from a
-    c = image("c", 2, size=(1000, 1000), hashes=with_phash(base, twelve_bits))  # 6 from b, 12 from a
-    assert DEDUP.phash_max_distance in range(6, 12)
+    b = image("b", 1, size=(2000, 2000), hashes=with_phash(base, one_step))  # one step from a
+    c = image("c", 2, size=(1000, 1000), hashes=with_phash(base, two_steps))  # one step from b, two from a
     assert [ids(cluster) for cluster in cluster_duplicates([c, b, a], DEDUP)] == [["a", "b"], ["c"]]
 
 
