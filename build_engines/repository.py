@@ -16,7 +16,14 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from build_engines.contract import EMBEDDING_DIM, ENSEMBLE, QUALITY_OUTPUTS, TYPE_HEAD_INPUT, TYPE_HEAD_OUTPUT
+from build_engines.contract import (
+    EMBEDDING_DIM,
+    ENSEMBLE,
+    QUALITY_INPUTS,
+    QUALITY_OUTPUTS,
+    TYPE_HEAD_INPUT,
+    TYPE_HEAD_OUTPUT,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TRITON_PYTHON = Path(__file__).resolve().parent / "triton_python"
@@ -61,8 +68,8 @@ def preprocess_model() -> Model:
     )
 
 
-def onnx_models(backbone_weights: str | None) -> list[Model]:
-    from preprocessing.runner import FEATURE_NAMES, OUTPUTS
+def onnx_models(backbone_weights: str | None, heads_dir: Path = HEADS_DIR) -> list[Model]:
+    from preprocessing.runner import OUTPUTS
 
     pixel_shape = OUTPUTS["PIXELS"][1]
     return [
@@ -72,14 +79,55 @@ def onnx_models(backbone_weights: str | None) -> list[Model]:
             [Tensor("EMBEDDING", "float32", (EMBEDDING_DIM,))],
             onnx_builder=lambda path: export_backbone(path, backbone_weights),
         ),
-        Model(
-            "quality",
-            [Tensor("QUALITY_FEATURES", "float32", (len(FEATURE_NAMES),))],
-            [Tensor("QUALITY_SCORES", "float32", (len(QUALITY_OUTPUTS),))],
-            onnx_builder=export_quality,
-            ort_threads="1",
-        ),  # a few multiply-adds per image: threads would only add overhead
+        quality_model(heads_dir),
     ]
+
+
+def quality_model(heads_dir: Path = HEADS_DIR) -> Model:
+    """The learned quality head (heads/quality.onnx: EMBEDDING from the backbone + QUALITY_FEATURES from the
+    preprocess model -> blur, small_object, placeholder) when present; otherwise the interim classical export
+    (QUALITY_FEATURES -> blur, small_object only), announced on stderr."""
+    from build_engines.quality import CLASSICAL_OUTPUTS
+    from preprocessing.runner import FEATURE_NAMES
+
+    features = Tensor("QUALITY_FEATURES", "float32", (len(FEATURE_NAMES),))
+    learned = heads_dir / "quality.onnx"
+    if learned.is_file():
+        inputs = {"EMBEDDING": Tensor("EMBEDDING", "float32", (EMBEDDING_DIM,)), "QUALITY_FEATURES": features}
+        return Model(
+            "quality",
+            [inputs[name] for name in QUALITY_INPUTS],
+            [Tensor("QUALITY_SCORES", "float32", (len(QUALITY_OUTPUTS),))],
+            onnx_builder=lambda path: copy_quality_head(learned, path),
+            ort_threads="1",
+        )  # one 1282x64 layer per image: threads would only add overhead
+    print(
+        f"quality: {learned} not found; serving the INTERIM CLASSICAL quality measures ({', '.join(CLASSICAL_OUTPUTS)}"
+        "; no placeholder score). Train the learned head with `python -m build_engines.quality_heads`.",
+        file=sys.stderr,
+    )
+    return Model(
+        "quality",
+        [features],
+        [Tensor("QUALITY_SCORES", "float32", (len(CLASSICAL_OUTPUTS),))],
+        onnx_builder=export_quality,
+        ort_threads="1",
+    )
+
+
+def copy_quality_head(source: Path, path: Path) -> None:
+    """Copy the learned quality head, refusing one whose tensors do not match the contract (stale file)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"])
+    names = tuple(i.name for i in session.get_inputs())
+    width = session.get_outputs()[0].shape[-1]
+    if names != QUALITY_INPUTS or width != len(QUALITY_OUTPUTS):
+        raise ValueError(
+            f"{source} has inputs {names} and {width} outputs; the contract wants {QUALITY_INPUTS} -> "
+            f"{len(QUALITY_OUTPUTS)} ({', '.join(QUALITY_OUTPUTS)}): retrain with python -m build_engines.quality_heads"
+        )
+    shutil.copy(source, path)
 
 
 def type_head_models(heads_dir: Path) -> list[Model]:
@@ -145,7 +193,8 @@ def ensemble_config(pre: Model, backbone: Model, quality: Model) -> str:
     steps = [
         step(pre, {t.name: t.name for t in pre.inputs}, {t.name: t.name for t in pre.outputs}),
         step(backbone, {"PIXELS": "PIXELS"}, {"EMBEDDING": "EMBEDDING"}),
-        step(quality, {"QUALITY_FEATURES": "QUALITY_FEATURES"}, {"QUALITY_SCORES": "QUALITY_SCORES"}),
+        # The learned head reads EMBEDDING (backbone) and QUALITY_FEATURES (preprocess); the fallback only the latter.
+        step(quality, {t.name: t.name for t in quality.inputs}, {"QUALITY_SCORES": "QUALITY_SCORES"}),
     ]
     return "\n".join(
         [
@@ -202,7 +251,7 @@ def generate(
     pre_params = {**python_params, "DALI_DEVICE": "cpu" if profile == "cpu" else "gpu", "DALI_THREADS": "2"}
     (out / pre.name / "config.pbtxt").write_text(model_config(pre, 'backend: "python"', kind, pre_params))
 
-    core = onnx_models(backbone_weights)
+    core = onnx_models(backbone_weights, heads_dir)
     for model in core + type_head_models(heads_dir):
         version_dir = out / model.name / "1"
         version_dir.mkdir(parents=True)
@@ -213,7 +262,8 @@ def generate(
         else:
             from build_engines.tensorrt_build import build_engine
 
-            build_engine(version_dir / "model.onnx", version_dir / "model.plan", model.inputs[0].dims, MAX_BATCH)
+            inputs = {t.name: t.dims for t in model.inputs}
+            build_engine(version_dir / "model.onnx", version_dir / "model.plan", inputs, MAX_BATCH)
             (version_dir / "model.onnx").unlink()
             config = model_config(model, 'platform: "tensorrt_plan"', kind, {})
         (out / model.name / "config.pbtxt").write_text(config)

@@ -68,7 +68,8 @@ def test_select_filters_dedups_orders_and_isolates_a_corrupt_image(client, image
     hero_verdict = verdicts["url-hero"]
     assert (hero_verdict["width"], hero_verdict["height"]) == (1000, 1000)
     # Only checks that ran are reported; no type head is served yet, so the type is unknown.
-    assert set(hero_verdict["scores"]) == {"blur", "small_object"}
+    assert set(hero_verdict["scores"]) == {"blur", "small_object", "placeholder"}
+    assert hero_verdict["scores"]["placeholder"] < 0.5
     assert hero_verdict["scores"]["blur"] < 0.5 and verdicts["blurry"]["scores"]["blur"] >= 0.5
     assert hero_verdict["type"] == "unknown" and hero_verdict["type_confidence"] is None
 
