@@ -17,6 +17,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from build_engines.contract import ENSEMBLE
 from gateway.categories import load_catalog
 from gateway.config import Settings
+from gateway.decisions import VoteRule
+from gateway.exemplars import ExemplarStore
 from gateway.fetch import Fetcher
 from gateway.metrics import LATENCY, REQUESTS, TRITON_UNAVAILABLE
 from gateway.placeholders import PlaceholderLibrary
@@ -51,10 +53,30 @@ async def lifespan(app: FastAPI):
             settings.fetch_allow_private,
         )
         placeholders = PlaceholderLibrary(Path(settings.data_dir) / "placeholders.sqlite")
-        app.state.curator = Curator(catalog, fetcher, analyzer, placeholders, settings.placeholder_max_distance)
+        exemplars = ExemplarStore(
+            Path(settings.data_dir) / "exemplars.sqlite", settings.exemplar_capacity, settings.exemplar_per_product
+        )
+        vote_rule = VoteRule(
+            exemplars=settings.placeholder_vote_exemplars,
+            min_votes=settings.placeholder_vote_min_votes,
+            min_similarity=settings.placeholder_vote_similarity,
+            head_min=settings.placeholder_vote_head_min,
+            min_similarity_alone=settings.placeholder_vote_similarity_alone,
+        )
+        app.state.curator = Curator(
+            catalog,
+            fetcher,
+            analyzer,
+            placeholders,
+            settings.placeholder_max_distance,
+            exemplars=exemplars,
+            vote_rule=vote_rule,
+            exemplar_max_placeholder_score=settings.exemplar_max_placeholder_score,
+        )
         app.state.analyzer = analyzer
         yield
     placeholders.close()
+    exemplars.close()
     await analyzer.close()
 
 

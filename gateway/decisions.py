@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -38,14 +39,68 @@ class LibraryMatch:
 
 
 @dataclass(frozen=True)
+class VoteRule:
+    """The category vote for unseen placeholders: the image meets the `exemplars` most recently accepted images of
+    its category (one per product); each exemplar whose cosine similarity to the image (backbone embeddings) is
+    below the similarity threshold votes "unlike"; `min_votes` unlike votes call a placeholder. With fewer than
+    `exemplars` exemplars the vote abstains.
+
+    When the learned placeholder score ran, the vote rejects only together with a score >= `head_min` (a real product
+    unlike the category's recent ones is rare but exists, and the head then vouches for it) at `min_similarity`;
+    without a score it stands alone at the stricter `min_similarity_alone`. Defaults chosen on data (BENCHMARKS.md)."""
+
+    exemplars: int = 11
+    min_votes: int = 5
+    min_similarity: float = 0.21
+    head_min: float = 0.05
+    min_similarity_alone: float = 0.17
+
+    def __post_init__(self) -> None:
+        if self.exemplars < 1 or not 1 <= self.min_votes <= self.exemplars:
+            raise ValueError(f"vote rule needs 1 <= min_votes <= exemplars, got {self.min_votes} of {self.exemplars}")
+
+
+@dataclass(frozen=True)
+class VoteOutcome:
+    """`outcome`: `placeholder` (>= min_votes unlike), `product`, or `abstained` (too few exemplars yet)."""
+
+    outcome: Literal["placeholder", "product", "abstained"]
+    unlike: int  # exemplars that voted "unlike" (0 when abstained)
+    exemplars: int  # exemplars available to the vote (<= rule.exemplars)
+    needed: int  # rule.exemplars
+    similarity: float  # the threshold applied
+    head_min: float | None  # the placeholder score the vote needs to reject (None: the head did not run)
+
+    @property
+    def fired(self) -> bool:
+        return self.outcome == "placeholder"
+
+
+def exemplar_vote(similarities: Sequence[float], rule: VoteRule, head_ran: bool = True) -> VoteOutcome:
+    """The vote over an image's cosine similarities to its category's exemplars (most recent first; only the first
+    `rule.exemplars` are used). `head_ran`: the learned placeholder score is there to gate the vote."""
+    used = list(similarities)[: rule.exemplars]
+    threshold = rule.min_similarity if head_ran else rule.min_similarity_alone
+    head_min = rule.head_min if head_ran else None
+    if len(used) < rule.exemplars:
+        return VoteOutcome("abstained", 0, len(used), rule.exemplars, threshold, head_min)
+    unlike = sum(1 for s in used if s < threshold)
+    outcome = "placeholder" if unlike >= rule.min_votes else "product"
+    return VoteOutcome(outcome, unlike, len(used), rule.exemplars, threshold, head_min)
+
+
+@dataclass(frozen=True)
 class PlaceholderEvidence:
-    """Which mechanism called an image a placeholder: `library` (known placeholder matched by pHash) or `head`
-    (the learned placeholder score reached its threshold)."""
+    """Which mechanism called an image a placeholder: `library` (known placeholder matched by pHash), `head`
+    (the learned placeholder score reached its threshold) or `vote` (unlike the category's accepted images, with
+    the head's score at least the vote's `head_min`)."""
 
     mechanism: str
     library_id: str | None = None
     distance: int | None = None
     score: float | None = None
+    votes: int | None = None  # vote: exemplars that voted "unlike"
+    exemplars: int | None = None  # vote: exemplars consulted
 
 
 @dataclass(kw_only=True)
@@ -65,6 +120,7 @@ class ImageAnalysis:
     hashes: ImageHashes | None = None  # None: never treated as anyone's duplicate
     supplier_priority: int | None = None  # lower is preferred; None = no preference
     library_match: LibraryMatch | None = None  # nearest known placeholder within the match distance
+    vote: VoteOutcome | None = None  # the category vote; None when it did not run
 
     def __post_init__(self) -> None:
         if self.ok and self.error_reason is not None:
@@ -92,15 +148,19 @@ class Verdict:
     height: int
     scores: dict[str, float]
     placeholder: PlaceholderEvidence | None = None
+    vote: VoteOutcome | None = None
 
 
 def placeholder_evidence(a: ImageAnalysis, category: Category) -> PlaceholderEvidence | None:
-    """A library match is the stronger evidence (an exact known picture); else the learned head's score."""
+    """First mechanism that fires, strongest evidence first: a library match (an exact known picture), the learned
+    head's score at its threshold, then the category vote (gated by the head's score when the head ran)."""
     if a.library_match is not None:
         return PlaceholderEvidence("library", library_id=a.library_match.library_id, distance=a.library_match.distance)
     score = a.scores.get("placeholder")
     if score is not None and score >= category.quality.placeholder_max:
         return PlaceholderEvidence("head", score=score)
+    if a.vote is not None and a.vote.fired and (a.vote.head_min is None or (score or 0.0) >= a.vote.head_min):
+        return PlaceholderEvidence("vote", score=score, votes=a.vote.unlike, exemplars=a.vote.exemplars)
     return None
 
 
@@ -212,6 +272,7 @@ def _verdict(
         height=a.height,
         scores=dict(a.scores),
         placeholder=placeholder,
+        vote=a.vote,
     )
 
 

@@ -54,12 +54,28 @@ class SelectRequest(ImagesRequest):
 
 
 class PlaceholderEvidenceOut(BaseModel):
-    mechanism: Literal["library", "head"] = Field(
-        description="library: pHash match of a known placeholder; head: the learned placeholder score"
+    mechanism: Literal["library", "head", "vote"] = Field(
+        description="library: pHash match of a known placeholder; head: the learned placeholder score; vote: unlike "
+        "the category's recently accepted images (with the head's score at least the vote's gate)"
     )
     library_id: str | None = None
     distance: int | None = Field(default=None, description="pHash Hamming distance to the library image")
     score: float | None = None
+    votes: int | None = Field(default=None, description="vote: exemplars that voted 'unlike'")
+    exemplars: int | None = Field(default=None, description="vote: exemplars consulted")
+
+
+class PlaceholderVoteOut(BaseModel):
+    outcome: Literal["placeholder", "product", "abstained"] = Field(
+        description="abstained: the category has fewer accepted exemplars than the vote needs (cold start)"
+    )
+    unlike: int = Field(description="exemplars whose similarity is below `similarity`")
+    exemplars: int = Field(description="exemplars available (from distinct other products)")
+    needed: int = Field(description="exemplars the vote needs")
+    similarity: float = Field(description="cosine-similarity threshold applied")
+    head_min: float | None = Field(
+        description="placeholder score the vote needs to reject; null: the head did not run, the vote stands alone"
+    )
 
 
 class ImageVerdictOut(BaseModel):
@@ -76,6 +92,9 @@ class ImageVerdictOut(BaseModel):
     scores: dict[str, float]
     placeholder: PlaceholderEvidenceOut | None = Field(
         default=None, description="why the image was called a placeholder (only with reason `placeholder`)"
+    )
+    placeholder_vote: PlaceholderVoteOut | None = Field(
+        default=None, description="the category vote on this image (absent when it did not run)"
     )
 
 

@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from gateway.categories import Catalog, Category
-from gateway.decisions import UNKNOWN_TYPE, ImageAnalysis, dedup_groups, select
+from gateway.decisions import UNKNOWN_TYPE, ImageAnalysis, VoteRule, dedup_groups, exemplar_vote, select
+from gateway.exemplars import ExemplarStore
 from gateway.fetch import Fetcher
 from gateway.hashing import compute_hashes
 from gateway.metrics import IMAGE_OUTCOMES
@@ -21,6 +22,7 @@ from gateway.schemas import (
     ImageVerdictOut,
     PlaceholderEvidenceOut,
     PlaceholdersAdded,
+    PlaceholderVoteOut,
     SelectRequest,
     SelectResponse,
 )
@@ -67,12 +69,18 @@ class Curator:
         analyzer: TritonAnalyzer,
         placeholders: PlaceholderLibrary,
         placeholder_max_distance: int,
+        exemplars: ExemplarStore | None = None,
+        vote_rule: VoteRule | None = None,
+        exemplar_max_placeholder_score: float = 0.05,
     ):
         self.catalog = catalog
         self.fetcher = fetcher
         self.analyzer = analyzer
         self.placeholders = placeholders
         self.placeholder_max_distance = placeholder_max_distance
+        self.exemplars = exemplars  # None: no category vote
+        self.vote_rule = vote_rule or VoteRule()
+        self.exemplar_max_placeholder_score = exemplar_max_placeholder_score
 
     def match_placeholders(self, analyzed: list[Analyzed]) -> None:
         """Mark images whose pHash is near a known placeholder (the library's half of placeholder detection)."""
@@ -80,6 +88,38 @@ class Curator:
         matches = self.placeholders.match([a.hashes.phash for a in hashed], self.placeholder_max_distance)
         for analysis, match in zip(hashed, matches):
             analysis.library_match = match
+
+    def vote_placeholders(self, analyzed: list[Analyzed], category: str, product_id: str) -> None:
+        """The category vote (pure rule in gateway.decisions) against the category's recent exemplars of other
+        products; abstains while the category has too few."""
+        if self.exemplars is None:
+            return
+        exemplars = self.exemplars.recent(category, self.vote_rule.exemplars, exclude_product=product_id)
+        for item in analyzed:
+            if item.embedding is None:
+                continue
+            similarities = exemplars @ item.embedding if len(exemplars) else []
+            head_ran = "placeholder" in item.analysis.scores
+            item.analysis.vote = exemplar_vote(similarities, self.vote_rule, head_ran)
+
+    def remember_exemplars(self, analyzed: list[Analyzed], verdicts, category: str, product_id: str) -> None:
+        """Feed the category's exemplar store with this product's confidently good images: selected, no placeholder
+        evidence, the vote not against them, the placeholder score (when it ran) below the feeding threshold."""
+        if self.exemplars is None:
+            return
+        by_id = {a.analysis.id: a for a in analyzed}
+        good = []
+        for verdict in sorted((v for v in verdicts if v.status == "selected"), key=lambda v: v.position):
+            item = by_id.get(verdict.id)
+            if item is None or item.embedding is None or verdict.placeholder is not None:
+                continue
+            if verdict.vote is not None and verdict.vote.fired:
+                continue
+            if verdict.scores.get("placeholder", 0.0) >= self.exemplar_max_placeholder_score:
+                continue
+            good.append((verdict.id, item.embedding))
+        if good:
+            self.exemplars.add(category, product_id, good)
 
     async def add_placeholders(self, images: list[ImageIn]) -> PlaceholdersAdded:
         """Hash through the same Triton path as product images (same decode, same thumbnail), then store."""
@@ -124,8 +164,10 @@ class Curator:
         source = "request" if known else "default"
         analyzed = await self.analyze(request.images)
         self.match_placeholders(analyzed)
+        self.vote_placeholders(analyzed, category.name, request.product_id)
         await self.assign_types(analyzed, category)
         selected, verdicts = select([a.analysis for a in analyzed], category, request.max_images)
+        await asyncio.to_thread(self.remember_exemplars, analyzed, verdicts, category.name, request.product_id)
         for verdict in verdicts:
             IMAGE_OUTCOMES.labels(status=verdict.status).inc()
         images = [
@@ -142,6 +184,7 @@ class Curator:
                 height=v.height or None,
                 scores={name: round(score, 4) for name, score in v.scores.items()},
                 placeholder=None if v.placeholder is None else PlaceholderEvidenceOut(**asdict(v.placeholder)),
+                placeholder_vote=None if v.vote is None else PlaceholderVoteOut(**asdict(v.vote)),
             )
             for v in verdicts
         ]
