@@ -13,7 +13,7 @@ help:
 	@echo "make run        install what is missing, build the cpu model repository if absent, start Triton + gateway"
 	@echo "make test       the whole test suite (unit + integration against the real tritonserver)"
 	@echo "make repo PROFILE=cpu|gpu   (re)generate the Triton model repository"
-	@echo "make models     retrain the type and quality heads from DATA (../shared/data), regenerate the repository"
+	@echo "make models     retrain the type, quality and category heads from DATA (../shared/data), regenerate the repository"
 	@echo "make bench      throughput/latency benchmark of /v1/select vs DALI decode floor -> BENCHMARKS.md numbers"
 	@echo "make loadtest   locust, headless, bounded, against a stack it starts"
 	@echo "make lint       ruff"
@@ -45,7 +45,9 @@ DATA ?= ../shared/data
 models: $(VENV)/.installed
 	@if [ -f $(DATA)/catalog/manifest.csv ]; then \
 	  $(PY) -m build_engines.type_heads --category apparel --manifest $(DATA)/catalog/manifest.csv && \
-	  $(PY) -m build_engines.quality_heads --data $(DATA); \
+	  $(PY) -m build_engines.quality_heads --data $(DATA) && \
+	  $(PY) -m build_engines.category_head --grocery $(DATA)/grocery --catalog $(DATA)/catalog/manifest.csv \
+	    --ood $(DATA)/placeholders; \
 	else echo "$(DATA) absent: keeping the committed heads in build_engines/heads/"; fi
 	$(MAKE) repo PROFILE=$(PROFILE)
 

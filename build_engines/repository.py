@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from build_engines.contract import (
+    CATEGORY_HEAD_INPUT,
+    CATEGORY_HEAD_OUTPUT,
     EMBEDDING_DIM,
     ENSEMBLE,
     QUALITY_INPUTS,
@@ -150,6 +152,30 @@ def type_head_models(heads_dir: Path) -> list[Model]:
     return models
 
 
+def category_head_model(heads_dir: Path) -> Model | None:
+    """The top-level category head `category` (build_engines.category_head) when trained and declared in
+    categories.toml [category_head]; it then becomes a step of the analyze ensemble (output CATEGORY_PROBS)."""
+    from gateway.categories import load_catalog
+
+    head = load_catalog().category_head
+    source = heads_dir / "category.onnx" if head is None else heads_dir / f"{head.model}.onnx"
+    if head is None or not source.is_file():
+        print(
+            f"category: {source} not served (no [category_head] in categories.toml or not trained); requests "
+            "without a known category fall back to `default`",
+            file=sys.stderr,
+        )
+        return None
+    width = len(head.classes)
+    return Model(
+        head.model,
+        [Tensor(CATEGORY_HEAD_INPUT, "float32", (EMBEDDING_DIM,))],
+        [Tensor(CATEGORY_HEAD_OUTPUT, "float32", (width,))],
+        onnx_builder=lambda path: copy_head(source, path, width),
+        ort_threads="1",
+    )
+
+
 def copy_head(source: Path, path: Path, width: int) -> None:
     """Copy a trained head, refusing one whose output does not match the category's types (file edited since)."""
     import onnxruntime as ort
@@ -157,7 +183,7 @@ def copy_head(source: Path, path: Path, width: int) -> None:
     session = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"])
     got = session.get_outputs()[0].shape[-1]
     if got != width:
-        raise ValueError(f"{source.name} outputs {got} types but categories.toml lists {width}: retrain the head")
+        raise ValueError(f"{source.name} outputs {got} classes but categories.toml lists {width}: retrain the head")
     shutil.copy(source, path)
 
 
@@ -183,7 +209,7 @@ def export_quality(path: Path) -> None:
     export_onnx(ClassicalQualityHead(load_params()), torch.ones(2, 2), path, "QUALITY_FEATURES", "QUALITY_SCORES")
 
 
-def ensemble_config(pre: Model, backbone: Model, quality: Model) -> str:
+def ensemble_config(pre: Model, backbone: Model, quality: Model, category: Model | None = None) -> str:
     def step(model: Model, inputs: dict[str, str], outputs: dict[str, str]) -> str:
         maps = [f'      input_map {{ key: "{k}" value: "{v}" }}' for k, v in inputs.items()]
         maps += [f'      output_map {{ key: "{k}" value: "{v}" }}' for k, v in outputs.items()]
@@ -196,6 +222,9 @@ def ensemble_config(pre: Model, backbone: Model, quality: Model) -> str:
         # The learned head reads EMBEDDING (backbone) and QUALITY_FEATURES (preprocess); the fallback only the latter.
         step(quality, {t.name: t.name for t in quality.inputs}, {"QUALITY_SCORES": "QUALITY_SCORES"}),
     ]
+    if category is not None:
+        exposed += category.outputs
+        steps.append(step(category, {CATEGORY_HEAD_INPUT: "EMBEDDING"}, {CATEGORY_HEAD_OUTPUT: CATEGORY_HEAD_OUTPUT}))
     return "\n".join(
         [
             f'name: "{ENSEMBLE}"',
@@ -252,7 +281,8 @@ def generate(
     (out / pre.name / "config.pbtxt").write_text(model_config(pre, 'backend: "python"', kind, pre_params))
 
     core = onnx_models(backbone_weights, heads_dir)
-    for model in core + type_head_models(heads_dir):
+    category = category_head_model(heads_dir)
+    for model in core + ([category] if category else []) + type_head_models(heads_dir):
         version_dir = out / model.name / "1"
         version_dir.mkdir(parents=True)
         model.onnx_builder(version_dir / "model.onnx")
@@ -269,7 +299,7 @@ def generate(
         (out / model.name / "config.pbtxt").write_text(config)
 
     (out / ENSEMBLE / "1").mkdir(parents=True)  # an ensemble needs an (empty) version folder
-    (out / ENSEMBLE / "config.pbtxt").write_text(ensemble_config(pre, *core))
+    (out / ENSEMBLE / "config.pbtxt").write_text(ensemble_config(pre, *core, category))
     (out / "PROFILE").write_text(profile + "\n")
     return sorted(p.name for p in out.iterdir() if p.is_dir())
 

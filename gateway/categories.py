@@ -13,6 +13,7 @@ from typing import Any
 DEFAULT_CATEGORIES_FILE = Path(__file__).with_name("categories.toml")
 CATEGORIES_FILE_ENV = "IMGSEL_CATEGORIES_FILE"
 DEFAULT_CATEGORY = "default"
+CATEGORY_HEAD_MODEL = "category"  # Triton model (and analyze-ensemble step) of the top-level category head
 
 _WORD = re.compile(r"[a-z][a-z0-9_]*")
 _CATEGORY_FIELDS = frozenset({"types", "priority", "head", "top_level", "max_images", "min_side", "dedup", "quality"})
@@ -44,6 +45,17 @@ class QualityThresholds:
 
 
 @dataclass(frozen=True)
+class CategoryHead:
+    """The top-level category head: its output classes (in order), the category each class routes to, and the
+    confidence floor below which a prediction is not trusted (the request falls back to `default`)."""
+
+    classes: tuple[str, ...]
+    routes: dict[str, str]
+    min_confidence: float
+    model: str = CATEGORY_HEAD_MODEL
+
+
+@dataclass(frozen=True)
 class Category:
     name: str
     types: tuple[str, ...]
@@ -59,10 +71,17 @@ class Category:
 class Catalog:
     """All categories of one file, in file order; lookups are case-insensitive."""
 
-    def __init__(self, categories: list[Category]) -> None:
+    def __init__(self, categories: list[Category], category_head: CategoryHead | None = None) -> None:
         self._by_name = {category.name: category for category in categories}
         if DEFAULT_CATEGORY not in self._by_name:
             raise CategoryConfigError(f"categories: the {DEFAULT_CATEGORY!r} category is required")
+        if category_head is not None:
+            for cls, target in category_head.routes.items():
+                if target not in self._by_name:
+                    raise CategoryConfigError(
+                        f"category_head, field 'routes.{cls}': {target!r} is not a category of this file"
+                    )
+        self.category_head = category_head  # None: no [category_head] table, nothing is ever predicted
 
     @property
     def default(self) -> Category:
@@ -117,14 +136,41 @@ def _read_catalog(path: Path) -> Catalog:
 
 def parse_catalog(document: dict[str, Any]) -> Catalog:
     """Build a Catalog from an already parsed TOML document; CategoryConfigError names the category and field."""
-    unknown = set(document) - {"defaults", "categories"}
+    unknown = set(document) - {"defaults", "categories", "category_head"}
     if unknown:
         raise CategoryConfigError(f"categories: unknown top-level keys {sorted(unknown)}")
     defaults = _table(document.get("defaults", {}), "defaults", "defaults")
     _reject_unknown(defaults, _CATEGORY_FIELDS, "defaults")
     tables = _table(document.get("categories", {}), "categories", "categories")
+    head = document.get("category_head")
     return Catalog(
-        [_parse_category(name, _table(table, "categories", name), defaults) for name, table in tables.items()]
+        [_parse_category(name, _table(table, "categories", name), defaults) for name, table in tables.items()],
+        None if head is None else _parse_category_head(_table(head, "categories", "category_head")),
+    )
+
+
+def _parse_category_head(table: dict[str, Any]) -> CategoryHead:
+    where = "category_head"
+    _reject_unknown(table, ("classes", "routes", "min_confidence"), where)
+    for key in ("classes", "routes", "min_confidence"):
+        if key not in table:
+            raise CategoryConfigError(f"{where}, field {key!r}: missing")
+    classes = _words(table["classes"], where, "classes")
+    if len(set(classes)) != len(classes):
+        raise CategoryConfigError(f"{where}, field 'classes': duplicate classes in {list(classes)}")
+    routes = _table(table["routes"], where, "routes")
+    if set(routes) != set(classes):
+        missing, extra = sorted(set(classes) - set(routes)), sorted(set(routes) - set(classes))
+        raise CategoryConfigError(
+            f"{where}, field 'routes': must map every class exactly once (missing {missing}, not a class {extra})"
+        )
+    for cls, target in routes.items():
+        if not isinstance(target, str) or not _WORD.fullmatch(target):
+            raise CategoryConfigError(f"{where}, field 'routes.{cls}': must be a category name, got {target!r}")
+    return CategoryHead(
+        classes=classes,
+        routes={cls: routes[cls] for cls in classes},
+        min_confidence=_number(table["min_confidence"], where, "min_confidence", 0.0, 1.0),
     )
 
 

@@ -6,8 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
+
 from gateway.catalog_dedup import HashVectors, duplicate_matrix
-from gateway.categories import Category, DedupThresholds
+from gateway.categories import Category, CategoryHead, DedupThresholds
 from gateway.hashing import ImageHashes
 
 Status = Literal["selected", "rejected", "duplicate", "error"]
@@ -322,3 +324,37 @@ def dedup_groups(analyses: list[ImageAnalysis], t: DedupThresholds) -> list[list
     clusters += [[a] for a in analyses if not a.ok]
     clusters.sort(key=lambda cluster: min(a.index for a in cluster))
     return [[cluster[0].id] + [a.id for a in sorted(cluster[1:], key=lambda a: a.index)] for cluster in clusters]
+
+
+@dataclass(frozen=True)
+class CategoryPrediction:
+    """The top-level category head's verdict on one request: `top_class` wins the mean of the images'
+    probabilities; `category` is its route when `confidence` reaches the head's floor (`trusted`), else None."""
+
+    top_class: str
+    confidence: float
+    trusted: bool
+    category: str | None
+    probabilities: dict[str, float]
+    images: int  # images the mean was taken over
+
+
+def predict_category(probabilities: Sequence[np.ndarray], head: CategoryHead) -> CategoryPrediction | None:
+    """Mean of the per-image class probabilities (one product: its images vote together, so one odd close-up does
+    not decide), routed through `head.routes`; None when there is no image to predict from."""
+    if not len(probabilities):
+        return None
+    mean = np.mean(np.stack([np.asarray(p, dtype=np.float64) for p in probabilities]), axis=0)
+    if mean.shape != (len(head.classes),):
+        raise ValueError(f"category head gave {mean.shape[-1]} probabilities for {len(head.classes)} classes")
+    best = int(np.argmax(mean))
+    top_class, confidence = head.classes[best], float(mean[best])
+    trusted = confidence >= head.min_confidence
+    return CategoryPrediction(
+        top_class=top_class,
+        confidence=confidence,
+        trusted=trusted,
+        category=head.routes[top_class] if trusted else None,
+        probabilities={cls: float(p) for cls, p in zip(head.classes, mean)},
+        images=len(probabilities),
+    )

@@ -98,11 +98,25 @@ class ImageVerdictOut(BaseModel):
     )
 
 
+class CategoryPredictionOut(BaseModel):
+    top_class: str = Field(description="the top-level class with the highest mean probability over the images")
+    confidence: float = Field(description="that mean probability")
+    trusted: bool = Field(description="confidence reached the head's min_confidence (categories.toml)")
+    category: str | None = Field(description="the category the class routes to; null when not trusted")
+    probabilities: dict[str, float] = Field(description="mean probability of every class")
+    images: int = Field(description="images the mean was taken over (decodable, not placeholders)")
+
+
 class SelectResponse(BaseModel):
     product_id: str
     category: str
     category_source: Literal["request", "predicted", "default"] = Field(
         description="where `category` came from: the request, the top-level category head, or the fallback"
+    )
+    category_prediction: CategoryPredictionOut | None = Field(
+        default=None,
+        description="the top-level category head's verdict (only when the request's category was "
+        "absent or unknown and the head is served)",
     )
     selected: list[str]
     images: list[ImageVerdictOut]

@@ -11,13 +11,23 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from gateway.categories import Catalog, Category
-from gateway.decisions import UNKNOWN_TYPE, ImageAnalysis, VoteRule, dedup_groups, exemplar_vote, select
+from gateway.decisions import (
+    UNKNOWN_TYPE,
+    CategoryPrediction,
+    ImageAnalysis,
+    VoteRule,
+    dedup_groups,
+    exemplar_vote,
+    predict_category,
+    select,
+)
 from gateway.exemplars import ExemplarStore
 from gateway.fetch import Fetcher
 from gateway.hashing import compute_hashes
 from gateway.metrics import IMAGE_OUTCOMES
 from gateway.placeholders import PlaceholderLibrary
 from gateway.schemas import (
+    CategoryPredictionOut,
     ImageIn,
     ImageVerdictOut,
     PlaceholderEvidenceOut,
@@ -34,6 +44,7 @@ class Analyzed:
     analysis: ImageAnalysis
     embedding: np.ndarray | None
     thumb: np.ndarray | None = None  # Triton's 128x128 RGB thumbnail (aspect squashed); None when not analysed
+    category_probs: np.ndarray | None = None  # the top-level category head's output, when served
 
 
 @dataclass
@@ -58,7 +69,7 @@ def to_analysis(index: int, image: ImageIn, raw: RawAnalysis | None, reason: str
         hashes=compute_hashes(raw.thumb),
         **common,
     )
-    return Analyzed(analysis, raw.embedding, raw.thumb)
+    return Analyzed(analysis, raw.embedding, raw.thumb, raw.category_probs)
 
 
 class Curator:
@@ -143,6 +154,22 @@ class Curator:
             lambda: [to_analysis(i, image, raw_by_index.get(i), fetched[i].reason) for i, image in enumerate(images)]
         )
 
+    def predict_category(self, analyzed: list[Analyzed]) -> CategoryPrediction | None:
+        """The head's vote over the request's decodable images, leaving out known placeholders and images the learned
+        head calls placeholders (they are unlike every category and would only blur the mean)."""
+        head = self.catalog.category_head
+        if head is None:
+            return None
+        placeholder_max = self.catalog.default.quality.placeholder_max
+        rows = [
+            a.category_probs
+            for a in analyzed
+            if a.category_probs is not None
+            and a.analysis.library_match is None
+            and a.analysis.scores.get("placeholder", 0.0) < placeholder_max
+        ]
+        return predict_category(rows, head)
+
     async def assign_types(self, analyzed: list[Analyzed], category: Category) -> None:
         """Route embeddings to the category's type head; without a served head every type stays `unknown`."""
         typed = [a for a in analyzed if a.embedding is not None]
@@ -160,10 +187,15 @@ class Curator:
     async def curate(self, request: SelectRequest) -> Curation:
         """The selection of POST /v1/select, with the thumbnails POST /v1/report shows."""
         category, known = self.catalog.resolve(request.category)
-        # No top-level category head is served yet: an absent/unknown category falls back to `default`.
-        source = "request" if known else "default"
         analyzed = await self.analyze(request.images)
         self.match_placeholders(analyzed)
+        prediction = None if known else self.predict_category(analyzed)
+        if known:
+            source = "request"
+        elif prediction is not None and prediction.category is not None:
+            category, source = self.catalog.resolve(prediction.category)[0], "predicted"
+        else:
+            source = "default"  # no head served, nothing decodable, or the head not confident enough
         self.vote_placeholders(analyzed, category.name, request.product_id)
         await self.assign_types(analyzed, category)
         selected, verdicts = select([a.analysis for a in analyzed], category, request.max_images)
@@ -192,6 +224,7 @@ class Curator:
             product_id=request.product_id,
             category=category.name,
             category_source=source,
+            category_prediction=None if prediction is None else CategoryPredictionOut(**asdict(prediction)),
             selected=selected,
             images=images,
         )

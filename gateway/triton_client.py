@@ -16,7 +16,8 @@ import numpy as np
 import tritonclient.grpc.aio as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from build_engines.contract import ENSEMBLE, QUALITY_OUTPUTS, TYPE_HEAD_INPUT, TYPE_HEAD_OUTPUT
+from build_engines.contract import CATEGORY_HEAD_OUTPUT, ENSEMBLE, QUALITY_OUTPUTS, TYPE_HEAD_INPUT, TYPE_HEAD_OUTPUT
+from gateway.categories import CATEGORY_HEAD_MODEL
 
 MAX_BATCH = 64  # the models' max_batch_size
 # Padding budget of one call: padded bytes may exceed real bytes by this factor (plus a small constant).
@@ -38,6 +39,7 @@ class RawAnalysis:
     thumb: np.ndarray  # uint8 [128, 128, 3]
     embedding: np.ndarray  # float32 [EMBEDDING_DIM], L2-normalised
     quality: dict[str, float]  # QUALITY_OUTPUTS -> score in [0, 1]
+    category_probs: np.ndarray | None = None  # CATEGORY_PROBS; None when the category head is not served
 
 
 def plan_calls(lengths: list[int], max_batch: int = MAX_BATCH) -> list[list[int]]:
@@ -113,8 +115,12 @@ class TritonAnalyzer:
         inputs[0].set_data_from_numpy(padded)
         inputs[1].set_data_from_numpy(lengths)
         names = ["VALID", "ORIG_SIZE", "THUMB", "EMBEDDING", "QUALITY_SCORES"]
-        result = await self._infer(ENSEMBLE, inputs, names)
+        # The repository makes the category head an ensemble step (and CATEGORY_PROBS an output) exactly when it
+        # serves the `category` model.
+        with_category = CATEGORY_HEAD_MODEL in await self.ready_models()
+        result = await self._infer(ENSEMBLE, inputs, names + [CATEGORY_HEAD_OUTPUT] * with_category)
         valid, size, thumb, embedding, quality = (result.as_numpy(n) for n in names)
+        category = result.as_numpy(CATEGORY_HEAD_OUTPUT) if with_category else None
         return [
             RawAnalysis(
                 bool(valid[i, 0]),
@@ -123,6 +129,7 @@ class TritonAnalyzer:
                 thumb[i],
                 embedding[i],
                 dict(zip(QUALITY_OUTPUTS, map(float, quality[i]))),
+                None if category is None else category[i],
             )
             for i in range(len(files))
         ]

@@ -46,11 +46,12 @@ def test_select_filters_dedups_orders_and_isolates_a_corrupt_image(client, image
         {"id": "gif", "data": b64(b"GIF89a" + bytes(64)), "supplier": "C"},
         {"id": "missing", "url": f"{image_server.url}/nope.jpg", "supplier": "A"},
     ]
-    response = client.post("/v1/select", json={"product_id": "sku-1", "images": images})
+    # `default` given explicitly: this test is about filtering; category prediction is tested in test_type_routing.
+    response = client.post("/v1/select", json={"product_id": "sku-1", "category": "default", "images": images})
     assert response.status_code == 200, response.text
     body = response.json()
     verdicts = by_id(body)
-    assert body["category"] == "default" and body["category_source"] == "default"
+    assert body["category"] == "default" and body["category_source"] == "request"
     assert [image["id"] for image in body["images"]] == [image["id"] for image in images]  # input order
 
     assert verdicts["corrupt"]["status"] == "error" and verdicts["corrupt"]["reasons"] == ["undecodable"]
@@ -67,7 +68,7 @@ def test_select_filters_dedups_orders_and_isolates_a_corrupt_image(client, image
         assert verdicts[image_id]["position"] == position
     hero_verdict = verdicts["url-hero"]
     assert (hero_verdict["width"], hero_verdict["height"]) == (1000, 1000)
-    # Only checks that ran are reported; no type head is served yet, so the type is unknown.
+    # Only checks that ran are reported; `default` has no type head, so the type is unknown.
     assert set(hero_verdict["scores"]) == {"blur", "small_object", "placeholder"}
     assert hero_verdict["scores"]["placeholder"] < 0.5
     assert hero_verdict["scores"]["blur"] < 0.5 and verdicts["blurry"]["scores"]["blur"] >= 0.5
