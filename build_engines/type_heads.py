@@ -84,35 +84,124 @@ def is_validation(group: str) -> bool:
     return digest / 0xFFFFFFFF < VALIDATION_FRACTION
 
 
+@dataclass(frozen=True)
+class HeadConfig:
+    """Shape and training of a head: `hidden` 0 is a softmax layer on the embedding, else one hidden ReLU layer with
+    dropout on its input and on the embedding."""
+
+    hidden: int = 0
+    dropout: float = 0.0
+    weight_decay: float = 1e-3
+    epochs: int = 400
+
+    @property
+    def lr(self) -> float:
+        return 0.01 if self.hidden == 0 else 3e-3
+
+    def describe(self) -> str:
+        shape = "linear" if self.hidden == 0 else f"MLP {self.hidden}, dropout {self.dropout:g}"
+        return f"{shape}, weight decay {self.weight_decay:g}, {self.epochs} steps"
+
+
+LINEAR = HeadConfig()
+# Candidates the type-head command chooses from by style-grouped cross-validation on the training styles only
+# (the validation styles play no part in the choice).
+CANDIDATES = (
+    HeadConfig(weight_decay=1e-3),
+    HeadConfig(weight_decay=1e-4, epochs=800),
+    HeadConfig(hidden=128, dropout=0.5, weight_decay=1e-4, epochs=300),
+    HeadConfig(hidden=512, dropout=0.5, weight_decay=1e-4, epochs=300),
+    HeadConfig(hidden=512, dropout=0.5, weight_decay=1e-3, epochs=300),
+)
+CV_FOLDS = 4
+
+
 class TypeHead(nn.Module):
-    def __init__(self, n_types: int, trained: list[bool]):
+    def __init__(self, n_types: int, trained: list[bool], config: HeadConfig = LINEAR):
         super().__init__()
-        self.linear = nn.Linear(EMBEDDING_DIM, n_types)
+        if config.hidden == 0:
+            self.body = nn.Linear(EMBEDDING_DIM, n_types)
+        else:
+            self.body = nn.Sequential(
+                nn.Dropout(config.dropout),
+                nn.Linear(EMBEDDING_DIM, config.hidden),
+                nn.ReLU(),
+                nn.Dropout(config.dropout),
+                nn.Linear(config.hidden, n_types),
+            )
         self.register_buffer("untrained_bias", torch.tensor([0.0 if t else UNTRAINED_LOGIT for t in trained]))
         self.register_buffer("trained_mask", torch.tensor([1.0 if t else 0.0 for t in trained]))
 
     def logits(self, embedding: torch.Tensor) -> torch.Tensor:
-        return self.linear(embedding) * self.trained_mask + self.untrained_bias
+        return self.body(embedding) * self.trained_mask + self.untrained_bias
 
     def forward(self, embedding: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.logits(embedding), dim=1)
 
 
-def train(x: np.ndarray, y: np.ndarray, trained: list[bool], epochs: int = 400, weight_decay: float = 1e-3) -> TypeHead:
-    """Full-batch Adam on class-balanced cross-entropy (the view classes are very unequal)."""
+def train(
+    x: np.ndarray,
+    y: np.ndarray,
+    trained: list[bool],
+    epochs: int | None = None,
+    weight_decay: float | None = None,
+    config: HeadConfig = LINEAR,
+) -> TypeHead:
+    """Full-batch Adam on class-balanced cross-entropy (the view classes are very unequal). `epochs` and
+    `weight_decay` override the config's."""
+    overrides = {k: v for k, v in (("epochs", epochs), ("weight_decay", weight_decay)) if v is not None}
+    config = HeadConfig(**{**config.__dict__, **overrides})
     torch.manual_seed(SEED)
-    head = TypeHead(len(trained), trained)
+    head = TypeHead(len(trained), trained, config)
     counts = np.bincount(y, minlength=len(trained)).astype(np.float32)
     weights = torch.tensor(np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / len(counts), 0.0))
     loss_fn = nn.CrossEntropyLoss(weight=weights)
-    optimiser = torch.optim.Adam(head.parameters(), lr=0.01, weight_decay=weight_decay)
+    optimiser = torch.optim.Adam(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     features, targets = torch.from_numpy(x), torch.from_numpy(y)
-    for _ in range(epochs):
+    head.train()
+    for _ in range(config.epochs):
         optimiser.zero_grad()
         loss = loss_fn(head.logits(features), targets)
         loss.backward()
         optimiser.step()
     return head.eval()
+
+
+def cv_fold(group: str, folds: int = CV_FOLDS) -> int:
+    return int(hashlib.sha256(f"imgsel-type-cv:{group}".encode()).hexdigest()[:8], 16) % folds
+
+
+def choose_config(
+    embeddings: np.ndarray,
+    mirrored: np.ndarray,
+    labels: np.ndarray,
+    groups: list[str],
+    trained: list[bool],
+    candidates: tuple[HeadConfig, ...] = CANDIDATES,
+) -> tuple[HeadConfig, list[dict]]:
+    """Grouped k-fold CV over the training rows (a group never straddles folds): the candidate with the best mean
+    held-out accuracy wins (ties: the earlier, simpler one). Returns (winner, one row per candidate)."""
+    folds = np.array([cv_fold(g) for g in groups])
+    learnable = np.array([trained[t] for t in labels])
+    table = []
+    for config in candidates:
+        accuracies = []
+        for fold in range(CV_FOLDS):
+            fit_rows = np.flatnonzero((folds != fold) & learnable)
+            held = np.flatnonzero(folds == fold)
+            if not len(fit_rows) or not len(held):
+                continue
+            x = np.concatenate([embeddings[fit_rows], mirrored[fit_rows]])
+            y = np.concatenate([labels[fit_rows], labels[fit_rows]])
+            head = train(x, y, trained, config=config)
+            with torch.no_grad():
+                predicted = head(torch.from_numpy(embeddings[held])).numpy().argmax(axis=1)
+            accuracies.append(float((predicted == labels[held]).mean()))
+        table.append(
+            {"config": config.describe(), "cv_accuracy": round(float(np.mean(accuracies)), 4), **config.__dict__}
+        )
+    best = max(range(len(candidates)), key=lambda i: (table[i]["cv_accuracy"], -i))
+    return candidates[best], table
 
 
 def metrics(types: tuple[str, ...], truth: np.ndarray, predicted: np.ndarray) -> dict:
@@ -181,9 +270,16 @@ def run(category_name: str, data: Labelled, out_dir: Path, source: str) -> dict:
     if not valid.all():
         bad = [str(data.paths[i]) for i in np.flatnonzero(~valid)]
         raise SystemExit(f"undecodable training images: {bad[:5]}")
+    config, selection = choose_config(
+        embeddings[train_rows],
+        embeddings[n + train_rows],
+        labels[train_rows],
+        [data.groups[i] for i in train_rows],
+        trained,
+    )
     x_train = np.concatenate([embeddings[keep], embeddings[n + keep]])  # originals + mirrored copies
     y_train = np.concatenate([labels[keep], labels[keep]])
-    head = train(x_train, y_train, trained)
+    head = train(x_train, y_train, trained, config=config)
 
     val_rows = np.flatnonzero(validation)
     with torch.no_grad():
@@ -200,6 +296,12 @@ def run(category_name: str, data: Labelled, out_dir: Path, source: str) -> dict:
         "learned_types": [t for t, ok in zip(types, trained) if ok],
         "not_learned": {
             t: f"{int(c)} training images < {MIN_EXAMPLES}" for t, c, ok in zip(types, counts, trained) if not ok
+        },
+        "head": config.describe(),
+        "model_selection": {
+            "rule": f"{CV_FOLDS}-fold cross-validation grouped by style over the training styles only; best mean "
+            "held-out accuracy (all types, unlearned ones count as errors) wins, ties to the simpler candidate",
+            "candidates": selection,
         },
         "train_images": int(len(keep)),
         "validation_images": int(len(val_rows)),

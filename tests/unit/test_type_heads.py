@@ -83,3 +83,37 @@ def test_committed_apparel_head_matches_the_categories_file():
     probs = session.run(None, {TYPE_HEAD_INPUT: random_embeddings(3, 5)})[0]
     assert probs.shape == (3, len(load_catalog().get("apparel").types))
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_model_selection_is_grouped_and_prefers_what_generalises():
+    from build_engines.type_heads import HeadConfig, choose_config, cv_fold
+
+    rng = np.random.default_rng(3)
+    groups = [f"style-{i // 3}" for i in range(120)]  # three images per style, never split across folds
+    assert {cv_fold(g) for g in groups} == {0, 1, 2, 3}
+    x = random_embeddings(120, 4)
+    y = (x[:, 0] + 0.1 * rng.normal(size=120) > 0).astype(np.int64)
+    flipped = x.copy()
+    candidates = (HeadConfig(weight_decay=1e-3, epochs=200), HeadConfig(hidden=32, dropout=0.5, epochs=5))
+    best, table = choose_config(x, flipped, y, groups, [True, True], candidates)
+    assert [row["config"] for row in table] == [c.describe() for c in candidates]
+    assert best == candidates[0]  # 5 steps of an MLP cannot learn the direction; the linear head can
+    assert table[0]["cv_accuracy"] > table[1]["cv_accuracy"]
+
+
+def test_mlp_head_exports_with_dropout_switched_off(tmp_path):
+    from build_engines.type_heads import HeadConfig
+
+    head = train(
+        random_embeddings(40, 6),
+        np.arange(40) % 3,
+        [True, True, True],
+        config=HeadConfig(hidden=16, dropout=0.5, epochs=20),
+    )
+    path = tmp_path / "mlp.onnx"
+    export(head, path)
+    x = random_embeddings(9, 7)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        expected = head(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(session.run(None, {TYPE_HEAD_INPUT: x})[0], expected, atol=1e-6)
