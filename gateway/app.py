@@ -26,12 +26,18 @@ from gateway.report import render_report, thumbnails_for
 from gateway.schemas import (
     DedupResponse,
     ImagesRequest,
+    IndexRequest,
+    IndexResponse,
+    IndexStats,
     PlaceholderList,
     PlaceholdersAdded,
+    SearchRequest,
+    SearchResponse,
     SelectRequest,
     SelectResponse,
 )
-from gateway.service import Curator
+from gateway.search_index import SearchIndex
+from gateway.service import Curator, QueryImageError
 from gateway.triton_client import TritonAnalyzer, TritonUnavailable
 
 log = logging.getLogger("imgsel.gateway")
@@ -53,6 +59,9 @@ async def lifespan(app: FastAPI):
             settings.fetch_allow_private,
         )
         placeholders = PlaceholderLibrary(Path(settings.data_dir) / "placeholders.sqlite")
+        search_index = SearchIndex(
+            Path(settings.data_dir) / "search.sqlite", settings.search_exact_max, settings.search_ef_search
+        )
         exemplars = ExemplarStore(
             Path(settings.data_dir) / "exemplars.sqlite", settings.exemplar_capacity, settings.exemplar_per_product
         )
@@ -70,6 +79,7 @@ async def lifespan(app: FastAPI):
             placeholders,
             settings.placeholder_max_distance,
             exemplars=exemplars,
+            search_index=search_index,
             vote_rule=vote_rule,
             exemplar_max_placeholder_score=settings.exemplar_max_placeholder_score,
         )
@@ -77,6 +87,7 @@ async def lifespan(app: FastAPI):
         yield
     placeholders.close()
     exemplars.close()
+    search_index.close()
     await analyzer.close()
 
 
@@ -154,6 +165,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse(status_code=404, content={"detail": f"no placeholder with id {placeholder_id!r}"})
         return {"deleted": placeholder_id}
 
+    @app.post("/v1/index", response_model=IndexResponse)
+    async def index_items(body: IndexRequest, request: Request) -> IndexResponse:
+        """Add catalog images to the visual-search index (persistent), each in its top-level category's partition."""
+        check_image_count(len(body.items), request, field="items")
+        return await request.app.state.curator.index_items(body)
+
+    @app.get("/v1/index", response_model=IndexStats)
+    async def index_stats(request: Request) -> IndexStats:
+        return IndexStats(partitions=request.app.state.curator.search_index.partitions())
+
+    @app.delete("/v1/index/{product_id}")
+    async def delete_product(product_id: str, request: Request):
+        removed = await asyncio.to_thread(request.app.state.curator.search_index.remove_product, product_id)
+        if not removed:
+            return JSONResponse(status_code=404, content={"detail": f"no indexed product with id {product_id!r}"})
+        return {"deleted": product_id, "images": removed}
+
+    @app.post("/v1/search", response_model=SearchResponse)
+    async def search(body: SearchRequest, request: Request) -> SearchResponse:
+        """Visual search with the category cascade: predict the top-level category, search only its partition."""
+        try:
+            return await request.app.state.curator.search(body)
+        except QueryImageError as error:
+            message = f"image: the query image failed ({error.reason})"
+            return JSONResponse(
+                status_code=422,
+                content={"message": message, "detail": [{"loc": ["body", "image"], "msg": error.reason}]},
+            )
+
     @app.get("/healthz")
     async def healthz():
         return {"status": "alive"}
@@ -186,11 +226,11 @@ class TooManyImages(RequestValidationError):
     pass
 
 
-def check_image_count(count: int, request: Request) -> None:
+def check_image_count(count: int, request: Request, field: str = "images") -> None:
     limit = request.app.state.settings.max_images_per_request
     if count > limit:
         raise TooManyImages(
-            [{"loc": ("body", "images"), "msg": f"at most {limit} images per request, got {count}", "type": "too_long"}]
+            [{"loc": ("body", field), "msg": f"at most {limit} images per request, got {count}", "type": "too_long"}]
         )
 
 

@@ -48,6 +48,9 @@ class Settings:
     exemplar_capacity: int = 256  # exemplars kept per category (ring, most recent)
     exemplar_per_product: int = 2  # accepted images one product contributes
     exemplar_max_placeholder_score: float = 0.05  # accepted images feed the store only below this placeholder score
+    # Visual search (gateway.search_index): exact search per partition up to this size, HNSW above it.
+    search_exact_max: int = 20_000
+    search_ef_search: int = 64  # HNSW candidate list per query (recall vs latency, BENCHMARKS.md)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:

@@ -358,3 +358,34 @@ def predict_category(probabilities: Sequence[np.ndarray], head: CategoryHead) ->
         probabilities={cls: float(p) for cls, p in zip(head.classes, mean)},
         images=len(probabilities),
     )
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """Which partitions a visual-search query searches and what it reports as its category."""
+
+    category: str | None
+    source: Literal["request", "predicted", "none"]
+    partitions: tuple[str, ...]
+
+
+def search_partitions(
+    requested: str | None,
+    probabilities: dict[str, float] | None,
+    available: Sequence[str],
+    cascade: bool,
+    top_categories: int,
+) -> SearchPlan:
+    """The category cascade. A requested category: that partition only. Otherwise, with the head's probabilities and
+    `cascade`, the `top_categories` most likely partitions; without cascade (the flat baseline) or without a head,
+    every available partition, most likely first when the head ran."""
+    if requested is not None and requested.strip():
+        name = requested.strip().lower()
+        return SearchPlan(name, "request", (name,))
+    ranked = sorted(probabilities, key=lambda c: -probabilities[c]) if probabilities else []
+    top = ranked[0] if ranked else None
+    if cascade and ranked:
+        return SearchPlan(top, "predicted", tuple(ranked[:top_categories]))
+    rest = sorted(set(available) - set(ranked))
+    everything = [c for c in ranked if c in set(available)] + rest
+    return SearchPlan(top, "predicted" if top else "none", tuple(everything))

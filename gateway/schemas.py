@@ -142,3 +142,102 @@ class PlaceholderOut(BaseModel):
 
 class PlaceholderList(BaseModel):
     placeholders: list[PlaceholderOut]
+
+
+# ---------------------------------------------------------------------------------------------- visual search
+
+_PARTITION_DESCRIPTION = (
+    "top-level category (a class of the category head, e.g. `fruit`; case-insensitive); predicted when absent"
+)
+
+
+class IndexItemIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    product_id: str = Field(min_length=1, max_length=256)
+    image_id: str = Field(min_length=1, max_length=256, description="unique over the index; re-indexing replaces")
+    category: str | None = Field(default=None, max_length=64, description=_PARTITION_DESCRIPTION)
+    url: str | None = Field(default=None, max_length=4096)
+    data: str | None = Field(default=None, description="base64 of the encoded file")
+
+    @model_validator(mode="after")
+    def exactly_one_source(self) -> IndexItemIn:
+        ImageIn(id=self.image_id, url=self.url, data=self.data)  # same source rules as everywhere
+        return self
+
+
+class IndexRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[IndexItemIn] = Field(min_length=1)
+
+    @field_validator("items")
+    @classmethod
+    def image_ids_unique(cls, items: list[IndexItemIn]) -> list[IndexItemIn]:
+        seen: set[str] = set()
+        for item in items:
+            if item.image_id in seen:
+                raise ValueError(f"duplicate image_id {item.image_id!r}")
+            seen.add(item.image_id)
+        return items
+
+
+class IndexedOut(BaseModel):
+    image_id: str
+    product_id: str
+    category: str = Field(description="the partition the image was stored in")
+    category_source: Literal["request", "predicted"]
+
+
+class IndexFailedOut(BaseModel):
+    image_id: str
+    reason: str = Field(description="a per-image reason code (undecodable, fetch_failed, ...) or `category_unknown`")
+
+
+class IndexResponse(BaseModel):
+    indexed: list[IndexedOut]
+    failed: list[IndexFailedOut]
+
+
+class IndexStats(BaseModel):
+    partitions: dict[str, int] = Field(description="images indexed per top-level category")
+
+
+class SearchImageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(default=None, max_length=4096)
+    data: str | None = Field(default=None, description="base64 of the encoded file")
+
+    @model_validator(mode="after")
+    def exactly_one_source(self) -> SearchImageIn:
+        ImageIn(id="query", url=self.url, data=self.data)
+        return self
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    image: SearchImageIn
+    k: int = Field(default=10, ge=1, le=100)
+    category: str | None = Field(default=None, max_length=64, description="search only this partition")
+    cascade: bool = Field(default=True, description="false: search every partition (the flat baseline)")
+    top_categories: int = Field(default=1, ge=1, le=16, description="partitions the cascade searches")
+    per_product: bool = Field(default=True, description="a product's best image only")
+
+
+class SearchHitOut(BaseModel):
+    product_id: str
+    image_id: str
+    score: float = Field(description="cosine similarity of backbone embeddings")
+    category: str = Field(description="the partition the hit came from")
+
+
+class SearchResponse(BaseModel):
+    category: str | None = Field(description="the requested or predicted top-level category (null: none known)")
+    category_source: Literal["request", "predicted", "none"]
+    searched: list[str] = Field(description="partitions searched, most likely first")
+    probabilities: dict[str, float] | None = Field(
+        default=None, description="the category head's probabilities for the query (when it ran)"
+    )
+    results: list[SearchHitOut]

@@ -19,6 +19,7 @@ from gateway.decisions import (
     dedup_groups,
     exemplar_vote,
     predict_category,
+    search_partitions,
     select,
 )
 from gateway.exemplars import ExemplarStore
@@ -30,12 +31,20 @@ from gateway.schemas import (
     CategoryPredictionOut,
     ImageIn,
     ImageVerdictOut,
+    IndexedOut,
+    IndexFailedOut,
+    IndexRequest,
+    IndexResponse,
     PlaceholderEvidenceOut,
     PlaceholdersAdded,
     PlaceholderVoteOut,
+    SearchHitOut,
+    SearchRequest,
+    SearchResponse,
     SelectRequest,
     SelectResponse,
 )
+from gateway.search_index import SearchIndex
 from gateway.triton_client import RawAnalysis, TritonAnalyzer
 
 
@@ -83,6 +92,7 @@ class Curator:
         exemplars: ExemplarStore | None = None,
         vote_rule: VoteRule | None = None,
         exemplar_max_placeholder_score: float = 0.05,
+        search_index: SearchIndex | None = None,
     ):
         self.catalog = catalog
         self.fetcher = fetcher
@@ -92,6 +102,7 @@ class Curator:
         self.exemplars = exemplars  # None: no category vote
         self.vote_rule = vote_rule or VoteRule()
         self.exemplar_max_placeholder_score = exemplar_max_placeholder_score
+        self.search_index = search_index  # None: no visual search
 
     def match_placeholders(self, analyzed: list[Analyzed]) -> None:
         """Mark images whose pHash is near a known placeholder (the library's half of placeholder detection)."""
@@ -233,3 +244,79 @@ class Curator:
     async def dedup(self, images: list[ImageIn]) -> list[list[str]]:
         analyzed = await self.analyze(images)
         return dedup_groups([a.analysis for a in analyzed], self.catalog.default.dedup)
+
+    # ------------------------------------------------------------------------------------------ visual search
+
+    def _class_probabilities(self, item: Analyzed) -> dict[str, float] | None:
+        head = self.catalog.category_head
+        if head is None or item.category_probs is None:
+            return None
+        return {cls: float(p) for cls, p in zip(head.classes, item.category_probs)}
+
+    async def index_items(self, request: IndexRequest) -> IndexResponse:
+        """Embed catalog images through the same Triton path and store them in their top-level category's partition
+        (the given category, else the head's top class; without either the image fails with `category_unknown`)."""
+        images = [ImageIn(id=item.image_id, url=item.url, data=item.data) for item in request.items]
+        analyzed = await self.analyze(images)
+        rows, indexed, failed = [], [], []
+        for item, result in zip(request.items, analyzed):
+            if not result.analysis.ok or result.embedding is None:
+                failed.append(
+                    IndexFailedOut(image_id=item.image_id, reason=result.analysis.error_reason or "undecodable")
+                )
+                continue
+            probabilities = self._class_probabilities(result)
+            if item.category is not None and item.category.strip():
+                partition, source = item.category.strip().lower(), "request"
+            elif probabilities:
+                partition, source = max(probabilities, key=probabilities.get), "predicted"
+            else:
+                failed.append(IndexFailedOut(image_id=item.image_id, reason="category_unknown"))
+                continue
+            rows.append((item.product_id, item.image_id, partition, result.embedding))
+            indexed.append(
+                IndexedOut(
+                    image_id=item.image_id, product_id=item.product_id, category=partition, category_source=source
+                )
+            )
+        if rows:
+            await asyncio.to_thread(self.search_index.add, rows)
+        return IndexResponse(indexed=indexed, failed=failed)
+
+    async def search(self, request: SearchRequest) -> SearchResponse:
+        """Embed the query, choose partitions by the category cascade (pure rule), search them."""
+        query = ImageIn(id="query", url=request.image.url, data=request.image.data)
+        (result,) = await self.analyze([query])
+        if not result.analysis.ok or result.embedding is None:
+            raise QueryImageError(result.analysis.error_reason or "undecodable")
+        probabilities = self._class_probabilities(result)
+        plan = search_partitions(
+            request.category,
+            probabilities,
+            list(self.search_index.partitions()),
+            request.cascade,
+            request.top_categories,
+        )
+        hits = await asyncio.to_thread(
+            self.search_index.search, result.embedding, list(plan.partitions), request.k, request.per_product
+        )
+        return SearchResponse(
+            category=plan.category,
+            category_source=plan.source,
+            searched=list(plan.partitions),
+            probabilities=None if probabilities is None else {c: round(p, 4) for c, p in probabilities.items()},
+            results=[
+                SearchHitOut(
+                    product_id=h.product_id, image_id=h.image_id, score=round(h.score, 4), category=h.partition
+                )
+                for h in hits
+            ],
+        )
+
+
+class QueryImageError(ValueError):
+    """The search query image could not be fetched or decoded (`reason` is the per-image reason code)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
