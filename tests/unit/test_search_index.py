@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import numpy as np
 import pytest
 
@@ -60,7 +62,7 @@ def test_index_survives_a_restart_replaces_by_image_id_and_removes_products(tmp_
 def test_a_failed_batch_stores_nothing(tmp_path):
     index = SearchIndex(tmp_path / "s.sqlite")
     v = unit_vectors(2, 3)
-    with pytest.raises(Exception):
+    with pytest.raises(sqlite3.IntegrityError):
         index.add([("p1", "a", "fruit", v[0]), ("p2", "b", None, v[1])])  # NOT NULL partition
     assert index.partitions() == {}
 
