@@ -36,8 +36,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from build_engines.contract import CATEGORY_HEAD_INPUT, CATEGORY_HEAD_OUTPUT, EMBEDDING_DIM
+from build_engines.contract import CATEGORY_HEAD_INPUT, CATEGORY_HEAD_OUTPUT
 from build_engines.type_heads import APPAREL_PREFIXES, MIN_EXAMPLES, SEED, TypeHead, is_validation, metrics, train
+from build_engines.type_heads import export as export_head
 from gateway.categories import load_catalog
 
 HEADS_DIR = Path(__file__).resolve().parent / "heads"
@@ -228,14 +229,7 @@ def probabilities_of(head: TypeHead, x: np.ndarray) -> np.ndarray:
 
 def export(head: TypeHead, path: Path) -> float:
     """ONNX with a dynamic batch axis; returns the torch/onnxruntime parity error (must be < 1e-5)."""
-    from build_engines.export import export_onnx, max_parity_error
-
-    example = torch.nn.functional.normalize(torch.randn(4, EMBEDDING_DIM, generator=torch.Generator().manual_seed(1)))
-    export_onnx(head, example, path, CATEGORY_HEAD_INPUT, CATEGORY_HEAD_OUTPUT)
-    error = max_parity_error(head, path, example)
-    if error > 1e-5:
-        raise RuntimeError(f"{path.name}: ONNX parity error {error:.2e}")
-    return error
+    return export_head(head, path, CATEGORY_HEAD_INPUT, CATEGORY_HEAD_OUTPUT)
 
 
 def ood_confidence(head: TypeHead, folder: Path, min_confidence: float) -> dict:

@@ -243,14 +243,17 @@ def hero_front_rate(products: list[str], truth: np.ndarray, probabilities: np.nd
     return {"products_with_front": total, "hero_is_front": hits, "rate": round(hits / total, 4) if total else None}
 
 
-def export(head: TypeHead, path: Path) -> None:
+def export(head: TypeHead, path: Path, input_name: str = TYPE_HEAD_INPUT, output_name: str = TYPE_HEAD_OUTPUT) -> float:
+    """ONNX of a head on the embedding, dynamic batch axis; returns the torch/onnxruntime parity error on fresh
+    random unit embeddings (must be < 1e-5)."""
     from build_engines.export import export_onnx, max_parity_error
 
     example = torch.nn.functional.normalize(torch.randn(4, EMBEDDING_DIM, generator=torch.Generator().manual_seed(1)))
-    export_onnx(head, example, path, TYPE_HEAD_INPUT, TYPE_HEAD_OUTPUT)
+    export_onnx(head, example, path, input_name, output_name)
     error = max_parity_error(head, path, example)
     if error > 1e-5:
         raise RuntimeError(f"{path.name}: ONNX parity error {error:.2e}")
+    return error
 
 
 def run(category_name: str, data: Labelled, out_dir: Path, source: str) -> dict:

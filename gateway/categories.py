@@ -149,15 +149,20 @@ def parse_catalog(document: dict[str, Any]) -> Catalog:
     )
 
 
+def _unique_words(value: Any, where: str, field: str) -> tuple[str, ...]:
+    words = _words(value, where, field)
+    if len(set(words)) != len(words):
+        raise CategoryConfigError(f"{where}, field {field!r}: duplicate {field} in {list(words)}")
+    return words
+
+
 def _parse_category_head(table: dict[str, Any]) -> CategoryHead:
     where = "category_head"
     _reject_unknown(table, ("classes", "routes", "min_confidence"), where)
     for key in ("classes", "routes", "min_confidence"):
         if key not in table:
             raise CategoryConfigError(f"{where}, field {key!r}: missing")
-    classes = _words(table["classes"], where, "classes")
-    if len(set(classes)) != len(classes):
-        raise CategoryConfigError(f"{where}, field 'classes': duplicate classes in {list(classes)}")
+    classes = _unique_words(table["classes"], where, "classes")
     routes = _table(table["routes"], where, "routes")
     if set(routes) != set(classes):
         missing, extra = sorted(set(classes) - set(routes)), sorted(set(routes) - set(classes))
@@ -184,9 +189,7 @@ def _parse_category(name: str, table: dict[str, Any], defaults: dict[str, Any]) 
     if missing:
         raise CategoryConfigError(f"{where}, field {missing[0]!r}: missing (and no value in [defaults])")
 
-    types = _words(merged["types"], where, "types")
-    if len(set(types)) != len(types):
-        raise CategoryConfigError(f"{where}, field 'types': duplicate types in {list(types)}")
+    types = _unique_words(merged["types"], where, "types")
     priority = _words(merged["priority"], where, "priority")
     if sorted(priority) != sorted(types):
         raise CategoryConfigError(

@@ -11,12 +11,13 @@ Embeddings are stored as float16 (2.5 KB each for 1280-d).
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
+
+from gateway.durable import open_durable
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS exemplars (
@@ -35,15 +36,11 @@ class ExemplarStore:
     def __init__(self, path: Path, capacity: int = 256, per_product: int = 2):
         if capacity < 1 or per_product < 1:
             raise ValueError("exemplar capacity and per_product must be >= 1")
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.capacity = capacity
         self.per_product = per_product
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
+        self._db = open_durable(path, SCHEMA)
         # category -> rows most recent first: (product_id, image_id, embedding float32)
         self._rows: dict[str, list[tuple[str, str, np.ndarray]]] = {}
         with self._lock:

@@ -7,7 +7,6 @@ run against an in-memory copy of the hashes (numpy), rebuilt from the file at st
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import numpy as np
 
 from gateway.catalog_dedup import radius_for
 from gateway.decisions import LibraryMatch
+from gateway.durable import open_durable
 from gateway.hash_index import HashIndex, popcount64
 
 BANDS = 4  # 16-bit bands: measured fastest at 100k-1M entries (BENCHMARKS.md)
@@ -68,13 +68,9 @@ def hamming_to_all(query: int, hashes: np.ndarray) -> np.ndarray:
 
 class PlaceholderLibrary:
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(SCHEMA)
+        self._db = open_durable(path, SCHEMA)
         self._reload()
 
     def _reload(self) -> None:

@@ -29,6 +29,16 @@ class ImageIn(BaseModel):
         return self
 
 
+def require_unique(values: list, ids: list[str], what: str) -> list:
+    """`values` unchanged when `ids` has no repeats; else a validation error naming the first repeated id."""
+    seen: set[str] = set()
+    for identifier in ids:
+        if identifier in seen:
+            raise ValueError(f"duplicate {what} {identifier!r}")
+        seen.add(identifier)
+    return values
+
+
 class ImagesRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -37,12 +47,7 @@ class ImagesRequest(BaseModel):
     @field_validator("images")
     @classmethod
     def ids_unique(cls, images: list[ImageIn]) -> list[ImageIn]:
-        seen: set[str] = set()
-        for image in images:
-            if image.id in seen:
-                raise ValueError(f"duplicate image id {image.id!r}")
-            seen.add(image.id)
-        return images
+        return require_unique(images, [image.id for image in images], "image id")
 
 
 class SelectRequest(ImagesRequest):
@@ -174,12 +179,7 @@ class IndexRequest(BaseModel):
     @field_validator("items")
     @classmethod
     def image_ids_unique(cls, items: list[IndexItemIn]) -> list[IndexItemIn]:
-        seen: set[str] = set()
-        for item in items:
-            if item.image_id in seen:
-                raise ValueError(f"duplicate image_id {item.image_id!r}")
-            seen.add(item.image_id)
-        return items
+        return require_unique(items, [item.image_id for item in items], "image_id")
 
 
 class IndexedOut(BaseModel):

@@ -12,13 +12,14 @@ partition changed, so bulk indexing does not rebuild it per batch. Which partiti
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from gateway.durable import open_durable
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -74,15 +75,11 @@ class _Partition:
 
 class SearchIndex:
     def __init__(self, path: Path, exact_max: int = 20_000, ef_search: int = 64):
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.exact_max = exact_max
         self.ef_search = ef_search
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
+        self._db = open_durable(path, SCHEMA)
         self._partitions: dict[str, _Partition] = {}
         with self._lock:
             for (name,) in self._db.execute("SELECT DISTINCT partition FROM items").fetchall():
