@@ -253,6 +253,18 @@ def model_config(model: Model, platform_line: str, instance_kind: str, parameter
     return "\n".join(lines) + "\n"
 
 
+def clear_repository(out: Path) -> None:
+    """Remove every model folder and the PROFILE marker (models are regenerated from scratch); other files beside them,
+    such as the committed model_repository/README.md, stay."""
+    if out.exists():
+        for entry in out.iterdir():
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            elif entry.name == "PROFILE":
+                entry.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+
+
 def generate(
     profile: str,
     out: Path,
@@ -268,9 +280,7 @@ def generate(
         from build_engines.tensorrt_build import import_tensorrt
 
         import_tensorrt()  # fail before touching `out` when engines cannot be built here
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    clear_repository(out)
     python_params = {"EXECUTION_ENV_PATH": str(env_path), "IMGSEL_PROJECT_ROOT": str(project_root)}
     kind = "KIND_CPU" if profile == "cpu" else "KIND_GPU"
 
