@@ -144,15 +144,3 @@ def test_repository_makes_the_head_an_ensemble_step_only_when_trained(tmp_path, 
     category_head.export(wrong, tmp_path / "category.onnx")
     with pytest.raises(ValueError, match="retrain"):
         category_head_model(tmp_path).onnx_builder(tmp_path / "served2.onnx")
-
-
-def test_regenerating_the_repository_keeps_its_readme(tmp_path):
-    from build_engines.repository import clear_repository
-
-    (tmp_path / "README.md").write_text("kept")
-    (tmp_path / "stale_model" / "1").mkdir(parents=True)
-    (tmp_path / "PROFILE").write_text("gpu\n")
-    clear_repository(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md"]
-    clear_repository(tmp_path / "new")
-    assert (tmp_path / "new").is_dir()

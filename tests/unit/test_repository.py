@@ -1,0 +1,15 @@
+"""Model repository generation: what regeneration keeps."""
+
+from __future__ import annotations
+
+
+def test_regenerating_the_repository_keeps_its_readme(tmp_path):
+    from build_engines.repository import clear_repository
+
+    (tmp_path / "README.md").write_text("kept")
+    (tmp_path / "stale_model" / "1").mkdir(parents=True)
+    (tmp_path / "PROFILE").write_text("gpu\n")
+    clear_repository(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md"]
+    clear_repository(tmp_path / "new")
+    assert (tmp_path / "new").is_dir()
