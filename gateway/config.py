@@ -43,7 +43,7 @@ class Settings:
     placeholder_vote_exemplars: int = 11  # K: exemplars (recent accepted products of the category) per vote
     placeholder_vote_min_votes: int = 5  # "unlike" votes that call a placeholder
     placeholder_vote_similarity: float = 0.21  # an exemplar votes "unlike" below this cosine similarity
-    placeholder_vote_head_min: float = 0.05  # ... and rejects only with a learned placeholder score >= this
+    placeholder_vote_head_min: float = 0.02  # ... and rejects only with a learned placeholder score >= this
     placeholder_vote_similarity_alone: float = 0.17  # threshold when no placeholder score ran (vote alone)
     exemplar_capacity: int = 256  # exemplars kept per category (ring, most recent)
     exemplar_per_product: int = 2  # accepted images one product contributes

@@ -54,7 +54,7 @@ class VoteRule:
     exemplars: int = 11
     min_votes: int = 5
     min_similarity: float = 0.21
-    head_min: float = 0.05
+    head_min: float = 0.02
     min_similarity_alone: float = 0.17
 
     def __post_init__(self) -> None:
