@@ -377,15 +377,16 @@ def search_partitions(
     top_categories: int,
 ) -> SearchPlan:
     """The category cascade. A requested category: that partition only. Otherwise, with the head's probabilities and
-    `cascade`, the `top_categories` most likely partitions; without cascade (the flat baseline) or without a head,
-    every available partition, most likely first when the head ran."""
+    `cascade`, the `top_categories` most likely partitions among those that hold images (an empty partition is
+    skipped, not searched); without cascade (the flat baseline) or without a head, every available partition, most
+    likely first when the head ran. `category` is the head's top class either way."""
     if requested is not None and requested.strip():
         name = requested.strip().lower()
         return SearchPlan(name, "request", (name,))
     ranked = sorted(probabilities, key=lambda c: -probabilities[c]) if probabilities else []
     top = ranked[0] if ranked else None
+    present = [c for c in ranked if c in set(available)]
     if cascade and ranked:
-        return SearchPlan(top, "predicted", tuple(ranked[:top_categories]))
-    rest = sorted(set(available) - set(ranked))
-    everything = [c for c in ranked if c in set(available)] + rest
+        return SearchPlan(top, "predicted", tuple(present[:top_categories]))
+    everything = present + sorted(set(available) - set(ranked))
     return SearchPlan(top, "predicted" if top else "none", tuple(everything))

@@ -1,5 +1,5 @@
 """Locust scenario: product pages arriving with 8 supplier images each (800x800 JPEGs, base64 in the body),
-plus a lighter stream of /v1/dedup calls.
+plus lighter streams of /v1/dedup calls and of visual searches against a small index built at start.
 
     locust -f loadtest/locustfile.py --host http://127.0.0.1:8080      (against a running `make run`)
     make loadtest                                                      (starts its own stack, headless, bounded)
@@ -7,10 +7,11 @@ plus a lighter stream of /v1/dedup calls.
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 
-from locust import HttpUser, between, task
+from locust import HttpUser, between, events, task
 
 from loadtest.products import benchmark_images, select_payloads
 
@@ -18,6 +19,24 @@ FILES, DATA_NOTE = benchmark_images(64)
 SELECT_BODIES = select_payloads(FILES, 32)
 DEDUP_BODIES = [json.dumps({"images": json.loads(body)["images"]}).encode() for body in SELECT_BODIES[:8]]
 HEADERS = {"content-type": "application/json"}
+SEARCH_BODIES = [json.dumps({"image": {"data": base64.b64encode(f).decode()}, "k": 10}).encode() for f in FILES[:16]]
+
+
+@events.test_start.add_listener
+def build_search_index(environment, **_kwargs):
+    """Index the 64 benchmark photos once (partition predicted by the category head), so searches find them."""
+    import httpx
+
+    items = [
+        {
+            "product_id": f"bench-{i}",
+            "image_id": f"bench-{i}-1",
+            "category": "apparel",
+            "data": base64.b64encode(f).decode(),
+        }
+        for i, f in enumerate(FILES)
+    ]
+    httpx.post(f"{environment.host}/v1/index", json={"items": items}, timeout=300).raise_for_status()
 
 
 class CatalogIngest(HttpUser):
@@ -38,3 +57,11 @@ class CatalogIngest(HttpUser):
     @task(1)
     def dedup(self):
         self.client.post("/v1/dedup", data=random.choice(DEDUP_BODIES), headers=HEADERS, name="/v1/dedup (8 images)")
+
+    @task(2)
+    def search(self):
+        with self.client.post(
+            "/v1/search", data=random.choice(SEARCH_BODIES), headers=HEADERS, name="/v1/search", catch_response=True
+        ) as response:
+            if response.status_code == 200 and not response.json()["results"]:
+                response.failure("search found nothing in a non-empty index")

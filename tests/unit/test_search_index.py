@@ -95,6 +95,12 @@ def test_cascade_searches_the_most_likely_partitions():
     assert (plan.category, plan.source, plan.partitions) == ("fruit", "predicted", ("fruit", "vegetables"))
 
 
+def test_cascade_skips_partitions_that_hold_nothing():
+    plan = search_partitions(None, PROBS, ["packages", "apparel"], cascade=True, top_categories=1)
+    assert (plan.category, plan.partitions) == ("fruit", ("packages",))  # fruit predicted, but nothing indexed there
+    assert search_partitions(None, PROBS, [], cascade=True, top_categories=2).partitions == ()
+
+
 def test_requested_category_wins_and_flat_searches_everything():
     requested = search_partitions(" Packages ", PROBS, ["fruit"], cascade=True, top_categories=1)
     assert (requested.category, requested.source, requested.partitions) == ("packages", "request", ("packages",))
