@@ -254,13 +254,14 @@ def model_config(model: Model, platform_line: str, instance_kind: str, parameter
 
 
 def clear_repository(out: Path) -> None:
-    """Remove every model folder and the PROFILE marker (models are regenerated from scratch); other files beside them,
-    such as the committed model_repository/README.md, stay."""
+    """Remove every model folder (a folder with a config.pbtxt) and the PROFILE marker: models are regenerated from
+    scratch. Anything else (the committed model_repository/README.md, unrelated folders of a mistaken --out) stays."""
     if out.exists():
         for entry in out.iterdir():
-            if entry.is_dir():
+            # Only what a generated repository holds: model folders (config.pbtxt) and the PROFILE marker.
+            if entry.is_dir() and not entry.is_symlink() and (entry / "config.pbtxt").is_file():
                 shutil.rmtree(entry)
-            elif entry.name == "PROFILE":
+            elif entry.name == "PROFILE" and entry.is_file():
                 entry.unlink()
     out.mkdir(parents=True, exist_ok=True)
 

@@ -197,9 +197,10 @@ def choose_config(
             with torch.no_grad():
                 predicted = head(torch.from_numpy(embeddings[held])).numpy().argmax(axis=1)
             accuracies.append(float((predicted == labels[held]).mean()))
-        table.append(
-            {"config": config.describe(), "cv_accuracy": round(float(np.mean(accuracies)), 4), **config.__dict__}
-        )
+        score = round(float(np.mean(accuracies)), 4) if accuracies else None  # None: no fold had both sides
+        table.append({"config": config.describe(), "cv_accuracy": score, **config.__dict__})
+    if any(row["cv_accuracy"] is None for row in table):  # too few groups for the folds: nothing was scored
+        return LINEAR, table
     best = max(range(len(candidates)), key=lambda i: (table[i]["cv_accuracy"], -i))
     return candidates[best], table
 

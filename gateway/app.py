@@ -37,7 +37,7 @@ from gateway.schemas import (
     SelectResponse,
 )
 from gateway.search_index import SearchIndex
-from gateway.service import Curator, QueryImageError
+from gateway.service import Curator, InvalidField, QueryImageError
 from gateway.triton_client import TritonAnalyzer, TritonUnavailable
 
 log = logging.getLogger("imgsel.gateway")
@@ -120,6 +120,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             headers={"Retry-After": str(app.state.settings.retry_after_s)},
         )
 
+    @app.exception_handler(InvalidField)
+    async def invalid_field(_request: Request, error: InvalidField):
+        loc = ["body", *(int(p) if p.isdigit() else p for p in error.field.split("."))]
+        return JSONResponse(
+            status_code=422, content={"message": str(error), "detail": [{"loc": loc, "msg": str(error)}]}
+        )
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, error: RequestValidationError):
         # FastAPI's detail list, plus one sentence naming each offending field.
@@ -175,7 +182,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def index_stats(request: Request) -> IndexStats:
         return IndexStats(partitions=request.app.state.curator.search_index.partitions())
 
-    @app.delete("/v1/index/{product_id}")
+    @app.delete("/v1/index/{product_id:path}")  # product ids may contain "/"
     async def delete_product(product_id: str, request: Request):
         removed = await asyncio.to_thread(request.app.state.curator.search_index.remove_product, product_id)
         if not removed:

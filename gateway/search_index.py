@@ -6,8 +6,10 @@ as float16 on disk (2.5 KB per 1280-d image) and float32 in memory, one matrix p
 
 Search inside a partition is exact (inner product of L2-normalised embeddings = cosine) up to `exact_max` vectors,
 and approximate above: a faiss HNSW graph (M = 32, efSearch = `ef_search`) built lazily on the first search after the
-partition changed, so bulk indexing does not rebuild it per batch. Which partitions a query searches is decided by
-`gateway.decisions.search_partitions` (the category cascade); this module only stores and searches.
+partition was reloaded; new images are added to an existing graph, while a replacement or a deletion reloads the
+partition and its graph is rebuilt on the next search (seconds per 10k images, under the index lock: searches wait).
+Which partitions a query searches is decided by `gateway.decisions.search_partitions` (the category cascade); this
+module only stores and searches.
 """
 
 from __future__ import annotations
@@ -51,6 +53,16 @@ class _Partition:
         self.product_ids: list[str] = []
         self.vectors = np.zeros((0, 0), np.float32)
         self.graph = None  # faiss.IndexHNSWFlat or None (exact search)
+
+    def append(self, items: list[tuple[str, str, str, np.ndarray]]) -> None:
+        """New images only (no id already here): extend the matrix and add them to the graph if it exists, so bulk
+        indexing into a large partition does not rebuild its graph."""
+        vectors = np.stack([np.asarray(e, dtype=np.float16) for *_, e in items]).astype(np.float32)
+        self.product_ids += [product_id for product_id, *_ in items]
+        self.image_ids += [image_id for _, image_id, *_ in items]
+        self.vectors = np.concatenate([self.vectors, vectors]) if len(self.vectors) else vectors
+        if self.graph is not None:
+            self.graph.add(vectors)
 
     def search(self, query: np.ndarray, k: int, exact_max: int, ef_search: int) -> list[tuple[int, float]]:
         n = len(self.image_ids)
@@ -128,8 +140,12 @@ class SearchIndex:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+            replaced = {name for (name,) in old}
             for name in touched:
-                self._load(name)
+                if name in replaced or name not in self._partitions:
+                    self._load(name)  # a replacement (or a new partition): reload, the graph is rebuilt lazily
+                else:
+                    self._partitions[name].append([i for i in items if i[2] == name])
         return [image_id for _, image_id, _, _ in items]
 
     def remove_product(self, product_id: str) -> int:

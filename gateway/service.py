@@ -6,6 +6,7 @@ I/O lives here; every decision is delegated to gateway.decisions (pure, tested w
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -46,6 +47,8 @@ from gateway.schemas import (
 )
 from gateway.search_index import SearchIndex
 from gateway.triton_client import RawAnalysis, TritonAnalyzer
+
+log = logging.getLogger("imgsel.service")
 
 
 @dataclass
@@ -173,9 +176,9 @@ class Curator:
             return None
         placeholder_max = self.catalog.default.quality.placeholder_max
         rows = [
-            a.category_probs
+            probs
             for a in analyzed
-            if a.category_probs is not None
+            if (probs := self._head_output(a)) is not None
             and a.analysis.library_match is None
             and a.analysis.scores.get("placeholder", 0.0) < placeholder_max
         ]
@@ -247,17 +250,51 @@ class Curator:
 
     # ------------------------------------------------------------------------------------------ visual search
 
-    def _class_probabilities(self, item: Analyzed) -> dict[str, float] | None:
+    def _head_output(self, item: Analyzed) -> np.ndarray | None:
+        """The item's CATEGORY_PROBS when they match the categories file's classes; a served head of another width
+        (classes edited, head not retrained) is treated as not served rather than mislabelling partitions."""
         head = self.catalog.category_head
         if head is None or item.category_probs is None:
             return None
-        return {cls: float(p) for cls, p in zip(head.classes, item.category_probs)}
+        if len(item.category_probs) != len(head.classes):
+            log.warning(
+                "category head gives %d probabilities but [category_head] lists %d classes: ignoring it (retrain)",
+                len(item.category_probs),
+                len(head.classes),
+            )
+            return None
+        return item.category_probs
+
+    def _class_probabilities(self, item: Analyzed) -> dict[str, float] | None:
+        probs = self._head_output(item)
+        if probs is None:
+            return None
+        return {cls: float(p) for cls, p in zip(self.catalog.category_head.classes, probs)}
+
+    def check_partition(self, name: str | None, field: str) -> None:
+        """A given top-level category must be one of the head's classes (else the cascade could never reach it)."""
+        head = self.catalog.category_head
+        if head is None or name is None or not name.strip():
+            return
+        if name.strip().lower() not in head.classes:
+            raise InvalidField(field, f"{name!r} is not a top-level category; use one of {', '.join(head.classes)}")
 
     async def index_items(self, request: IndexRequest) -> IndexResponse:
-        """Embed catalog images through the same Triton path and store them in their top-level category's partition
-        (the given category, else the head's top class; without either the image fails with `category_unknown`)."""
+        """Embed catalog images through the same Triton path and store them in their top-level category's partition:
+        the given category, else the head's verdict over all of the product's images in the request (mean of their
+        probabilities, so one odd close-up does not split a product); without either the image fails with
+        `category_unknown`."""
+        for position, item in enumerate(request.items):
+            self.check_partition(item.category, f"items.{position}.category")
         images = [ImageIn(id=item.image_id, url=item.url, data=item.data) for item in request.items]
         analyzed = await self.analyze(images)
+        product_votes: dict[str, list[np.ndarray]] = {}
+        for item, result in zip(request.items, analyzed):
+            probs = self._head_output(result) if result.analysis.ok else None
+            if probs is not None and not (item.category and item.category.strip()):
+                product_votes.setdefault(item.product_id, []).append(probs)
+        head = self.catalog.category_head
+        product_class = {p: predict_category(v, head).top_class for p, v in product_votes.items()}
         rows, indexed, failed = [], [], []
         for item, result in zip(request.items, analyzed):
             if not result.analysis.ok or result.embedding is None:
@@ -265,11 +302,10 @@ class Curator:
                     IndexFailedOut(image_id=item.image_id, reason=result.analysis.error_reason or "undecodable")
                 )
                 continue
-            probabilities = self._class_probabilities(result)
             if item.category is not None and item.category.strip():
                 partition, source = item.category.strip().lower(), "request"
-            elif probabilities:
-                partition, source = max(probabilities, key=probabilities.get), "predicted"
+            elif item.product_id in product_class:
+                partition, source = product_class[item.product_id], "predicted"
             else:
                 failed.append(IndexFailedOut(image_id=item.image_id, reason="category_unknown"))
                 continue
@@ -285,6 +321,7 @@ class Curator:
 
     async def search(self, request: SearchRequest) -> SearchResponse:
         """Embed the query, choose partitions by the category cascade (pure rule), search them."""
+        self.check_partition(request.category, "category")
         query = ImageIn(id="query", url=request.image.url, data=request.image.data)
         (result,) = await self.analyze([query])
         if not result.analysis.ok or result.embedding is None:
@@ -312,6 +349,14 @@ class Curator:
                 for h in hits
             ],
         )
+
+
+class InvalidField(ValueError):
+    """A request field with a value the service cannot use (answered 422 naming `field`)."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
 
 
 class QueryImageError(ValueError):

@@ -61,3 +61,21 @@ def test_bad_search_requests_are_422_naming_the_field(client):
     duplicate = {"product_id": "p", "image_id": "x", "data": b64_photo(1, COLOURS[0])}
     twice = client.post("/v1/index", json={"items": [duplicate, duplicate]})
     assert twice.status_code == 422 and "items" in twice.json()["message"]
+
+
+def test_unknown_partitions_are_422_and_slashed_product_ids_can_be_deleted(client):
+    photo = b64_photo(4, COLOURS[3])
+    bad = client.post(
+        "/v1/index", json={"items": [{"product_id": "p", "image_id": "x", "category": "footwear", "data": photo}]}
+    )
+    served = "category" in client.get("/readyz").json()["models"]
+    if served:  # with a head, a partition must be one of its classes (else the cascade could never reach it)
+        assert bad.status_code == 422 and bad.json()["message"].startswith("items.0.category:")
+        search = client.post("/v1/search", json={"image": {"data": photo}, "category": "fashion"})
+        assert search.status_code == 422 and search.json()["message"].startswith("category:")
+    # One product's images share one predicted partition (the mean over them), and ids with "/" round-trip.
+    items = [{"product_id": "sku/7", "image_id": f"sku/7-{i}", "data": b64_photo(20 + i, COLOURS[i])} for i in range(3)]
+    body = client.post("/v1/index", json={"items": items}).json()
+    if served:
+        assert len({i["category"] for i in body["indexed"]}) == 1
+        assert client.delete("/v1/index/sku/7").json() == {"deleted": "sku/7", "images": 3}

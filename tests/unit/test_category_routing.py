@@ -100,3 +100,10 @@ def test_request_category_wins_and_no_served_head_means_default(tmp_path):
     assert (given.category, given.category_source, given.category_prediction) == ("apparel", "request", None)
     unserved = curate(tmp_path, [raw(1, None)], served=frozenset())
     assert (unserved.category, unserved.category_source, unserved.category_prediction) == ("default", "default", None)
+
+
+def test_a_head_of_another_width_is_ignored_not_misread(tmp_path):
+    wrong = np.full(len(CLASSES) + 1, 1.0 / (len(CLASSES) + 1), np.float32)  # classes edited, head not retrained
+    response = curate(tmp_path, [raw(1, wrong)])
+    assert (response.category, response.category_source) == ("default", "default")
+    assert response.category_prediction is None

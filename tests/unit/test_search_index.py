@@ -108,3 +108,19 @@ def test_requested_category_wins_and_flat_searches_everything():
     assert flat.partitions == ("fruit", "packages", "apparel") and flat.category == "fruit"
     no_head = search_partitions(None, None, ["gear", "apparel"], cascade=True, top_categories=1)
     assert (no_head.category, no_head.source, no_head.partitions) == (None, "none", ("apparel", "gear"))
+
+
+def test_appending_to_a_large_partition_extends_its_graph_instead_of_rebuilding(tmp_path):
+    vectors = unit_vectors(400, 6, dim=32)
+    index = SearchIndex(tmp_path / "s.sqlite", exact_max=100)
+    index.add([(f"p{i}", f"i{i}", "fruit", vectors[i]) for i in range(300)])
+    index.search(vectors[0], ["fruit"], k=1)  # builds the graph
+    graph = index._partitions["fruit"].graph
+    index.add([(f"p{i}", f"i{i}", "fruit", vectors[i]) for i in range(300, 400)])
+    assert index._partitions["fruit"].graph is graph and graph.ntotal == 400
+    assert index.search(vectors[350], ["fruit"], k=1)[0].image_id == "i350"
+    index.add([("p0", "i0", "fruit", vectors[399])])  # a replacement reloads: the graph is rebuilt on demand
+    assert index._partitions["fruit"].graph is None
+    assert index.partitions() == {"fruit": 400}
+    reopened = SearchIndex(tmp_path / "s.sqlite", exact_max=100)
+    assert reopened.search(vectors[350], ["fruit"], k=1)[0].image_id == "i350"

@@ -117,3 +117,12 @@ def test_mlp_head_exports_with_dropout_switched_off(tmp_path):
     with torch.no_grad():
         expected = head(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(session.run(None, {TYPE_HEAD_INPUT: x})[0], expected, atol=1e-6)
+
+
+def test_model_selection_falls_back_to_linear_when_no_fold_can_be_scored():
+    from build_engines.type_heads import LINEAR, HeadConfig, choose_config
+
+    x = random_embeddings(12, 8)
+    y = np.arange(12) % 2
+    best, table = choose_config(x, x, y, ["one-style"] * 12, [True, True], (HeadConfig(hidden=8, epochs=2),))
+    assert best == LINEAR and table[0]["cv_accuracy"] is None
