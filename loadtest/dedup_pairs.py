@@ -1012,8 +1012,8 @@ def imagehash_signatures(files: Sequence[Path]) -> tuple[dict[str, np.ndarray], 
 
 
 IMAGEDEDUP_NOTE = (
-    "needs torchvision even for PHash (imagededup 0.3.3 imports its CNN module); pip would swap torch 2.13.0+cpu for "
-    "2.14.1 plus ~3 GB of CUDA wheels, and PyPI torchvision does not import beside the CPU torch 2.13 wheel"
+    "needs torchvision even for PHash (imagededup 0.3.3 imports its CNN module), and PyPI torchvision does not import "
+    "beside the CPU torch 2.13 wheel; score its PHash from a side venv with `python -m loadtest.imagededup_baseline`"
 )
 
 
