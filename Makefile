@@ -13,7 +13,7 @@ help:
 	@echo "make run        install what is missing, build the cpu model repository if absent, start Triton + gateway"
 	@echo "make test       the whole test suite (unit + integration against the real tritonserver)"
 	@echo "make repo PROFILE=cpu|gpu   (re)generate the Triton model repository"
-	@echo "make models     retrain the type, quality and category heads from DATA (../shared/data), regenerate the repository"
+	@echo "make models     fine-tune the backbone's last layers, retrain every head from DATA (../shared/data), regenerate the repository"
 	@echo "make bench      throughput/latency benchmark of /v1/select vs DALI decode floor -> BENCHMARKS.md numbers"
 	@echo "make loadtest   locust, headless, bounded, against a stack it starts"
 	@echo "make lint       ruff"
@@ -34,7 +34,8 @@ triton: $(TRITON)
 
 # Regenerated when the generator, the model code, the trained heads or the categories change.
 REPO_INPUTS := $(wildcard build_engines/*.py build_engines/*.json build_engines/triton_python/*.py \
-                          build_engines/heads/*.onnx preprocessing/*.py gateway/categories.toml)
+                          build_engines/heads/*.onnx build_engines/heads/*.pt preprocessing/*.py \
+                          gateway/categories.toml)
 $(REPO_DIR)/analyze/config.pbtxt: $(REPO_INPUTS) | $(VENV)/.installed
 	$(PY) -m build_engines.repository --profile cpu --out $(REPO_DIR) --env-path $(abspath $(VENV))
 
@@ -44,6 +45,7 @@ repo: $(VENV)/.installed
 DATA ?= ../shared/data
 models: $(VENV)/.installed
 	@if [ -f $(DATA)/catalog/manifest.csv ]; then \
+	  $(PY) -m build_engines.finetune_backbone --grocery $(DATA)/grocery --catalog $(DATA)/catalog/manifest.csv && \
 	  $(PY) -m build_engines.type_heads --category apparel --manifest $(DATA)/catalog/manifest.csv && \
 	  $(PY) -m build_engines.quality_heads --data $(DATA) && \
 	  $(PY) -m build_engines.category_head --grocery $(DATA)/grocery --catalog $(DATA)/catalog/manifest.csv \

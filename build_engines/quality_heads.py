@@ -307,7 +307,9 @@ def cache_key(specs: list[Spec]) -> str:
     """Changes with anything that changes the samples' pixels or labels: the generators, render(), the specs."""
     import inspect
 
-    digest = hashlib.sha256(f"seed={SEED}".encode())
+    from build_engines.backbone import backbone_fingerprint
+
+    digest = hashlib.sha256(f"seed={SEED} backbone={backbone_fingerprint()}".encode())
     digest.update(Path(qd.__file__).read_bytes())
     for function in (render, encode):
         digest.update(inspect.getsource(function).encode())
@@ -370,7 +372,9 @@ def build_dataset(specs: list[Spec], cache_dir: Path = CACHE_DIR, verbose: bool 
     if cache.is_file():
         stored = np.load(cache)
         return Dataset(specs, *(stored[k] for k in names))
-    store = SampleStore(cache_dir / "samples.npz")
+    from build_engines.backbone import backbone_fingerprint
+
+    store = SampleStore(cache_dir / f"samples-{backbone_fingerprint()}.npz")  # embeddings depend on the backbone
     backbone, runner = None, None
     labels, sigma, area, digests, pending = [], [], [], [], []
     started = time.monotonic()

@@ -42,9 +42,9 @@ class Settings:
     # The unseen-placeholder vote (gateway.decisions.VoteRule; chosen on dev data, BENCHMARKS.md).
     placeholder_vote_exemplars: int = 11  # K: exemplars (recent accepted products of the category) per vote
     placeholder_vote_min_votes: int = 5  # "unlike" votes that call a placeholder
-    placeholder_vote_similarity: float = 0.21  # an exemplar votes "unlike" below this cosine similarity
+    placeholder_vote_similarity: float = 0.16  # an exemplar votes "unlike" below this cosine similarity
     placeholder_vote_head_min: float = 0.02  # ... and rejects only with a learned placeholder score >= this
-    placeholder_vote_similarity_alone: float = 0.17  # threshold when no placeholder score ran (vote alone)
+    placeholder_vote_similarity_alone: float = 0.13  # threshold when no placeholder score ran (vote alone)
     exemplar_capacity: int = 256  # exemplars kept per category (ring, most recent)
     exemplar_per_product: int = 2  # accepted images one product contributes
     exemplar_max_placeholder_score: float = 0.05  # accepted images feed the store only below this placeholder score

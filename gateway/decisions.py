@@ -53,9 +53,9 @@ class VoteRule:
 
     exemplars: int = 11
     min_votes: int = 5
-    min_similarity: float = 0.21
+    min_similarity: float = 0.16
     head_min: float = 0.02
-    min_similarity_alone: float = 0.17
+    min_similarity_alone: float = 0.13
 
     def __post_init__(self) -> None:
         if self.exemplars < 1 or not 1 <= self.min_votes <= self.exemplars:

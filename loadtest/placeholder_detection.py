@@ -167,7 +167,9 @@ def load(item: Item) -> np.ndarray:
 def analyse(items: list[Item], cache: Path) -> dict[str, np.ndarray]:
     """Embedding, raw quality features, thumbnail and validity of every item, cached by content sha256."""
     cache.mkdir(parents=True, exist_ok=True)
-    store_path = cache / "analysed.npz"
+    from build_engines.backbone import backbone_fingerprint
+
+    store_path = cache / f"analysed-{backbone_fingerprint()}.npz"  # embeddings depend on the backbone
     store: dict[str, tuple] = {}
     if store_path.is_file():
         with np.load(store_path) as stored:

@@ -45,3 +45,17 @@ def test_wrong_or_missing_checkpoint_is_a_clear_error(tmp_path):
     torch.save({"layer.weight": torch.zeros(3)}, wrong)
     with pytest.raises(ValueError, match="lacks backbone weights"):
         load_backbone(wrong)
+
+
+def test_the_committed_fine_tune_is_applied_over_imagenet_and_changes_the_fingerprint(tmp_path):
+    from build_engines.backbone import FINETUNED_HEAD, backbone_fingerprint, load_backbone
+
+    if not FINETUNED_HEAD.is_file():
+        pytest.skip("no committed backbone fine-tune (python -m build_engines.finetune_backbone)")
+    tuned, plain = load_backbone(), load_backbone(finetuned=False)
+    assert not torch.equal(tuned.trunk._conv_head.weight, plain.trunk._conv_head.weight)
+    assert torch.equal(tuned.trunk._conv_stem.weight, plain.trunk._conv_stem.weight)  # only the last layers move
+    checkpoint = tmp_path / "ckpt.pth"
+    torch.save(plain.trunk.state_dict(), checkpoint)
+    assert torch.equal(load_backbone(checkpoint).trunk._conv_head.weight, plain.trunk._conv_head.weight)
+    assert len({backbone_fingerprint(), backbone_fingerprint(checkpoint)}) == 2
