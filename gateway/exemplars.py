@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gateway.durable import open_durable
+from gateway.durable import open_durable, transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS exemplars (
@@ -72,8 +72,7 @@ class ExemplarStore:
             return 0
         now = time.time()
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(self._db):
                 self._db.execute("DELETE FROM exemplars WHERE category = ? AND product_id = ?", (category, product_id))
                 # Best image inserted last: the most recent row of the product is its best.
                 self._db.executemany(
@@ -85,10 +84,6 @@ class ExemplarStore:
                     ],
                 )
                 self._trim(category)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
             self._load(category)
         return len(images)
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from gateway.catalog_dedup import radius_for
 from gateway.decisions import LibraryMatch
-from gateway.durable import open_durable
+from gateway.durable import open_durable, transaction
 from gateway.hash_index import HashIndex, popcount64
 
 BANDS = 4  # 16-bit bands: measured fastest at 100k-1M entries (BENCHMARKS.md)
@@ -90,17 +90,12 @@ class PlaceholderLibrary:
         """(id, phash, width, height, supplier) rows; an existing id is replaced. All or nothing."""
         now = time.time()
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(self._db):
                 self._db.executemany(
                     "INSERT OR REPLACE INTO placeholders (id, phash, width, height, supplier, added_at) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
                     [(i, to_signed(h), w, ht, s, now) for i, h, w, ht, s in entries],
                 )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
             self._reload()
         return [entry[0] for entry in entries]
 
