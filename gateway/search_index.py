@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gateway.durable import open_durable
+from gateway.durable import open_durable, transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -108,9 +108,9 @@ class SearchIndex:
             self._partitions.pop(name, None)
             return
         partition = _Partition()
-        partition.image_ids = [r[0] for r in rows]
-        partition.product_ids = [r[1] for r in rows]
-        partition.vectors = np.stack([np.frombuffer(r[2], dtype=np.float16) for r in rows]).astype(np.float32)
+        partition.append(
+            [(product_id, image_id, name, np.frombuffer(e, np.float16)) for image_id, product_id, e in rows]
+        )
         self._partitions[name] = partition
 
     def add(self, items: list[tuple[str, str, str, np.ndarray]]) -> list[str]:
@@ -120,14 +120,15 @@ class SearchIndex:
             return []
         now = time.time()
         with self._lock:
-            touched = {partition for _, _, partition, _ in items}
             placeholders = ",".join("?" * len(items))
-            old = self._db.execute(
-                f"SELECT DISTINCT partition FROM items WHERE image_id IN ({placeholders})", [i[1] for i in items]
-            ).fetchall()
-            touched |= {name for (name,) in old}
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            # Partitions that already hold one of these image ids: replaced there, so they are reloaded.
+            replaced = {
+                name
+                for (name,) in self._db.execute(
+                    f"SELECT DISTINCT partition FROM items WHERE image_id IN ({placeholders})", [i[1] for i in items]
+                )
+            }
+            with transaction(self._db):
                 self._db.executemany(
                     "INSERT OR REPLACE INTO items (image_id, product_id, partition, embedding, added_at) "
                     "VALUES (?, ?, ?, ?, ?)",
@@ -136,12 +137,7 @@ class SearchIndex:
                         for product_id, image_id, partition, e in items
                     ],
                 )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            replaced = {name for (name,) in old}
-            for name in touched:
+            for name in replaced | {partition for _, _, partition, _ in items}:
                 if name in replaced or name not in self._partitions:
                     self._load(name)  # a replacement (or a new partition): reload, the graph is rebuilt lazily
                 else:
