@@ -37,7 +37,7 @@ from gateway.schemas import (
     SelectResponse,
 )
 from gateway.search_index import SearchIndex
-from gateway.service import Curator, InvalidField, QueryImageError
+from gateway.service import Curator, InvalidField
 from gateway.triton_client import TritonAnalyzer, TritonUnavailable
 
 log = logging.getLogger("imgsel.gateway")
@@ -191,15 +191,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.post("/v1/search", response_model=SearchResponse)
     async def search(body: SearchRequest, request: Request) -> SearchResponse:
-        """Visual search with the category cascade: predict the top-level category, search only its partition."""
-        try:
-            return await request.app.state.curator.search(body)
-        except QueryImageError as error:
-            message = f"image: the query image failed ({error.reason})"
-            return JSONResponse(
-                status_code=422,
-                content={"message": message, "detail": [{"loc": ["body", "image"], "msg": error.reason}]},
-            )
+        """Visual search with the category cascade: predict the top-level category, search only its partition. A query
+        image that cannot be fetched or decoded is a 422 naming `image`."""
+        return await request.app.state.curator.search(body)
 
     @app.get("/healthz")
     async def healthz():

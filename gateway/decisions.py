@@ -369,6 +369,11 @@ class SearchPlan:
     partitions: tuple[str, ...]
 
 
+def partition_name(category: str | None) -> str | None:
+    """A caller's top-level category as a partition key (lower-case, trimmed); None when absent or blank."""
+    return category.strip().lower() if category and category.strip() else None
+
+
 def search_partitions(
     requested: str | None,
     probabilities: dict[str, float] | None,
@@ -380,8 +385,8 @@ def search_partitions(
     `cascade`, the `top_categories` most likely partitions among those that hold images (an empty partition is
     skipped, not searched); without cascade (the flat baseline) or without a head, every available partition, most
     likely first when the head ran. `category` is the head's top class either way."""
-    if requested is not None and requested.strip():
-        name = requested.strip().lower()
+    name = partition_name(requested)
+    if name is not None:
         return SearchPlan(name, "request", (name,))
     ranked = sorted(probabilities, key=lambda c: -probabilities[c]) if probabilities else []
     top = ranked[0] if ranked else None

@@ -19,6 +19,7 @@ from gateway.decisions import (
     VoteRule,
     dedup_groups,
     exemplar_vote,
+    partition_name,
     predict_category,
     search_partitions,
     select,
@@ -271,39 +272,38 @@ class Curator:
             return None
         return {cls: float(p) for cls, p in zip(self.catalog.category_head.classes, probs)}
 
-    def check_partition(self, name: str | None, field: str) -> None:
-        """A given top-level category must be one of the head's classes (else the cascade could never reach it)."""
-        head = self.catalog.category_head
-        if head is None or name is None or not name.strip():
-            return
-        if name.strip().lower() not in head.classes:
-            raise InvalidField(field, f"{name!r} is not a top-level category; use one of {', '.join(head.classes)}")
+    def check_partition(self, category: str | None, field: str) -> str | None:
+        """The partition a caller's category names; with a head it must be one of its classes (else the cascade could
+        never reach it)."""
+        name, head = partition_name(category), self.catalog.category_head
+        if head is not None and name is not None and name not in head.classes:
+            raise InvalidField(field, f"{category!r} is not a top-level category; use one of {', '.join(head.classes)}")
+        return name
 
     async def index_items(self, request: IndexRequest) -> IndexResponse:
         """Embed catalog images through the same Triton path and store them in their top-level category's partition:
         the given category, else the head's verdict over all of the product's images in the request (mean of their
         probabilities, so one odd close-up does not split a product); without either the image fails with
         `category_unknown`."""
-        for position, item in enumerate(request.items):
-            self.check_partition(item.category, f"items.{position}.category")
+        given = [self.check_partition(item.category, f"items.{i}.category") for i, item in enumerate(request.items)]
         images = [ImageIn(id=item.image_id, url=item.url, data=item.data) for item in request.items]
         analyzed = await self.analyze(images)
         product_votes: dict[str, list[np.ndarray]] = {}
-        for item, result in zip(request.items, analyzed):
+        for item, result, name in zip(request.items, analyzed, given):
             probs = self._head_output(result) if result.analysis.ok else None
-            if probs is not None and not (item.category and item.category.strip()):
+            if probs is not None and name is None:
                 product_votes.setdefault(item.product_id, []).append(probs)
         head = self.catalog.category_head
         product_class = {p: predict_category(v, head).top_class for p, v in product_votes.items()}
         rows, indexed, failed = [], [], []
-        for item, result in zip(request.items, analyzed):
+        for item, result, name in zip(request.items, analyzed, given):
             if not result.analysis.ok or result.embedding is None:
                 failed.append(
                     IndexFailedOut(image_id=item.image_id, reason=result.analysis.error_reason or "undecodable")
                 )
                 continue
-            if item.category is not None and item.category.strip():
-                partition, source = item.category.strip().lower(), "request"
+            if name is not None:
+                partition, source = name, "request"
             elif item.product_id in product_class:
                 partition, source = product_class[item.product_id], "predicted"
             else:
@@ -325,7 +325,7 @@ class Curator:
         query = ImageIn(id="query", url=request.image.url, data=request.image.data)
         (result,) = await self.analyze([query])
         if not result.analysis.ok or result.embedding is None:
-            raise QueryImageError(result.analysis.error_reason or "undecodable")
+            raise InvalidField("image", f"the query image failed ({result.analysis.error_reason or 'undecodable'})")
         probabilities = self._class_probabilities(result)
         plan = search_partitions(
             request.category,
@@ -357,11 +357,3 @@ class InvalidField(ValueError):
     def __init__(self, field: str, message: str):
         super().__init__(f"{field}: {message}")
         self.field = field
-
-
-class QueryImageError(ValueError):
-    """The search query image could not be fetched or decoded (`reason` is the per-image reason code)."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
