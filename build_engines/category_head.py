@@ -37,12 +37,20 @@ import numpy as np
 import torch
 
 from build_engines.contract import CATEGORY_HEAD_INPUT, CATEGORY_HEAD_OUTPUT
-from build_engines.type_heads import APPAREL_PREFIXES, MIN_EXAMPLES, SEED, TypeHead, is_validation, metrics, train
+from build_engines.type_heads import (
+    APPAREL_PREFIXES,
+    IMAGE_SUFFIXES,
+    MIN_EXAMPLES,
+    SEED,
+    TypeHead,
+    is_validation,
+    metrics,
+    train,
+)
 from build_engines.type_heads import export as export_head
 from gateway.categories import load_catalog
 
 HEADS_DIR = Path(__file__).resolve().parent / "heads"
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 DEFAULT_CACHE = Path(os.environ.get("IMGSEL_EMBEDDING_CACHE", Path(tempfile.gettempdir()) / "imgsel-embeddings"))
 FLOORS = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 REQUEST_SIZE = 3  # images per simulated request in the request-level evaluation
@@ -235,23 +243,11 @@ def export(head: TypeHead, path: Path) -> float:
 
 def ood_confidence(head: TypeHead, folder: Path, min_confidence: float) -> dict:
     """Images of no class (e.g. the placeholders): how many the head would still trust at the floor. Transparent
-    images are flattened on white first, as the gateway does."""
-    import io
-
-    from PIL import Image
-
+    images are flattened on white by the preprocessing runner, as in serving."""
     from build_engines.embeddings import analyse_encoded
 
     paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    files = []
-    for path in paths:
-        with Image.open(path) as image:
-            rgba = image.convert("RGBA")
-        flat = Image.new("RGB", rgba.size, (255, 255, 255))
-        flat.paste(rgba, mask=rgba.getchannel("A"))
-        buffer = io.BytesIO()
-        flat.save(buffer, "PNG")
-        files.append(np.frombuffer(buffer.getvalue(), dtype=np.uint8))
+    files = [np.fromfile(path, dtype=np.uint8) for path in paths]
     analysed = analyse_encoded(files)
     probabilities = probabilities_of(head, analysed.embeddings[analysed.valid])
     confidence = probabilities.max(axis=1)

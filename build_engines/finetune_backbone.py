@@ -33,7 +33,7 @@ from torch import nn
 
 from build_engines.backbone import FINETUNED_HEAD, load_backbone
 from build_engines.category_head import Labelled, from_catalog, from_grocery
-from build_engines.type_heads import SEED, from_manifest, is_validation
+from build_engines.type_heads import SEED, balanced_class_weights, from_manifest, is_validation
 from gateway.categories import load_catalog
 
 DEFAULT_CACHE = Path("/tmp/imgsel-backbone-blocks")
@@ -106,12 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     reference = [p.detach().clone() for p in [*conv.parameters(), *bn.parameters()]]
     category_classifier, type_classifier = nn.Linear(1280, len(classes)), nn.Linear(1280, len(types))
 
-    def balanced(labels: np.ndarray, k: int) -> torch.Tensor:
-        counts = np.bincount(labels, minlength=k).astype(np.float32)
-        return torch.tensor(np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / k, 0.0), dtype=torch.float32)
-
-    category_weight = balanced(category[category_rows % n], len(classes))
-    type_weight = balanced(type_labels, len(types))
+    category_weight = balanced_class_weights(category[category_rows % n], len(classes))
+    type_weight = balanced_class_weights(type_labels, len(types))
     parameters = [
         *conv.parameters(),
         *bn.parameters(),

@@ -32,6 +32,7 @@ HEADS_DIR = Path(__file__).resolve().parent / "heads"
 MANIFEST_VIEW_TO_TYPE = {"main": "front", "back": "back", "alt1": "detail", "outfit": "lifestyle", "side": "side"}
 APPAREL_PREFIXES = {"mh", "mj", "mp", "ms", "msh", "mt", "wb", "wh", "wj", "wp", "ws", "wsh", "wt"}
 MIN_EXAMPLES = 8
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})  # training folders
 VALIDATION_FRACTION = 0.25
 SEED = 0
 UNTRAINED_LOGIT = -30.0  # softmax gives such a type ~1e-13: never predicted
@@ -65,7 +66,7 @@ def from_folders(root: Path, types: tuple[str, ...]) -> Labelled:
         if type_dir.name not in types:
             raise SystemExit(f"{type_dir}: '{type_dir.name}' is not a type of this category ({', '.join(types)})")
         for path in sorted(type_dir.glob("*")):
-            if path.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}:
+            if path.suffix.lower() in IMAGE_SUFFIXES:
                 data.paths.append(path)
                 data.types.append(type_dir.name)
                 data.groups.append(path.stem)
@@ -139,6 +140,14 @@ class TypeHead(nn.Module):
         return torch.softmax(self.logits(embedding), dim=1)
 
 
+def balanced_class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
+    """Cross-entropy weights that give every present class the same total weight (absent classes 0)."""
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float32)
+    return torch.tensor(
+        np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / n_classes, 0.0), dtype=torch.float32
+    )
+
+
 def train(
     x: np.ndarray,
     y: np.ndarray,
@@ -153,9 +162,7 @@ def train(
     config = HeadConfig(**{**config.__dict__, **overrides})
     torch.manual_seed(SEED)
     head = TypeHead(len(trained), trained, config)
-    counts = np.bincount(y, minlength=len(trained)).astype(np.float32)
-    weights = torch.tensor(np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / len(counts), 0.0))
-    loss_fn = nn.CrossEntropyLoss(weight=weights)
+    loss_fn = nn.CrossEntropyLoss(weight=balanced_class_weights(y, len(trained)))
     optimiser = torch.optim.Adam(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     features, targets = torch.from_numpy(x), torch.from_numpy(y)
     head.train()
