@@ -28,7 +28,7 @@ def import_tensorrt():
 def build_engine(
     onnx_path: Path,
     plan_path: Path,
-    input_dims: tuple[int, ...] | dict[str, tuple[int, ...]],
+    input_dims: dict[str, tuple[int, ...]],
     max_batch: int,
     fp16: bool = True,
     workspace_bytes: int = 2 << 30,
@@ -50,13 +50,12 @@ def build_engine(
     if fp16 and builder.platform_has_fast_fp16:
         config.set_flag(trt.BuilderFlag.FP16)
     profile = builder.create_optimization_profile()
-    # Per-image dims of each input (a bare tuple: the network's only input); every input shares the batch range.
-    shapes = input_dims if isinstance(input_dims, dict) else {network.get_input(0).name: input_dims}
+    # Per-image dims of each input by name; every input shares the batch range.
     for index in range(network.num_inputs):
         name = network.get_input(index).name
-        if name not in shapes:
+        if name not in input_dims:
             raise ValueError(f"{onnx_path}: no dims given for input {name!r}")
-        dims = tuple(shapes[name])
+        dims = tuple(input_dims[name])
         profile.set_shape(name, (1, *dims), (max(1, max_batch // 4), *dims), (max_batch, *dims))
     config.add_optimization_profile(profile)
     serialized = builder.build_serialized_network(network, config)
