@@ -22,11 +22,16 @@ class ImageIn(BaseModel):
 
     @model_validator(mode="after")
     def exactly_one_source(self) -> ImageIn:
-        if (self.url is None) == (self.data is None):
-            raise ValueError("give exactly one of `url` or `data`")
-        if self.url is not None and not self.url.lower().startswith(("http://", "https://")):
-            raise ValueError("`url` must be an http:// or https:// URL")
+        check_image_source(self.url, self.data)
         return self
+
+
+def check_image_source(url: str | None, data: str | None) -> None:
+    """Every image in the API (product, catalog, search query) comes from exactly one http(s) URL or base64 body."""
+    if (url is None) == (data is None):
+        raise ValueError("give exactly one of `url` or `data`")
+    if url is not None and not url.lower().startswith(("http://", "https://")):
+        raise ValueError("`url` must be an http:// or https:// URL")
 
 
 def require_unique(values: list, ids: list[str], what: str) -> list:
@@ -167,7 +172,7 @@ class IndexItemIn(BaseModel):
 
     @model_validator(mode="after")
     def exactly_one_source(self) -> IndexItemIn:
-        ImageIn(id=self.image_id, url=self.url, data=self.data)  # same source rules as everywhere
+        check_image_source(self.url, self.data)
         return self
 
 
@@ -211,7 +216,7 @@ class SearchImageIn(BaseModel):
 
     @model_validator(mode="after")
     def exactly_one_source(self) -> SearchImageIn:
-        ImageIn(id="query", url=self.url, data=self.data)
+        check_image_source(self.url, self.data)
         return self
 
 
