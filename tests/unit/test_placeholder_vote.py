@@ -13,14 +13,16 @@ def sims(unlike: int, k: int = 11, low: float = 0.1, high: float = 0.6) -> list[
     return [low] * unlike + [high] * (k - unlike)
 
 
-def analysed(scores: dict[str, float], vote=None, library_match=None) -> ImageAnalysis:
+def analysed(
+    scores: dict[str, float], vote=None, library_match=None, id="x", supplier="A", index=0, side=1000
+) -> ImageAnalysis:
     return ImageAnalysis(
-        id="x",
-        supplier="A",
-        index=0,
+        id=id,
+        supplier=supplier,
+        index=index,
         ok=True,
-        width=1000,
-        height=1000,
+        width=side,
+        height=side,
         scores=scores,
         vote=vote,
         library_match=library_match,
@@ -89,16 +91,7 @@ def test_mechanism_precedence_library_then_head_then_vote():
 
 def test_select_reports_the_vote_for_every_analysed_image():
     product = analysed({"placeholder": 0.0}, exemplar_vote(sims(0), RULE))
-    placeholder = ImageAnalysis(
-        id="p",
-        supplier="B",
-        index=1,
-        ok=True,
-        width=800,
-        height=800,
-        scores={"placeholder": 0.3},
-        vote=exemplar_vote(sims(9), RULE),
-    )
+    placeholder = analysed({"placeholder": 0.3}, exemplar_vote(sims(9), RULE), id="p", supplier="B", index=1, side=800)
     selected, verdicts = select([product, placeholder], APPAREL)
     assert selected == ["x"]
     assert verdicts[0].vote.outcome == "product" and verdicts[0].placeholder is None
