@@ -139,6 +139,17 @@ def from_folders(root: Path, classes: tuple[str, ...]) -> Labelled:
     return data
 
 
+def development_data(grocery: Path | None, catalog: Path | None, classes: tuple[str, ...]) -> Labelled:
+    """The development sets in one fixed order (grocery, then catalog). The backbone fine-tune and the search
+    benchmark build their file lists here too, so they share the category head's embedding cache."""
+    data = Labelled()
+    if grocery:
+        data.extend(from_grocery(grocery, classes))
+    if catalog:
+        data.extend(from_catalog(catalog, classes))
+    return data
+
+
 def cached_embeddings(paths: list[Path], cache_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:
     """(embeddings [2n, D] (rows n.. mirrored), valid [n]) through the production path, cached by file list."""
     from build_engines.backbone import backbone_fingerprint
@@ -360,13 +371,9 @@ def main(argv: list[str] | None = None) -> int:
         print("categories.toml has no [category_head] table", file=sys.stderr)
         return 2
     classes = head_config.classes
-    data, sources = Labelled(), []
-    if args.grocery:
-        data.extend(from_grocery(args.grocery, classes))
-        sources.append(f"{args.grocery} (Grocery Store Dataset, Klasson et al., MIT)")
-    if args.catalog:
-        data.extend(from_catalog(args.catalog, classes))
-        sources.append(f"{args.catalog} (Magento 2 sample data, OSL-3.0/AFL-3.0)")
+    data = development_data(args.grocery, args.catalog, classes)
+    sources = [f"{args.grocery} (Grocery Store Dataset, Klasson et al., MIT)"] if args.grocery else []
+    sources += [f"{args.catalog} (Magento 2 sample data, OSL-3.0/AFL-3.0)"] if args.catalog else []
     if args.folders:
         data.extend(from_folders(args.folders, classes))
         sources.append(str(args.folders))

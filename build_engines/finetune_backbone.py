@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from build_engines.backbone import FINETUNED_HEAD, load_backbone
-from build_engines.category_head import Labelled, from_catalog, from_grocery
+from build_engines.category_head import development_data
 from build_engines.type_heads import SEED, balanced_class_weights, from_manifest, is_validation
 from gateway.categories import load_catalog
 
@@ -82,9 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(SEED)
     classes = load_catalog().category_head.classes
     types = load_catalog().get("apparel").types
-    data = Labelled()
-    data.extend(from_grocery(args.grocery, classes))
-    data.extend(from_catalog(args.catalog, classes))
+    data = development_data(args.grocery, args.catalog, classes)
     n = len(data.paths)
     started = time.perf_counter()
     blocks = block_outputs(data.paths, args.cache)

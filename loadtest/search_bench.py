@@ -26,14 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from build_engines.category_head import (
-    DEFAULT_CACHE,
-    HEADS_DIR,
-    Labelled,
-    cached_embeddings,
-    from_catalog,
-    from_grocery,
-)
+from build_engines.category_head import DEFAULT_CACHE, HEADS_DIR, cached_embeddings, development_data
 from gateway.categories import load_catalog
 from gateway.decisions import search_partitions
 from gateway.search_index import SearchIndex
@@ -86,9 +79,7 @@ def run_queries(index: SearchIndex, queries, truth, probs, classes, mode: str, k
 def real_data(data_root: Path, cache_dir: Path) -> dict:
     head = load_catalog().category_head
     classes = head.classes
-    labelled = Labelled()
-    labelled.extend(from_grocery(data_root / "grocery", classes))
-    labelled.extend(from_catalog(data_root / "catalog" / "manifest.csv", classes))
+    labelled = development_data(data_root / "grocery", data_root / "catalog" / "manifest.csv", classes)
     started = time.perf_counter()
     embeddings, valid = cached_embeddings(labelled.paths, cache_dir)  # same file list as the head's training: cached
     embed_s = time.perf_counter() - started
