@@ -107,6 +107,7 @@ class Curator:
         self.vote_rule = vote_rule or VoteRule()
         self.exemplar_max_placeholder_score = exemplar_max_placeholder_score
         self.search_index = search_index  # None: no visual search
+        self._warned_head_width = False
 
     def match_placeholders(self, analyzed: list[Analyzed]) -> None:
         """Mark images whose pHash is near a known placeholder (the library's half of placeholder detection)."""
@@ -258,11 +259,13 @@ class Curator:
         if head is None or item.category_probs is None:
             return None
         if len(item.category_probs) != len(head.classes):
-            log.warning(
-                "category head gives %d probabilities but [category_head] lists %d classes: ignoring it (retrain)",
-                len(item.category_probs),
-                len(head.classes),
-            )
+            if not self._warned_head_width:  # once, not per image of every request
+                self._warned_head_width = True
+                log.warning(
+                    "category head gives %d probabilities but [category_head] lists %d classes: ignoring it (retrain)",
+                    len(item.category_probs),
+                    len(head.classes),
+                )
             return None
         return item.category_probs
 
