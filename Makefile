@@ -35,7 +35,7 @@ triton: $(TRITON)
 # Regenerated when the generator, the model code, the trained heads or the categories change.
 REPO_INPUTS := $(wildcard build_engines/*.py build_engines/*.json build_engines/triton_python/*.py \
                           build_engines/heads/*.onnx build_engines/heads/*.pt preprocessing/*.py \
-                          gateway/categories.toml)
+                          contract/*.py contract/categories.toml)
 $(REPO_DIR)/analyze/config.pbtxt: $(REPO_INPUTS) | $(VENV)/.installed
 	$(PY) -m build_engines.repository --profile cpu --out $(REPO_DIR) --env-path $(abspath $(VENV))
 
@@ -45,22 +45,22 @@ repo: $(VENV)/.installed
 DATA ?= ../shared/data
 models: $(VENV)/.installed
 	@if [ -f $(DATA)/catalog/manifest.csv ]; then \
-	  $(PY) -m build_engines.finetune_backbone --grocery $(DATA)/grocery --catalog $(DATA)/catalog/manifest.csv && \
-	  $(PY) -m build_engines.type_heads --category apparel --manifest $(DATA)/catalog/manifest.csv && \
-	  $(PY) -m build_engines.quality_heads --data $(DATA) && \
-	  $(PY) -m build_engines.category_head --grocery $(DATA)/grocery --catalog $(DATA)/catalog/manifest.csv \
+	  $(PY) -m training.finetune_backbone --grocery $(DATA)/grocery --catalog $(DATA)/catalog/manifest.csv && \
+	  $(PY) -m training.type_heads --category apparel --manifest $(DATA)/catalog/manifest.csv && \
+	  $(PY) -m training.quality_heads --data $(DATA) && \
+	  $(PY) -m training.category_head --grocery $(DATA)/grocery --catalog $(DATA)/catalog/manifest.csv \
 	    --ood $(DATA)/placeholders; \
 	else echo "$(DATA) absent: keeping the committed heads in build_engines/heads/"; fi
 	$(MAKE) repo PROFILE=$(PROFILE)
 
 run: $(VENV)/.installed $(TRITON) $(REPO_DIR)/analyze/config.pbtxt
-	exec $(PY) -m gateway.launcher
+	exec $(PY) -m tools.launcher
 
 test: $(VENV)/.installed $(TRITON)
 	$(PY) -m pytest -q
 
 test-unit: $(VENV)/.installed
-	$(PY) -m pytest -q tests/unit
+	$(PY) -m pytest -q -m "not integration"
 
 bench: $(VENV)/.installed $(TRITON) $(REPO_DIR)/analyze/config.pbtxt
 	$(PY) -m loadtest.bench

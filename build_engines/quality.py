@@ -1,6 +1,6 @@
 """Interim classical quality head: classical measures -> scores in [0, 1], exported to ONNX like every other head.
 
-The served `quality` model is the learned head (build_engines/quality_heads.py, heads/quality.onnx). This classical
+The served `quality` model is the learned head (training/quality_heads.py, heads/quality.onnx). This classical
 one is the fallback when that file is absent, and the baseline the learned head is compared with: it maps the
 measures the preprocess model computes at full-ish resolution (variance of the Laplacian inside the object's box,
 object box area fraction) through logistic curves in log space, giving only `blur` and `small_object` (no

@@ -16,7 +16,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from build_engines.contract import (
+from build_engines.artifacts import HEADS_DIR
+from contract.tensors import (
     CATEGORY_HEAD_INPUT,
     CATEGORY_HEAD_OUTPUT,
     EMBEDDING_DIM,
@@ -29,7 +30,6 @@ from build_engines.contract import (
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TRITON_PYTHON = Path(__file__).resolve().parent / "triton_python"
-HEADS_DIR = Path(__file__).resolve().parent / "heads"  # trained heads, committed (small)
 MAX_BATCH = 64
 
 TRITON_DTYPES = {"bool": "TYPE_BOOL", "uint8": "TYPE_UINT8", "int32": "TYPE_INT32", "float32": "TYPE_FP32"}
@@ -105,7 +105,7 @@ def quality_model(heads_dir: Path = HEADS_DIR) -> Model:
         )  # one 1282x64 layer per image: threads would only add overhead
     print(
         f"quality: {learned} not found; serving the INTERIM CLASSICAL quality measures ({', '.join(CLASSICAL_OUTPUTS)}"
-        "; no placeholder score). Train the learned head with `python -m build_engines.quality_heads`.",
+        "; no placeholder score). Train the learned head with `python -m training.quality_heads`.",
         file=sys.stderr,
     )
     return Model(
@@ -127,14 +127,14 @@ def copy_quality_head(source: Path, path: Path) -> None:
     if names != QUALITY_INPUTS or width != len(QUALITY_OUTPUTS):
         raise ValueError(
             f"{source} has inputs {names} and {width} outputs; the contract wants {QUALITY_INPUTS} -> "
-            f"{len(QUALITY_OUTPUTS)} ({', '.join(QUALITY_OUTPUTS)}): retrain with python -m build_engines.quality_heads"
+            f"{len(QUALITY_OUTPUTS)} ({', '.join(QUALITY_OUTPUTS)}): retrain with python -m training.quality_heads"
         )
     shutil.copy(source, path)
 
 
 def type_head_models(heads_dir: Path) -> list[Model]:
-    """A `type_<category>` model for each category whose trained head is in `heads_dir` (build_engines.type_heads)."""
-    from gateway.categories import load_catalog
+    """A `type_<category>` model for each category whose trained head is in `heads_dir` (training.type_heads)."""
+    from contract.categories_file import load_catalog
 
     models = []
     for category in (load_catalog().get(name) for name in load_catalog().names()):
@@ -153,9 +153,9 @@ def type_head_models(heads_dir: Path) -> list[Model]:
 
 
 def category_head_model(heads_dir: Path) -> Model | None:
-    """The top-level category head `category` (build_engines.category_head) when trained and declared in
+    """The top-level category head `category` (training.category_head) when trained and declared in
     categories.toml [category_head]; it then becomes a step of the analyze ensemble (output CATEGORY_PROBS)."""
-    from gateway.categories import load_catalog
+    from contract.categories_file import load_catalog
 
     head = load_catalog().category_head
     source = heads_dir / "category.onnx" if head is None else heads_dir / f"{head.model}.onnx"

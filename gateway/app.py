@@ -14,14 +14,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from build_engines.contract import ENSEMBLE
-from gateway.categories import load_catalog
+from contract.categories_file import load_catalog
+from contract.tensors import ENSEMBLE
+from gateway.clients.fetch import Fetcher
+from gateway.clients.triton import TritonAnalyzer, TritonUnavailable
 from gateway.config import Settings
 from gateway.decisions import VoteRule
-from gateway.exemplars import ExemplarStore
-from gateway.fetch import Fetcher
 from gateway.metrics import LATENCY, REQUESTS, TRITON_UNAVAILABLE
-from gateway.placeholders import PlaceholderLibrary
 from gateway.report import render_report, thumbnails_for
 from gateway.schemas import (
     DedupResponse,
@@ -36,9 +35,10 @@ from gateway.schemas import (
     SelectRequest,
     SelectResponse,
 )
-from gateway.search_index import SearchIndex
 from gateway.service import Curator, InvalidField
-from gateway.triton_client import TritonAnalyzer, TritonUnavailable
+from gateway.stores.exemplars import ExemplarStore
+from gateway.stores.placeholders import PlaceholderLibrary
+from gateway.stores.search_index import SearchIndex
 
 log = logging.getLogger("imgsel.gateway")
 REQUIRED_MODELS = (ENSEMBLE, "preprocess", "backbone", "quality")

@@ -34,7 +34,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from gateway.categories import DedupThresholds
+from contract.categories import DedupThresholds
 
 HASH_BITS = 64
 # Candidate pairs expanded and verified at a time: bounds the memory of one step (about 40 bytes a pair).

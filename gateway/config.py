@@ -36,7 +36,7 @@ class Settings:
     fetch_concurrency: int = 16
     fetch_allow_private: bool = False  # refuse URLs resolving to private/loopback addresses (SSRF guard)
     max_images_per_request: int = 200
-    categories_file: str = ""  # empty: gateway/categories.toml
+    categories_file: str = ""  # empty: contract/categories.toml
     data_dir: str = str(PROJECT_ROOT / ".imgsel-data")  # persistent state: placeholder library, vote exemplars (SQLite)
     placeholder_max_distance: int = 16  # pHash bits: 0 false positives on 481 dev photos (BENCHMARKS.md)
     # The unseen-placeholder vote (gateway.decisions.VoteRule; chosen on dev data, BENCHMARKS.md).
@@ -48,7 +48,7 @@ class Settings:
     exemplar_capacity: int = 256  # exemplars kept per category (ring, most recent)
     exemplar_per_product: int = 2  # accepted images one product contributes
     exemplar_max_placeholder_score: float = 0.05  # accepted images feed the store only below this placeholder score
-    # Visual search (gateway.search_index): exact search per partition up to this size, HNSW above it.
+    # Visual search (gateway.stores.search_index): exact search per partition up to this size, HNSW above it.
     search_exact_max: int = 20_000
     search_ef_search: int = 64  # HNSW candidate list per query (recall vs latency, BENCHMARKS.md)
 

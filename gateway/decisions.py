@@ -8,8 +8,8 @@ from typing import Literal
 
 import numpy as np
 
+from contract.categories import Category, CategoryHead, DedupThresholds
 from gateway.catalog_dedup import HashVectors, duplicate_matrix
-from gateway.categories import Category, CategoryHead, DedupThresholds
 from gateway.hashing import ImageHashes
 
 Status = Literal["selected", "rejected", "duplicate", "error"]

@@ -6,13 +6,13 @@ Inputs are the small RGB thumbnails Triton returns (128x128, aspect squashed). `
 row-major bool array: `bin(a ^ b).count("1") == imagehash_a - imagehash_b`.
 
 `compute_hashes` normalises two things a supplier's re-export changes without changing the picture (measured on
-labelled pairs of real product photos, `python -m loadtest.dedup_pairs`, numbers in BENCHMARKS.md):
+labelled pairs of real product photos, `python -m evaluation.dedup_pairs`, numbers in BENCHMARKS.md):
 
 - framing: both hashes are taken on the content box, the foreground's extent (pixels that differ from the median
   border colour) with 2% of its mass cut on each side, located to a fraction of a pixel and resampled to a square,
   so whitespace padding, a square canvas and a few percent of border crop move the hashes little, and a small
   corner watermark moves the box by about a pixel. Known limit: on a nearly left-right symmetric product the odd DCT
-  terms are near zero, so even that shift flips a few pHash bits (10 measured in tests/unit/test_hashing.py);
+  terms are near zero, so even that shift flips a few pHash bits (10 measured in tests/gateway/test_hashing.py);
 - tone: the colour histogram counts foreground pixels only, after an affine tone normalisation (the 5th and 90th
   luminance percentiles of the foreground map to 0 and 1, the same map on R, G and B), which undoes brightness and
   contrast changes (PIL's ImageEnhance ones exactly) up to clipping; soft bins keep JPEG noise from flipping pixels
@@ -28,7 +28,7 @@ import numpy as np
 import scipy.fftpack
 from PIL import Image, ImageFilter
 
-from gateway.categories import DedupThresholds
+from contract.categories import DedupThresholds
 
 HASH_SIZE = 8
 PHASH_HIGHFREQ_FACTOR = 4

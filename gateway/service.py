@@ -11,7 +11,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from gateway.categories import Catalog, Category
+from contract.categories import Catalog, Category
+from gateway.clients.fetch import Fetcher
+from gateway.clients.triton import RawAnalysis, TritonAnalyzer
 from gateway.decisions import (
     UNKNOWN_TYPE,
     CategoryPrediction,
@@ -24,11 +26,8 @@ from gateway.decisions import (
     search_partitions,
     select,
 )
-from gateway.exemplars import ExemplarStore
-from gateway.fetch import Fetcher
 from gateway.hashing import compute_hashes
 from gateway.metrics import IMAGE_OUTCOMES
-from gateway.placeholders import PlaceholderLibrary
 from gateway.schemas import (
     CategoryPredictionOut,
     ImageIn,
@@ -46,8 +45,9 @@ from gateway.schemas import (
     SelectRequest,
     SelectResponse,
 )
-from gateway.search_index import SearchIndex
-from gateway.triton_client import RawAnalysis, TritonAnalyzer
+from gateway.stores.exemplars import ExemplarStore
+from gateway.stores.placeholders import PlaceholderLibrary
+from gateway.stores.search_index import SearchIndex
 
 log = logging.getLogger("imgsel.service")
 

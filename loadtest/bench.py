@@ -24,8 +24,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from gateway.launcher import running_stack, settings_on_free_ports
 from loadtest.products import IMAGES_PER_PRODUCT, PROJECT_ROOT, benchmark_images, select_payloads
+from tools.launcher import running_stack, settings_on_free_ports
 
 
 def dali_floor(files: list[bytes], seconds: float, batch: int = 64, threads: int = 2) -> float:

@@ -6,7 +6,7 @@ against brute force on a smaller slice.
 
 Writes the JSON to loadtest/results/cluster-scale-<time>.json unless --json names another file.
 
-Thresholds: gateway.categories.load_catalog().default.dedup. Prints a markdown report (time, peak memory) for
+Thresholds: contract.categories_file.load_catalog().default.dedup. Prints a markdown report (time, peak memory) for
 BENCHMARKS.md.
 
 The hash vectors are synthetic (`synthetic_catalog`), shaped after the 400 studio photos of ../shared/data/catalog
@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.categories_file import load_catalog
 from gateway.catalog_dedup import (
     HashVectors,
     PairStats,
@@ -56,12 +57,11 @@ from gateway.catalog_dedup import (
     popcount64,
     radius_for,
 )
-from gateway.categories import load_catalog
 from gateway.hashing import HSV_HIST_BINS, HUE_BINS, SAT_BINS, TONE_BINS
 
 # Distance histograms {distance: count} of (original, edited) pairs, measured with the production hashes (DALI
 # preprocess -> gateway.hashing.compute_hashes) on the labelled duplicate pairs of ../shared/data/catalog made by
-# `python -m loadtest.dedup_pairs generate` (seed 0), single-edit pairs only: `reencode` = its resize and jpeg kinds
+# `python -m evaluation.dedup_pairs generate` (seed 0), single-edit pairs only: `reencode` = its resize and jpeg kinds
 # (100 + 103 pairs), `brightness` (98), `crop` (91: 1-4% off the borders).
 EDIT_WEIGHTS = {"reencode": 0.4, "brightness": 0.3, "crop": 0.3}
 PHASH_EDIT_DISTANCES = {

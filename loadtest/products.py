@@ -1,7 +1,7 @@
 """Benchmark products: 8-image products of 800x800 JPEGs.
 
 Real product photos from ../shared/data/catalog when present (resized to 800x800, JPEG q90), otherwise
-synthetic product photos made by tests/images.py; the result says which.
+synthetic product photos made by tests/helpers.py; the result says which.
 """
 
 from __future__ import annotations
@@ -34,12 +34,12 @@ def benchmark_images(count: int) -> tuple[list[bytes], str]:
     import sys
 
     sys.path.insert(0, str(PROJECT_ROOT))
-    from tests.images import encode, product_photo
+    from tests.helpers import encode, product_photo
 
     files = [
         encode(product_photo(SIDE, ((37 * i) % 256, (91 * i) % 256, (53 * i) % 256), seed=i)) for i in range(count)
     ]
-    return files, "synthetic product photos (tests/images.py), 800x800 q90 (../shared/data absent)"
+    return files, "synthetic product photos (tests/helpers.py), 800x800 q90 (../shared/data absent)"
 
 
 def select_payloads(files: list[bytes], products: int) -> list[bytes]:

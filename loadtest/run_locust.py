@@ -10,8 +10,8 @@ import subprocess
 import sys
 import time
 
-from gateway.launcher import running_stack, settings_on_free_ports
 from loadtest.products import PROJECT_ROOT
+from tools.launcher import running_stack, settings_on_free_ports
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.launcher import running_stack, settings_on_free_ports
+from tools.launcher import running_stack, settings_on_free_ports
 
 TRITON_HOME = Path(__file__).resolve().parents[2] / ".cache" / "tritonserver"
 

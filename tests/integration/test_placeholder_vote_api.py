@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from build_engines import quality_data as qd
+from training import quality_data as qd
 
 CATALOG = Path(__file__).resolve().parents[3] / "shared" / "data" / "catalog"
 CATEGORY = "sofa"  # a category no other integration test selects in: its exemplar ring starts empty

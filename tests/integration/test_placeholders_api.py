@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from tests.images import encode, product_photo, rendered_placeholder
+from tests.helpers import encode, product_photo, rendered_placeholder
 
 
 def b64(data: bytes) -> str:

@@ -1,12 +1,12 @@
-"""POST /v1/report and `python -m gateway.report` against the real stack."""
+"""POST /v1/report and `python -m tools.report` against the real stack."""
 
 from __future__ import annotations
 
 import base64
 from html import escape
 
-from gateway import report
-from tests.images import blurred, corrupt_jpeg, encode, product_photo
+from tests.helpers import blurred, corrupt_jpeg, encode, product_photo
+from tools import report
 
 RED = (200, 40, 40)
 BLUE = (30, 90, 200)

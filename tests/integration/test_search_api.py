@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from tests.images import encode, product_photo
+from tests.helpers import encode, product_photo
 
 COLOURS = [(200, 40, 40), (30, 90, 200), (40, 160, 60), (150, 60, 150)]
 

@@ -7,7 +7,7 @@ import concurrent.futures
 
 import httpx
 
-from tests.images import blurred, corrupt_jpeg, encode, product_photo
+from tests.helpers import blurred, corrupt_jpeg, encode, product_photo
 
 RED = (200, 40, 40)
 BLUE = (30, 90, 200)

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from tests.images import encode, product_photo
+from tests.helpers import encode, product_photo
 
 
 def test_apparel_images_get_types_from_the_head_and_unknown_category_does_not(client):

@@ -1,0 +1,253 @@
+"""Product categories: the pure parser of `categories.toml` (the single source of truth for the gateway's routing and
+ordering and for training). No file I/O here: `contract.categories_file` reads the file."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+DEFAULT_CATEGORY = "default"
+CATEGORY_HEAD_MODEL = "category"  # Triton model (and analyze-ensemble step) of the top-level category head
+
+_WORD = re.compile(r"[a-z][a-z0-9_]*")
+_CATEGORY_FIELDS = frozenset({"types", "priority", "head", "top_level", "max_images", "min_side", "dedup", "quality"})
+_DEDUP_FIELDS = ("phash_max_distance", "dhash_edge_max_distance", "hsv_chi2_max")
+_QUALITY_FIELDS = ("blur_max", "small_object_max", "placeholder_max", "nsfw_max", "violence_max")
+_HASH_BITS = 64
+
+
+class CategoryConfigError(ValueError):
+    """An invalid categories file; the message names the category and field."""
+
+
+@dataclass(frozen=True)
+class DedupThresholds:
+    phash_max_distance: int
+    dhash_edge_max_distance: int
+    hsv_chi2_max: float
+
+
+@dataclass(frozen=True)
+class QualityThresholds:
+    """A score at or above its threshold rejects the image."""
+
+    blur_max: float
+    small_object_max: float
+    placeholder_max: float
+    nsfw_max: float
+    violence_max: float
+
+
+@dataclass(frozen=True)
+class CategoryHead:
+    """The top-level category head: its output classes (in order), the category each class routes to, and the
+    confidence floor below which a prediction is not trusted (the request falls back to `default`)."""
+
+    classes: tuple[str, ...]
+    routes: dict[str, str]
+    min_confidence: float
+    model: str = CATEGORY_HEAD_MODEL
+
+
+@dataclass(frozen=True)
+class Category:
+    name: str
+    types: tuple[str, ...]
+    priority: tuple[str, ...]
+    head: str
+    top_level: str
+    max_images: int
+    min_side: int
+    dedup: DedupThresholds
+    quality: QualityThresholds
+
+
+class Catalog:
+    """All categories of one file, in file order; lookups are case-insensitive."""
+
+    def __init__(self, categories: list[Category], category_head: CategoryHead | None = None) -> None:
+        self._by_name = {category.name: category for category in categories}
+        if DEFAULT_CATEGORY not in self._by_name:
+            raise CategoryConfigError(f"categories: the {DEFAULT_CATEGORY!r} category is required")
+        if category_head is not None:
+            for cls, target in category_head.routes.items():
+                if target not in self._by_name:
+                    raise CategoryConfigError(
+                        f"category_head, field 'routes.{cls}': {target!r} is not a category of this file"
+                    )
+        self.category_head = category_head  # None: no [category_head] table, nothing is ever predicted
+
+    @property
+    def default(self) -> Category:
+        return self._by_name[DEFAULT_CATEGORY]
+
+    def get(self, name: str) -> Category:
+        """The named category; KeyError when it does not exist."""
+        try:
+            return self._by_name[name.strip().lower()]
+        except KeyError:
+            raise KeyError(f"unknown category {name!r}") from None
+
+    def resolve(self, name: str | None) -> tuple[Category, bool]:
+        """(category, True) for a known name, else (the default category, False)."""
+        if name is not None:
+            category = self._by_name.get(name.strip().lower())
+            if category is not None:
+                return category, True
+        return self.default, False
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._by_name)
+
+    def heads(self) -> tuple[str, ...]:
+        """Triton model names of the type heads, one per category, in file order."""
+        return tuple(category.head for category in self._by_name.values())
+
+
+def parse_catalog(document: dict[str, Any]) -> Catalog:
+    """Build a Catalog from an already parsed TOML document; CategoryConfigError names the category and field."""
+    unknown = set(document) - {"defaults", "categories", "category_head"}
+    if unknown:
+        raise CategoryConfigError(f"categories: unknown top-level keys {sorted(unknown)}")
+    defaults = _table(document.get("defaults", {}), "defaults", "defaults")
+    _reject_unknown(defaults, _CATEGORY_FIELDS, "defaults")
+    tables = _table(document.get("categories", {}), "categories", "categories")
+    head = document.get("category_head")
+    return Catalog(
+        [_parse_category(name, _table(table, "categories", name), defaults) for name, table in tables.items()],
+        None if head is None else _parse_category_head(_table(head, "categories", "category_head")),
+    )
+
+
+def _unique_words(value: Any, where: str, field: str) -> tuple[str, ...]:
+    words = _words(value, where, field)
+    if len(set(words)) != len(words):
+        raise CategoryConfigError(f"{where}, field {field!r}: duplicate {field} in {list(words)}")
+    return words
+
+
+def _parse_category_head(table: dict[str, Any]) -> CategoryHead:
+    where = "category_head"
+    _reject_unknown(table, ("classes", "routes", "min_confidence"), where)
+    for key in ("classes", "routes", "min_confidence"):
+        if key not in table:
+            raise CategoryConfigError(f"{where}, field {key!r}: missing")
+    classes = _unique_words(table["classes"], where, "classes")
+    routes = _table(table["routes"], where, "routes")
+    if set(routes) != set(classes):
+        missing, extra = sorted(set(classes) - set(routes)), sorted(set(routes) - set(classes))
+        raise CategoryConfigError(
+            f"{where}, field 'routes': must map every class exactly once (missing {missing}, not a class {extra})"
+        )
+    for cls, target in routes.items():
+        if not isinstance(target, str) or not _WORD.fullmatch(target):
+            raise CategoryConfigError(f"{where}, field 'routes.{cls}': must be a category name, got {target!r}")
+    return CategoryHead(
+        classes=classes,
+        routes={cls: routes[cls] for cls in classes},
+        min_confidence=_number(table["min_confidence"], where, "min_confidence", 0.0, 1.0),
+    )
+
+
+def _parse_category(name: str, table: dict[str, Any], defaults: dict[str, Any]) -> Category:
+    where = f"category {name!r}"
+    if not _WORD.fullmatch(name):
+        raise CategoryConfigError(f"{where}, field 'name': must be a lower-case word")
+    _reject_unknown(table, _CATEGORY_FIELDS, where)
+    merged = {**defaults, **table}
+    missing = sorted({"types", "priority", "head", "top_level", "max_images", "min_side"} - set(merged))
+    if missing:
+        raise CategoryConfigError(f"{where}, field {missing[0]!r}: missing (and no value in [defaults])")
+
+    types = _unique_words(merged["types"], where, "types")
+    priority = _words(merged["priority"], where, "priority")
+    if sorted(priority) != sorted(types):
+        raise CategoryConfigError(
+            f"{where}, field 'priority': must be a permutation of types {list(types)}, got {list(priority)}"
+        )
+    head = merged["head"]
+    if head != f"type_{name}":
+        raise CategoryConfigError(f"{where}, field 'head': must be 'type_{name}', got {head!r}")
+    top_level = merged["top_level"]
+    if not isinstance(top_level, str) or not top_level:
+        raise CategoryConfigError(f"{where}, field 'top_level': must be a non-empty string")
+
+    dedup = _merge_table(defaults, table, "dedup", _DEDUP_FIELDS, where)
+    quality = _merge_table(defaults, table, "quality", _QUALITY_FIELDS, where)
+    return Category(
+        name=name,
+        types=types,
+        priority=priority,
+        head=head,
+        top_level=top_level,
+        max_images=_integer(merged["max_images"], where, "max_images", minimum=1),
+        min_side=_integer(merged["min_side"], where, "min_side", minimum=0),
+        dedup=DedupThresholds(
+            phash_max_distance=_integer(dedup["phash_max_distance"], where, "dedup.phash_max_distance", 0, _HASH_BITS),
+            dhash_edge_max_distance=_integer(
+                dedup["dhash_edge_max_distance"], where, "dedup.dhash_edge_max_distance", 0, _HASH_BITS
+            ),
+            # Chi-square of two normalised histograms (with the 0.5 factor) lies in [0, 1].
+            hsv_chi2_max=_number(dedup["hsv_chi2_max"], where, "dedup.hsv_chi2_max", 0.0, 1.0),
+        ),
+        quality=QualityThresholds(
+            **{field: _number(quality[field], where, f"quality.{field}") for field in _QUALITY_FIELDS}
+        ),
+    )
+
+
+def _merge_table(
+    defaults: dict[str, Any], table: dict[str, Any], key: str, fields: tuple[str, ...], where: str
+) -> dict[str, Any]:
+    base = _table(defaults.get(key, {}), "defaults", key)
+    override = _table(table.get(key, {}), where, key)
+    _reject_unknown(base, fields, f"defaults.{key}")
+    _reject_unknown(override, fields, f"{where}, table {key!r}")
+    merged = {**base, **override}
+    missing = [field for field in fields if field not in merged]
+    if missing:
+        raise CategoryConfigError(f"{where}, field '{key}.{missing[0]}': missing (and no value in [defaults.{key}])")
+    return merged
+
+
+def _table(value: Any, where: str, field: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise CategoryConfigError(f"{where}, field {field!r}: must be a table")
+    return value
+
+
+def _reject_unknown(table: dict[str, Any], allowed: frozenset[str] | tuple[str, ...], where: str) -> None:
+    unknown = sorted(set(table) - set(allowed))
+    if unknown:
+        raise CategoryConfigError(f"{where}, field {unknown[0]!r}: unknown key (allowed: {sorted(allowed)})")
+
+
+def _words(value: Any, where: str, field: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise CategoryConfigError(f"{where}, field {field!r}: must be a non-empty list of lower-case words")
+    for word in value:
+        if not isinstance(word, str) or not _WORD.fullmatch(word):
+            raise CategoryConfigError(f"{where}, field {field!r}: {word!r} is not a lower-case word")
+    return tuple(value)
+
+
+def _integer(value: Any, where: str, field: str, minimum: int, maximum: int | None = None) -> int:
+    # bool is an int subclass; `true` in TOML is a typo here, not 1.
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
+        bounds = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise CategoryConfigError(f"{where}, field {field!r}: must be an integer {bounds}, got {value!r}")
+    return value
+
+
+def _number(value: Any, where: str, field: str, minimum: float | None = None, maximum: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise CategoryConfigError(f"{where}, field {field!r}: must be a number, got {value!r}")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise CategoryConfigError(f"{where}, field {field!r}: must be in [{minimum}, {maximum}], got {value!r}")
+    return float(value)

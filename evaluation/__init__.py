@@ -1,0 +1,1 @@
+"""Accuracy evaluations and threshold tuning on labelled development data."""

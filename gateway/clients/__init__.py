@@ -1,0 +1,1 @@
+"""Outbound I/O: the Triton inference client and the guarded image fetcher."""

@@ -1,0 +1,187 @@
+"""Async gRPC client for the Triton ensemble and the per-category type heads.
+
+One `analyze` call carries many images: files are zero-padded to the longest file of the call (IMAGE_BYTES is a
+ragged uint8 input) with their true lengths in IMAGE_LENGTH. Calls are planned so padding stays small. A server
+that is down, too slow or failing raises TritonUnavailable (the API answers 503 with Retry-After); a call that the
+server rejects because of one undecodable image is retried image by image so only that image fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import tritonclient.grpc.aio as grpcclient
+from tritonclient.utils import InferenceServerException
+
+from contract.categories import CATEGORY_HEAD_MODEL
+from contract.tensors import CATEGORY_HEAD_OUTPUT, ENSEMBLE, QUALITY_OUTPUTS, TYPE_HEAD_INPUT, TYPE_HEAD_OUTPUT
+
+MAX_BATCH = 64  # the models' max_batch_size
+# Padding budget of one call: padded bytes may exceed real bytes by this factor (plus a small constant).
+MAX_PADDING_FACTOR = 1.5
+PADDING_SLACK_BYTES = 256 * 1024
+UNAVAILABLE_CODES = ("StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "StatusCode.CANCELLED")
+READY_CACHE_S = 5.0
+
+
+class TritonUnavailable(RuntimeError):
+    pass
+
+
+@dataclass
+class RawAnalysis:
+    valid: bool
+    height: int
+    width: int
+    thumb: np.ndarray  # uint8 [128, 128, 3]
+    embedding: np.ndarray  # float32 [EMBEDDING_DIM], L2-normalised
+    quality: dict[str, float]  # QUALITY_OUTPUTS -> score in [0, 1]
+    category_probs: np.ndarray | None = None  # CATEGORY_PROBS; None when the category head is not served
+
+
+def plan_calls(lengths: list[int], max_batch: int = MAX_BATCH) -> list[list[int]]:
+    """Group image indices into calls: sorted by size so each call pads little, at most `max_batch` per call."""
+    calls: list[list[int]] = []
+    current: list[int] = []
+    total = 0
+    for index in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        longest = lengths[index]  # sorted ascending: the newcomer is the longest of the call
+        fits = (
+            len(current) < max_batch
+            and (len(current) + 1) * longest <= MAX_PADDING_FACTOR * (total + longest) + PADDING_SLACK_BYTES
+        )
+        if current and not fits:
+            calls.append(current)
+            current, total = [], 0
+        current.append(index)
+        total += longest
+    if current:
+        calls.append(current)
+    return calls
+
+
+def is_decode_error(error: InferenceServerException) -> bool:
+    """A DALI decoder failure (the whole batch fails in DALI; the image is to blame, not the server)."""
+    message = str(error.message() or "").lower()
+    return "decoders.image" in message or "decode" in message
+
+
+def is_unavailable(error: InferenceServerException) -> bool:
+    return any(code in str(error.status()) for code in UNAVAILABLE_CODES) or "connect" in str(error).lower()
+
+
+class TritonAnalyzer:
+    def __init__(self, url: str, timeout_s: float):
+        self.url = url
+        self.timeout_s = timeout_s
+        self.client = grpcclient.InferenceServerClient(url)
+        self._ready_models: set[str] = set()
+        self._ready_at = 0.0
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def _infer(self, model: str, inputs, outputs: list[str]):
+        try:
+            return await asyncio.wait_for(
+                self.client.infer(
+                    model,
+                    inputs,
+                    outputs=[grpcclient.InferRequestedOutput(o) for o in outputs],
+                    client_timeout=self.timeout_s,
+                ),
+                self.timeout_s + 1.0,
+            )
+        except TimeoutError as error:
+            raise TritonUnavailable(f"Triton did not answer {model} within {self.timeout_s:g} s") from error
+        except InferenceServerException as error:
+            if is_unavailable(error):
+                raise TritonUnavailable(f"Triton unavailable at {self.url}: {error.message()}") from error
+            raise
+
+    async def _analyze_call(self, files: list[bytes]) -> list[RawAnalysis]:
+        longest = max(len(f) for f in files)
+        padded = np.zeros((len(files), longest), dtype=np.uint8)
+        for row, data in enumerate(files):
+            padded[row, : len(data)] = np.frombuffer(data, dtype=np.uint8)
+        lengths = np.array([[len(f)] for f in files], dtype=np.int32)
+        inputs = [
+            grpcclient.InferInput("IMAGE_BYTES", list(padded.shape), "UINT8"),
+            grpcclient.InferInput("IMAGE_LENGTH", list(lengths.shape), "INT32"),
+        ]
+        inputs[0].set_data_from_numpy(padded)
+        inputs[1].set_data_from_numpy(lengths)
+        names = ["VALID", "ORIG_SIZE", "THUMB", "EMBEDDING", "QUALITY_SCORES"]
+        # The repository makes the category head an ensemble step (and CATEGORY_PROBS an output) exactly when it
+        # serves the `category` model.
+        with_category = CATEGORY_HEAD_MODEL in await self.ready_models()
+        result = await self._infer(ENSEMBLE, inputs, names + [CATEGORY_HEAD_OUTPUT] * with_category)
+        valid, size, thumb, embedding, quality = (result.as_numpy(n) for n in names)
+        category = result.as_numpy(CATEGORY_HEAD_OUTPUT) if with_category else None
+        return [
+            RawAnalysis(
+                bool(valid[i, 0]),
+                int(size[i, 0]),
+                int(size[i, 1]),
+                thumb[i],
+                embedding[i],
+                dict(zip(QUALITY_OUTPUTS, map(float, quality[i]))),
+                None if category is None else category[i],
+            )
+            for i in range(len(files))
+        ]
+
+    async def _analyze_isolating(self, files: list[bytes]) -> list[RawAnalysis | None]:
+        try:
+            return await self._analyze_call(files)
+        except InferenceServerException as error:
+            # The cpu profile flags bad images in VALID and never fails a call for them; a decoder error here comes
+            # from a profile without per-image flags. Anything else is the server's fault, not the images'.
+            if not is_decode_error(error):
+                raise TritonUnavailable(f"Triton failed the analyze call: {error.message()}") from error
+            if len(files) == 1:
+                return [None]
+        parts = await asyncio.gather(*(self._analyze_isolating([f]) for f in files))
+        return [part[0] for part in parts]
+
+    async def analyze(self, files: list[bytes]) -> list[RawAnalysis | None]:
+        """One result per file, in order; None for a file the server could not process."""
+        if not files:
+            return []
+        calls = plan_calls([len(f) for f in files])
+        results: list[RawAnalysis | None] = [None] * len(files)
+        outcomes = await asyncio.gather(*(self._analyze_isolating([files[i] for i in call]) for call in calls))
+        for call, outcome in zip(calls, outcomes):
+            for index, raw in zip(call, outcome):
+                results[index] = raw
+        return results
+
+    async def classify(self, head: str, embeddings: np.ndarray) -> np.ndarray:
+        """Type probabilities [n, n_types] from the category's head."""
+        probabilities = []
+        for start in range(0, len(embeddings), MAX_BATCH):
+            chunk = np.ascontiguousarray(embeddings[start : start + MAX_BATCH], dtype=np.float32)
+            tensor = grpcclient.InferInput(TYPE_HEAD_INPUT, list(chunk.shape), "FP32")
+            tensor.set_data_from_numpy(chunk)
+            result = await self._infer(head, [tensor], [TYPE_HEAD_OUTPUT])
+            probabilities.append(result.as_numpy(TYPE_HEAD_OUTPUT))
+        return np.concatenate(probabilities)
+
+    async def model_states(self) -> dict[str, str]:
+        """Every model in the repository with its state (READY, UNAVAILABLE, ...)."""
+        try:
+            index = await asyncio.wait_for(self.client.get_model_repository_index(as_json=True), 5.0)
+        except (TimeoutError, InferenceServerException) as error:
+            raise TritonUnavailable(f"Triton unavailable at {self.url}") from error
+        return {m["name"]: m.get("state", "UNKNOWN") for m in index.get("models", [])}
+
+    async def ready_models(self) -> set[str]:
+        """READY model names, cached briefly (routing asks on every request)."""
+        if time.monotonic() - self._ready_at > READY_CACHE_S:
+            states = await self.model_states()
+            self._ready_models = {name for name, state in states.items() if state == "READY"}
+            self._ready_at = time.monotonic()
+        return self._ready_models

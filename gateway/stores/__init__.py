@@ -1,0 +1,1 @@
+"""Shared state behind small interfaces: placeholder library, vote exemplars, visual-search index."""

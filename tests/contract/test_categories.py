@@ -1,0 +1,149 @@
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from contract.categories import Category, CategoryConfigError, DedupThresholds, QualityThresholds
+from contract.categories_file import CATEGORIES_FILE_ENV, load_catalog
+
+BASE_TOML = """
+[defaults]
+max_images = 8
+min_side = 400
+
+[defaults.dedup]
+phash_max_distance = 10
+dhash_edge_max_distance = 12
+hsv_chi2_max = 0.15
+
+[defaults.quality]
+blur_max = 0.5
+small_object_max = 0.5
+placeholder_max = 0.5
+nsfw_max = 0.5
+violence_max = 0.5
+
+[categories.default]
+types = ["front", "back"]
+priority = ["front", "back"]
+head = "type_default"
+top_level = "general"
+"""
+
+WATCH_TOML = """
+[categories.watch]
+types = ["face", "side", "strap"]
+priority = ["face", "strap", "side"]
+head = "type_watch"
+top_level = "fashion"
+max_images = 5
+
+[categories.watch.dedup]
+phash_max_distance = 6
+
+[categories.watch.quality]
+nsfw_max = 0.2
+"""
+
+
+def write_catalog(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "categories.toml"
+    path.write_text(text)
+    return path
+
+
+def test_shipped_catalog_loads_and_is_consistent():
+    catalog = load_catalog()
+    assert {"default", "apparel", "footwear", "laptop", "grocery"} <= set(catalog.names())
+    apparel = catalog.get("apparel")
+    assert apparel.priority[0] == "front"
+    assert set(apparel.types) == {"front", "back", "side", "detail", "lifestyle"}
+    assert catalog.get("laptop").max_images == 10
+    assert catalog.get("television").min_side == 500
+    assert catalog.get("television").dedup == catalog.default.dedup
+    assert catalog.heads() == tuple(f"type_{name}" for name in catalog.names())
+
+
+def test_default_load_is_cached_and_frozen():
+    catalog = load_catalog()
+    assert load_catalog() is catalog
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        catalog.default.max_images = 3  # type: ignore[misc]
+
+
+def test_category_overrides_defaults_field_by_field(tmp_path):
+    catalog = load_catalog(write_catalog(tmp_path, BASE_TOML + WATCH_TOML))
+    watch = catalog.get("watch")
+    assert watch == Category(
+        name="watch",
+        types=("face", "side", "strap"),
+        priority=("face", "strap", "side"),
+        head="type_watch",
+        top_level="fashion",
+        max_images=5,
+        min_side=400,
+        dedup=DedupThresholds(phash_max_distance=6, dhash_edge_max_distance=12, hsv_chi2_max=0.15),
+        quality=QualityThresholds(
+            blur_max=0.5, small_object_max=0.5, placeholder_max=0.5, nsfw_max=0.2, violence_max=0.5
+        ),
+    )
+    assert catalog.default.max_images == 8
+    assert catalog.default.dedup.phash_max_distance == 10
+
+
+def test_resolve_is_case_insensitive_and_falls_back_to_default(tmp_path):
+    catalog = load_catalog(write_catalog(tmp_path, BASE_TOML + WATCH_TOML))
+    assert catalog.resolve(" Watch ") == (catalog.get("watch"), True)
+    assert catalog.resolve("WATCH")[1] is True
+    assert catalog.resolve("toaster") == (catalog.default, False)
+    assert catalog.resolve(None) == (catalog.default, False)
+    assert catalog.resolve("default") == (catalog.default, True)
+    assert catalog.names() == ("default", "watch")
+    assert catalog.heads() == ("type_default", "type_watch")
+    with pytest.raises(KeyError, match="toaster"):
+        catalog.get("toaster")
+
+
+def test_env_var_selects_the_file(tmp_path, monkeypatch):
+    path = write_catalog(tmp_path, BASE_TOML + WATCH_TOML)
+    monkeypatch.setenv(CATEGORIES_FILE_ENV, str(path))
+    assert load_catalog().names() == ("default", "watch")
+    monkeypatch.delenv(CATEGORIES_FILE_ENV)
+    assert "apparel" in load_catalog().names()
+
+
+@pytest.mark.parametrize(
+    ("replace", "by", "field"),
+    [
+        ('priority = ["face", "strap", "side"]', 'priority = ["face", "strap"]', "priority"),
+        ('priority = ["face", "strap", "side"]', 'priority = ["face", "strap", "side", "side"]', "priority"),
+        ('types = ["face", "side", "strap"]', 'types = ["Face", "side", "strap"]', "types"),
+        ('types = ["face", "side", "strap"]', 'types = ["face", "side view", "strap"]', "types"),
+        ('head = "type_watch"', 'head = "watch_head"', "head"),
+        ("max_images = 5", "max_images = 0", "max_images"),
+        ("max_images = 5", "max_images = 5\ncolour = 1", "colour"),
+        ("phash_max_distance = 6", "phash_max_distance = 65", "dedup.phash_max_distance"),
+        ("phash_max_distance = 6", "phash_max_distance = true", "dedup.phash_max_distance"),
+        ("nsfw_max = 0.2", 'nsfw_max = "low"', "quality.nsfw_max"),
+        ('top_level = "fashion"', "", "top_level"),
+    ],
+)
+def test_invalid_category_names_category_and_field(tmp_path, replace, by, field):
+    text = BASE_TOML + WATCH_TOML
+    assert replace in text
+    path = write_catalog(tmp_path, text.replace(replace, by))
+    with pytest.raises(CategoryConfigError, match=rf"category 'watch', field '{field}'") as error:
+        load_catalog(path)
+    assert isinstance(error.value, ValueError)
+    assert str(path) in str(error.value)
+
+
+def test_missing_default_category_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="'default' category is required"):
+        load_catalog(write_catalog(tmp_path, BASE_TOML.split("[categories.default]")[0] + WATCH_TOML))
+
+
+def test_threshold_without_default_value_is_rejected(tmp_path):
+    text = BASE_TOML.replace("hsv_chi2_max = 0.15\n", "")
+    with pytest.raises(ValueError, match=r"category 'default', field 'dedup.hsv_chi2_max'"):
+        load_catalog(write_catalog(tmp_path, text))
