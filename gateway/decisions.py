@@ -9,22 +9,21 @@ from typing import Literal
 import numpy as np
 
 from contract.categories import Category, CategoryHead, DedupThresholds
+from contract.reasons import (
+    BLURRY,
+    ERROR_REASONS,
+    LOW_RESOLUTION,
+    NON_COMPLIANT,
+    OVER_LIMIT,
+    PLACEHOLDER,
+    SCORE_NAMES,
+    SMALL_OBJECT,
+    Status,
+)
 from gateway.catalog_dedup import HashVectors, duplicate_matrix
 from gateway.hashing import ImageHashes
 
-Status = Literal["selected", "rejected", "duplicate", "error"]
-
 UNKNOWN_TYPE = "unknown"
-# Per-image failures before analysis (contract codes).
-ERROR_REASONS = frozenset({"undecodable", "fetch_failed", "fetch_blocked", "too_large", "unsupported_format"})
-LOW_RESOLUTION = "low_resolution"
-BLURRY = "blurry"
-SMALL_OBJECT = "small_object"
-PLACEHOLDER = "placeholder"
-NON_COMPLIANT = "non_compliant"
-# Passed every check but did not fit under max_images.
-OVER_LIMIT = "over_limit"
-SCORE_NAMES = ("blur", "small_object", "placeholder", "nsfw", "violence")
 
 # Stand-in blur score for an image whose blur check did not run: mid-scale, i.e. no evidence either way. Accepted
 # images that were measured score below blur_max (0.5 by default), so a measured sharp image outranks an unmeasured
