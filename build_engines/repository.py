@@ -18,41 +18,45 @@ from pathlib import Path
 
 from build_engines.artifacts import HEADS_DIR
 from contract.tensors import (
+    BACKBONE,
     CATEGORY_HEAD_INPUT,
+    CATEGORY_HEAD_MODEL,
     CATEGORY_HEAD_OUTPUT,
-    EMBEDDING_DIM,
+    EMBEDDING,
     ENSEMBLE,
+    MAX_BATCH,
+    PIXELS,
+    PREPROCESS,
+    PREPROCESS_INPUTS,
+    PREPROCESS_OUTPUTS,
+    QUALITY,
+    QUALITY_FEATURES,
     QUALITY_INPUTS,
     QUALITY_OUTPUTS,
+    QUALITY_SCORES,
     TYPE_HEAD_INPUT,
     TYPE_HEAD_OUTPUT,
+    TensorSpec,
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TRITON_PYTHON = Path(__file__).resolve().parent / "triton_python"
-MAX_BATCH = 64
 
 TRITON_DTYPES = {"bool": "TYPE_BOOL", "uint8": "TYPE_UINT8", "int32": "TYPE_INT32", "float32": "TYPE_FP32"}
 
 
-@dataclass(frozen=True)
-class Tensor:
-    name: str
-    dtype: str  # numpy dtype name
-    dims: tuple[int, ...]
-    ragged: bool = False
-
-    def pbtxt(self) -> str:
-        ragged = " allow_ragged_batch: true" if self.ragged else ""
-        dims = ", ".join(str(d) for d in self.dims)
-        return f'  {{ name: "{self.name}" data_type: {TRITON_DTYPES[self.dtype]} dims: [ {dims} ]{ragged} }}'
+def pbtxt(tensor: TensorSpec) -> str:
+    """One entry of a config.pbtxt input/output list."""
+    ragged = " allow_ragged_batch: true" if tensor.ragged else ""
+    dims = ", ".join(str(d) for d in tensor.dims)
+    return f'  {{ name: "{tensor.name}" data_type: {TRITON_DTYPES[tensor.dtype]} dims: [ {dims} ]{ragged} }}'
 
 
 @dataclass
 class Model:
     name: str
-    inputs: list[Tensor]
-    outputs: list[Tensor]
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
     onnx_builder: object = None  # callable(path) -> None for ONNX models; None for the preprocess model
     queue_delay_us: int = 2000
     ort_threads: str = "2"
@@ -60,25 +64,15 @@ class Model:
 
 
 def preprocess_model() -> Model:
-    from preprocessing.runner import OUTPUTS
-
-    return Model(
-        name="preprocess",
-        inputs=[Tensor("IMAGE_BYTES", "uint8", (-1,), ragged=True), Tensor("IMAGE_LENGTH", "int32", (1,))],
-        outputs=[Tensor(name, dtype, shape) for name, (dtype, shape) in OUTPUTS.items()],
-        queue_delay_us=1000,
-    )
+    return Model(name=PREPROCESS, inputs=list(PREPROCESS_INPUTS), outputs=list(PREPROCESS_OUTPUTS), queue_delay_us=1000)
 
 
 def onnx_models(backbone_weights: str | None, heads_dir: Path = HEADS_DIR) -> list[Model]:
-    from preprocessing.runner import OUTPUTS
-
-    pixel_shape = OUTPUTS["PIXELS"][1]
     return [
         Model(
-            "backbone",
-            [Tensor("PIXELS", "float32", pixel_shape)],
-            [Tensor("EMBEDDING", "float32", (EMBEDDING_DIM,))],
+            BACKBONE,
+            [PIXELS],
+            [EMBEDDING],
             onnx_builder=lambda path: export_backbone(path, backbone_weights),
         ),
         quality_model(heads_dir),
@@ -90,16 +84,14 @@ def quality_model(heads_dir: Path = HEADS_DIR) -> Model:
     preprocess model -> blur, small_object, placeholder) when present; otherwise the interim classical export
     (QUALITY_FEATURES -> blur, small_object only), announced on stderr."""
     from build_engines.quality import CLASSICAL_OUTPUTS
-    from preprocessing.runner import FEATURE_NAMES
 
-    features = Tensor("QUALITY_FEATURES", "float32", (len(FEATURE_NAMES),))
-    learned = heads_dir / "quality.onnx"
+    learned = heads_dir / f"{QUALITY}.onnx"
     if learned.is_file():
-        inputs = {"EMBEDDING": Tensor("EMBEDDING", "float32", (EMBEDDING_DIM,)), "QUALITY_FEATURES": features}
+        inputs = {EMBEDDING.name: EMBEDDING, QUALITY_FEATURES.name: QUALITY_FEATURES}
         return Model(
-            "quality",
+            QUALITY,
             [inputs[name] for name in QUALITY_INPUTS],
-            [Tensor("QUALITY_SCORES", "float32", (len(QUALITY_OUTPUTS),))],
+            [QUALITY_SCORES],
             onnx_builder=lambda path: copy_quality_head(learned, path),
             ort_threads="1",
         )  # one 1282x64 layer per image: threads would only add overhead
@@ -109,9 +101,9 @@ def quality_model(heads_dir: Path = HEADS_DIR) -> Model:
         file=sys.stderr,
     )
     return Model(
-        "quality",
-        [features],
-        [Tensor("QUALITY_SCORES", "float32", (len(CLASSICAL_OUTPUTS),))],
+        QUALITY,
+        [QUALITY_FEATURES],
+        [TensorSpec(QUALITY_SCORES.name, QUALITY_SCORES.dtype, (len(CLASSICAL_OUTPUTS),))],
         onnx_builder=export_quality,
         ort_threads="1",
     )
@@ -143,8 +135,8 @@ def type_head_models(heads_dir: Path) -> list[Model]:
             models.append(
                 Model(
                     category.head,
-                    [Tensor(TYPE_HEAD_INPUT, "float32", (EMBEDDING_DIM,))],
-                    [Tensor(TYPE_HEAD_OUTPUT, "float32", (len(category.types),))],
+                    [TensorSpec(TYPE_HEAD_INPUT, EMBEDDING.dtype, EMBEDDING.dims)],
+                    [TensorSpec(TYPE_HEAD_OUTPUT, "float32", (len(category.types),))],
                     onnx_builder=lambda path, source=source, width=len(category.types): copy_head(source, path, width),
                     ort_threads="1",
                 )
@@ -158,7 +150,7 @@ def category_head_model(heads_dir: Path) -> Model | None:
     from contract.categories_file import load_catalog
 
     head = load_catalog().category_head
-    source = heads_dir / "category.onnx" if head is None else heads_dir / f"{head.model}.onnx"
+    source = heads_dir / f"{CATEGORY_HEAD_MODEL}.onnx" if head is None else heads_dir / f"{head.model}.onnx"
     if head is None or not source.is_file():
         print(
             f"category: {source} not served (no [category_head] in categories.toml or not trained); requests "
@@ -169,8 +161,8 @@ def category_head_model(heads_dir: Path) -> Model | None:
     width = len(head.classes)
     return Model(
         head.model,
-        [Tensor(CATEGORY_HEAD_INPUT, "float32", (EMBEDDING_DIM,))],
-        [Tensor(CATEGORY_HEAD_OUTPUT, "float32", (width,))],
+        [TensorSpec(CATEGORY_HEAD_INPUT, EMBEDDING.dtype, EMBEDDING.dims)],
+        [TensorSpec(CATEGORY_HEAD_OUTPUT, "float32", (width,))],
         onnx_builder=lambda path: copy_head(source, path, width),
         ort_threads="1",
     )
@@ -194,8 +186,8 @@ def export_backbone(path: Path, weights: str | None) -> None:
     from build_engines.export import export_onnx, max_parity_error
 
     module = load_backbone(weights)
-    export_onnx(module, torch.zeros(2, 3, 224, 224), path, "PIXELS", "EMBEDDING")
-    error = max_parity_error(module, path, torch.randn(4, 3, 224, 224, generator=torch.Generator().manual_seed(0)))
+    export_onnx(module, torch.zeros(2, *PIXELS.dims), path, PIXELS.name, EMBEDDING.name)
+    error = max_parity_error(module, path, torch.randn(4, *PIXELS.dims, generator=torch.Generator().manual_seed(0)))
     if error > 1e-4:
         raise RuntimeError(f"backbone ONNX parity error {error:.2e} > 1e-4")
 
@@ -206,7 +198,13 @@ def export_quality(path: Path) -> None:
     from build_engines.export import export_onnx
     from build_engines.quality import ClassicalQualityHead, load_params
 
-    export_onnx(ClassicalQualityHead(load_params()), torch.ones(2, 2), path, "QUALITY_FEATURES", "QUALITY_SCORES")
+    export_onnx(
+        ClassicalQualityHead(load_params()),
+        torch.ones(2, *QUALITY_FEATURES.dims),
+        path,
+        QUALITY_FEATURES.name,
+        QUALITY_SCORES.name,
+    )
 
 
 def ensemble_config(pre: Model, backbone: Model, quality: Model, category: Model | None = None) -> str:
@@ -215,23 +213,26 @@ def ensemble_config(pre: Model, backbone: Model, quality: Model, category: Model
         maps += [f'      output_map {{ key: "{k}" value: "{v}" }}' for k, v in outputs.items()]
         return f'    {{\n      model_name: "{model.name}"\n      model_version: -1\n' + "\n".join(maps) + "\n    }"
 
-    exposed = [t for t in pre.outputs if t.name != "PIXELS"] + backbone.outputs + quality.outputs
+    def same_names(tensors: list[TensorSpec]) -> dict[str, str]:
+        return {t.name: t.name for t in tensors}
+
+    exposed = [t for t in pre.outputs if t != PIXELS] + backbone.outputs + quality.outputs
     steps = [
-        step(pre, {t.name: t.name for t in pre.inputs}, {t.name: t.name for t in pre.outputs}),
-        step(backbone, {"PIXELS": "PIXELS"}, {"EMBEDDING": "EMBEDDING"}),
+        step(pre, same_names(pre.inputs), same_names(pre.outputs)),
+        step(backbone, same_names(backbone.inputs), same_names(backbone.outputs)),
         # The learned head reads EMBEDDING (backbone) and QUALITY_FEATURES (preprocess); the fallback only the latter.
-        step(quality, {t.name: t.name for t in quality.inputs}, {"QUALITY_SCORES": "QUALITY_SCORES"}),
+        step(quality, same_names(quality.inputs), same_names(quality.outputs)),
     ]
     if category is not None:
         exposed += category.outputs
-        steps.append(step(category, {CATEGORY_HEAD_INPUT: "EMBEDDING"}, {CATEGORY_HEAD_OUTPUT: CATEGORY_HEAD_OUTPUT}))
+        steps.append(step(category, {CATEGORY_HEAD_INPUT: EMBEDDING.name}, same_names(category.outputs)))
     return "\n".join(
         [
             f'name: "{ENSEMBLE}"',
             'platform: "ensemble"',
             f"max_batch_size: {MAX_BATCH}",
-            "input [\n" + ",\n".join(t.pbtxt() for t in pre.inputs) + "\n]",
-            "output [\n" + ",\n".join(t.pbtxt() for t in exposed) + "\n]",
+            "input [\n" + ",\n".join(pbtxt(t) for t in pre.inputs) + "\n]",
+            "output [\n" + ",\n".join(pbtxt(t) for t in exposed) + "\n]",
             "ensemble_scheduling {\n  step [\n" + ",\n".join(steps) + "\n  ]\n}",
             "",
         ]
@@ -244,8 +245,8 @@ def model_config(model: Model, platform_line: str, instance_kind: str, parameter
         f'name: "{model.name}"',
         platform_line,
         f"max_batch_size: {MAX_BATCH}",
-        "input [\n" + ",\n".join(t.pbtxt() for t in model.inputs) + "\n]",
-        "output [\n" + ",\n".join(t.pbtxt() for t in model.outputs) + "\n]",
+        "input [\n" + ",\n".join(pbtxt(t) for t in model.inputs) + "\n]",
+        "output [\n" + ",\n".join(pbtxt(t) for t in model.outputs) + "\n]",
         f"dynamic_batching {{ {preferred}max_queue_delay_microseconds: {model.queue_delay_us} }}",
         f"instance_group [ {{ kind: {instance_kind} count: 1 }} ]",
     ]

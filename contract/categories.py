@@ -7,8 +7,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from contract.tensors import CATEGORY_HEAD_MODEL, TYPE_HEAD_PREFIX
+
 DEFAULT_CATEGORY = "default"
-CATEGORY_HEAD_MODEL = "category"  # Triton model (and analyze-ensemble step) of the top-level category head
 
 _WORD = re.compile(r"[a-z][a-z0-9_]*")
 _CATEGORY_FIELDS = frozenset({"types", "priority", "head", "top_level", "max_images", "min_side", "dedup", "quality"})
@@ -167,8 +168,8 @@ def _parse_category(name: str, table: dict[str, Any], defaults: dict[str, Any]) 
             f"{where}, field 'priority': must be a permutation of types {list(types)}, got {list(priority)}"
         )
     head = merged["head"]
-    if head != f"type_{name}":
-        raise CategoryConfigError(f"{where}, field 'head': must be 'type_{name}', got {head!r}")
+    if head != f"{TYPE_HEAD_PREFIX}{name}":
+        raise CategoryConfigError(f"{where}, field 'head': must be '{TYPE_HEAD_PREFIX}{name}', got {head!r}")
     top_level = merged["top_level"]
     if not isinstance(top_level, str) or not top_level:
         raise CategoryConfigError(f"{where}, field 'top_level': must be a non-empty string")

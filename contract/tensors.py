@@ -1,15 +1,63 @@
-"""Tensor contract shared by the model repository (both profiles) and the gateway. Constants only: importing
-this must stay cheap (the gateway imports it; it must not pull in torch)."""
+"""The tensor contract shared by the model repository (both profiles), the preprocessing pipeline, training and the
+gateway: every model name, every tensor's name, dtype and per-image shape, and the batch limit. Constants only,
+standard library only: importing this must stay cheap (the gateway imports it; it must not pull in torch)."""
 
-ENSEMBLE = "analyze"
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# ---------------------------------------------------------------------------------------------------- models
+ENSEMBLE = "analyze"  # one call per request batch: preprocess -> backbone -> quality (-> category)
+PREPROCESS = "preprocess"  # DALI: decode once, resize, normalise, thumbnail, blur features
+BACKBONE = "backbone"  # EfficientNet-Lite0 -> embedding
+QUALITY = "quality"  # learned quality head (or the interim classical measures)
+CATEGORY_HEAD_MODEL = "category"  # top-level category head, an ensemble step when trained
+TYPE_HEAD_PREFIX = "type_"  # a category's type head is served as `type_<category>`
+# Models /readyz requires; the heads are optional (a category without a trained head has no type model).
+REQUIRED_MODELS = (ENSEMBLE, PREPROCESS, BACKBONE, QUALITY)
+MAX_BATCH = 64  # every model's max_batch_size; the gateway splits larger requests into calls of at most this
+
+# -------------------------------------------------------------------------------------------- image geometry
+BACKBONE_SIDE = 224  # backbone input side (longer side resized to it, padded square)
+THUMB_SIDE = 128  # the gateway's hashing thumbnail (aspect squashed, as imagehash does)
 EMBEDDING_DIM = 1280
+# QUALITY_FEATURES columns (classical measures the preprocess model takes).
+QUALITY_FEATURE_NAMES = ("laplacian_variance", "object_area_fraction")
 # Columns of QUALITY_SCORES, in order (the learned quality head, build_engines/heads/quality.onnx). The interim
 # classical fallback serves only the first two; the gateway reports the columns it receives.
 QUALITY_OUTPUTS = ("blur", "small_object", "placeholder")
-QUALITY_INPUTS = ("EMBEDDING", "QUALITY_FEATURES")  # the learned head's inputs (backbone, preprocess)
-TYPE_HEAD_INPUT = "EMBEDDING"
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One tensor of the contract: `dims` are per image (the batch axis is implied), -1 = variable length;
+    `ragged`: Triton's dynamic batcher may merge requests whose lengths differ (encoded bytes)."""
+
+    name: str
+    dtype: str  # numpy dtype name
+    dims: tuple[int, ...]
+    ragged: bool = False
+
+
+# ------------------------------------------------------------------------------------------------- tensors
+IMAGE_BYTES = TensorSpec("IMAGE_BYTES", "uint8", (-1,), ragged=True)  # encoded file, zero-padded to the longest
+IMAGE_LENGTH = TensorSpec("IMAGE_LENGTH", "int32", (1,))  # the file's true length
+VALID = TensorSpec("VALID", "bool", (1,))  # false: the image could not be decoded (it fails alone)
+ORIG_SIZE = TensorSpec("ORIG_SIZE", "int32", (2,))  # height, width from the header
+PIXELS = TensorSpec("PIXELS", "float32", (3, BACKBONE_SIDE, BACKBONE_SIDE))  # normalised backbone input
+THUMB = TensorSpec("THUMB", "uint8", (THUMB_SIDE, THUMB_SIDE, 3))  # RGB thumbnail for the gateway's hashes
+QUALITY_FEATURES = TensorSpec("QUALITY_FEATURES", "float32", (len(QUALITY_FEATURE_NAMES),))
+EMBEDDING = TensorSpec("EMBEDDING", "float32", (EMBEDDING_DIM,))
+QUALITY_SCORES = TensorSpec("QUALITY_SCORES", "float32", (len(QUALITY_OUTPUTS),))
+
+PREPROCESS_INPUTS = (IMAGE_BYTES, IMAGE_LENGTH)
+PREPROCESS_OUTPUTS = (VALID, ORIG_SIZE, PIXELS, THUMB, QUALITY_FEATURES)
+# What the analyze ensemble returns per image (PIXELS stays inside Triton); the category head adds its output.
+ANALYZE_OUTPUTS = (VALID, ORIG_SIZE, THUMB, EMBEDDING, QUALITY_SCORES)
+
+QUALITY_INPUTS = (EMBEDDING.name, QUALITY_FEATURES.name)  # the learned head's inputs (backbone, preprocess)
+TYPE_HEAD_INPUT = EMBEDDING.name
 TYPE_HEAD_OUTPUT = "TYPE_PROBS"  # softmax over the category's `types`, in categories.toml order
-# The top-level category head (model `category`, a step of the analyze ensemble when heads/category.onnx exists):
-# softmax over categories.toml [category_head].classes, in that order.
-CATEGORY_HEAD_INPUT = "EMBEDDING"
+# The top-level category head: softmax over categories.toml [category_head].classes, in that order.
+CATEGORY_HEAD_INPUT = EMBEDDING.name
 CATEGORY_HEAD_OUTPUT = "CATEGORY_PROBS"

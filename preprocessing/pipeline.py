@@ -15,8 +15,8 @@ Outputs (per image):
 
 from __future__ import annotations
 
-BACKBONE_SIDE = 224
-THUMB_SIDE = 128
+from contract.tensors import BACKBONE_SIDE, IMAGE_BYTES, IMAGE_LENGTH, ORIG_SIZE, PIXELS, THUMB, THUMB_SIDE
+
 # Blur must be judged where blur is visible: at 224 px a slightly soft 2000 px photo looks sharp.
 BLUR_SIDE = 512
 # Backbone normalisation (ImageNet mean/std, as the pretrained EfficientNet-Lite0 weights expect).
@@ -24,7 +24,7 @@ MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 PAD_WHITE = 255.0
 
-OUTPUT_NAMES = ("PIXELS", "ORIG_SIZE", "THUMB", "LAPLACIAN")
+OUTPUT_NAMES = (PIXELS.name, ORIG_SIZE.name, THUMB.name, "LAPLACIAN")  # LAPLACIAN stays inside the runner
 
 
 def build_pipeline(device: str = "cpu", batch_size: int = 64, num_threads: int = 2, device_id: int | None = None):
@@ -42,8 +42,8 @@ def build_pipeline(device: str = "cpu", batch_size: int = 64, num_threads: int =
         batch_size=batch_size, num_threads=num_threads, device_id=device_id, prefetch_queue_depth=1, exec_dynamic=True
     )
     def preprocess():
-        padded = fn.external_source(name="IMAGE_BYTES", dtype=types.UINT8, ndim=1)
-        length = fn.external_source(name="IMAGE_LENGTH", dtype=types.INT32, ndim=1)
+        padded = fn.external_source(name=IMAGE_BYTES.name, dtype=types.UINT8, ndim=1)
+        length = fn.external_source(name=IMAGE_LENGTH.name, dtype=types.INT32, ndim=1)
         encoded = fn.slice(padded, fn.constant(idata=[0], dtype=types.INT32), length, axes=[0])
         orig_size = fn.slice(fn.peek_image_shape(encoded, dtype=types.INT32), 0, 2, axes=[0])
         decoder_device = "mixed" if device == "gpu" else "cpu"

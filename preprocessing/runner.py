@@ -11,18 +11,22 @@ import io
 import numpy as np
 from PIL import Image
 
-from preprocessing.pipeline import BACKBONE_SIDE, THUMB_SIDE, build_pipeline
+from contract.tensors import (
+    IMAGE_BYTES,
+    IMAGE_LENGTH,
+    ORIG_SIZE,
+    PIXELS,
+    PREPROCESS_OUTPUTS,
+    QUALITY_FEATURE_NAMES,
+    QUALITY_FEATURES,
+    THUMB,
+    VALID,
+)
+from preprocessing.pipeline import build_pipeline
 
-# Output tensor name -> (dtype, per-image shape); the Triton configs are generated from this table.
-OUTPUTS: dict[str, tuple[str, tuple[int, ...]]] = {
-    "VALID": ("bool", (1,)),
-    "ORIG_SIZE": ("int32", (2,)),
-    "PIXELS": ("float32", (3, BACKBONE_SIDE, BACKBONE_SIDE)),
-    "THUMB": ("uint8", (THUMB_SIDE, THUMB_SIDE, 3)),
-    "QUALITY_FEATURES": ("float32", (2,)),
-}
-# QUALITY_FEATURES columns.
-FEATURE_NAMES = ("laplacian_variance", "object_area_fraction")
+# Output tensor name -> (dtype, per-image shape), from the contract (the Triton configs are generated from it too).
+OUTPUTS: dict[str, tuple[str, tuple[int, ...]]] = {t.name: (t.dtype, t.dims) for t in PREPROCESS_OUTPUTS}
+FEATURE_NAMES = QUALITY_FEATURE_NAMES  # QUALITY_FEATURES columns
 
 # A pixel belongs to the object when any channel differs from the border's background colour by more than this.
 BACKGROUND_TOLERANCE = 24
@@ -104,8 +108,8 @@ class PreprocessRunner:
         return pipe
 
     def _run_dali(self, files: list[np.ndarray]):
-        self._pipe.feed_input("IMAGE_BYTES", files)
-        self._pipe.feed_input("IMAGE_LENGTH", [np.array([f.size], np.int32) for f in files])
+        self._pipe.feed_input(IMAGE_BYTES.name, files)
+        self._pipe.feed_input(IMAGE_LENGTH.name, [np.array([f.size], np.int32) for f in files])
         outputs = self._pipe.run()
         if self.device == "gpu":
             outputs = [o.as_cpu() for o in outputs]
@@ -141,9 +145,9 @@ class PreprocessRunner:
             if result is None:
                 continue
             pixels, orig_size, thumb, laplacian = result
-            out["VALID"][i] = True
-            out["ORIG_SIZE"][i] = orig_size
-            out["PIXELS"][i] = pixels
-            out["THUMB"][i] = thumb
-            out["QUALITY_FEATURES"][i] = quality_features(thumb, laplacian)
+            out[VALID.name][i] = True
+            out[ORIG_SIZE.name][i] = orig_size
+            out[PIXELS.name][i] = pixels
+            out[THUMB.name][i] = thumb
+            out[QUALITY_FEATURES.name][i] = quality_features(thumb, laplacian)
         return out

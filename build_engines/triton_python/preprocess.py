@@ -15,8 +15,10 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         sys.path.insert(0, params["IMGSEL_PROJECT_ROOT"])  # the stub runs Python isolated: PYTHONPATH is ignored
+        from contract.tensors import IMAGE_BYTES, IMAGE_LENGTH
         from preprocessing.runner import OUTPUTS, PreprocessRunner
 
+        self.input_names = IMAGE_BYTES.name, IMAGE_LENGTH.name
         self.output_names = list(OUTPUTS)
         self.runner = PreprocessRunner(
             max_batch=int(config["max_batch_size"]),
@@ -27,8 +29,9 @@ class TritonPythonModel:
     def execute(self, requests):
         counts, files = [], []
         for request in requests:
-            padded = pb_utils.get_input_tensor_by_name(request, "IMAGE_BYTES").as_numpy()
-            lengths = pb_utils.get_input_tensor_by_name(request, "IMAGE_LENGTH").as_numpy().reshape(-1)
+            bytes_name, length_name = self.input_names
+            padded = pb_utils.get_input_tensor_by_name(request, bytes_name).as_numpy()
+            lengths = pb_utils.get_input_tensor_by_name(request, length_name).as_numpy().reshape(-1)
             counts.append(len(padded))
             files.extend(padded[i, : max(0, min(int(lengths[i]), padded.shape[1]))] for i in range(len(padded)))
         outputs = self.runner.run(files)
