@@ -1,0 +1,143 @@
+"""The house plan's import directions (ARCHITECTURE.md), checked by parsing every module's imports with ast.
+
+Every import counts, including those inside functions (a lazy import is still a dependency)."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT_PACKAGES = (
+    "contract",
+    "gateway",
+    "preprocessing",
+    "build_engines",
+    "training",
+    "evaluation",
+    "loadtest",
+    "tools",
+)
+STDLIB = sys.stdlib_module_names
+# Standard-library modules that do I/O or concurrency: a pure decision never needs them.
+STDLIB_IO = frozenset(
+    {"asyncio", "http", "io", "logging", "os", "pathlib", "shutil", "socket", "sqlite3", "subprocess", "tempfile",
+     "threading", "urllib", "multiprocessing", "concurrent", "tomllib", "pickle", "ssl", "select", "signal"}
+)  # fmt: skip
+
+
+def modules(package: str, root: Path = ROOT) -> list[Path]:
+    return sorted(p for p in (root / package).rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def imported(path: Path, root: Path = ROOT) -> set[str]:
+    """Every module name `path` imports (absolute names; relative imports resolved against its package)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    package = ".".join(path.relative_to(root).with_suffix("").parts[:-1])
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            names.add(module)
+            # `from gateway import hashing` imports gateway.hashing
+            names.update(f"{module}.{alias.name}" for alias in node.names if top(module) in PROJECT_PACKAGES)
+    return names
+
+
+def top(name: str) -> str:
+    return name.split(".")[0]
+
+
+def within(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def violations(package: str, allowed, root: Path = ROOT) -> list[str]:
+    found = []
+    for path in modules(package, root):
+        for name in sorted(imported(path, root)):
+            if not allowed(name):
+                found.append(f"{path.relative_to(root)} imports {name}")
+    return found
+
+
+def test_every_package_is_checked():
+    assert all((ROOT / package).is_dir() for package in PROJECT_PACKAGES)
+    assert modules("contract") and modules("gateway/decisions") and modules("build_engines/triton_python")
+
+
+def test_contract_imports_only_the_standard_library():
+    assert violations("contract", lambda n: top(n) in STDLIB or within(n, "contract")) == []
+
+
+def _pure(name: str) -> bool:
+    if top(name) in STDLIB:
+        return top(name) not in STDLIB_IO
+    return top(name) == "numpy" or within(name, "contract") or within(name, "gateway.decisions")
+
+
+def test_decisions_are_pure():
+    """gateway/decisions: contract, numpy, the standard library less I/O, and gateway.hashing's pure building blocks;
+    never fastapi, tritonclient, httpx, sqlite or the stores."""
+
+    def allowed(name: str) -> bool:
+        return _pure(name) or within(name, "gateway.hashing")
+
+    assert violations("gateway/decisions", allowed) == []
+
+
+def test_hashing_is_pure():
+    """gateway.hashing is what decisions may lean on, so it is held to the same rule, plus in-memory image maths
+    (PIL resampling, scipy's DCT: imagehash's exact definitions) and the numpy-only foreground mask it shares with
+    the preprocess model."""
+    hashing = [p for p in modules("gateway") if p.relative_to(ROOT).parts[1].startswith("hashing")]
+    assert hashing, "gateway.hashing not found"
+    for path in hashing:
+        for name in imported(path):
+            assert (
+                _pure(name)
+                or top(name) in ("PIL", "scipy")
+                or within(name, "gateway.hashing")
+                or within(name, "preprocessing.foreground")
+            ), f"{path.relative_to(ROOT)} imports {name}"
+
+
+FORBIDDEN_IN_GATEWAY = ("build_engines", "training", "evaluation", "loadtest", "tools", "torch", "onnx")
+
+
+def test_gateway_serves_only():
+    assert violations("gateway", lambda n: top(n) not in FORBIDDEN_IN_GATEWAY) == []
+
+
+@pytest.mark.parametrize("package", ["build_engines", "training", "preprocessing"])
+def test_build_side_never_imports_the_gateway(package):
+    assert violations(package, lambda n: top(n) not in ("gateway", "tools")) == []
+
+
+def test_python_backend_model_code_never_imports_the_gateway():
+    assert violations("build_engines/triton_python", lambda n: top(n) not in ("gateway", "tools")) == []
+
+
+def test_a_violation_is_reported(tmp_path):
+    """The checker itself: lazy and relative imports of I/O in a decision module are caught."""
+    package = tmp_path / "gateway" / "decisions"
+    package.mkdir(parents=True)
+    (package / "probe.py").write_text(
+        "from . import selection\n\ndef f():\n    import httpx\n    from gateway.stores import placeholders\n"
+    )
+    found = violations("gateway/decisions", _pure, root=tmp_path)
+    assert found == [
+        "gateway/decisions/probe.py imports gateway.stores",
+        "gateway/decisions/probe.py imports gateway.stores.placeholders",
+        "gateway/decisions/probe.py imports httpx",
+    ]
+    assert "gateway.decisions.selection" in imported(package / "probe.py", tmp_path)
