@@ -14,7 +14,7 @@ not learned (its logit is pinned low). Writes build_engines/heads/category.onnx 
 CATEGORY_PROBS [len(classes)], dynamic batch) and category.json (data, split, metrics, confidence-floor curve).
 
 Splits: grocery keeps its own train / val lists (val photos are new photos of the same 81 products), so a second
-evaluation holds out whole grocery products (fine classes, salted hash as in type_heads) to measure new products;
+evaluation holds out whole grocery products (fine classes, training.splits.is_validation) to measure new products;
 catalog and folder images are split by the salted hash of their group (catalog style; in a folder, the first
 sub-folder below the class folder, else the file name). Embeddings go through the production preprocessing (DALI
 runner + backbone, with mirrored copies for training) and are cached under --cache-dir.
@@ -23,156 +23,35 @@ runner + backbone, with mirrored copies for training) and are cached under --cac
 from __future__ import annotations
 
 import argparse
-import csv
-import hashlib
 import json
-import os
 import sys
-import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from build_engines.artifacts import HEADS_DIR
+from contract.categories import CategoryHead
 from contract.categories_file import load_catalog
 from contract.tensors import CATEGORY_HEAD_INPUT, CATEGORY_HEAD_OUTPUT
+from training.datasets import IMAGE_SUFFIXES, CategoryExamples, categories_from_folders, development_data
+from training.embedding_cache import DEFAULT_CACHE, cached_embeddings
+from training.embeddings import require_decodable
+from training.heads import MIN_EXAMPLES, SEED, SoftmaxHead, fit_with_mirrors, learned_classes, predict_probabilities
+from training.heads import export as export_head
+from training.metrics import classification_report
 from training.splits import is_validation
-from training.type_heads import APPAREL_PREFIXES, IMAGE_SUFFIXES, MIN_EXAMPLES, SEED, TypeHead, metrics, train
-from training.type_heads import export as export_head
 
-DEFAULT_CACHE = Path(os.environ.get("IMGSEL_EMBEDDING_CACHE", Path(tempfile.gettempdir()) / "imgsel-embeddings"))
 FLOORS = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 REQUEST_SIZE = 3  # images per simulated request in the request-level evaluation
 
 
-@dataclass
-class Labelled:
-    paths: list[Path] = field(default_factory=list)
-    classes: list[str] = field(default_factory=list)
-    groups: list[str] = field(default_factory=list)  # product (grocery fine class, catalog style): split unit
-    validation: list[bool] = field(default_factory=list)
-    sources: list[str] = field(default_factory=list)
-
-    def add(self, path: Path, cls: str, group: str, validation: bool, source: str) -> None:
-        self.paths.append(path)
-        self.classes.append(cls)
-        self.groups.append(group)
-        self.validation.append(validation)
-        self.sources.append(source)
-
-    def extend(self, other: Labelled) -> None:
-        for values, more in zip(self.__dict__.values(), other.__dict__.values()):
-            values.extend(more)
-
-
-def from_grocery(root: Path, classes: tuple[str, ...]) -> Labelled:
-    """Grocery Store Dataset: train.txt (+ one iconic image per product) for training, val.txt for validation. The
-    top-level class is the first folder of the path (Fruit / Vegetables / Packages), lower-cased."""
-    names = {}
-    data = Labelled()
-    with (root / "classes.csv").open() as file:
-        for row in csv.reader(file):
-            if row and row[1].strip().isdigit():
-                names[int(row[1])] = row[0].strip()
-                iconic = Path(row[4].strip().lstrip("/"))
-                data.add(root / iconic, _grocery_class(iconic.parts[1], classes), row[0].strip(), False, "grocery")
-    for listing, validation in (("train.txt", False), ("val.txt", True)):
-        for line in (root / listing).read_text().splitlines():
-            if not line.strip():
-                continue
-            path, fine = (part.strip() for part in line.split(",")[:2])
-            relative = Path(path)
-            data.add(
-                root / relative, _grocery_class(relative.parts[1], classes), names[int(fine)], validation, "grocery"
-            )
-    return data
-
-
-def _grocery_class(folder: str, classes: tuple[str, ...]) -> str:
-    cls = folder.lower()
-    if cls not in classes:
-        raise SystemExit(
-            f"grocery top-level folder {folder!r} is not a class of [category_head] ({', '.join(classes)})"
-        )
-    return cls
-
-
-def from_catalog(manifest: Path, classes: tuple[str, ...]) -> Labelled:
-    """Catalog studio photos: apparel style prefixes -> `apparel`, every other row (bags, watches, fitness gear,
-    gift card) -> `gear`; split by style."""
-    for needed in ("apparel", "gear"):
-        if needed not in classes:
-            raise SystemExit(f"--catalog needs the class {needed!r} in [category_head] classes")
-    data = Labelled()
-    for row in csv.DictReader(manifest.open()):
-        cls = "apparel" if row["category"] in APPAREL_PREFIXES else "gear"
-        data.add(manifest.parent / row["file"], cls, row["style"], is_validation(row["style"]), "catalog")
-    return data
-
-
-def from_folders(root: Path, classes: tuple[str, ...]) -> Labelled:
-    """DIR/<class>/... : every image below a class folder (recursively). The split group is the first sub-folder
-    below the class folder (keep one product's photos in one sub-folder), else the file name."""
-    data = Labelled()
-    for class_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        if class_dir.name not in classes:
-            raise SystemExit(
-                f"{class_dir}: {class_dir.name!r} is not a class of [category_head] in categories.toml "
-                f"({', '.join(classes)}); add it there (with its route) first"
-            )
-        for path in sorted(class_dir.rglob("*")):
-            if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
-                relative = path.relative_to(class_dir)
-                group = f"{class_dir.name}/{relative.parts[0] if len(relative.parts) > 1 else path.stem}"
-                data.add(path, class_dir.name, group, is_validation(group), f"folders:{root}")
-    return data
-
-
-def development_data(grocery: Path | None, catalog: Path | None, classes: tuple[str, ...]) -> Labelled:
-    """The development sets in one fixed order (grocery, then catalog). The backbone fine-tune and the search
-    benchmark build their file lists here too, so they share the category head's embedding cache."""
-    data = Labelled()
-    if grocery:
-        data.extend(from_grocery(grocery, classes))
-    if catalog:
-        data.extend(from_catalog(catalog, classes))
-    return data
-
-
-def cached_embeddings(paths: list[Path], cache_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:
-    """(embeddings [2n, D] (rows n.. mirrored), valid [n]) through the production path, cached by file list."""
-    from build_engines.backbone import backbone_fingerprint
-    from training.embeddings import embed_files
-
-    key = hashlib.sha256(backbone_fingerprint().encode())  # a retrained backbone never reuses old embeddings
-    for path in paths:
-        stat = path.stat()
-        key.update(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
-    cache = None if cache_dir is None else cache_dir / f"category-{key.hexdigest()[:24]}.npz"
-    if cache is not None and cache.is_file():
-        stored = np.load(cache)
-        return stored["embeddings"], stored["valid"]
-    embeddings, valid = embed_files(paths, with_flips=True)
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cache, embeddings=embeddings, valid=valid)
-    return embeddings, valid
-
-
 def fit(
     classes: tuple[str, ...], labels: np.ndarray, embeddings: np.ndarray, rows: np.ndarray
-) -> tuple[TypeHead, list]:
+) -> tuple[SoftmaxHead, list]:
     """Train on `rows` (and their mirrored copies, rows + n). Returns (head, per-class training counts)."""
-    n = len(embeddings) // 2
-    counts = np.bincount(labels[rows], minlength=len(classes))
-    trained = [bool(c >= MIN_EXAMPLES) for c in counts]
-    keep = rows[np.array([trained[labels[i]] for i in rows], dtype=bool)]
-    x = np.concatenate([embeddings[keep], embeddings[n + keep]])
-    y = np.concatenate([labels[keep], labels[keep]])
-    return train(x, y, trained), counts.tolist()
+    counts, trained = learned_classes(labels, rows, len(classes))
+    return fit_with_mirrors(labels, embeddings, rows, trained)[0], counts.tolist()
 
 
 def routing_accuracy(routes: list[str], truth: np.ndarray, predicted: np.ndarray) -> float:
@@ -214,13 +93,17 @@ def simulated_requests(
     return np.array(labels, dtype=np.int64), np.array(means)
 
 
-def evaluate(classes, routes, min_confidence, truth, probabilities, groups) -> dict:
+def evaluate(head_config: CategoryHead, truth: np.ndarray, probabilities: np.ndarray, groups: list[str]) -> dict:
+    """Image-level metrics, routing accuracy, the confidence-floor curve, and simulated requests (the gateway's mean
+    rule at `min_confidence`)."""
+    classes, min_confidence = head_config.classes, head_config.min_confidence
+    routes = [head_config.routes[c] for c in classes]
     predicted = probabilities.argmax(axis=1)
     request_truth, request_probs = simulated_requests(groups, truth, probabilities)
     request_pred = request_probs.argmax(axis=1)
     kept = request_probs.max(axis=1) >= min_confidence
     return {
-        "images": metrics(classes, truth, predicted),
+        "images": classification_report(classes, truth, predicted),
         "routing_accuracy": routing_accuracy(routes, truth, predicted),
         "confidence_floor": floor_curve(routes, truth, probabilities),
         "requests": {
@@ -234,17 +117,12 @@ def evaluate(classes, routes, min_confidence, truth, probabilities, groups) -> d
     }
 
 
-def probabilities_of(head: TypeHead, x: np.ndarray) -> np.ndarray:
-    with torch.no_grad():
-        return head(torch.from_numpy(x)).numpy()
-
-
-def export(head: TypeHead, path: Path) -> float:
+def export(head: SoftmaxHead, path: Path) -> float:
     """ONNX with a dynamic batch axis; returns the torch/onnxruntime parity error (must be < 1e-5)."""
     return export_head(head, path, CATEGORY_HEAD_INPUT, CATEGORY_HEAD_OUTPUT)
 
 
-def ood_confidence(head: TypeHead, folder: Path, min_confidence: float) -> dict:
+def ood_confidence(head: SoftmaxHead, folder: Path, min_confidence: float) -> dict:
     """Images of no class (e.g. the placeholders): how many the head would still trust at the floor. Transparent
     images are flattened on white by the preprocessing runner, as in serving."""
     from training.embeddings import analyse_encoded
@@ -252,7 +130,7 @@ def ood_confidence(head: TypeHead, folder: Path, min_confidence: float) -> dict:
     paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     files = [np.fromfile(path, dtype=np.uint8) for path in paths]
     analysed = analyse_encoded(files)
-    probabilities = probabilities_of(head, analysed.embeddings[analysed.valid])
+    probabilities = predict_probabilities(head, analysed.embeddings[analysed.valid])
     confidence = probabilities.max(axis=1)
     return {
         "folder": str(folder),
@@ -262,31 +140,56 @@ def ood_confidence(head: TypeHead, folder: Path, min_confidence: float) -> dict:
     }
 
 
-def run(data: Labelled, out_dir: Path, sources: list[str], cache_dir: Path | None, ood: Path | None = None) -> dict:
-    head_config = load_catalog().category_head
-    if head_config is None:
-        raise SystemExit("categories.toml has no [category_head] table")
+def run(
+    data: CategoryExamples, out_dir: Path, sources: list[str], cache_dir: Path | None, ood: Path | None = None
+) -> dict:
+    """Embed (cached), train on the training rows (+ mirrors), evaluate on validation (all, per source, unseen grocery
+    products, out-of-distribution images), export category.onnx and write category.json."""
+    head_config = required_head_config()
     classes = head_config.classes
-    routes = [head_config.routes[c] for c in classes]
     labels = np.array([classes.index(c) for c in data.classes])
     validation = np.array(data.validation)
-    groups = np.array(data.groups)
 
     started = time.perf_counter()
     embeddings, valid = cached_embeddings(data.paths, cache_dir)
     embed_s = time.perf_counter() - started
-    n = len(data.paths)
-    if not valid.all():
-        bad = [str(data.paths[i]) for i in np.flatnonzero(~valid)]
-        raise SystemExit(f"undecodable training images: {bad[:5]}")
+    require_decodable(data.paths, valid)
 
     train_rows, val_rows = np.flatnonzero(~validation), np.flatnonzero(validation)
     started = time.perf_counter()
     head, counts = fit(classes, labels, embeddings, train_rows)
     train_s = time.perf_counter() - started
-    probabilities = probabilities_of(head, embeddings[:n])
-    val_groups = [data.groups[i] for i in val_rows]
+    probabilities = predict_probabilities(head, embeddings[: len(data.paths)])
     report = {
+        **describe_training(head_config, sources, counts),
+        "train_images": int(len(train_rows)),
+        "validation_images": int(len(val_rows)),
+        "embedding_seconds": round(embed_s, 1),
+        "training_seconds": round(train_s, 1),
+        **validation_by_source(head_config, data, labels, probabilities, val_rows),
+    }
+    unseen = unseen_products(head_config, data, labels, embeddings)
+    if unseen is not None:
+        report["unseen_grocery_products"] = unseen
+    if ood is not None:
+        report["out_of_distribution"] = ood_confidence(head, ood, head_config.min_confidence)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report["onnx_parity_max_abs_error"] = float(f"{export(head, out_dir / f'{head_config.model}.onnx'):.2e}")
+    (out_dir / f"{head_config.model}.json").write_text(json.dumps(report, indent=1) + "\n")
+    return report
+
+
+def required_head_config() -> CategoryHead:
+    head_config = load_catalog().category_head
+    if head_config is None:
+        raise SystemExit("categories.toml has no [category_head] table")
+    return head_config
+
+
+def describe_training(head_config: CategoryHead, sources: list[str], counts: list) -> dict:
+    classes = head_config.classes
+    return {
         "model": head_config.model,
         "classes": list(classes),
         "routes": dict(head_config.routes),
@@ -299,53 +202,51 @@ def run(data: Labelled, out_dir: Path, sources: list[str], cache_dir: Path | Non
         ),
         "train_counts": dict(zip(classes, counts)),
         "not_learned": [c for c, k in zip(classes, counts) if k < MIN_EXAMPLES],
-        "train_images": int(len(train_rows)),
-        "validation_images": int(len(val_rows)),
-        "embedding_seconds": round(embed_s, 1),
-        "training_seconds": round(train_s, 1),
+    }
+
+
+def validation_by_source(
+    head_config: CategoryHead,
+    data: CategoryExamples,
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    val_rows: np.ndarray,
+) -> dict:
+    """`validation` over every validation image, then `validation_<source>` per source (grocery, catalog, folders)."""
+    report = {
         "validation": evaluate(
-            classes, routes, head_config.min_confidence, labels[val_rows], probabilities[val_rows], val_groups
-        ),
+            head_config, labels[val_rows], probabilities[val_rows], [data.groups[i] for i in val_rows]
+        )
     }
     for source in sorted(set(data.sources)):
         rows = np.array([i for i in val_rows if data.sources[i] == source])
         if len(rows):
             report[f"validation_{source.split(':')[0]}"] = evaluate(
-                classes,
-                routes,
-                head_config.min_confidence,
-                labels[rows],
-                probabilities[rows],
-                [data.groups[i] for i in rows],
+                head_config, labels[rows], probabilities[rows], [data.groups[i] for i in rows]
             )
-
-    grocery = np.array([s == "grocery" for s in data.sources])
-    if grocery.any():
-        # New products: hold out whole grocery products (fine classes) from training, evaluate on their val photos.
-        unseen = np.array([g and is_validation(group) for g, group in zip(grocery, groups)])
-        rows = np.flatnonzero(~validation & ~unseen)
-        held_out = np.flatnonzero(validation & unseen)
-        if len(held_out):
-            other, _ = fit(classes, labels, embeddings, rows)
-            probs = probabilities_of(other, embeddings[held_out])
-            report["unseen_grocery_products"] = {
-                "held_out_products": sorted(set(groups[held_out].tolist())),
-                **evaluate(
-                    classes,
-                    routes,
-                    head_config.min_confidence,
-                    labels[held_out],
-                    probs,
-                    [data.groups[i] for i in held_out],
-                ),
-            }
-    if ood is not None:
-        report["out_of_distribution"] = ood_confidence(head, ood, head_config.min_confidence)
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    report["onnx_parity_max_abs_error"] = float(f"{export(head, out_dir / f'{head_config.model}.onnx'):.2e}")
-    (out_dir / f"{head_config.model}.json").write_text(json.dumps(report, indent=1) + "\n")
     return report
+
+
+def unseen_products(
+    head_config: CategoryHead, data: CategoryExamples, labels: np.ndarray, embeddings: np.ndarray
+) -> dict | None:
+    """New products: a second head trained without whole grocery products (fine classes, by the validation split of
+    their name), evaluated on their validation photos. None without grocery data."""
+    grocery = np.array([s == "grocery" for s in data.sources])
+    if not grocery.any():
+        return None
+    validation, groups = np.array(data.validation), np.array(data.groups)
+    unseen = np.array([g and is_validation(group) for g, group in zip(grocery, groups)])
+    rows = np.flatnonzero(~validation & ~unseen)
+    held_out = np.flatnonzero(validation & unseen)
+    if not len(held_out):
+        return None
+    other, _ = fit(head_config.classes, labels, embeddings, rows)
+    probabilities = predict_probabilities(other, embeddings[held_out])
+    return {
+        "held_out_products": sorted(set(groups[held_out].tolist())),
+        **evaluate(head_config, labels[held_out], probabilities, [data.groups[i] for i in held_out]),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -367,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     sources = [f"{args.grocery} (Grocery Store Dataset, Klasson et al., MIT)"] if args.grocery else []
     sources += [f"{args.catalog} (Magento 2 sample data, OSL-3.0/AFL-3.0)"] if args.catalog else []
     if args.folders:
-        data.extend(from_folders(args.folders, classes))
+        data.extend(categories_from_folders(args.folders, classes))
         sources.append(str(args.folders))
     if not data.paths:
         print("no labelled images: give --grocery, --catalog and/or --folders", file=sys.stderr)

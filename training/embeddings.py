@@ -24,12 +24,13 @@ BATCH = 64
 class Analysed:
     """Per image: `embeddings` [n or 2n, D] (rows n..2n-1 mirrored when asked), `features` [n, 2] (the raw
     QUALITY_FEATURES of the preprocess model, preprocessing.runner.FEATURE_NAMES), `valid` [n], `sizes` [n, 2]
-    (ORIG_SIZE: height, width)."""
+    (ORIG_SIZE: height, width), `thumbs` [n, 128, 128, 3] (THUMB, for hashing) when asked."""
 
     embeddings: np.ndarray
     features: np.ndarray
     valid: np.ndarray
     sizes: np.ndarray
+    thumbs: np.ndarray | None = None
 
 
 def analyse_encoded(
@@ -37,11 +38,14 @@ def analyse_encoded(
     backbone: EmbeddingBackbone | None = None,
     with_flips: bool = False,
     runner: PreprocessRunner | None = None,
+    batch_size: int = BATCH,
+    with_thumbs: bool = False,
 ) -> Analysed:
-    """`files`: encoded images as 1-D uint8 arrays (an iterable: generated images can be produced batch by batch)."""
+    """`files`: encoded images as 1-D uint8 arrays (an iterable: generated images can be produced batch by batch),
+    run through the preprocess model and the backbone `batch_size` at a time."""
     backbone = backbone or load_backbone()
-    runner = runner or PreprocessRunner(max_batch=BATCH)
-    plain, mirrored, features, valid, sizes = [], [], [], [], []
+    runner = runner or PreprocessRunner(max_batch=batch_size)
+    plain, mirrored, features, valid, sizes, thumbs = [], [], [], [], [], []
 
     def flush(batch: list[np.ndarray]) -> None:
         out = runner.run(batch)
@@ -53,11 +57,13 @@ def analyse_encoded(
         features.append(out["QUALITY_FEATURES"])
         valid.append(out["VALID"][:, 0])
         sizes.append(out["ORIG_SIZE"])
+        if with_thumbs:
+            thumbs.append(out["THUMB"])
 
     batch: list[np.ndarray] = []
     for data in files:
         batch.append(data)
-        if len(batch) == BATCH:
+        if len(batch) == batch_size:
             flush(batch)
             batch = []
     if batch:
@@ -67,7 +73,11 @@ def analyse_encoded(
         return Analysed(np.zeros((0, 0), np.float32), empty, np.zeros(0, bool), empty.astype(np.int32))
     embeddings = np.concatenate(plain + mirrored)
     return Analysed(
-        embeddings.astype(np.float32), np.concatenate(features), np.concatenate(valid), np.concatenate(sizes)
+        embeddings.astype(np.float32),
+        np.concatenate(features),
+        np.concatenate(valid),
+        np.concatenate(sizes),
+        np.concatenate(thumbs) if with_thumbs else None,
     )
 
 
@@ -78,3 +88,16 @@ def embed_files(
     (a front stays a front when mirrored: cheap augmentation for heads)."""
     result = analyse_encoded((np.fromfile(p, dtype=np.uint8) for p in paths), backbone, with_flips)
     return result.embeddings, result.valid
+
+
+def embed_decodable(paths: Sequence[Path]) -> np.ndarray:
+    """Embeddings [2n, D] of training images and their mirrors (rows n..2n-1); refuses undecodable images."""
+    embeddings, valid = embed_files(paths, with_flips=True)
+    require_decodable(paths, valid)
+    return embeddings
+
+
+def require_decodable(paths: Sequence[Path], valid: np.ndarray) -> None:
+    if not valid.all():
+        bad = [str(paths[i]) for i in np.flatnonzero(~valid)]
+        raise SystemExit(f"undecodable training images: {bad[:5]}")

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +33,10 @@ from torch import nn
 
 from build_engines.backbone import FINETUNED_HEAD, load_backbone
 from contract.categories_file import load_catalog
-from training.category_head import development_data
+from training.datasets import CategoryExamples, development_data, types_from_manifest
+from training.embedding_cache import file_list_digest
+from training.heads import SEED, balanced_class_weights
 from training.splits import is_validation
-from training.type_heads import SEED, balanced_class_weights, from_manifest
 
 DEFAULT_CACHE = Path("/tmp/imgsel-backbone-blocks")
 EPOCHS = 8
@@ -47,11 +48,11 @@ LOGIT_SCALE = 10.0  # cosine-softmax temperature on the unit-norm embedding
 
 
 def block_outputs(paths: list[Path], cache: Path) -> np.ndarray:
-    """[2n, 320, 7, 7] float16: the last MBConv block's output for every image, then for its mirror."""
+    """[2n, 320, 7, 7] float16: the last MBConv block's output for every image, then for its mirror. Cached by file
+    list (path and size; the ImageNet trunk computes them, so no backbone fingerprint)."""
     from preprocessing.runner import PreprocessRunner
 
-    key = hashlib.sha256("".join(f"{p.resolve()}:{p.stat().st_size}\n" for p in paths).encode()).hexdigest()[:16]
-    path = cache / f"blocks-{key}.npy"
+    path = cache / f"blocks-{file_list_digest(paths, with_mtime=False)[:16]}.npy"
     if path.is_file():
         return np.load(path)
     trunk = load_backbone(finetuned=False).trunk
@@ -71,42 +72,46 @@ def block_outputs(paths: list[Path], cache: Path) -> np.ndarray:
     return blocks
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--grocery", type=Path, required=True)
-    parser.add_argument("--catalog", type=Path, required=True, help="catalog manifest.csv")
-    parser.add_argument("--out", type=Path, default=FINETUNED_HEAD)
-    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
-    parser.add_argument("--epochs", type=int, default=EPOCHS)
-    parser.add_argument("--l2sp", type=float, default=L2SP)
-    args = parser.parse_args(argv)
-    torch.manual_seed(SEED)
-    classes = load_catalog().category_head.classes
-    types = load_catalog().get("apparel").types
-    data = development_data(args.grocery, args.catalog, classes)
-    n = len(data.paths)
-    started = time.perf_counter()
-    blocks = block_outputs(data.paths, args.cache)
-    blocks_s = time.perf_counter() - started
+@dataclass
+class Tasks:
+    """Training rows of the two auxiliary tasks, as rows of the block outputs (n originals, then n mirrors)."""
 
+    category: np.ndarray  # [n] category class of every image
+    category_rows: np.ndarray
+    type_rows: np.ndarray
+    type_labels: np.ndarray
+
+
+def training_tasks(data: CategoryExamples, catalog: Path, classes: tuple[str, ...], types: tuple[str, ...]) -> Tasks:
+    """Category: every training row of the development data; apparel type: the catalog views of training styles.
+    Mirrored copies are training rows too."""
+    n = len(data.paths)
     category = np.array([classes.index(c) for c in data.classes])
     category_rows = np.flatnonzero(~np.array(data.validation))
     row_of = {str(p.resolve()): i for i, p in enumerate(data.paths)}
-    apparel = from_manifest(args.catalog)
+    apparel = types_from_manifest(catalog)
     train_views = [i for i, g in enumerate(apparel.groups) if not is_validation(g)]
     type_rows = np.array([row_of[str(apparel.paths[i].resolve())] for i in train_views])
     type_labels = np.array([types.index(apparel.types[i]) for i in train_views])
-    # mirrored copies are training rows too
-    category_rows = np.concatenate([category_rows, category_rows + n])
-    type_rows, type_labels = np.concatenate([type_rows, type_rows + n]), np.concatenate([type_labels, type_labels])
+    return Tasks(
+        category,
+        np.concatenate([category_rows, category_rows + n]),
+        np.concatenate([type_rows, type_rows + n]),
+        np.concatenate([type_labels, type_labels]),
+    )
 
-    trunk = load_backbone(finetuned=False).trunk.eval()
+
+def fine_tune(
+    trunk: nn.Module, blocks: np.ndarray, tasks: Tasks, n_classes: int, n_types: int, epochs: int, l2sp: float
+) -> list[float]:
+    """Train the trunk's `_conv_head` and `_bn1` in place (batch norm in eval mode) with the two cosine-softmax tasks
+    and the L2-SP penalty; returns the last batch's loss of every epoch."""
+    n = len(tasks.category)
     conv, bn = trunk._conv_head, trunk._bn1
     reference = [p.detach().clone() for p in [*conv.parameters(), *bn.parameters()]]
-    category_classifier, type_classifier = nn.Linear(1280, len(classes)), nn.Linear(1280, len(types))
-
-    category_weight = balanced_class_weights(category[category_rows % n], len(classes))
-    type_weight = balanced_class_weights(type_labels, len(types))
+    category_classifier, type_classifier = nn.Linear(1280, n_classes), nn.Linear(1280, n_types)
+    category_weight = balanced_class_weights(tasks.category[tasks.category_rows % n], n_classes)
+    type_weight = balanced_class_weights(tasks.type_labels, n_types)
     parameters = [
         *conv.parameters(),
         *bn.parameters(),
@@ -116,40 +121,66 @@ def main(argv: list[str] | None = None) -> int:
     optimiser = torch.optim.Adam(parameters, lr=LR)
     rng = np.random.default_rng(SEED)
     losses = []
-    started = time.perf_counter()
-    for _ in range(args.epochs):
-        order = rng.permutation(category_rows)
+    for _ in range(epochs):
+        order = rng.permutation(tasks.category_rows)
         for start in range(0, len(order), BATCH):
             rows = order[start : start + BATCH]
-            picks = rng.integers(0, len(type_rows), size=TYPE_BATCH)
-            x = torch.from_numpy(blocks[np.concatenate([rows, type_rows[picks]])].astype(np.float32))
+            picks = rng.integers(0, len(tasks.type_rows), size=TYPE_BATCH)
+            x = torch.from_numpy(blocks[np.concatenate([rows, tasks.type_rows[picks]])].astype(np.float32))
             embedding = nn.functional.normalize(trunk._swish(bn(conv(x))).mean(dim=(2, 3)), dim=1)
             loss = nn.functional.cross_entropy(
                 category_classifier(embedding[: len(rows)]) * LOGIT_SCALE,
-                torch.from_numpy(category[rows % n]),
+                torch.from_numpy(tasks.category[rows % n]),
                 weight=category_weight,
             ) + nn.functional.cross_entropy(
                 type_classifier(embedding[len(rows) :]) * LOGIT_SCALE,
-                torch.from_numpy(type_labels[picks]),
+                torch.from_numpy(tasks.type_labels[picks]),
                 weight=type_weight,
             )
-            loss = loss + args.l2sp * sum(
+            loss = loss + l2sp * sum(
                 ((p - q) ** 2).sum() for p, q in zip([*conv.parameters(), *bn.parameters()], reference)
             )
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
         losses.append(round(float(loss.detach()), 4))
+    return losses
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--grocery", type=Path, required=True)
+    parser.add_argument("--catalog", type=Path, required=True, help="catalog manifest.csv")
+    parser.add_argument("--out", type=Path, default=FINETUNED_HEAD)
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--epochs", type=int, default=EPOCHS)
+    parser.add_argument("--l2sp", type=float, default=L2SP)
+    args = parser.parse_args(argv)
+    # Seeded first: the classifiers' initial weights come from torch's global generator after the backbone loads
+    # (once in block_outputs when not cached, once below), so this order is part of the result.
+    torch.manual_seed(SEED)
+    classes = load_catalog().category_head.classes
+    types = load_catalog().get("apparel").types
+    data = development_data(args.grocery, args.catalog, classes)
+    started = time.perf_counter()
+    blocks = block_outputs(data.paths, args.cache)
+    blocks_s = time.perf_counter() - started
+    tasks = training_tasks(data, args.catalog, classes, types)
+
+    trunk = load_backbone(finetuned=False).trunk.eval()
+    started = time.perf_counter()
+    losses = fine_tune(trunk, blocks, tasks, len(classes), len(types), args.epochs, args.l2sp)
     train_s = time.perf_counter() - started
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"conv_head": copy.deepcopy(conv.state_dict()), "bn1": copy.deepcopy(bn.state_dict())}, args.out)
+    state = {"conv_head": copy.deepcopy(trunk._conv_head.state_dict()), "bn1": copy.deepcopy(trunk._bn1.state_dict())}
+    torch.save(state, args.out)
     report = {
         "what": "EfficientNet-Lite0 _conv_head + _bn1 fine-tuned over the ImageNet weights "
         "(training.finetune_backbone)",
         "data": [str(args.grocery), str(args.catalog)],
         "tasks": {"category": list(classes), "apparel_type": list(types)},
-        "training_rows": {"category": int(len(category_rows)), "apparel_type": int(len(type_rows))},
+        "training_rows": {"category": int(len(tasks.category_rows)), "apparel_type": int(len(tasks.type_rows))},
         "settings": {
             "epochs": args.epochs,
             "lr": LR,

@@ -1,5 +1,6 @@
-"""Metrics and threshold choice shared by training and evaluation: ROC-AUC, precision/recall at a threshold, and the
-precision-first operating point (a good photo wrongly rejected costs more than a bad one kept)."""
+"""Metrics and threshold choice shared by training and evaluation: ROC-AUC, precision/recall at a threshold, recall
+at a false-positive budget, the precision-first operating point (a good photo wrongly rejected costs more than a bad
+one kept), and the confusion report of a classifier."""
 
 from __future__ import annotations
 
@@ -61,3 +62,42 @@ def precision_first_threshold(scores: np.ndarray, truth: np.ndarray, min_precisi
         if recall > best_recall or (recall == best_recall and t > best):
             best, best_recall = float(t), recall
     return best_f1_threshold(scores, truth) if best is None else best
+
+
+def metrics_where_labelled(scores: np.ndarray, labels: np.ndarray, threshold: float = 0.5) -> dict:
+    """ROC-AUC and the counts at `threshold` over the rows with a label (NaN = not labelled)."""
+    known = ~np.isnan(labels)
+    s, t = scores[known], labels[known].astype(int)
+    auc = roc_auc(s, t)
+    return {"roc_auc": None if auc is None else round(auc, 4), **at_threshold(s, t, threshold)}
+
+
+def recall_at_fpr(scores: np.ndarray, truth: np.ndarray, fpr: float = 0.05) -> float:
+    """Recall when the threshold lets `fpr` of the negatives through (the negatives' 1 - fpr quantile)."""
+    threshold = np.quantile(scores[truth == 0], 1 - fpr)
+    return float((scores[truth == 1] > threshold).mean())
+
+
+def classification_report(names: tuple[str, ...], truth: np.ndarray, predicted: np.ndarray) -> dict:
+    """Accuracy, per-class precision / recall / support (classes never seen nor predicted left out), confusion."""
+    confusion = np.zeros((len(names), len(names)), dtype=int)
+    for t, p in zip(truth, predicted):
+        confusion[t, p] += 1
+    per_class = {}
+    for i, name in enumerate(names):
+        support = int(confusion[i].sum())
+        if support == 0 and confusion[:, i].sum() == 0:
+            continue
+        precision = confusion[i, i] / confusion[:, i].sum() if confusion[:, i].sum() else None
+        recall = confusion[i, i] / support if support else None
+        per_class[name] = {
+            "precision": None if precision is None else round(float(precision), 3),
+            "recall": None if recall is None else round(float(recall), 3),
+            "support": support,
+        }
+    return {
+        "accuracy": round(float((truth == predicted).mean()), 4),
+        "n": int(len(truth)),
+        "per_type": per_class,  # the key the model cards' JSON has always used, for classes too
+        "confusion": {"rows_truth_cols_predicted": list(names), "matrix": confusion.tolist()},
+    }

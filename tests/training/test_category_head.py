@@ -16,6 +16,8 @@ from gateway.decisions import predict_category
 from tests.contract.test_categories import BASE_TOML, write_catalog
 from tests.helpers import encode, product_photo
 from training import category_head
+from training.datasets import categories_from_folders
+from training.heads import SoftmaxHead
 
 HEAD_TOML = """
 [category_head]
@@ -111,7 +113,7 @@ def test_folder_class_not_in_the_categories_file_is_refused(tmp_path):
     (tmp_path / "toasters").mkdir()
     (tmp_path / "toasters" / "a.jpg").write_bytes(encode(product_photo(64)))
     with pytest.raises(SystemExit, match="toasters"):
-        category_head.from_folders(tmp_path, SHIPPED.classes)
+        categories_from_folders(tmp_path, SHIPPED.classes)
 
 
 def test_committed_category_head_matches_the_categories_file():
@@ -129,7 +131,7 @@ def test_repository_makes_the_head_an_ensemble_step_only_when_trained(tmp_path, 
 
     assert category_head_model(tmp_path) is None  # nothing trained here
     assert "fall back to `default`" in capsys.readouterr().err
-    head = category_head.TypeHead(len(SHIPPED.classes), [True] * len(SHIPPED.classes))
+    head = SoftmaxHead(len(SHIPPED.classes), [True] * len(SHIPPED.classes))
     category_head.export(head, tmp_path / "category.onnx")
     model = category_head_model(tmp_path)
     assert model is not None and model.name == "category"
@@ -141,7 +143,7 @@ def test_repository_makes_the_head_an_ensemble_step_only_when_trained(tmp_path, 
     assert f'name: "{CATEGORY_HEAD_OUTPUT}" data_type: TYPE_FP32 dims: [ {len(SHIPPED.classes)} ]' in outputs
     assert CATEGORY_HEAD_OUTPUT not in ensemble_config(preprocess_model(), backbone, quality)
     model.onnx_builder(tmp_path / "served.onnx")  # checks the width against categories.toml
-    wrong = category_head.TypeHead(2, [True, True])
+    wrong = SoftmaxHead(2, [True, True])
     category_head.export(wrong, tmp_path / "category.onnx")
     with pytest.raises(ValueError, match="retrain"):
         category_head_model(tmp_path).onnx_builder(tmp_path / "served2.onnx")

@@ -1,4 +1,5 @@
-"""Type heads: split, untrained types, ONNX export parity, folder layout, and the committed apparel head."""
+"""Type heads and the shared softmax head: split, untrained types, ONNX export parity, folder layout, model
+selection, and the committed apparel head."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ import torch
 from contract.categories_file import load_catalog
 from contract.tensors import EMBEDDING_DIM, TYPE_HEAD_INPUT, TYPE_HEAD_OUTPUT
 from tests.helpers import encode, product_photo
+from training.datasets import types_from_folders
+from training.heads import LINEAR, HeadConfig, SoftmaxHead, export, train
+from training.metrics import classification_report
 from training.splits import cv_fold, is_validation
-from training.type_heads import HEADS_DIR, TypeHead, export, from_folders, metrics, train
+from training.type_heads import HEADS_DIR, choose_config
 
 
 def random_embeddings(n: int, seed: int) -> np.ndarray:
@@ -47,7 +51,7 @@ def test_head_learns_separable_types():
 
 
 def test_onnx_export_matches_torch_on_fresh_inputs(tmp_path):
-    head = TypeHead(4, [True, True, True, False])
+    head = SoftmaxHead(4, [True, True, True, False])
     path = tmp_path / "type_test.onnx"
     export(head, path)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -64,15 +68,15 @@ def test_folder_layout_reads_types_and_rejects_unknown_folders(tmp_path):
         (tmp_path / type_name).mkdir()
         for i in range(2):
             (tmp_path / type_name / f"{type_name}{i}.jpg").write_bytes(encode(product_photo(64, seed=i)))
-    data = from_folders(tmp_path, ("front", "back", "detail"))
+    data = types_from_folders(tmp_path, ("front", "back", "detail"))
     assert sorted(data.types) == ["back", "back", "front", "front"]
     (tmp_path / "sideways").mkdir()
     with pytest.raises(SystemExit, match="sideways"):
-        from_folders(tmp_path, ("front", "back", "detail"))
+        types_from_folders(tmp_path, ("front", "back", "detail"))
 
 
 def test_metrics_confusion_and_per_type():
-    report = metrics(("a", "b"), np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]))
+    report = classification_report(("a", "b"), np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]))
     assert report["accuracy"] == 0.75
     assert report["confusion"]["matrix"] == [[1, 1], [0, 2]]
     assert report["per_type"]["a"] == {"precision": 1.0, "recall": 0.5, "support": 2}
@@ -87,8 +91,6 @@ def test_committed_apparel_head_matches_the_categories_file():
 
 
 def test_model_selection_is_grouped_and_prefers_what_generalises():
-    from training.type_heads import HeadConfig, choose_config
-
     rng = np.random.default_rng(3)
     groups = [f"style-{i // 3}" for i in range(120)]  # three images per style, never split across folds
     assert {cv_fold(g) for g in groups} == {0, 1, 2, 3}
@@ -103,8 +105,6 @@ def test_model_selection_is_grouped_and_prefers_what_generalises():
 
 
 def test_mlp_head_exports_with_dropout_switched_off(tmp_path):
-    from training.type_heads import HeadConfig
-
     head = train(
         random_embeddings(40, 6),
         np.arange(40) % 3,
@@ -121,8 +121,6 @@ def test_mlp_head_exports_with_dropout_switched_off(tmp_path):
 
 
 def test_model_selection_falls_back_to_linear_when_no_fold_can_be_scored():
-    from training.type_heads import LINEAR, HeadConfig, choose_config
-
     x = random_embeddings(12, 8)
     y = np.arange(12) % 2
     best, table = choose_config(x, x, y, ["one-style"] * 12, [True, True], (HeadConfig(hidden=8, epochs=2),))
