@@ -27,8 +27,15 @@ PAD_WHITE = 255.0
 OUTPUT_NAMES = (PIXELS.name, ORIG_SIZE.name, THUMB.name, "LAPLACIAN")  # LAPLACIAN stays inside the runner
 
 
-def build_pipeline(device: str = "cpu", batch_size: int = 64, num_threads: int = 2, device_id: int | None = None):
-    """Build (not yet `.build()`) the pipeline. `device` is "cpu" or "gpu"."""
+def build_pipeline(
+    device: str = "cpu",
+    batch_size: int = 64,
+    num_threads: int = 2,
+    device_id: int | None = None,
+    blur_side: int = BLUR_SIDE,
+):
+    """Build (not yet `.build()`) the pipeline. `device` is "cpu" or "gpu". `blur_side`: longer side of the working
+    copy the blur measure sees (served: BLUR_SIDE; other values only for studies of that choice)."""
     from nvidia.dali import fn, pipeline_def, types
     from nvidia.dali import math as dmath
 
@@ -52,7 +59,7 @@ def build_pipeline(device: str = "cpu", batch_size: int = 64, num_threads: int =
         # One resize from full resolution (the expensive one); every other output derives from this <=512 px copy.
         # Downscale only: an upscaled small image would look blurry for the wrong reason.
         longer_side = fn.reductions.max(fn.cast(orig_size, dtype=types.FLOAT))
-        work = fn.resize(rgb, resize_longer=dmath.min(longer_side, float(BLUR_SIDE)), antialias=True)
+        work = fn.resize(rgb, resize_longer=dmath.min(longer_side, float(blur_side)), antialias=True)
 
         small = fn.resize(work, resize_longer=BACKBONE_SIDE, antialias=True)
         pixels = fn.crop_mirror_normalize(

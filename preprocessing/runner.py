@@ -22,7 +22,7 @@ from contract.tensors import (
     THUMB,
     VALID,
 )
-from preprocessing.pipeline import build_pipeline
+from preprocessing.pipeline import BLUR_SIDE, build_pipeline
 
 # Output tensor name -> (dtype, per-image shape), from the contract (the Triton configs are generated from it too).
 OUTPUTS: dict[str, tuple[str, tuple[int, ...]]] = {t.name: (t.dtype, t.dims) for t in PREPROCESS_OUTPUTS}
@@ -96,14 +96,17 @@ def flatten_transparency(data: np.ndarray) -> np.ndarray:
 class PreprocessRunner:
     """`device="cpu"` for the embedded profile; `"gpu"` decodes with nvJPEG and copies the results back to the host."""
 
-    def __init__(self, max_batch: int = 64, threads: int = 2, device: str = "cpu"):
+    def __init__(self, max_batch: int = 64, threads: int = 2, device: str = "cpu", blur_side: int = BLUR_SIDE):
         self.max_batch = max_batch
         self.threads = threads
         self.device = device
+        self.blur_side = blur_side  # see build_pipeline
         self._pipe = self._new_pipeline()
 
     def _new_pipeline(self):
-        pipe = build_pipeline(self.device, batch_size=self.max_batch, num_threads=self.threads)
+        pipe = build_pipeline(
+            self.device, batch_size=self.max_batch, num_threads=self.threads, blur_side=self.blur_side
+        )
         pipe.build()
         return pipe
 
