@@ -3,9 +3,9 @@
 `HashIndex` holds (id, 64-bit pHash) pairs and answers, for every query hash, the library entry at the smallest
 Hamming distance <= max_distance (ties: the earliest-added id), or None. Two strategies, one answer:
 
-- linear scan: XOR against every library hash and popcount through a 16-bit lookup table, in blocks of
+- linear scan: XOR against every library hash and popcount (gateway.hashing.popcount64), in blocks of
   SCAN_ELEMENTS pairs so memory stays bounded whatever the batch and library sizes;
-- multi-index hashing (Norouzi et al. 2012; the band pieces are gateway.catalog_dedup's): the hash is cut into
+- multi-index hashing (Norouzi et al. 2012; the band pieces are gateway.hashing.bands'): the hash is cut into
   `bands` bands of 64/bands bits, each band is a bucket table (rows sorted by band value + bincount offsets), a query
   probes in every band the buckets within a per-band radius of its own value, and every candidate is verified
   exactly. Pigeonhole: a pair whose band i differs in more than r_i bits is at least sum(r_i + 1) bits apart, so radii
@@ -22,11 +22,11 @@ query. Rows stay in insertion order through compaction, so "earliest added" is "
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from functools import lru_cache
 
 import numpy as np
 
-from gateway.catalog_dedup import HASH_BITS, _expand, _probe_masks, guaranteed_distance
+from gateway.hashing import HASH_BITS, guaranteed_distance, popcount64
+from gateway.hashing.bands import band_keys, bucket_table, expand, probe_masks
 
 # Default band layout: 4 bands of 16 bits probed within 3 bits each, guaranteeing distance 15 (the placeholder
 # threshold). 8 bands of 8 bits with radius 1 guarantee the same but make ~7x more candidates (9/256 of a band's
@@ -39,32 +39,9 @@ DEFAULT_RADIUS = 3
 LINEAR_BELOW = 20_000
 # Pairs XOR-ed and popcounted at a time by the scan (uint64 temporaries: ~8 MB each).
 SCAN_ELEMENTS = 1 << 20
-# Probes (query x bucket) generated at a time by the index; the candidates they expand to are chunked by _expand.
+# Probes (query x bucket) generated at a time by the index; the candidates they expand to are chunked by expand().
 PROBE_CHUNK = 1 << 17
 STRATEGIES = ("auto", "linear", "mih")
-
-_POPCOUNT16 = np.array([i.bit_count() for i in range(1 << 16)], dtype=np.uint8)
-_BYTE_SUM = np.uint32(0x01010101)
-
-
-def popcount64(words: np.ndarray) -> np.ndarray:
-    """Bits set in each uint64, as uint8 of the same shape: a 16-bit table lookup per quarter, the four counts summed
-    with one multiply (faster than gateway.catalog_dedup's SWAR popcount64 on numpy < 2)."""
-    x = np.ascontiguousarray(words, dtype=np.uint64)
-    if hasattr(np, "bitwise_count"):  # numpy >= 2
-        return np.bitwise_count(x).astype(np.uint8, copy=False)
-    quarters = _POPCOUNT16[x.view(np.uint16)].view(np.uint32)  # 4 counts of <= 16 in the 4 bytes of one uint32
-    quarters *= _BYTE_SUM
-    quarters >>= np.uint32(24)
-    return quarters.astype(np.uint8)
-
-
-@lru_cache(maxsize=64)
-def _masks(width: int, radius: int) -> np.ndarray:
-    """Every `width`-bit value within `radius` bits of 0 (catalog_dedup's probe masks), computed once."""
-    masks = _probe_masks(width, radius)
-    masks.setflags(write=False)
-    return masks
 
 
 def _as_hashes(hashes) -> np.ndarray:
@@ -158,16 +135,9 @@ class HashIndex:
             index_dtype = np.int32 if len(h) < 2**31 else np.int64
             self._tables = []
             for band in range(self.bands):
-                keys = self._band_keys(h, band)
-                order = np.argsort(keys, kind="stable").astype(index_dtype)
-                counts = np.bincount(keys, minlength=1 << w).astype(index_dtype)
-                starts = (np.cumsum(counts, dtype=np.int64) - counts).astype(index_dtype)
+                order, starts, counts = bucket_table(band_keys(h, band, w), w, index_dtype)
                 self._tables.append((order, h[order], starts, counts))
         return self._tables
-
-    def _band_keys(self, h: np.ndarray, band: int) -> np.ndarray:
-        shift = np.uint64(HASH_BITS - self.width * (band + 1))
-        return ((h >> shift) & np.uint64((1 << self.width) - 1)).astype(np.intp)
 
     def build(self) -> None:
         """Apply pending adds/removals and build the band tables now (else done at the first query that needs them)."""
@@ -245,12 +215,12 @@ class HashIndex:
         for band, ((order, sorted_h, starts, counts), r) in enumerate(zip(self._band_tables(), self._band_radii(t))):
             if r < 0:
                 continue
-            masks = _masks(self.width, r)
+            masks = probe_masks(self.width, r)
             q_chunk = max(1, PROBE_CHUNK // len(masks))
-            keys = self._band_keys(q, band)
+            keys = band_keys(q, band, self.width)
             for qs in range(0, len(q), q_chunk):
                 probes = (keys[qs : qs + q_chunk, None] ^ masks[None, :]).ravel()
-                for pos, targets in _expand(starts[probes], counts[probes]):
+                for pos, targets in expand(starts[probes], counts[probes]):
                     qi = pos // len(masks) + qs
                     d = popcount64(sorted_h[targets] ^ q[qi])
                     ok = d <= t

@@ -22,23 +22,20 @@ from contract.tensors import (
     THUMB,
     VALID,
 )
+from preprocessing.foreground import foreground_mask
 from preprocessing.pipeline import BLUR_SIDE, build_pipeline
 
 # Output tensor name -> (dtype, per-image shape), from the contract (the Triton configs are generated from it too).
 OUTPUTS: dict[str, tuple[str, tuple[int, ...]]] = {t.name: (t.dtype, t.dims) for t in PREPROCESS_OUTPUTS}
 FEATURE_NAMES = QUALITY_FEATURE_NAMES  # QUALITY_FEATURES columns
 
-# A pixel belongs to the object when any channel differs from the border's background colour by more than this.
-BACKGROUND_TOLERANCE = 24
 # Rows/columns with fewer object pixels than this fraction are noise (JPEG ringing, dust), not object.
 MIN_LINE_FRACTION = 0.02
 
 
 def object_bbox(thumb: np.ndarray) -> tuple[int, int, int, int]:
     """Bounding box (top, bottom, left, right; exclusive ends) of what differs from the border colour."""
-    border = np.concatenate([thumb[0], thumb[-1], thumb[:, 0], thumb[:, -1]]).astype(np.int16)
-    background = np.median(border, axis=0)
-    mask = np.abs(thumb.astype(np.int16) - background).max(axis=2) > BACKGROUND_TOLERANCE
+    mask = foreground_mask(thumb)
     rows = np.flatnonzero(mask.mean(axis=1) >= MIN_LINE_FRACTION)
     cols = np.flatnonzero(mask.mean(axis=0) >= MIN_LINE_FRACTION)
     if rows.size == 0 or cols.size == 0:

@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
+from preprocessing.foreground import BACKGROUND_TOLERANCE, foreground_mask
 from preprocessing.pipeline import BLUR_SIDE
-from preprocessing.runner import BACKGROUND_TOLERANCE, object_bbox
+from preprocessing.runner import object_bbox
 
 BLUR_POSITIVE_SIGMA = 1.0  # px at the working resolution
 BLUR_NEGATIVE_SIGMA = 0.4
@@ -162,13 +163,6 @@ def flat_colours(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     return flat
 
 
-def foreground_mask(image: Image.Image) -> np.ndarray:
-    """Pixels that differ from the border's median colour by more than the preprocess model's tolerance."""
-    pixels = np.asarray(image.convert("RGB")).astype(np.int16)
-    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
-    return np.abs(pixels - np.median(border, axis=0)).max(axis=2) > BACKGROUND_TOLERANCE
-
-
 def has_plain_background(image: Image.Image) -> bool:
     """A studio shot: near-uniform, light border (the object can be cut out of it)."""
     pixels = np.asarray(image.convert("RGB").resize((128, 128), Image.Resampling.BILINEAR)).astype(np.int16)
@@ -180,7 +174,7 @@ def has_plain_background(image: Image.Image) -> bool:
 
 def object_crop(image: Image.Image) -> tuple[Image.Image, np.ndarray]:
     """The object's bounding box cut out of a studio shot, with its mask (the whole frame when nothing is found)."""
-    mask = foreground_mask(image)
+    mask = foreground_mask(np.asarray(image.convert("RGB")))
     rows, cols = np.flatnonzero(mask.mean(axis=1) >= 0.01), np.flatnonzero(mask.mean(axis=0) >= 0.01)
     if rows.size == 0 or cols.size == 0:
         return image.convert("RGB"), np.ones((image.height, image.width), bool)

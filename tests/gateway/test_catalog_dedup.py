@@ -1,32 +1,15 @@
-"""gateway.catalog_dedup: the vectorised duplicate rule equals gateway.hashing's, candidate generation equals brute
-force within its guarantee, clustering equals gateway.decisions' leader rule."""
+"""gateway.catalog_dedup: candidate generation equals brute force within its guarantee, brute force equals the rule
+pair by pair, clustering equals gateway.decisions' leader rule."""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pytest
 
 from contract.categories import DedupThresholds
-from gateway import catalog_dedup
-from gateway.catalog_dedup import (
-    HashVectors,
-    PairStats,
-    brute_force_pairs,
-    candidate_pairs,
-    chi2_pairs,
-    cluster,
-    duplicate_matrix,
-    duplicate_pairs,
-    guaranteed_distance,
-    miss_probability,
-    popcount64,
-    radius_for,
-)
+from gateway.catalog_dedup import PairStats, brute_force_pairs, candidate_pairs, cluster, duplicate_pairs
 from gateway.decisions import ImageAnalysis, cluster_duplicates, representative_key
-from gateway.hashing import ImageHashes, chi2_distance
-from gateway.hashing import duplicate_matrix as reference_matrix
+from gateway.hashing import HashVectors, ImageHashes, chi2_distance, guaranteed_distance, radius_for
 
 DEFAULT = DedupThresholds(phash_max_distance=10, dhash_edge_max_distance=12, hsv_chi2_max=0.15)
 
@@ -58,40 +41,15 @@ def pair_set(i, j) -> set[tuple[int, int]]:
 
 
 def naive_pairs(v: HashVectors, t: DedupThresholds) -> set[tuple[int, int]]:
-    matrix = reference_matrix([ImageHashes(int(p), int(d), h) for p, d, h in zip(v.phash, v.dhash_edge, v.hsv_hist)], t)
-    i, j = np.nonzero(np.triu(matrix, 1))
-    return pair_set(i, j)
-
-
-# ------------------------------------------------------------------------------------------------- primitives
-
-
-def test_popcount_matches_python_including_the_top_bit():
-    rng = np.random.default_rng(1)
-    extremes = np.array([0, 2**64 - 1, 2**63], dtype=np.uint64)
-    words = np.concatenate([rng.integers(0, 2**64, 1000, dtype=np.uint64), extremes])
-    assert popcount64(words).tolist() == [int(w).bit_count() for w in words]
-
-
-def test_chi2_pairs_is_bit_for_bit_the_gateway_formula():
-    rng = np.random.default_rng(2)
-    hist = rng.dirichlet(np.full(128, 0.1), 50).astype(np.float32)
-    i, j = rng.integers(0, 50, 5000), rng.integers(0, 50, 5000)
-    assert chi2_pairs(hist, i, j).tolist() == [chi2_distance(hist[a], hist[b]) for a, b in zip(i, j)]
-
-
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_dense_duplicate_matrix_equals_gateway_hashing(seed):
-    v = grouped(120, 25, 14, seed=seed)
-    hashes = [ImageHashes(int(p), int(d), h) for p, d, h in zip(v.phash, v.dhash_edge, v.hsv_hist)]
-    for t in (DEFAULT, DedupThresholds(4, 6, 0.05), DedupThresholds(0, 0, 0.0)):
-        expected = reference_matrix(hashes, t)
-        assert expected.sum() > 120 or t.phash_max_distance == 0  # the data has duplicates and non-duplicates
-        assert np.array_equal(duplicate_matrix(v, t), expected)
-
-
-def test_dense_duplicate_matrix_of_nothing():
-    assert duplicate_matrix(HashVectors.from_hashes([]), DEFAULT).shape == (0, 0)
+    """The rule spelled out with Python ints over every pair."""
+    return {
+        (a, b)
+        for a in range(len(v))
+        for b in range(a + 1, len(v))
+        if (int(v.phash[a]) ^ int(v.phash[b])).bit_count() <= t.phash_max_distance
+        and (int(v.dhash_edge[a]) ^ int(v.dhash_edge[b])).bit_count() <= t.dhash_edge_max_distance
+        and chi2_distance(v.hsv_hist[a], v.hsv_hist[b]) <= t.hsv_chi2_max
+    }
 
 
 # --------------------------------------------------------------------------------------------- pair finding
@@ -139,7 +97,7 @@ def test_plain_banding_loses_only_pairs_beyond_its_guarantee():
 def test_chunked_expansion_gives_the_same_pairs(monkeypatch):
     v = grouped(800, 20, 8, seed=8)  # large buckets: many candidates per query
     expected = pair_set(*duplicate_pairs(v, DEFAULT, radius=1))
-    monkeypatch.setattr(catalog_dedup, "CANDIDATE_CHUNK", 97)
+    monkeypatch.setattr("gateway.hashing.bands.CANDIDATE_CHUNK", 97)
     assert pair_set(*duplicate_pairs(v, DEFAULT, radius=1)) == expected
 
 
@@ -157,21 +115,6 @@ def test_candidate_generation_rejects_bad_bands():
         list(candidate_pairs(np.zeros(3, np.uint64), bands=5))
     with pytest.raises(ValueError, match="radius"):
         list(candidate_pairs(np.zeros(3, np.uint64), bands=4, radius=17))
-
-
-def test_miss_probability_by_counting():
-    assert [miss_probability(d) for d in range(4)] == [0.0] * 4
-    # Distance 4 is missed when each of the 4 bands holds exactly one differing bit.
-    assert miss_probability(4) == pytest.approx(16**4 / math.comb(64, 4))
-    assert miss_probability(guaranteed_distance(4, 2), radius=2) == 0.0 < miss_probability(12, radius=2)
-    assert miss_probability(64) == 1.0
-
-
-def test_miss_probability_matches_sampling():
-    rng = np.random.default_rng(10)
-    masks = flips(rng, 4000, 8)
-    missed = np.all([((masks >> np.uint64(s)) & np.uint64(0xFFFF)) != 0 for s in (0, 16, 32, 48)], axis=0)
-    assert missed.mean() == pytest.approx(miss_probability(8), abs=0.03)
 
 
 def test_tiny_inputs():

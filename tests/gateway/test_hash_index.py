@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 
-from gateway.catalog_dedup import popcount64 as swar_popcount64
-from gateway.hash_index import HashIndex, popcount64
+from gateway.hash_index import HashIndex
 
 
 def _brute(library: np.ndarray, queries: np.ndarray, t: int, ids: list[str]):
@@ -30,15 +29,6 @@ def _data(rng, n: int, n_queries: int, max_flip: int):
     for k in range(min(n, n_queries // 2)):  # planted near neighbours, some just out of range
         library[rng.integers(n)] = _flip(rng, int(queries[k]), int(rng.integers(0, max_flip + 1)))
     return library, queries
-
-
-def test_popcount_matches_swar_and_python():
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 2**64, size=(7, 33), dtype=np.uint64, endpoint=False)
-    x[0, :3] = [0, 2**64 - 1, 1 << 63]
-    expected = np.array([[int(v).bit_count() for v in row] for row in x.tolist()], dtype=np.uint8)
-    assert np.array_equal(popcount64(x), expected)
-    assert np.array_equal(swar_popcount64(x), expected)
 
 
 @pytest.mark.parametrize("n", [1, 40, 700, 5000])

@@ -1,0 +1,112 @@
+"""Perceptual hashes of the small RGB thumbnails Triton returns (128x128, aspect squashed), and `compute_hashes`,
+everything duplicate detection needs about one image.
+
+`phash` and `dhash` reproduce the `imagehash` package bit for bit (same PIL resampling, same DCT, same bit order), so
+thresholds tuned with `imagehash` carry over. Hashes are 64-bit ints whose most significant bit is the first element
+of imagehash's row-major bool array: `bin(a ^ b).count("1") == imagehash_a - imagehash_b`.
+
+Framing, which a supplier's re-export changes without changing the picture (measured on labelled pairs of real
+product photos, `python -m evaluation.dedup`, numbers in BENCHMARKS.md): both hashes are taken on the content box,
+the foreground's extent (preprocessing.foreground) with 2% of its mass cut on each side, located to a fraction of a
+pixel and resampled to a square, so whitespace padding, a square canvas and a few percent of border crop move the
+hashes little, and a small corner watermark moves the box by about a pixel. Known limit: on a nearly left-right
+symmetric product the odd DCT terms are near zero, so even that shift flips a few pHash bits (10 measured in
+tests/gateway/hashing/test_perceptual.py). The colour histogram (gateway.hashing.colour) handles tone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.fftpack
+from PIL import Image, ImageFilter
+
+from gateway.hashing.colour import MIN_FOREGROUND_PIXELS, colour_histogram
+from gateway.hashing.rule import ImageHashes
+from preprocessing.foreground import foreground_mask
+
+HASH_SIZE = 8
+PHASH_HIGHFREQ_FACTOR = 4
+# The content box keeps the foreground's mass between these quantiles along each axis.
+CONTENT_QUANTILE = 0.02
+MIN_CONTENT_SIDE = 8
+CONTENT_SIDE = 128  # the content box is resampled to this square before hashing (the thumbnail's own size)
+
+
+def _pack_bits(bits: np.ndarray) -> int:
+    """Row-major bool array -> int, first element as most significant bit (imagehash's hex order)."""
+    return int.from_bytes(np.packbits(bits.ravel()).tobytes(), "big")
+
+
+def phash(img: Image.Image) -> int:
+    """imagehash.phash(img) (hash_size 8, highfreq_factor 4) as a 64-bit int."""
+    size = HASH_SIZE * PHASH_HIGHFREQ_FACTOR
+    pixels = np.asarray(img.convert("L").resize((size, size), Image.Resampling.LANCZOS))
+    dct = scipy.fftpack.dct(scipy.fftpack.dct(pixels, axis=0), axis=1)
+    low_frequencies = dct[:HASH_SIZE, :HASH_SIZE]
+    return _pack_bits(low_frequencies > np.median(low_frequencies))
+
+
+def dhash(img: Image.Image) -> int:
+    """imagehash.dhash(img) (hash_size 8, horizontal gradients) as a 64-bit int."""
+    pixels = np.asarray(img.convert("L").resize((HASH_SIZE + 1, HASH_SIZE), Image.Resampling.LANCZOS))
+    return _pack_bits(pixels[:, 1:] > pixels[:, :-1])
+
+
+def dhash_edge(img: Image.Image) -> int:
+    """dHash of the edge-enhanced grey image.
+
+    Why edges: outlines survive JPEG recompression, rescaling and global brightness/contrast changes, so true
+    re-encodes keep the same bits, while a shot with extra fine detail (a stylus beside a tablet, a flash spot)
+    changes local gradients. It is a gradient vote independent of pHash's low-frequency DCT vote. Its reach is
+    limited: EDGE_ENHANCE_MORE keeps the mean, and the 9x8 downsample averages most added detail away, so on
+    synthetic tests it behaves close to a plain dHash; small changes are mostly caught by pHash or the histogram.
+    """
+    return dhash(img.convert("L").filter(ImageFilter.EDGE_ENHANCE_MORE))
+
+
+def content_box(mask: np.ndarray) -> tuple[float, float, float, float]:
+    """PIL box (left, top, right, bottom) in sub-pixel coordinates: the foreground with CONTENT_QUANTILE of its mass
+    cut on each side along each axis (mass spread evenly inside each pixel); the whole picture when the foreground is
+    (nearly) empty or the box would be tiny. Sub-pixel, because a box rounded to whole pixels of a 128 px thumbnail
+    can move by a pixel between two encodings, and that shift alone flipped 24 pHash bits of a symmetric product."""
+    height, width = mask.shape
+    whole = (0.0, 0.0, float(width), float(height))
+    if mask.sum() < MIN_FOREGROUND_PIXELS:
+        return whole
+
+    def extent(mass: np.ndarray) -> tuple[float, float]:
+        cumulative = np.cumsum(mass) / mass.sum()
+
+        def position(level: float) -> float:
+            k = int(np.searchsorted(cumulative, level))
+            before = cumulative[k - 1] if k > 0 else 0.0
+            return k + (level - before) / max(cumulative[k] - before, 1e-12)
+
+        return position(CONTENT_QUANTILE), position(1.0 - CONTENT_QUANTILE)
+
+    top, bottom = extent(mask.sum(axis=1).astype(np.float64))
+    left, right = extent(mask.sum(axis=0).astype(np.float64))
+    if bottom - top < MIN_CONTENT_SIDE or right - left < MIN_CONTENT_SIDE:
+        return whole
+    return float(left), float(top), float(right), float(bottom)
+
+
+def _as_image(thumb: np.ndarray | Image.Image) -> Image.Image:
+    if isinstance(thumb, Image.Image):
+        return thumb
+    array = np.asarray(thumb)
+    if array.dtype != np.uint8 or not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)):
+        raise ValueError(f"thumbnail must be uint8 HxWx3 (or HxW), got {array.dtype} {array.shape}")
+    return Image.fromarray(array)
+
+
+def compute_hashes(thumb: np.ndarray | Image.Image) -> ImageHashes:
+    """pHash and dHash-edge of the content box (resampled to CONTENT_SIDE square), colour histogram of the
+    foreground (see the module docstring)."""
+    img = _as_image(thumb).convert("RGB")
+    rgb = np.asarray(img)
+    mask = foreground_mask(rgb)
+    content = img.resize((CONTENT_SIDE, CONTENT_SIDE), Image.Resampling.LANCZOS, box=content_box(mask))
+    histogram = colour_histogram(rgb, mask)
+    histogram.setflags(write=False)
+    return ImageHashes(phash=phash(content), dhash_edge=dhash_edge(content), hsv_hist=histogram)
