@@ -1,0 +1,102 @@
+"""What the 224 px backbone input hides (the quality report's `downscaling_study`): blur-only heads on the embedding,
+on the classical features, on both, and the served head, judged on large validation photos (longer side >= 1000 px):
+originals vs mild blur (sigma 0.2-0.5 % of the longer side). Also the Laplacian variance measured on a working copy
+of 512 px (served) vs 384 px (a cheaper preprocess), and the same heads on every blur-labelled test image.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from preprocessing.pipeline import BLUR_SIDE
+from training import quality_data as qd
+from training.metrics import recall_at_fpr, roc_auc
+from training.quality_dataset import Dataset
+from training.quality_model import EMBEDDING_DROPOUT, HIDDEN, QualityHead, predict, train
+from training.quality_samples import Spec, render
+
+CHEAPER_BLUR_SIDE = 384
+STUDY_MIN_SIDE = 1000
+MILDEST_RELATIVE_SIGMA = 0.003  # sigma / longer side below this: the mildest third of the mild blur
+# (name, input columns, hidden units, embedding dropout) of the blur-only heads trained for the study
+ABLATIONS = (
+    ("embedding only (224 px backbone input), logistic", "embedding", 0, 0.0),
+    ("embedding only, MLP 64", "embedding", HIDDEN, EMBEDDING_DROPOUT),
+    ("features only (Laplacian variance at <= 512 px, box area), logistic", "features", 0, 0.0),
+    ("embedding + features, MLP 64, blur only", "both", HIDDEN, EMBEDDING_DROPOUT),
+)
+
+
+def study_rows(ds: Dataset) -> np.ndarray:
+    """Validation catalog photos >= STUDY_MIN_SIDE px: their originals and mild-blur copies."""
+    return np.array(
+        [
+            i
+            for i in range(len(ds.specs))
+            if ds.specs[i].role in ("calibration", "test")
+            and ds.specs[i].kind in ("original", "mild_blur")
+            and ds.specs[i].group.startswith("catalog:")
+            and ds.sizes[i].max() >= STUDY_MIN_SIDE
+        ]
+    )
+
+
+def downscaling_study(ds: Dataset, train_rows: np.ndarray, shipped: QualityHead) -> dict:
+    study = study_rows(ds)
+    truth = (np.array([ds.specs[i].kind for i in study]) == "mild_blur").astype(int)
+    relative = ds.sigma_work[study] / BLUR_SIDE  # sigma / longer side (the working copy is 512 px here)
+    mildest = (truth == 0) | (relative < MILDEST_RELATIVE_SIGMA)
+    test_rows = ds.rows("test")
+    test_blur = test_rows[~np.isnan(ds.labels[test_rows, 0])]
+    test_truth = ds.labels[test_blur, 0].astype(int)
+    heads: dict[str, dict] = {}
+
+    def describe(name: str, study_scores: np.ndarray, test_scores: np.ndarray | None) -> None:
+        heads[name] = {
+            "roc_auc": round(roc_auc(study_scores, truth), 4),
+            "roc_auc_sigma_0.2_to_0.3_percent": round(roc_auc(study_scores[mildest], truth[mildest]), 4),
+            "recall_at_5_percent_fpr": round(recall_at_fpr(study_scores, truth), 4),
+            "test_all_blur_kinds_roc_auc": None if test_scores is None else round(roc_auc(test_scores, test_truth), 4),
+        }
+
+    blur_train = train_rows[~np.isnan(ds.labels[train_rows, 0])]
+    for name, columns, hidden, dropout in ABLATIONS:
+        head = train(
+            ds.embeddings[blur_train],
+            ds.features[blur_train],
+            ds.labels[blur_train, :1],
+            hidden,
+            columns,
+            dropout=dropout,
+        )
+        describe(name, *(predict(head, ds.embeddings[r], ds.features[r])[:, 0] for r in (study, test_blur)))
+    describe(
+        "shipped quality head (blur column)",
+        *(predict(shipped, ds.embeddings[r], ds.features[r])[:, 0] for r in (study, test_blur)),
+    )
+    describe(
+        "variance of the Laplacian at 512 px (served measure) alone", -ds.features[study, 0], -ds.features[test_blur, 0]
+    )
+    cheaper = laplacian_at_side([ds.specs[i] for i in study], CHEAPER_BLUR_SIDE)
+    describe(f"variance of the Laplacian at {CHEAPER_BLUR_SIDE} px alone", -cheaper, None)
+    return {
+        "data": "validation catalog photos >= 1000 px (calibration + test halves; thresholds play no part): "
+        "originals vs Gaussian blur sigma 0.2-0.5 % of the longer side",
+        "originals": int((truth == 0).sum()),
+        "mildly_blurred": int(truth.sum()),
+        "of_which_sigma_0.2_to_0.3_percent": int((truth[mildest] == 1).sum()),
+        "heads": heads,
+    }
+
+
+def laplacian_at_side(specs: list[Spec], side: int, batch_size: int = 32) -> np.ndarray:
+    """The Laplacian-variance feature of the given samples (rendered again) with the blur working copy at `side` px."""
+    from preprocessing.runner import PreprocessRunner
+
+    runner = PreprocessRunner(max_batch=batch_size, blur_side=side)
+    fonts = qd.font_paths()
+    out = []
+    for start in range(0, len(specs), batch_size):
+        files = [render(s, fonts)[0] for s in specs[start : start + batch_size]]
+        out.append(runner.run(files)["QUALITY_FEATURES"][:, 0])
+    return np.concatenate(out)
