@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Status = Literal["selected", "rejected", "duplicate", "error"]
+from contract.reasons import Status
 
 
 class ImageIn(BaseModel):

@@ -19,9 +19,11 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from contract.reasons import FETCH_BLOCKED, FETCH_FAILED, TOO_LARGE, UNDECODABLE, UNSUPPORTED_FORMAT
+
 MAX_REDIRECTS = 3
 
-# Formats the decoder reads; others that are recognised get `unsupported_format`, unknown bytes `undecodable`.
+# Formats the decoder reads; others that are recognised get UNSUPPORTED_FORMAT, unknown bytes UNDECODABLE.
 SUPPORTED_FORMATS = {"jpeg", "png", "webp", "bmp", "tiff", "jpeg2000", "pnm"}
 
 
@@ -62,12 +64,12 @@ def sniff_format(data: bytes) -> str | None:
 
 def check_format(data: bytes) -> Fetched:
     if not data:
-        return Fetched(None, "undecodable", "empty file")
+        return Fetched(None, UNDECODABLE, "empty file")
     kind = sniff_format(data)
     if kind is None:
-        return Fetched(None, "undecodable", "not a recognised image file")
+        return Fetched(None, UNDECODABLE, "not a recognised image file")
     if kind not in SUPPORTED_FORMATS:
-        return Fetched(None, "unsupported_format", f"{kind} is not supported")
+        return Fetched(None, UNSUPPORTED_FORMAT, f"{kind} is not supported")
     return Fetched(data)
 
 
@@ -77,15 +79,15 @@ DATA_URI_PREFIX = re.compile(r"^data:[\w/+.-]*(;[\w=.-]+)*;base64,", re.IGNORECA
 def decode_base64(text: str, max_bytes: int) -> Fetched:
     # Cheap bound before decoding: 4 base64 characters carry 3 bytes.
     if len(text) * 3 // 4 > max_bytes + 3:
-        return Fetched(None, "too_large", f"over {max_bytes} bytes")
+        return Fetched(None, TOO_LARGE, f"over {max_bytes} bytes")
     # Accept what encoders commonly produce: a data: URI prefix, MIME line breaks.
     text = "".join(DATA_URI_PREFIX.sub("", text.lstrip(), count=1).split())
     try:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        return Fetched(None, "undecodable", "`data` is not valid base64")
+        return Fetched(None, UNDECODABLE, "`data` is not valid base64")
     if len(data) > max_bytes:
-        return Fetched(None, "too_large", f"{len(data)} bytes > {max_bytes}")
+        return Fetched(None, TOO_LARGE, f"{len(data)} bytes > {max_bytes}")
     return check_format(data)
 
 
@@ -118,36 +120,36 @@ class Fetcher:
             try:
                 return await asyncio.wait_for(self._follow(url), self.timeout_s)
             except TimeoutError:
-                return Fetched(None, "fetch_failed", f"no complete answer within {self.timeout_s:g} s")
+                return Fetched(None, FETCH_FAILED, f"no complete answer within {self.timeout_s:g} s")
             except (httpx.HTTPError, httpx.InvalidURL) as error:
-                return Fetched(None, "fetch_failed", f"{type(error).__name__}: {error}")
+                return Fetched(None, FETCH_FAILED, f"{type(error).__name__}: {error}")
             except ValueError as error:  # a malformed URL, port or header, from the request or a redirect
-                return Fetched(None, "fetch_failed", f"malformed URL or response: {error}")
+                return Fetched(None, FETCH_FAILED, f"malformed URL or response: {error}")
 
     async def _follow(self, url: str) -> Fetched:
         for _ in range(MAX_REDIRECTS + 1):
             parts = urlsplit(url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                return Fetched(None, "fetch_blocked", "only http(s) URLs with a host are fetched")
+                return Fetched(None, FETCH_BLOCKED, "only http(s) URLs with a host are fetched")
             port = parts.port or (443 if parts.scheme == "https" else 80)
             if not self.allow_private and not await host_is_allowed(parts.hostname, port):
-                return Fetched(None, "fetch_blocked", f"{parts.hostname} resolves to a non-public address")
+                return Fetched(None, FETCH_BLOCKED, f"{parts.hostname} resolves to a non-public address")
             async with self.client.stream("GET", url, follow_redirects=False) as response:
                 if response.is_redirect and "location" in response.headers:
                     url = urljoin(url, response.headers["location"])
                     continue
                 if response.status_code != 200:
-                    return Fetched(None, "fetch_failed", f"HTTP {response.status_code}")
+                    return Fetched(None, FETCH_FAILED, f"HTTP {response.status_code}")
                 declared = int(response.headers.get("content-length") or 0)
                 if declared > self.max_bytes:
-                    return Fetched(None, "too_large", f"Content-Length {declared} > {self.max_bytes}")
+                    return Fetched(None, TOO_LARGE, f"Content-Length {declared} > {self.max_bytes}")
                 body = bytearray()
                 async for chunk in response.aiter_bytes():
                     body += chunk
                     if len(body) > self.max_bytes:
-                        return Fetched(None, "too_large", f"over {self.max_bytes} bytes")
+                        return Fetched(None, TOO_LARGE, f"over {self.max_bytes} bytes")
                 return check_format(bytes(body))
-        return Fetched(None, "fetch_failed", f"more than {MAX_REDIRECTS} redirects")
+        return Fetched(None, FETCH_FAILED, f"more than {MAX_REDIRECTS} redirects")
 
     async def fetch_all(self, images) -> list[Fetched]:
         """`images`: objects with `url` or `data`. Results in input order."""

@@ -1,0 +1,53 @@
+"""De-duplication of one request's images: leader clustering under the three-signal duplicate rule."""
+
+from __future__ import annotations
+
+from contract.categories import DedupThresholds
+from gateway.decisions.analysis import ImageAnalysis
+from gateway.decisions.ranking import representative_key
+from gateway.hashing import HashVectors, duplicate_matrix
+
+
+def cluster_duplicates(items: list[ImageAnalysis], t: DedupThresholds) -> list[list[ImageAnalysis]]:
+    """Leader clustering, best image first; cluster[0] is the representative.
+
+    Images are visited in representative_key order; each joins the cluster of the first leader it duplicates,
+    otherwise it leads a new cluster. Members are compared with leaders only, never with each other: chaining
+    A~B~C would let near-duplicate steps (a slowly turning product, crops drifting along) merge two images that
+    do not look alike, silently dropping a distinct view, and losing a view costs more than keeping a duplicate.
+    """
+    ranked = sorted(items, key=representative_key)
+    hashed = [a for a in ranked if a.hashes is not None]
+    # The one duplicate rule (gateway.hashing); the chi-square runs only on pairs both hashes accept (fast at 200).
+    duplicates = duplicate_matrix(HashVectors.from_hashes([a.hashes for a in hashed]), t)
+    row_of = {id(a): row for row, a in enumerate(hashed)}
+
+    clusters: list[list[ImageAnalysis]] = []
+    leader_rows: list[int] = []
+    leader_cluster: list[int] = []
+    for a in ranked:
+        row = row_of.get(id(a))
+        if row is None:
+            clusters.append([a])
+            continue
+        if leader_rows:
+            matches = duplicates[row, leader_rows]
+            if matches.any():
+                clusters[leader_cluster[int(matches.argmax())]].append(a)
+                continue
+        leader_rows.append(row)
+        leader_cluster.append(len(clusters))
+        clusters.append([a])
+    return clusters
+
+
+def dedup_groups(analyses: list[ImageAnalysis], t: DedupThresholds) -> list[list[str]]:
+    """Duplicate groups for POST /v1/dedup: every id exactly once, no type or quality filtering.
+
+    Groups are ordered by their earliest input; inside a group the representative comes first, then the others in
+    input order. Error images are singletons.
+    """
+    clusters = cluster_duplicates([a for a in analyses if a.ok], t)
+    clusters += [[a] for a in analyses if not a.ok]
+    clusters.sort(key=lambda cluster: min(a.index for a in cluster))
+    return [[cluster[0].id] + [a.id for a in sorted(cluster[1:], key=lambda a: a.index)] for cluster in clusters]

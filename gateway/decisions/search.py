@@ -1,0 +1,86 @@
+"""Visual search by category partition: which partition a catalog image is indexed in, and which partitions a query
+searches (the category cascade)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from contract.categories import CategoryHead
+from gateway.decisions.category import predict_category
+
+
+def partition_name(category: str | None) -> str | None:
+    """A caller's top-level category as a partition key (lower-case, trimmed); None when absent or blank."""
+    return category.strip().lower() if category and category.strip() else None
+
+
+def partition_allowed(name: str | None, head: CategoryHead | None) -> bool:
+    """With a head, a caller's partition must be one of its classes (else the cascade could never reach it)."""
+    return head is None or name is None or name in head.classes
+
+
+@dataclass(frozen=True)
+class IndexPlacement:
+    partition: str
+    source: Literal["request", "predicted"]
+
+
+def index_placements(
+    product_ids: Sequence[str],
+    requested: Sequence[str | None],
+    probabilities: Sequence[np.ndarray | None],
+    head: CategoryHead | None,
+) -> list[IndexPlacement | None]:
+    """Per catalog image (parallel sequences): the partition the caller gave (already a partition_name); else the
+    head's top class over the mean of the probabilities of all the product's images in the request that give none
+    (so one odd close-up does not split a product); None when neither exists (`category_unknown`)."""
+    votes: dict[str, list[np.ndarray]] = {}
+    for product_id, name, probs in zip(product_ids, requested, probabilities):
+        if name is None and probs is not None:
+            votes.setdefault(product_id, []).append(probs)
+    predicted = {} if head is None else {p: predict_category(v, head).top_class for p, v in votes.items()}
+    placements: list[IndexPlacement | None] = []
+    for product_id, name in zip(product_ids, requested):
+        if name is not None:
+            placements.append(IndexPlacement(name, "request"))
+        elif product_id in predicted:
+            placements.append(IndexPlacement(predicted[product_id], "predicted"))
+        else:
+            placements.append(None)
+    return placements
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """Which partitions a visual-search query searches and what it reports as its category."""
+
+    category: str | None
+    source: Literal["request", "predicted", "none"]
+    partitions: tuple[str, ...]
+
+
+def search_partitions(
+    requested: str | None,
+    probabilities: dict[str, float] | None,
+    available: Sequence[str],
+    cascade: bool,
+    top_categories: int,
+) -> SearchPlan:
+    """The category cascade. A requested category: that partition only. Otherwise, with the head's probabilities and
+    `cascade`, the `top_categories` most likely partitions among those that hold images (an empty partition is
+    skipped, not searched); without cascade (the flat baseline) or without a head, every available partition, most
+    likely first when the head ran. `category` is the head's top class either way."""
+    name = partition_name(requested)
+    if name is not None:
+        return SearchPlan(name, "request", (name,))
+    ranked = sorted(probabilities, key=lambda c: -probabilities[c]) if probabilities else []
+    top = ranked[0] if ranked else None
+    present = [c for c in ranked if c in set(available)]
+    if cascade and ranked:
+        return SearchPlan(top, "predicted", tuple(present[:top_categories]))
+    everything = present + sorted(set(available) - set(ranked))
+    return SearchPlan(top, "predicted" if top else "none", tuple(everything))

@@ -1,0 +1,100 @@
+"""The product page: reject, de-duplicate per type, order by the category's type priority, cap."""
+
+from __future__ import annotations
+
+from contract.categories import Category
+from contract.reasons import OVER_LIMIT, Status
+from gateway.decisions.analysis import ImageAnalysis, Verdict
+from gateway.decisions.duplicates import cluster_duplicates
+from gateway.decisions.placeholders import PlaceholderEvidence, placeholder_evidence
+from gateway.decisions.quality import rejection_reasons
+from gateway.decisions.ranking import representative_key, sharpness_key
+
+
+def order_selection(representatives: list[ImageAnalysis], category: Category) -> list[ImageAnalysis]:
+    """Page order: the best image of each type in priority order (hero first), then the other images of each type
+    in priority order, then images of an unknown or foreign type. Without any known type (no trained head),
+    sharpest first."""
+    known_types = set(category.types)
+    if not any(a.type in known_types for a in representatives):
+        return sorted(representatives, key=sharpness_key)
+    by_type = {
+        image_type: sorted((a for a in representatives if a.type == image_type), key=representative_key)
+        for image_type in category.priority
+    }
+    firsts = [group[0] for group in by_type.values() if group]
+    extras = [a for group in by_type.values() for a in group[1:]]
+    others = sorted((a for a in representatives if a.type not in known_types), key=representative_key)
+    return firsts + extras + others
+
+
+def page_cap(category: Category, max_images: int | None) -> int:
+    """The request's `max_images`, else the category's."""
+    cap = category.max_images if max_images is None else max_images
+    if cap < 0:
+        raise ValueError(f"max_images must be >= 0, got {cap}")
+    return cap
+
+
+def split_at_cap(ordered: list[ImageAnalysis], cap: int) -> tuple[list[ImageAnalysis], list[ImageAnalysis]]:
+    """(selected, over the limit): the images past the cap get `over_limit`."""
+    return ordered[:cap], ordered[cap:]
+
+
+def _verdict(
+    a: ImageAnalysis,
+    status: Status,
+    *,
+    position: int | None = None,
+    reasons: list[str] | None = None,
+    duplicate_of: str | None = None,
+    placeholder: PlaceholderEvidence | None = None,
+) -> Verdict:
+    return Verdict(
+        id=a.id,
+        supplier=a.supplier,
+        status=status,
+        position=position,
+        type=a.type,
+        type_confidence=a.type_confidence,
+        reasons=reasons or [],
+        duplicate_of=duplicate_of,
+        width=a.width,
+        height=a.height,
+        scores=dict(a.scores),
+        placeholder=placeholder,
+        vote=a.vote,
+    )
+
+
+def select(
+    analyses: list[ImageAnalysis], category: Category, max_images: int | None = None
+) -> tuple[list[str], list[Verdict]]:
+    """(selected ids in page order, one verdict per input image in input order)."""
+    cap = page_cap(category, max_images)
+
+    verdicts: dict[int, Verdict] = {}  # keyed by id() of the analysis: ids are not trusted to be unique here
+    candidates_by_type: dict[str, list[ImageAnalysis]] = {}
+    for a in analyses:
+        if not a.ok:
+            verdicts[id(a)] = _verdict(a, "error", reasons=[a.error_reason])
+        elif reasons := rejection_reasons(a, category):
+            verdicts[id(a)] = _verdict(a, "rejected", reasons=reasons, placeholder=placeholder_evidence(a, category))
+        else:
+            candidates_by_type.setdefault(a.type, []).append(a)
+
+    # Clustering per type: a front and a back shot of a plain product can hash alike, yet both belong on the page.
+    representatives = []
+    for candidates in candidates_by_type.values():
+        for cluster in cluster_duplicates(candidates, category.dedup):
+            representative = cluster[0]
+            representatives.append(representative)
+            for duplicate in cluster[1:]:
+                verdicts[id(duplicate)] = _verdict(duplicate, "duplicate", duplicate_of=representative.id)
+
+    selected, over_limit = split_at_cap(order_selection(representatives, category), cap)
+    for position, a in enumerate(selected, start=1):
+        verdicts[id(a)] = _verdict(a, "selected", position=position)
+    for a in over_limit:
+        verdicts[id(a)] = _verdict(a, "rejected", reasons=[OVER_LIMIT])
+    return [a.id for a in selected], [verdicts[id(a)] for a in sorted(analyses, key=lambda a: a.index)]
