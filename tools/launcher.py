@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from threading import Thread
 
-from gateway.config import PROJECT_ROOT, Settings
+from gateway.settings import PROJECT_ROOT, Settings
 
 PYTHON_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
 
@@ -52,7 +52,7 @@ def free_port() -> int:
 def settings_on_free_ports(**overrides) -> Settings:
     """Settings for a private stack (tests, benchmarks) that cannot collide with a running `make run`."""
     ports = {name: free_port() for name in ("port", "triton_http_port", "triton_grpc_port", "triton_metrics_port")}
-    return Settings(**{**ports, **overrides})
+    return Settings.from_env({}, **{**ports, **overrides})  # defaults, not this process's IMGSEL_ variables
 
 
 def prepare_backend_dir(triton_home: Path) -> Path:

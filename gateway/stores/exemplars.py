@@ -1,5 +1,5 @@
 """The persistent store of category exemplars: backbone embeddings of images /v1/select recently accepted, by
-category. The unseen-placeholder vote (gateway.decisions.exemplar_vote) compares an image with them.
+category. The unseen-placeholder vote (gateway.decisions.placeholders.exemplar_vote) compares an image with them.
 
 Embedded default: one SQLite file under IMGSEL_DATA_DIR (`exemplars.sqlite`, beside `placeholders.sqlite`). Each
 category is a bounded ring: at most `capacity` rows, the oldest dropped in the same transaction that adds new ones.
@@ -33,6 +33,8 @@ CREATE INDEX IF NOT EXISTS exemplars_by_category ON exemplars (category, seq);
 
 
 class ExemplarStore:
+    """SQLite implementation of gateway.stores.interfaces.CategoryExemplarStore."""
+
     def __init__(self, path: Path, capacity: int = 256, per_product: int = 2):
         if capacity < 1 or per_product < 1:
             raise ValueError("exemplar capacity and per_product must be >= 1")

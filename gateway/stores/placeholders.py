@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from gateway.catalog_dedup import radius_for
-from gateway.decisions import LibraryMatch
-from gateway.hash_index import HashIndex, popcount64
+from gateway.decisions.analysis import LibraryMatch
+from gateway.hash_index import HashIndex
+from gateway.hashing import popcount64, radius_for
 from gateway.stores.durable import open_durable, transaction
+from gateway.stores.interfaces import Placeholder
 
 BANDS = 4  # 16-bit bands: measured fastest at 100k-1M entries (BENCHMARKS.md)
 
@@ -31,26 +31,6 @@ CREATE TABLE IF NOT EXISTS placeholders (
     added_at REAL NOT NULL
 )
 """
-
-
-@dataclass(frozen=True)
-class Placeholder:
-    id: str
-    phash: int
-    width: int
-    height: int
-    supplier: str | None
-    added_at: float
-
-    def as_json(self) -> dict:
-        return {
-            "id": self.id,
-            "phash": f"{self.phash:016x}",
-            "width": self.width,
-            "height": self.height,
-            "supplier": self.supplier,
-            "added_at": self.added_at,
-        }
 
 
 def to_signed(value: int) -> int:
@@ -67,6 +47,8 @@ def hamming_to_all(query: int, hashes: np.ndarray) -> np.ndarray:
 
 
 class PlaceholderLibrary:
+    """SQLite implementation of gateway.stores.interfaces.PlaceholderStore."""
+
     def __init__(self, path: Path):
         self.path = path
         self._lock = threading.Lock()

@@ -8,20 +8,20 @@ Search inside a partition is exact (inner product of L2-normalised embeddings = 
 and approximate above: a faiss HNSW graph (M = 32, efSearch = `ef_search`) built lazily on the first search after the
 partition was reloaded; new images are added to an existing graph, while a replacement or a deletion reloads the
 partition and its graph is rebuilt on the next search (seconds per 10k images, under the index lock: searches wait).
-Which partitions a query searches is decided by `gateway.decisions.search_partitions` (the category cascade); this
-module only stores and searches.
+Which partitions a query searches is decided by `gateway.decisions.search.search_partitions` (the category cascade);
+this module only stores and searches.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from gateway.stores.durable import open_durable, transaction
+from gateway.stores.interfaces import Hit
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -35,14 +35,6 @@ CREATE INDEX IF NOT EXISTS items_by_product ON items (product_id);
 """
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
-
-
-@dataclass(frozen=True)
-class Hit:
-    product_id: str
-    image_id: str
-    partition: str
-    score: float  # cosine similarity
 
 
 class _Partition:
@@ -86,6 +78,8 @@ class _Partition:
 
 
 class SearchIndex:
+    """SQLite implementation of gateway.stores.interfaces.SearchIndexStore."""
+
     def __init__(self, path: Path, exact_max: int = 20_000, ef_search: int = 64):
         self.path = path
         self.exact_max = exact_max

@@ -6,6 +6,7 @@ import base64
 import io
 from html import escape
 from html.parser import HTMLParser
+from tempfile import mkdtemp
 
 import numpy as np
 from PIL import Image
@@ -176,25 +177,42 @@ def test_thumbnail_restores_the_aspect_ratio():
 def test_report_endpoint_glue_without_triton():
     from fastapi.testclient import TestClient
 
+    from contract.categories_file import load_catalog
+    from gateway.api.deps import get_curation
     from gateway.app import create_app
-    from gateway.config import Settings
-    from gateway.service import Curation
+    from gateway.decisions.analysis import Verdict
+    from gateway.decisions.category import CategoryChoice
+    from gateway.services.curation import Curation
+    from gateway.settings import Settings
     from tools.launcher import free_port
 
     request, response, _ = example()
     thumbs = {v.id: np.asarray(product_photo(side=128)) for v in response.images if v.status != "error"}
+    verdicts = [
+        Verdict(
+            **{
+                **v.model_dump(exclude={"placeholder", "placeholder_vote"}),
+                "width": v.width or 0,
+                "height": v.height or 0,
+            }
+        )
+        for v in response.images
+    ]
 
-    class FakeCurator:
+    class FakeCuration:
         async def curate(self, body):
             assert body.product_id == request.product_id
-            return Curation(response, thumbs)
+            choice = CategoryChoice(load_catalog().default, response.category_source, None)
+            return Curation(response.product_id, choice, response.selected, verdicts, thumbs)
 
-    settings = Settings(triton_grpc_url=f"127.0.0.1:{free_port()}", triton_timeout_s=2, retry_after_s=3)
+    settings = Settings.from_env(
+        {}, triton_grpc_url=f"127.0.0.1:{free_port()}", triton_timeout_s=2, retry_after_s=3, data_dir=mkdtemp()
+    )
     with TestClient(create_app(settings)) as client:
         down = client.post("/v1/report", json={"product_id": "p", "images": [{"id": "a", "data": DATA}]})
         assert down.status_code == 503 and down.headers["retry-after"] == "3"  # no Triton listening
         assert client.post("/v1/report", json={"product_id": "p", "images": []}).status_code == 422
-        client.app.state.curator = FakeCurator()
+        client.app.dependency_overrides[get_curation] = FakeCuration
         page = client.post("/v1/report", json=request.model_dump(exclude_none=True))
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     parsed = Page(page.text)

@@ -1,4 +1,4 @@
-"""gateway.config.Settings.from_env and the launcher's pre-flight checks (ports, Triton binary, model repository)."""
+"""gateway.settings.Settings.from_env and the launcher's pre-flight checks (ports, Triton binary, model repository)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import Settings
+from gateway.settings import Settings
 from tools.launcher import PYTHON_VERSION, LaunchError, check_ports, port_in_use, triton_command
 
 # ---------------------------------------------------------------------------------------------- Settings.from_env

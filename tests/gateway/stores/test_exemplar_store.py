@@ -62,33 +62,3 @@ def test_survives_reopen_and_applies_a_smaller_capacity(tmp_path):
 def test_invalid_bounds(tmp_path):
     with pytest.raises(ValueError):
         ExemplarStore(tmp_path / "ex.sqlite", capacity=0)
-
-
-def test_curator_votes_against_the_store_and_feeds_it_only_confident_selections(tmp_path):
-    from contract.categories_file import load_catalog
-    from gateway.decisions import ImageAnalysis, VoteRule, select
-    from gateway.service import Analyzed, Curator
-
-    apparel = load_catalog().get("apparel")
-    store = ExemplarStore(tmp_path / "ex.sqlite")
-    curator = Curator(None, None, None, None, 16, exemplars=store, vote_rule=VoteRule(exemplars=3, min_votes=2))
-
-    def item(image_id: str, index: int, embedding: np.ndarray, placeholder: float) -> Analyzed:
-        scores = {"placeholder": placeholder}
-        analysis = ImageAnalysis(id=image_id, supplier="A", index=index, ok=True, width=900, height=900, scores=scores)
-        return Analyzed(analysis, embedding)
-
-    shirt = unit(1)
-    first = [item("a", 0, shirt, 0.0)]
-    curator.vote_placeholders(first, "apparel", "p0")
-    assert first[0].analysis.vote.outcome == "abstained"
-    for p in range(3):  # three products accepted; a doubtful score is never fed
-        batch = [item("hero", 0, shirt, 0.0), item("doubt", 1, unit(50 + p), 0.3)]
-        curator.vote_placeholders(batch, "apparel", f"p{p}")
-        _, verdicts = select([b.analysis for b in batch], apparel)
-        curator.remember_exemplars(batch, verdicts, "apparel", f"p{p}")
-    assert store.count("apparel") == 3
-    unseen = [item("new", 0, unit(99), 0.2), item("same", 1, shirt, 0.2)]
-    curator.vote_placeholders(unseen, "apparel", "p9")
-    assert unseen[0].analysis.vote.outcome == "placeholder" and unseen[0].analysis.vote.unlike == 3
-    assert unseen[1].analysis.vote.outcome == "product"

@@ -1,4 +1,4 @@
-"""Visual-search index: persistence, partitions, replacement, deletion, exact vs HNSW, the category cascade rule."""
+"""Visual-search index: persistence, partitions, replacement, deletion, exact vs HNSW."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import sqlite3
 import numpy as np
 import pytest
 
-from gateway.decisions import search_partitions
 from gateway.stores.search_index import SearchIndex
 
 
@@ -83,31 +82,6 @@ def test_hnsw_above_the_exact_limit_agrees_with_exact_search(tmp_path):
     assert approximate._partitions["fruit"].graph is not None  # really the HNSW path
     assert np.mean(overlap) >= 0.9
     assert approximate.search(vectors[7], ["fruit"], k=1)[0].image_id == "i7"
-
-
-PROBS = {"fruit": 0.7, "vegetables": 0.2, "packages": 0.1}
-
-
-def test_cascade_searches_the_most_likely_partitions():
-    plan = search_partitions(
-        None, PROBS, ["packages", "fruit", "vegetables", "apparel"], cascade=True, top_categories=2
-    )
-    assert (plan.category, plan.source, plan.partitions) == ("fruit", "predicted", ("fruit", "vegetables"))
-
-
-def test_cascade_skips_partitions_that_hold_nothing():
-    plan = search_partitions(None, PROBS, ["packages", "apparel"], cascade=True, top_categories=1)
-    assert (plan.category, plan.partitions) == ("fruit", ("packages",))  # fruit predicted, but nothing indexed there
-    assert search_partitions(None, PROBS, [], cascade=True, top_categories=2).partitions == ()
-
-
-def test_requested_category_wins_and_flat_searches_everything():
-    requested = search_partitions(" Packages ", PROBS, ["fruit"], cascade=True, top_categories=1)
-    assert (requested.category, requested.source, requested.partitions) == ("packages", "request", ("packages",))
-    flat = search_partitions(None, PROBS, ["apparel", "packages", "fruit"], cascade=False, top_categories=1)
-    assert flat.partitions == ("fruit", "packages", "apparel") and flat.category == "fruit"
-    no_head = search_partitions(None, None, ["gear", "apparel"], cascade=True, top_categories=1)
-    assert (no_head.category, no_head.source, no_head.partitions) == (None, "none", ("apparel", "gear"))
 
 
 def test_appending_to_a_large_partition_extends_its_graph_instead_of_rebuilding(tmp_path):

@@ -1,0 +1,40 @@
+"""The one place that reads the application's state: each dependency once, as an `Annotated` alias for routes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from gateway.clients.triton import TritonAnalyzer
+from gateway.services.curation import CurationService
+from gateway.services.placeholders import PlaceholderLibraryService
+from gateway.services.search import SearchService
+from gateway.settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_triton(request: Request) -> TritonAnalyzer:
+    return request.app.state.triton
+
+
+def get_curation(request: Request) -> CurationService:
+    return request.app.state.curation
+
+
+def get_placeholders(request: Request) -> PlaceholderLibraryService:
+    return request.app.state.placeholders
+
+
+def get_search(request: Request) -> SearchService:
+    return request.app.state.search
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+TritonDep = Annotated[TritonAnalyzer, Depends(get_triton)]
+CurationDep = Annotated[CurationService, Depends(get_curation)]
+PlaceholdersDep = Annotated[PlaceholderLibraryService, Depends(get_placeholders)]
+SearchDep = Annotated[SearchService, Depends(get_search)]

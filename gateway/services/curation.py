@@ -1,0 +1,98 @@
+"""Curation of one product (POST /v1/select, /v1/report) and pure de-duplication (POST /v1/dedup): the analysis step,
+placeholder evidence, the category, the type heads, then the pure selection."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from contract.categories import Catalog, Category
+from gateway.decisions.analysis import Verdict
+from gateway.decisions.category import CategoryChoice, CategoryPrediction, choose_category, predict_category
+from gateway.decisions.duplicates import dedup_groups
+from gateway.decisions.image_types import type_from_head
+from gateway.decisions.placeholders import counts_toward_category
+from gateway.decisions.selection import select
+from gateway.metrics import IMAGE_OUTCOMES
+from gateway.schemas import ImageIn, SelectRequest
+from gateway.services.analysis import AnalysisStep, Analyzed
+from gateway.services.placeholders import ExemplarVoting, PlaceholderLibraryService
+
+
+class TypeHeadClient(Protocol):
+    async def ready_models(self) -> set[str]: ...
+
+    async def classify(self, head: str, embeddings: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass
+class Curation:
+    """One product's curation, and what a report needs to show it: Triton's thumbnail of every analysed image."""
+
+    product_id: str
+    choice: CategoryChoice
+    selected: list[str]
+    verdicts: list[Verdict]
+    thumbnails: dict[str, np.ndarray | None]  # by input id
+
+
+class CurationService:
+    def __init__(
+        self,
+        catalog: Catalog,
+        analysis: AnalysisStep,
+        type_heads: TypeHeadClient,
+        library: PlaceholderLibraryService,
+        voting: ExemplarVoting | None,
+    ):
+        self.catalog = catalog
+        self.analysis = analysis
+        self.type_heads = type_heads
+        self.library = library
+        self.voting = voting  # None: no category vote
+
+    async def curate(self, request: SelectRequest) -> Curation:
+        analyzed = await self.analysis.analyze(request.images)
+        self.library.match(analyzed)
+        choice = choose_category(self.catalog, request.category, lambda: self._predict_category(analyzed))
+        category = choice.category
+        if self.voting is not None:
+            self.voting.vote(analyzed, category.name, request.product_id)
+        await self._assign_types(analyzed, category)
+        selected, verdicts = select([a.analysis for a in analyzed], category, request.max_images)
+        if self.voting is not None:
+            await asyncio.to_thread(self.voting.remember, analyzed, verdicts, category.name, request.product_id)
+        for verdict in verdicts:
+            IMAGE_OUTCOMES.labels(status=verdict.status).inc()
+        thumbnails = {a.analysis.id: a.thumb for a in analyzed}
+        return Curation(request.product_id, choice, selected, verdicts, thumbnails)
+
+    async def dedup(self, images: list[ImageIn]) -> list[list[str]]:
+        analyzed = await self.analysis.analyze(images)
+        return dedup_groups([a.analysis for a in analyzed], self.catalog.default.dedup)
+
+    def _predict_category(self, analyzed: list[Analyzed]) -> CategoryPrediction | None:
+        """The head's prediction over the images that count toward the category (decisions.placeholders)."""
+        head = self.catalog.category_head
+        if head is None:
+            return None
+        rows = [
+            probs
+            for a in analyzed
+            if (probs := self.analysis.head_output(a)) is not None
+            and counts_toward_category(a.analysis, self.catalog.default)
+        ]
+        return predict_category(rows, head)
+
+    async def _assign_types(self, analyzed: list[Analyzed], category: Category) -> None:
+        """Route embeddings to the category's type head; without a served head every type stays `unknown`."""
+        typed = [a for a in analyzed if a.embedding is not None]
+        if not typed or category.head not in await self.type_heads.ready_models():
+            return
+        probabilities = await self.type_heads.classify(category.head, np.stack([a.embedding for a in typed]))
+        for item, probs in zip(typed, probabilities):
+            call = type_from_head(probs, category)
+            item.analysis.type, item.analysis.type_confidence = call.type, call.confidence

@@ -1,0 +1,100 @@
+"""Visual search: index catalog images in their top-level category's partition, search by the category cascade,
+remove products. The partition rules are in gateway.decisions.search."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from contract.categories import CategoryHead
+from contract.reasons import CATEGORY_UNKNOWN, UNDECODABLE
+from gateway.decisions.search import (
+    IndexPlacement,
+    SearchPlan,
+    index_placements,
+    partition_allowed,
+    partition_name,
+    search_partitions,
+)
+from gateway.schemas import ImageIn, IndexRequest, SearchRequest
+from gateway.services.analysis import AnalysisStep
+from gateway.services.errors import InvalidField
+from gateway.stores.interfaces import Hit, SearchIndexStore
+
+
+@dataclass(frozen=True)
+class Indexed:
+    image_id: str
+    product_id: str
+    placement: IndexPlacement
+
+
+@dataclass(frozen=True)
+class IndexOutcome:
+    indexed: list[Indexed]
+    failed: list[tuple[str, str]]  # (image id, reason code)
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    plan: SearchPlan
+    probabilities: dict[str, float] | None  # the category head's, when it ran
+    hits: list[Hit]
+
+
+class SearchService:
+    def __init__(self, category_head: CategoryHead | None, analysis: AnalysisStep, index: SearchIndexStore):
+        self.category_head = category_head
+        self.analysis = analysis
+        self.index = index
+
+    def _requested_partition(self, category: str | None, field: str) -> str | None:
+        name = partition_name(category)
+        if not partition_allowed(name, self.category_head):
+            classes = ", ".join(self.category_head.classes)
+            raise InvalidField(field, f"{category!r} is not a top-level category; use one of {classes}")
+        return name
+
+    async def index_items(self, request: IndexRequest) -> IndexOutcome:
+        """Embed catalog images through the same Triton path as product images and store each in the partition
+        decisions.search.index_placements gives it; an image that fails, or has no partition, is reported failed."""
+        items = request.items
+        requested = [self._requested_partition(item.category, f"items.{i}.category") for i, item in enumerate(items)]
+        analyzed = await self.analysis.analyze(
+            [ImageIn(id=item.image_id, url=item.url, data=item.data) for item in items]
+        )
+        probabilities = [self.analysis.head_output(a) if a.analysis.ok else None for a in analyzed]
+        placements = index_placements([item.product_id for item in items], requested, probabilities, self.category_head)
+        rows, indexed, failed = [], [], []
+        for item, result, placement in zip(items, analyzed, placements):
+            if not result.analysis.ok or result.embedding is None:
+                failed.append((item.image_id, result.analysis.error_reason or UNDECODABLE))
+            elif placement is None:
+                failed.append((item.image_id, CATEGORY_UNKNOWN))
+            else:
+                rows.append((item.product_id, item.image_id, placement.partition, result.embedding))
+                indexed.append(Indexed(item.image_id, item.product_id, placement))
+        if rows:
+            await asyncio.to_thread(self.index.add, rows)
+        return IndexOutcome(indexed, failed)
+
+    async def search(self, request: SearchRequest) -> SearchOutcome:
+        """Embed the query, choose partitions by the category cascade, search them. A query image that cannot be
+        fetched or decoded is an InvalidField naming `image`."""
+        self._requested_partition(request.category, "category")
+        (result,) = await self.analysis.analyze([ImageIn(id="query", url=request.image.url, data=request.image.data)])
+        if not result.analysis.ok or result.embedding is None:
+            raise InvalidField("image", f"the query image failed ({result.analysis.error_reason or UNDECODABLE})")
+        probabilities = self.analysis.class_probabilities(result)
+        available = list(self.index.partitions())
+        plan = search_partitions(request.category, probabilities, available, request.cascade, request.top_categories)
+        hits = await asyncio.to_thread(
+            self.index.search, result.embedding, list(plan.partitions), request.k, request.per_product
+        )
+        return SearchOutcome(plan, probabilities, hits)
+
+    def partitions(self) -> dict[str, int]:
+        return self.index.partitions()
+
+    async def remove_product(self, product_id: str) -> int:
+        return await asyncio.to_thread(self.index.remove_product, product_id)

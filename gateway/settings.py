@@ -1,0 +1,107 @@
+"""Settings from environment variables prefixed IMGSEL_ (documented in the README): `Settings()` reads the process
+environment, `Settings.from_env(environ)` a given mapping (the launcher, tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings.sources import EnvSettingsSource, InitSettingsSource
+from pydantic_settings.sources.utils import parse_env_vars
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENV_PREFIX = "IMGSEL_"
+
+
+def parse_bool(raw: str) -> bool:
+    word = raw.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {raw!r}")
+
+
+class SettingsError(ValueError):
+    """A setting with a value of the wrong type; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    triton_grpc_url: str = "127.0.0.1:8001"
+    triton_http_port: int = 8000
+    triton_grpc_port: int = 8001
+    triton_metrics_port: int = 8002
+    triton_timeout_s: float = 30.0  # one analyze call; past it the request gets 503
+    triton_home: str = str(PROJECT_ROOT / ".cache" / "tritonserver")  # unpacked nvidia-pytriton wheel
+    model_repository: str = str(PROJECT_ROOT / "model_repository")
+    startup_timeout_s: float = 180.0
+    retry_after_s: int = 5
+    fetch_timeout_s: float = 10.0
+    fetch_max_bytes: int = 20 * 1024 * 1024  # per image, URL or base64
+    fetch_concurrency: int = 16
+    fetch_allow_private: bool = False  # refuse URLs resolving to private/loopback addresses (SSRF guard)
+    max_images_per_request: int = 200
+    categories_file: str = ""  # empty: contract/categories.toml
+    data_dir: str = str(PROJECT_ROOT / ".imgsel-data")  # persistent state: placeholder library, vote exemplars (SQLite)
+    placeholder_max_distance: int = 16  # pHash bits: 0 false positives on 481 dev photos (BENCHMARKS.md)
+    # The unseen-placeholder vote (gateway.decisions.placeholders.VoteRule; chosen on dev data, BENCHMARKS.md).
+    placeholder_vote_exemplars: int = 11  # K: exemplars (recent accepted products of the category) per vote
+    placeholder_vote_min_votes: int = 5  # "unlike" votes that call a placeholder
+    placeholder_vote_similarity: float = 0.16  # an exemplar votes "unlike" below this cosine similarity
+    placeholder_vote_head_min: float = 0.02  # ... and rejects only with a learned placeholder score >= this
+    placeholder_vote_similarity_alone: float = 0.13  # threshold when no placeholder score ran (vote alone)
+    exemplar_capacity: int = 256  # exemplars kept per category (ring, most recent)
+    exemplar_per_product: int = 2  # accepted images one product contributes
+    exemplar_max_placeholder_score: float = 0.05  # accepted images feed the store only below this placeholder score
+    # Visual search (gateway.stores.search_index): exact search per partition up to this size, HNSW above it.
+    search_exact_max: int = 20_000
+    search_ef_search: int = 64  # HNSW candidate list per query (recall vs latency, BENCHMARKS.md)
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            raise SettingsError("; ".join(_describe(problem) for problem in error.errors())) from None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def parse_text(cls, value: Any, info: ValidationInfo) -> Any:
+        """Text is read as Python reads it (int("1_000"), float(" 2.5 ")); booleans by parse_bool."""
+        if not isinstance(value, str):
+            return value
+        kind = cls.model_fields[info.field_name].annotation
+        return parse_bool(value) if kind is bool else kind(value)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from `environ` (default: the process environment) only; `overrides` win over it."""
+        if environ is None:
+            return cls(**overrides)
+        sources = (InitSettingsSource(cls, overrides), _MappingEnvSource(cls, environ))
+        return cls(_build_sources=(sources, overrides))
+
+
+def _describe(problem: dict) -> str:
+    name = str(problem["loc"][0]) if problem["loc"] else ""
+    if name not in Settings.model_fields:
+        return f"{name or 'settings'}: {problem['msg']}"
+    expected = Settings.model_fields[name].annotation.__name__
+    return f"{ENV_PREFIX}{name.upper()}={problem['input']!r}: expected {expected}"
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """The environment source of pydantic-settings over a given mapping instead of os.environ."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]):
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)

@@ -1,0 +1,37 @@
+"""Shared by the API tests: settings for an app with no Triton listening, request bodies, the 422 check."""
+
+from __future__ import annotations
+
+import base64
+import tempfile
+
+from gateway.settings import Settings
+from tests.helpers import encode, product_photo
+from tools.launcher import free_port
+
+JPEG_B64 = base64.b64encode(encode(product_photo(side=64))).decode()
+RETRY_AFTER_S = 7
+
+
+def settings(**overrides) -> Settings:
+    """Defaults (not this process's IMGSEL_ variables), Triton on a port nobody listens on, a fresh data dir."""
+    return Settings.from_env(
+        {},
+        triton_grpc_url=f"127.0.0.1:{free_port()}",
+        triton_timeout_s=2,
+        retry_after_s=RETRY_AFTER_S,
+        data_dir=tempfile.mkdtemp(prefix="imgsel-test-data-"),
+        **overrides,
+    )
+
+
+def select_body(*images, **fields) -> dict:
+    return {"product_id": "p-1", "images": list(images), **fields}
+
+
+def assert_422(response, field: str) -> dict:
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert field in body["message"], body["message"]
+    assert body["detail"], "FastAPI's detail list is kept"
+    return body

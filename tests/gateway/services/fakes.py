@@ -1,0 +1,67 @@
+"""Stand-ins for the fetcher and Triton in service tests: every image's bytes come from its base64 `data`, and
+Triton answers with prepared RawAnalysis rows."""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+
+from contract.categories_file import load_catalog
+from contract.tensors import EMBEDDING_DIM
+from gateway.clients.fetch import Fetched, decode_base64
+from gateway.clients.triton import RawAnalysis
+from gateway.services.analysis import AnalysisStep
+from tests.helpers import encode, product_photo
+
+CATALOG = load_catalog()
+HEAD = CATALOG.category_head
+CLASSES = HEAD.classes if HEAD else ()
+
+
+class FakeFetcher:
+    async def fetch_all(self, images):
+        return [decode_base64(image.data, 1 << 30) if image.data else Fetched(None, "fetch_failed") for image in images]
+
+
+class FakeTriton:
+    """Returns one prepared RawAnalysis per file (in order); `served` models are ready; `type_probs` per call."""
+
+    def __init__(self, raws, served=frozenset({"category"}), type_probs=None):
+        self.raws, self.served, self.type_probs = raws, served, type_probs
+
+    async def analyze(self, files):
+        return self.raws[: len(files)]
+
+    async def ready_models(self):
+        return self.served
+
+    async def classify(self, head, embeddings):
+        if self.type_probs is None:
+            raise AssertionError("no type head is served in this test")
+        return self.type_probs[: len(embeddings)]
+
+
+def one_hot(cls: str, confidence: float) -> np.ndarray:
+    probs = np.full(len(CLASSES), (1.0 - confidence) / (len(CLASSES) - 1), np.float32)
+    probs[CLASSES.index(cls)] = confidence
+    return probs
+
+
+def unit(seed: int, dim: int = EMBEDDING_DIM) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=dim).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def raw(seed: int, probs: np.ndarray | None = None, placeholder: float = 0.0, embedding=None) -> RawAnalysis:
+    thumb = np.asarray(product_photo(128, (20 * seed % 255, 90, 200), seed=seed))
+    quality = {"blur": 0.1, "small_object": 0.1, "placeholder": placeholder}
+    return RawAnalysis(True, 1000, 1000, thumb, unit(seed) if embedding is None else embedding, quality, probs)
+
+
+def jpeg_b64(seed: int) -> str:
+    return base64.b64encode(encode(product_photo(64, seed=seed))).decode()
+
+
+def analysis_step(triton: FakeTriton) -> AnalysisStep:
+    return AnalysisStep(FakeFetcher(), triton, HEAD)
