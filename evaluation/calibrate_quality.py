@@ -10,20 +10,16 @@ the side, i.e. ~6% of the area). Prints percentiles and, at the configured thres
 from __future__ import annotations
 
 import argparse
-import io
 
 import numpy as np
 from PIL import Image, ImageFilter
 
 from build_engines.quality import load_params
-from loadtest.products import CATALOG
 from preprocessing.runner import PreprocessRunner
+from training.datasets import DEFAULT_DATA
+from training.image_codec import encode_image
 
-
-def encode(image: Image.Image) -> np.ndarray:
-    buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, "JPEG", quality=90)
-    return np.frombuffer(buffer.getvalue(), dtype=np.uint8)
+CATALOG = DEFAULT_DATA / "catalog"
 
 
 def shrunk_into_whitespace(image: Image.Image, fraction: float = 0.25) -> Image.Image:
@@ -59,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, images in variants.items():
         features = np.concatenate(
             [
-                runner.run([encode(im) for im in images[i : i + 64]])["QUALITY_FEATURES"]
+                runner.run([encode_image(im) for im in images[i : i + 64]])["QUALITY_FEATURES"]
                 for i in range(0, len(images), 64)
             ]
         )

@@ -1,14 +1,15 @@
-"""Visual search benchmark: category cascade vs flat search, on real photos and at catalog scale.
+"""Visual search recall: category cascade vs flat search, on real photos (and, with --scale, at catalog scale:
+evaluation.search_scale).
 
-    python -m evaluation.search_bench [--data ../shared/data] [--scale 100000] [--json out.json]
+    python -m evaluation.search_recall [--data ../shared/data] [--scale 100000] [--json out.json]
 
 Real data (cross-domain, the Grocery Store Dataset's use case): the index holds the grocery training photos and the
 81 iconic catalog images (product = fine class, partition = its top-level class: fruit / vegetables / packages) plus
 the 400 catalog studio photos as distractors (partitions apparel / gear); queries are the 296 grocery validation
 phone photos (new photos of indexed products). Embeddings and the category head's probabilities come from the
-production path (DALI preprocessing -> EfficientNet-Lite0 -> heads/category.onnx), cached by the category-head
-training (training.category_head) or computed here. A query is a hit@k when its product is among the k products
-returned (one best image per product, as the API returns them by default).
+production path (DALI preprocessing -> EfficientNet-Lite0 -> heads/category.onnx), from the embedding cache the
+category-head training fills (training.embedding_cache, same file list) or computed here. A query is a hit@k when its
+product is among the k products returned (one best image per product, as the API returns them by default).
 
 Scale: a synthetic catalog of `--scale` vectors made from the real embeddings (each a real embedding plus Gaussian
 noise, renormalised, in its source's partition) queried with the real validation embeddings: search latency of flat
@@ -26,12 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
+from build_engines.artifacts import HEADS_DIR
 from contract.categories_file import load_catalog
-from gateway.decisions import search_partitions
+from evaluation.search_scale import percentile_ms, scale_benchmark
+from gateway.decisions.search import search_partitions
 from gateway.stores.search_index import SearchIndex
-from training.category_head import DEFAULT_CACHE, HEADS_DIR, cached_embeddings, development_data
-
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from training.datasets import DEFAULT_DATA, development_data
+from training.embedding_cache import DEFAULT_CACHE, cached_embeddings
 
 
 def category_probabilities(embeddings: np.ndarray) -> np.ndarray:
@@ -39,10 +41,6 @@ def category_probabilities(embeddings: np.ndarray) -> np.ndarray:
 
     session = ort.InferenceSession(str(HEADS_DIR / "category.onnx"), providers=["CPUExecutionProvider"])
     return session.run(None, {session.get_inputs()[0].name: embeddings.astype(np.float32)})[0]
-
-
-def percentile_ms(samples: list[float], q: float) -> float:
-    return round(float(np.percentile(samples, q)) * 1000, 3)
 
 
 def run_queries(index: SearchIndex, queries, truth, probs, classes, mode: str, k_values=(1, 5)) -> dict:
@@ -116,65 +114,6 @@ def real_benchmark(real: dict, workdir: Path) -> dict:
         out["modes"][mode] = run_queries(index, e[queries], truth, real["probs"][queries], real["classes"], mode)
     index.close()
     return out
-
-
-def scale_benchmark(real: dict, size: int, workdir: Path, seed: int = 0, noise: float = 0.025) -> dict:
-    """`noise` per dimension: with 1280 dims a source's copies keep a cosine of ~0.7 to it (printed below)."""
-    rng = np.random.default_rng(seed)
-    e, partitions, is_query = real["embeddings"], real["partitions"], real["is_query"]
-    sources = np.flatnonzero(~is_query & real["valid"])
-    picks = rng.choice(sources, size=size)
-    vectors = e[picks] + rng.normal(0, noise, size=(size, e.shape[1])).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    cos_to_source = float(np.mean(np.sum(vectors[:1000] * e[picks[:1000]], axis=1)))
-    rows = [(f"p{i}", f"i{i}", partitions[s], vectors[i]) for i, s in enumerate(picks)]
-    exact = SearchIndex(workdir / "exact.sqlite", exact_max=size + 1)
-    hnsw = SearchIndex(workdir / "hnsw.sqlite", exact_max=1000, ef_search=64)
-    started = time.perf_counter()
-    exact.add(rows)
-    hnsw.add(rows)
-    add_s = (time.perf_counter() - started) / 2
-    queries = np.flatnonzero(is_query & real["valid"])[:200]
-    classes = real["classes"]
-    all_partitions = list(exact.partitions())
-    lat = {"flat_exact": [], "cascade_exact": [], "cascade_hnsw": []}
-    recall = []
-    build_s = None
-    for qi in queries:
-        q = e[qi]
-        probabilities = {c: float(v) for c, v in zip(classes, real["probs"][qi])}
-        plan = search_partitions(None, probabilities, all_partitions, True, 1)
-        t = time.perf_counter()
-        exact.search(q, all_partitions, 10, per_product=False)
-        lat["flat_exact"].append(time.perf_counter() - t)
-        t = time.perf_counter()
-        truth = {h.image_id for h in exact.search(q, list(plan.partitions), 10, per_product=False)}
-        lat["cascade_exact"].append(time.perf_counter() - t)
-        if build_s is None:  # first HNSW search of each partition builds its graph: time the builds separately
-            t = time.perf_counter()
-            for name in all_partitions:
-                hnsw.search(q, [name], 1, per_product=False)
-            build_s = time.perf_counter() - t
-        t = time.perf_counter()
-        found = {h.image_id for h in hnsw.search(q, list(plan.partitions), 10, per_product=False)}
-        lat["cascade_hnsw"].append(time.perf_counter() - t)
-        recall.append(len(truth & found) / max(len(truth), 1))
-    result = {
-        "vectors": size,
-        "noise_per_dim": noise,
-        "mean_cosine_to_source": round(cos_to_source, 3),
-        "partitions": exact.partitions(),
-        "add_seconds": round(add_s, 1),
-        "hnsw_build_seconds_all_partitions": round(build_s or 0.0, 1),
-        "queries": len(queries),
-        "hnsw_recall_at_10_vs_exact_same_partition": round(float(np.mean(recall)), 4),
-    }
-    for name, samples in lat.items():
-        result[f"{name}_ms_p50"] = percentile_ms(samples, 50)
-        result[f"{name}_ms_p95"] = percentile_ms(samples, 95)
-    exact.close()
-    hnsw.close()
-    return result
 
 
 def main(argv: list[str] | None = None) -> int:
