@@ -3,8 +3,9 @@
   library          the real placeholders of placeholders/ (Solidus, OpenCart), as POST /v1/placeholders adds them
   known variants   seeded transforms of each (`variant`: border crop, resize, brightness/contrast, white padding,
                    JPEG/PNG) -> known-variant recall
-  unseen           rendered placeholders (training.quality_data text / glyph / grey-box generators) with captions the
-                   learned head never saw (UNSEEN_PHRASES: other wordings and languages, or none) -> unseen recall
+  unseen           rendered placeholders (training.placeholder_synthesis text / glyph / grey-box generators) with
+                   captions the learned head never saw (UNSEEN_PHRASES: other wordings and languages, or none)
+                   -> unseen recall
   photos           real product photos: every catalog photo, every grocery iconic image, and grocery in-store phone
                    photos the quality head was not trained on -> false-positive rate
 
@@ -27,7 +28,7 @@ from training.splits import role_of
 
 DATA = DEFAULT_DATA
 SPLIT_SALT = "imgsel-placeholder-vote:"
-# Captions absent from training.quality_data.PHRASES (the head's training captions).
+# Captions absent from training.placeholder_synthesis.PHRASES (the head's training captions).
 UNSEEN_PHRASES = (
     "Image not found",
     "No image yet",
@@ -124,23 +125,24 @@ def encode(image: Image.Image, rng: np.random.Generator) -> np.ndarray:
 
 
 def unseen_placeholders(n: int, seed: int) -> list[Item]:
-    from training import quality_data as qd
+    from training import placeholder_synthesis as ps
+    from training.quality_data import rng_for
 
-    fonts = qd.font_paths()
+    fonts = ps.font_paths()
     items = []
     for i in range(n):
-        rng = qd.rng_for("unseen-placeholder", seed, i)
+        rng = rng_for("unseen-placeholder", seed, i)
         kind = ("text", "text", "glyph", "glyph", "box")[i % 5]
         phrase = UNSEEN_PHRASES[int(rng.integers(len(UNSEEN_PHRASES)))]
         if kind != "text" and rng.random() < 0.4:
             phrase = None
         font = fonts[int(rng.integers(len(fonts)))] if fonts else None
         if kind == "text":
-            image = qd.text_placeholder(rng, phrase, font)
+            image = ps.text_placeholder(rng, phrase, font)
         elif kind == "glyph":
-            image = qd.glyph_placeholder(rng, phrase, font)
+            image = ps.glyph_placeholder(rng, phrase, font)
         else:
-            image = qd.grey_box(rng, phrase, font)
+            image = ps.grey_box(rng, phrase, font)
         group = f"phrase:{phrase}" if phrase else f"{kind}:{i}"
         category = CATEGORIES[int(rng.integers(len(CATEGORIES)))]
         items.append(Item(f"unseen:{kind}:{i}", "unseen", group, category, data=encode(image, rng)))

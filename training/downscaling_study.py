@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from preprocessing.pipeline import BLUR_SIDE
-from training import quality_data as qd
 from training.metrics import recall_at_fpr, roc_auc
+from training.placeholder_synthesis import font_paths
 from training.quality_dataset import Dataset
 from training.quality_model import EMBEDDING_DROPOUT, HIDDEN, QualityHead, predict, train
 from training.quality_samples import Spec, render
@@ -94,7 +94,7 @@ def laplacian_at_side(specs: list[Spec], side: int, batch_size: int = 32) -> np.
     from preprocessing.runner import PreprocessRunner
 
     runner = PreprocessRunner(max_batch=batch_size, blur_side=side)
-    fonts = qd.font_paths()
+    fonts = font_paths()
     out = []
     for start in range(0, len(specs), batch_size):
         files = [render(s, fonts)[0] for s in specs[start : start + batch_size]]

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from contract.tensors import QUALITY_OUTPUTS
-from training import image_codec, quality_data, quality_samples
+from preprocessing import foreground
+from training import image_codec, placeholder_synthesis, quality_data, quality_samples
 from training.embedding_cache import AnalysisStore, content_digest
 from training.embeddings import BATCH
 from training.quality_samples import SEED, Spec, render
@@ -23,7 +24,7 @@ from training.quality_samples import SEED, Spec, render
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = PROJECT_ROOT / ".cache" / "quality_heads"
 # The code that decides a sample's pixels and labels: any change to it renders the dataset again.
-GENERATOR_MODULES = (quality_data, quality_samples, image_codec)
+GENERATOR_MODULES = (quality_data, placeholder_synthesis, quality_samples, image_codec, foreground)
 ARRAYS = ("embeddings", "features", "labels", "sigma_work", "area", "sizes")
 
 
@@ -63,7 +64,7 @@ def render_all(specs: list[Spec], workers: int = 1, window: int = 64):
     """render() of every spec, in order; with `workers` > 1 in worker processes, at most two windows in flight
     (the images are rendered while the previous window runs through the preprocess model and the backbone)."""
     if workers <= 1:
-        fonts = quality_data.font_paths()
+        fonts = placeholder_synthesis.font_paths()
         yield from (render(spec, fonts) for spec in specs)
         return
     from concurrent.futures import ProcessPoolExecutor

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from training import placeholder_synthesis as ps
 from training import quality_data as qd
 from training.datasets import phone_photos, photo_sources
 from training.image_codec import encode_image
@@ -129,12 +130,12 @@ def placeholder_specs(data: Path) -> list[Spec]:
     """Rendered placeholders (split by caption) and variants of the real ones (one family only in test)."""
     specs = []
     for i in range(N_TEXT):
-        phrase = qd.PHRASES[i % len(qd.PHRASES)]
+        phrase = ps.PHRASES[i % len(ps.PHRASES)]
         specs.append(Spec(f"ph_text:{i}", "ph_text", "", f"phrase:{phrase}", role_of(f"phrase:{phrase}")))
     for kind, count in (("ph_glyph", N_GLYPH), ("ph_box", N_BOX)):
         for i in range(count):
             rng = qd.rng_for(SEED, kind, i, "caption")
-            phrase = qd.PHRASES[int(rng.integers(len(qd.PHRASES)))] if rng.random() < 0.5 else None
+            phrase = ps.PHRASES[int(rng.integers(len(ps.PHRASES)))] if rng.random() < 0.5 else None
             group = f"phrase:{phrase}" if phrase else f"{kind}:{i}"
             specs.append(Spec(f"{kind}:{i}", kind, "", group, role_of(group)))
     for path in sorted((data / "placeholders").glob("*.png")):
@@ -183,17 +184,17 @@ def render(spec: Spec, fonts: list[Path] | None = None) -> tuple[np.ndarray, dic
 
 
 def render_placeholder(spec: Spec, rng: np.random.Generator, fonts: list[Path] | None) -> Image.Image:
-    fonts = qd.font_paths() if fonts is None else fonts
+    fonts = ps.font_paths() if fonts is None else fonts
     font = fonts[int(rng.integers(len(fonts)))] if fonts else None
     phrase = spec.group.removeprefix("phrase:") if spec.group.startswith("phrase:") else None
     if spec.kind == "ph_text":
-        return qd.text_placeholder(rng, phrase, font)
+        return ps.text_placeholder(rng, phrase, font)
     if spec.kind == "ph_glyph":
-        return qd.glyph_placeholder(rng, phrase, font)
+        return ps.glyph_placeholder(rng, phrase, font)
     if spec.kind == "ph_box":
-        return qd.grey_box(rng, phrase, font)
+        return ps.grey_box(rng, phrase, font)
     with Image.open(spec.source) as png:
-        return qd.real_placeholder_variant(png, rng, plain=spec.key.endswith(":0"))
+        return ps.real_placeholder_variant(png, rng, plain=spec.key.endswith(":0"))
 
 
 def degrade(spec: Spec, source: Image.Image, rng: np.random.Generator) -> tuple[Image.Image, float, float]:

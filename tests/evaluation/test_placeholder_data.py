@@ -11,6 +11,7 @@ from PIL import Image
 from evaluation import placeholder_data as pdata
 from evaluation.placeholder_data import Item, split_of, unseen_placeholders, variant
 from tests.helpers import product_photo
+from training.placeholder_synthesis import PHRASES
 from training.quality_samples import in_store_picks
 from training.splits import role_of
 
@@ -25,13 +26,11 @@ def test_variants_are_seeded_flattened_and_decodable():
 
 
 def test_unseen_placeholders_use_captions_the_head_never_saw():
-    from training import quality_data as qd
-
     items = unseen_placeholders(5, seed=0)
     assert [it.kind for it in items] == ["unseen"] * 5
     assert all(np.array_equal(a.data, b.data) for a, b in zip(items, unseen_placeholders(5, seed=0)))
     phrases = {it.group.removeprefix("phrase:") for it in items if it.group.startswith("phrase:")}
-    assert phrases and not phrases & set(qd.PHRASES)
+    assert phrases and not phrases & set(PHRASES)
     assert {it.category for it in items} <= set(pdata.CATEGORIES)
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from training import quality_data as qd
+from training import placeholder_synthesis as ps
+from training.quality_data import rng_for
 
 CATALOG = Path(__file__).resolve().parents[3] / "shared" / "data" / "catalog"
 CATEGORY = "sofa"  # a category no other integration test selects in: its exemplar ring starts empty
@@ -22,9 +23,9 @@ def b64(data: bytes) -> str:
 
 
 def unseen_placeholder() -> bytes:
-    fonts = qd.font_paths()
-    rng = qd.rng_for("integration-unseen-placeholder")
-    image = qd.text_placeholder(rng, "Produktbild folgt", fonts[0] if fonts else None)
+    fonts = ps.font_paths()
+    rng = rng_for("integration-unseen-placeholder")
+    image = ps.text_placeholder(rng, "Produktbild folgt", fonts[0] if fonts else None)
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=85)
     return buffer.getvalue()

@@ -10,9 +10,10 @@ import pytest
 from build_engines.artifacts import HEADS_DIR
 from contract.tensors import QUALITY_OUTPUTS
 from tests.helpers import blurred, encode, product_photo
-from training import quality_data as qd
+from training import placeholder_synthesis as ps
+from training.quality_data import rng_for
 
-FONTS = qd.font_paths()[:3]
+FONTS = ps.font_paths()[:3]
 
 
 def test_repository_serves_the_learned_head_with_both_inputs(tmp_path):
@@ -61,7 +62,7 @@ def test_committed_head_flags_blur_and_placeholders_on_generated_images():
     if not path.is_file():
         pytest.skip("build_engines/heads/quality.onnx not trained")
     sharp = product_photo(640, seed=11)
-    placeholder = qd.text_placeholder(qd.rng_for("test"), "Image coming soon", FONTS[0] if FONTS else None)
+    placeholder = ps.text_placeholder(rng_for("test"), "Image coming soon", FONTS[0] if FONTS else None)
     files = [np.frombuffer(encode(im), np.uint8) for im in (sharp, blurred(sharp), placeholder)]
     analysed = analyse_encoded(files, load_backbone(), runner=PreprocessRunner(max_batch=4))
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from tests.helpers import encode, product_photo
+from training import placeholder_synthesis as ps
 from training import quality_data as qd
 from training.quality_samples import (
     HELD_OUT_PLACEHOLDER_FAMILY,
@@ -23,7 +24,7 @@ from training.quality_samples import (
     render,
 )
 
-FONTS = qd.font_paths()[:3]
+FONTS = ps.font_paths()[:3]
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +79,7 @@ def test_real_placeholder_variants_are_deterministic_and_on_a_plain_canvas(real_
     spec = Spec("ph_real:logo:3", "ph_real", str(real_placeholder), "real:x", "train")
     assert np.array_equal(render(spec, FONTS)[0], render(spec, FONTS)[0])
     with Image.open(real_placeholder) as png:
-        flattened = np.asarray(qd.real_placeholder_variant(png, qd.rng_for(0), plain=True))
+        flattened = np.asarray(ps.real_placeholder_variant(png, qd.rng_for(0), plain=True))
     assert flattened[0, 0].tolist() == [255, 255, 255]  # transparent corner -> white
     assert plain.size > 0
 
