@@ -1,17 +1,17 @@
-"""imagededup's PHash on the labelled near-duplicate pairs, scored like every other baseline in evaluation.dedup_pairs.
+"""imagededup's PHash on the labelled near-duplicate pairs, scored like every other baseline in evaluation.dedup.
 
-    python -m evaluation.imagededup_baseline --pairs DIR [DIR ...] [--min-precision 0.993]
+    python -m evaluation.dedup.imagededup_baseline --pairs DIR [DIR ...] [--min-precision 0.993]
 
 imagededup 0.3.3 cannot live in the project's venv: it imports its CNN module (torchvision) even for PHash, and PyPI
 torchvision does not import beside the project's CPU torch 2.13 wheel. Run this module with a side venv instead:
 
     python3.11 -m venv /tmp/idd-venv
     /tmp/idd-venv/bin/pip install torch==2.14.1 torchvision==0.29.1 imagededup   # torch/torchvision from local wheels
-    /tmp/idd-venv/bin/python -m evaluation.imagededup_baseline --pairs P/catalog P/grocery
+    /tmp/idd-venv/bin/python -m evaluation.dedup.imagededup_baseline --pairs P/catalog P/grocery
 
 Its CNN method cannot run offline: it downloads MobileNetV3 weights from the internet when constructed, which this
 script reports instead of a number. Pairs, thresholds (precision-first, same rule and tolerance) and 5-fold CV come
-from evaluation.dedup_pairs, so the row is directly comparable with the table `evaluate` prints.
+from evaluation.dedup, so the row is directly comparable with the table `evaluate` prints.
 """
 
 from __future__ import annotations
@@ -22,16 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation.dedup_pairs import (
-    DEFAULT_MIN_PRECISION,
-    DEFAULT_RECALL_TOLERANCE,
-    Rule,
-    _cv_single,
-    _pairs_per_second,
-    best_threshold,
-    hamming,
-    load_pairs,
-)
+from evaluation.dedup.evaluate import pairs_per_second
+from evaluation.dedup.metrics import DEFAULT_MIN_PRECISION, DEFAULT_RECALL_TOLERANCE, Rule, best_threshold
+from evaluation.dedup.pairset import load_pairs
+from evaluation.dedup.tuning import cv_single
+from gateway.hashing import hamming
 
 
 def phash_signatures(files: list[Path]) -> tuple[np.ndarray, float]:
@@ -66,9 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     hashes, seconds = phash_signatures(pairs.files)
     distances = hamming(hashes[pairs.a], hashes[pairs.b])
     single = best_threshold(distances, pairs.labels, *rule)
-    cv = _cv_single(distances, pairs, rule, args.folds)
+    cv = cv_single(distances, pairs, rule, args.folds)
     m = single.metrics
-    pairs_s = _pairs_per_second(lambda: hamming(hashes[pairs.a], hashes[pairs.b]), len(pairs))
+    pairs_s = pairs_per_second(lambda: hamming(hashes[pairs.a], hashes[pairs.b]), len(pairs))
     note = "" if single.met else " (target not reached)"
     print(
         f"{len(pairs)} pairs, {int(pairs.labels.sum())} duplicates, {len(pairs.files)} images; rule: {rule.describe()}"

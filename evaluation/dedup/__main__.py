@@ -1,0 +1,7 @@
+"""`python -m evaluation.dedup generate|evaluate|tune ...`"""
+
+import sys
+
+from evaluation.dedup.cli import main
+
+sys.exit(main())
