@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from gateway.settings import Settings
-from tools.launcher import PYTHON_VERSION, LaunchError, check_ports, port_in_use, triton_command
+from tools.launcher import (
+    PYTHON_VERSION,
+    LaunchError,
+    check_ports,
+    port_in_use,
+    settings_on_free_ports,
+    triton_command,
+)
 
 # ---------------------------------------------------------------------------------------------- Settings.from_env
 
@@ -77,6 +84,25 @@ def test_from_env_bad_number_names_the_variable(name, raw):
 def test_from_env_reads_os_environ_by_default(monkeypatch):
     monkeypatch.setenv("IMGSEL_RETRY_AFTER_S", "11")
     assert Settings.from_env().retry_after_s == 11
+    assert Settings().retry_after_s == 11  # the plain constructor reads the process environment too
+
+
+def test_from_env_overrides_win_and_a_given_mapping_ignores_the_process(monkeypatch):
+    monkeypatch.setenv("IMGSEL_RETRY_AFTER_S", "11")
+    settings = Settings.from_env({"IMGSEL_PORT": "9000", "IMGSEL_HOST": "0.0.0.0"}, port=9100)
+    assert (settings.port, settings.host, settings.retry_after_s) == (
+        9100,
+        "0.0.0.0",
+        Settings.from_env({}).retry_after_s,
+    )
+    assert settings_on_free_ports().retry_after_s == 5  # a private stack starts from the defaults
+
+
+def test_settings_are_immutable_and_unknown_names_are_refused():
+    with pytest.raises(ValueError):
+        Settings.from_env({}).port = 1
+    with pytest.raises(ValueError, match="portt"):
+        Settings.from_env({}, portt=1)
 
 
 # ---------------------------------------------------------------------------------------------- ports
