@@ -65,10 +65,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         cleanup.callback(exemplars.close)
 
         analysis = AnalysisStep(fetcher, triton, catalog.category_head)
-        app.state.triton = triton
-        app.state.placeholders = PlaceholderLibraryService(library, analysis, settings.placeholder_max_distance)
+        placeholder_library = PlaceholderLibraryService(library, analysis, settings.placeholder_max_distance)
         voting = ExemplarVoting(exemplars, vote_rule(settings), settings.exemplar_max_placeholder_score)
-        app.state.curation = CurationService(catalog, analysis, triton, app.state.placeholders, voting)
+        app.state.triton = triton
+        app.state.placeholders = placeholder_library
+        app.state.curation = CurationService(catalog, analysis, triton, placeholder_library, voting)
         app.state.search = SearchService(catalog.category_head, analysis, index)
         yield
 
