@@ -5,6 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PROFILE ?= cpu
 REPO_DIR ?= model_repository
+# Where `make triton` unpacks the server: build_engines/triton_server.py server_binary(DEFAULT_DEST).
 TRITON := .cache/tritonserver/pytriton/tritonserver/bin/tritonserver
 
 .PHONY: help install venv triton repo models run test test-unit bench loadtest lint clean

@@ -16,7 +16,23 @@ from pathlib import Path
 
 WHEEL = "nvidia-pytriton==0.7.0"
 MEMBERS = ("pytriton/tritonserver/", "nvidia_pytriton.libs/")
+# The one description of the unpacked wheel's layout (the launcher and the tests read it from here; the default home
+# is also IMGSEL_TRITON_HOME's default in gateway/settings.py and TRITON in the Makefile).
 DEFAULT_DEST = Path(__file__).resolve().parent.parent / ".cache" / "tritonserver"
+
+
+def server_root(home: Path) -> Path:
+    """The server tree inside the unpacked wheel (bin/, backends/, python_backend_stubs/)."""
+    return home / "pytriton" / "tritonserver"
+
+
+def server_binary(home: Path) -> Path:
+    return server_root(home) / "bin" / "tritonserver"
+
+
+def bundled_libs(home: Path) -> Path:
+    """Shared libraries the wheel ships beside the server (auditwheel's folder)."""
+    return home / "nvidia_pytriton.libs"
 
 
 def unpack(wheel: Path, dest: Path) -> None:
@@ -34,7 +50,7 @@ def unpack(wheel: Path, dest: Path) -> None:
 
 
 def fetch(dest: Path = DEFAULT_DEST) -> Path:
-    binary = dest / "pytriton" / "tritonserver" / "bin" / "tritonserver"
+    binary = server_binary(dest)
     if binary.is_file():
         return binary
     with tempfile.TemporaryDirectory() as tmp:

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from build_engines.quality import load_params
+from contract.tensors import QUALITY_FEATURES
 from preprocessing.runner import PreprocessRunner
 from training.datasets import DEFAULT_DATA
 from training.image_codec import encode_image
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, images in variants.items():
         features = np.concatenate(
             [
-                runner.run([encode_image(im) for im in images[i : i + 64]])["QUALITY_FEATURES"]
+                runner.run([encode_image(im) for im in images[i : i + 64]])[QUALITY_FEATURES.name]
                 for i in range(0, len(images), 64)
             ]
         )

@@ -16,6 +16,7 @@ import argparse
 import numpy as np
 from PIL import Image
 
+from contract.tensors import THUMB, VALID
 from evaluation.placeholder_data import DATA, variant
 from gateway.hashing import compute_hashes
 from gateway.stores.placeholders import hamming_to_all
@@ -30,7 +31,7 @@ def phashes(runner: PreprocessRunner, files: list[np.ndarray]) -> np.ndarray:
     out = []
     for start in range(0, len(files), BATCH):
         result = runner.run(files[start : start + BATCH])
-        out += [compute_hashes(t).phash if ok else None for t, ok in zip(result["THUMB"], result["VALID"][:, 0])]
+        out += [compute_hashes(t).phash if ok else None for t, ok in zip(result[THUMB.name], result[VALID.name][:, 0])]
     return np.array([h for h in out if h is not None], dtype=np.uint64)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.tensors import EMBEDDING, QUALITY_FEATURES
 from evaluation.placeholder_data import CATEGORIES, Item, load, split_of
 from training.embedding_cache import AnalysisStore, content_digest
 
@@ -60,7 +61,7 @@ def head_scores(embeddings: np.ndarray, features: np.ndarray, model: Path) -> np
     from contract.tensors import QUALITY_OUTPUTS
 
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    out = session.run(None, {"EMBEDDING": embeddings, "QUALITY_FEATURES": features})[0]
+    out = session.run(None, {EMBEDDING.name: embeddings, QUALITY_FEATURES.name: features})[0]
     return out[:, QUALITY_OUTPUTS.index("placeholder")]
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from contract.tensors import ENSEMBLE
 from loadtest.products import IMAGES_PER_PRODUCT, PROJECT_ROOT, benchmark_images, select_payloads
 from tools.launcher import running_stack, settings_on_free_ports
 
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repository", type=Path, default=PROJECT_ROOT / "model_repository")
     args = parser.parse_args(argv)
 
-    if not (args.repository / "analyze" / "config.pbtxt").is_file():
+    if not (args.repository / ENSEMBLE / "config.pbtxt").is_file():
         from build_engines.repository import generate
 
         generate("cpu", args.repository, Path(sys.prefix), PROJECT_ROOT)

@@ -24,6 +24,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from threading import Thread
 
+from build_engines.triton_server import bundled_libs, server_binary, server_root
+from contract.tensors import ENSEMBLE
 from gateway.settings import PROJECT_ROOT, Settings
 
 PYTHON_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -57,7 +59,7 @@ def settings_on_free_ports(**overrides) -> Settings:
 
 def prepare_backend_dir(triton_home: Path) -> Path:
     """The stub is looked up only at <backend-dir>/python/triton_python_backend_stub: assemble that directory."""
-    wheel_root = triton_home / "pytriton" / "tritonserver"
+    wheel_root = server_root(triton_home)
     stub = wheel_root / "python_backend_stubs" / PYTHON_VERSION / "triton_python_backend_stub"
     if not stub.is_file():
         raise LaunchError(f"no Triton python stub for Python {PYTHON_VERSION} under {wheel_root}; run `make triton`")
@@ -76,17 +78,17 @@ def prepare_backend_dir(triton_home: Path) -> Path:
 
 def triton_command(settings: Settings) -> tuple[list[str], dict[str, str]]:
     home = Path(settings.triton_home)
-    binary = home / "pytriton" / "tritonserver" / "bin" / "tritonserver"
+    binary = server_binary(home)
     if not binary.is_file():
         raise LaunchError(f"tritonserver not found at {binary}; run `make triton` (unpacks the nvidia-pytriton wheel)")
     repository = Path(settings.model_repository)
-    if not (repository / "analyze" / "config.pbtxt").is_file():
+    if not (repository / ENSEMBLE / "config.pbtxt").is_file():
         raise LaunchError(f"no model repository at {repository}; run `make repo PROFILE=cpu`")
     command = [
         str(binary),
         f"--model-repository={repository}",
         f"--backend-directory={prepare_backend_dir(home)}",
-        f"--cache-directory={home / 'pytriton' / 'tritonserver' / 'caches'}",
+        f"--cache-directory={server_root(home) / 'caches'}",
         "--http-address=127.0.0.1",
         f"--http-port={settings.triton_http_port}",
         "--grpc-address=127.0.0.1",
@@ -99,7 +101,7 @@ def triton_command(settings: Settings) -> tuple[list[str], dict[str, str]]:
     ]
     env = dict(os.environ)
     # The copied backend library loses its relative RPATH; the 3.11 stub links libpython from the interpreter's LIBDIR.
-    libs = [str(home / "nvidia_pytriton.libs"), sysconfig.get_config_var("LIBDIR") or ""]
+    libs = [str(bundled_libs(home)), sysconfig.get_config_var("LIBDIR") or ""]
     env["LD_LIBRARY_PATH"] = ":".join(p for p in [*libs, env.get("LD_LIBRARY_PATH", "")] if p)
     return command, env
 

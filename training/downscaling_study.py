@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from contract.tensors import QUALITY_FEATURES
 from preprocessing.pipeline import BLUR_SIDE
 from training.metrics import recall_at_fpr, roc_auc
 from training.placeholder_synthesis import font_paths
@@ -98,5 +99,5 @@ def laplacian_at_side(specs: list[Spec], side: int, batch_size: int = 32) -> np.
     out = []
     for start in range(0, len(specs), batch_size):
         files = [render(s, fonts)[0] for s in specs[start : start + batch_size]]
-        out.append(runner.run(files)["QUALITY_FEATURES"][:, 0])
+        out.append(runner.run(files)[QUALITY_FEATURES.name][:, 0])
     return np.concatenate(out)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from build_engines.backbone import EmbeddingBackbone, load_backbone
+from contract.tensors import PIXELS, QUALITY_FEATURES, THUMB, VALID
 from preprocessing.runner import PreprocessRunner
 
 BATCH = 64
@@ -49,16 +50,16 @@ def analyse_encoded(
 
     def flush(batch: list[np.ndarray]) -> None:
         out = runner.run(batch)
-        pixels = torch.from_numpy(out["PIXELS"])
+        pixels = torch.from_numpy(out[PIXELS.name])
         with torch.no_grad():
             plain.append(backbone(pixels).numpy())
             if with_flips:
                 mirrored.append(backbone(torch.flip(pixels, dims=[3])).numpy())
-        features.append(out["QUALITY_FEATURES"])
-        valid.append(out["VALID"][:, 0])
+        features.append(out[QUALITY_FEATURES.name])
+        valid.append(out[VALID.name][:, 0])
         sizes.append(out["ORIG_SIZE"])
         if with_thumbs:
-            thumbs.append(out["THUMB"])
+            thumbs.append(out[THUMB.name])
 
     batch: list[np.ndarray] = []
     for data in files:

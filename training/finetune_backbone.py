@@ -33,6 +33,7 @@ from torch import nn
 
 from build_engines.backbone import FINETUNED_HEAD, load_backbone
 from contract.categories_file import load_catalog
+from contract.tensors import PIXELS
 from training.datasets import CategoryExamples, development_data, types_from_manifest
 from training.embedding_cache import file_list_digest
 from training.heads import SEED, balanced_class_weights
@@ -59,7 +60,9 @@ def block_outputs(paths: list[Path], cache: Path) -> np.ndarray:
     runner = PreprocessRunner(max_batch=64)
     plain, mirrored = [], []
     for start in range(0, len(paths), 64):
-        pixels = torch.from_numpy(runner.run([np.fromfile(p, np.uint8) for p in paths[start : start + 64]])["PIXELS"])
+        pixels = torch.from_numpy(
+            runner.run([np.fromfile(p, np.uint8) for p in paths[start : start + 64]])[PIXELS.name]
+        )
         with torch.no_grad():
             for out, x in ((plain, pixels), (mirrored, torch.flip(pixels, dims=[3]))):
                 y = trunk._swish(trunk._bn0(trunk._conv_stem(x)))

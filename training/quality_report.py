@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from contract.tensors import EMBEDDING_DIM, QUALITY_OUTPUTS
+from contract.tensors import EMBEDDING, EMBEDDING_DIM, QUALITY_FEATURES, QUALITY_OUTPUTS
 from preprocessing.pipeline import BLUR_SIDE
 from training import quality_data as qd
 from training import quality_model as qm
@@ -137,8 +137,8 @@ def description(data: Path, ds: Dataset, offsets: list[float], thresholds: dict,
         "model": "quality",
         "outputs": list(QUALITY_OUTPUTS),
         "inputs": {
-            "EMBEDDING": "backbone embedding [1280]",
-            "QUALITY_FEATURES": "raw [laplacian_variance, "
+            EMBEDDING.name: "backbone embedding [1280]",
+            QUALITY_FEATURES.name: "raw [laplacian_variance, "
             "object_area_fraction] from the preprocess model; log10(x + floor) inside the model",
             "feature_floor": list(qm.FEATURE_FLOOR),
         },
@@ -193,8 +193,8 @@ def latency(path: Path) -> dict:
     result = {}
     for batch in (1, 64):
         feeds = {
-            "EMBEDDING": np.random.default_rng(0).normal(size=(batch, EMBEDDING_DIM)).astype(np.float32),
-            "QUALITY_FEATURES": np.full((batch, 2), 500.0, np.float32),
+            EMBEDDING.name: np.random.default_rng(0).normal(size=(batch, EMBEDDING_DIM)).astype(np.float32),
+            QUALITY_FEATURES.name: np.full((batch, 2), 500.0, np.float32),
         }
         for _ in range(20):
             session.run(None, feeds)

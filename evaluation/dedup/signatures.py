@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from contract.tensors import PIXELS, THUMB, VALID
 from evaluation.dedup.pairset import PairSet
 from gateway.hashing import chi2_pairs, compute_hashes, hamming
 
@@ -47,18 +48,18 @@ def production_signatures(files: Sequence[Path], with_cnn: bool, batch: int = 64
         started = time.perf_counter()
         outputs = runner.run(encoded)
         seconds["dali_s"] += time.perf_counter() - started
-        if not outputs["VALID"].all():
-            bad = [str(files[start + k]) for k in np.flatnonzero(~outputs["VALID"].ravel())]
+        if not outputs[VALID.name].all():
+            bad = [str(files[start + k]) for k in np.flatnonzero(~outputs[VALID.name].ravel())]
             raise ValueError(f"DALI could not decode: {bad}")
         started = time.perf_counter()
-        hashes.extend(compute_hashes(thumb) for thumb in outputs["THUMB"])
+        hashes.extend(compute_hashes(thumb) for thumb in outputs[THUMB.name])
         seconds["hash_s"] += time.perf_counter() - started
         if model is not None:
             import torch
 
             started = time.perf_counter()
             with torch.inference_mode():
-                embeddings.append(model(torch.from_numpy(outputs["PIXELS"])).numpy())
+                embeddings.append(model(torch.from_numpy(outputs[PIXELS.name])).numpy())
             seconds["cnn_s"] += time.perf_counter() - started
     return ProductionSignatures(
         phash=np.array([h.phash for h in hashes], dtype=np.uint64),

@@ -16,10 +16,21 @@ import numpy as np
 import tritonclient.grpc.aio as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from contract.categories import CATEGORY_HEAD_MODEL
-from contract.tensors import CATEGORY_HEAD_OUTPUT, ENSEMBLE, QUALITY_OUTPUTS, TYPE_HEAD_INPUT, TYPE_HEAD_OUTPUT
+from contract.tensors import (
+    ANALYZE_OUTPUTS,
+    CATEGORY_HEAD_MODEL,
+    CATEGORY_HEAD_OUTPUT,
+    ENSEMBLE,
+    IMAGE_BYTES,
+    IMAGE_LENGTH,
+    MAX_BATCH,
+    QUALITY_OUTPUTS,
+    TYPE_HEAD_INPUT,
+    TYPE_HEAD_OUTPUT,
+)
 
-MAX_BATCH = 64  # the models' max_batch_size
+# numpy dtype name (contract) -> Triton wire dtype
+WIRE_DTYPES = {"bool": "BOOL", "uint8": "UINT8", "int32": "INT32", "float32": "FP32"}
 # Padding budget of one call: padded bytes may exceed real bytes by this factor (plus a small constant).
 MAX_PADDING_FACTOR = 1.5
 PADDING_SLACK_BYTES = 256 * 1024
@@ -109,12 +120,12 @@ class TritonAnalyzer:
             padded[row, : len(data)] = np.frombuffer(data, dtype=np.uint8)
         lengths = np.array([[len(f)] for f in files], dtype=np.int32)
         inputs = [
-            grpcclient.InferInput("IMAGE_BYTES", list(padded.shape), "UINT8"),
-            grpcclient.InferInput("IMAGE_LENGTH", list(lengths.shape), "INT32"),
+            grpcclient.InferInput(IMAGE_BYTES.name, list(padded.shape), WIRE_DTYPES[IMAGE_BYTES.dtype]),
+            grpcclient.InferInput(IMAGE_LENGTH.name, list(lengths.shape), WIRE_DTYPES[IMAGE_LENGTH.dtype]),
         ]
         inputs[0].set_data_from_numpy(padded)
         inputs[1].set_data_from_numpy(lengths)
-        names = ["VALID", "ORIG_SIZE", "THUMB", "EMBEDDING", "QUALITY_SCORES"]
+        names = [t.name for t in ANALYZE_OUTPUTS]  # VALID, ORIG_SIZE, THUMB, EMBEDDING, QUALITY_SCORES
         # The repository makes the category head an ensemble step (and CATEGORY_PROBS an output) exactly when it
         # serves the `category` model.
         with_category = CATEGORY_HEAD_MODEL in await self.ready_models()
@@ -164,7 +175,7 @@ class TritonAnalyzer:
         probabilities = []
         for start in range(0, len(embeddings), MAX_BATCH):
             chunk = np.ascontiguousarray(embeddings[start : start + MAX_BATCH], dtype=np.float32)
-            tensor = grpcclient.InferInput(TYPE_HEAD_INPUT, list(chunk.shape), "FP32")
+            tensor = grpcclient.InferInput(TYPE_HEAD_INPUT, list(chunk.shape), WIRE_DTYPES["float32"])
             tensor.set_data_from_numpy(chunk)
             result = await self._infer(head, [tensor], [TYPE_HEAD_OUTPUT])
             probabilities.append(result.as_numpy(TYPE_HEAD_OUTPUT))

@@ -15,9 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from build_engines.triton_server import DEFAULT_DEST, server_binary
 from tools.launcher import running_stack, settings_on_free_ports
 
-TRITON_HOME = Path(__file__).resolve().parents[2] / ".cache" / "tritonserver"
+TRITON_HOME = DEFAULT_DEST
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +38,7 @@ def image_server(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
-    if not (TRITON_HOME / "pytriton" / "tritonserver" / "bin" / "tritonserver").is_file():
+    if not server_binary(TRITON_HOME).is_file():
         pytest.skip("tritonserver not fetched: run `make triton` (make test does)")
     from build_engines.repository import generate
 
