@@ -18,8 +18,7 @@ from PIL import Image
 
 from contract.tensors import THUMB, VALID
 from evaluation.placeholder_data import DATA, variant
-from gateway.hashing import compute_hashes
-from gateway.stores.placeholders import hamming_to_all
+from gateway.hashing import compute_hashes, hamming
 from preprocessing.runner import PreprocessRunner
 from training.datasets import photo_sources
 
@@ -49,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     library = phashes(runner, [np.fromfile(p, dtype=np.uint8) for p in known])
     queries = phashes(runner, [variant(Image.open(p), rng) for p in known for _ in range(args.variants)])
     negatives = phashes(runner, [np.fromfile(s.path, dtype=np.uint8) for s in photo_sources(DATA)])
-    nearest_q = np.array([hamming_to_all(int(q), library).min() for q in queries])
-    nearest_n = np.array([hamming_to_all(int(n), library).min() for n in negatives])
+    nearest_q = np.array([hamming(library, q).min() for q in queries])
+    nearest_n = np.array([hamming(library, n).min() for n in negatives])
     print(
         f"library {len(library)} placeholders; {len(queries)} variants; {len(negatives)} real photos "
         f"(catalog + grocery iconic); seed {args.seed}"

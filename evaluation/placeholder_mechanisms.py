@@ -67,11 +67,10 @@ def head_scores(embeddings: np.ndarray, features: np.ndarray, model: Path) -> np
 
 def library_distances(thumbs: np.ndarray, library: np.ndarray) -> np.ndarray:
     """pHash distance of every image to its nearest library placeholder (`library`: mask of the library rows)."""
-    from gateway.hashing import compute_hashes
-    from gateway.stores.placeholders import hamming_to_all
+    from gateway.hashing import compute_hashes, hamming
 
     phash = np.array([compute_hashes(t).phash for t in thumbs], dtype=np.uint64)
-    return np.array([hamming_to_all(int(h), phash[library]).min() for h in phash])
+    return np.array([hamming(phash[library], h).min() for h in phash])
 
 
 def exemplar_similarities(items: list[Item], embeddings: np.ndarray, k: int, seed: int) -> np.ndarray:

@@ -55,7 +55,9 @@ def product_benchmark(images: int, repeats: int = 20) -> dict:
     """gateway.decisions.select and cluster_duplicates on one product of `images` images with planted duplicates,
     in the easy case (mixed styles) and the worst case (every pair passes both hash tests, so every pair needs
     its chi-square)."""
-    from gateway.decisions import ImageAnalysis, cluster_duplicates, select
+    from gateway.decisions.analysis import ImageAnalysis
+    from gateway.decisions.duplicates import cluster_duplicates
+    from gateway.decisions.selection import select
 
     category = load_catalog().default
     results = {}

@@ -15,7 +15,7 @@ import numpy as np
 
 from gateway.decisions.analysis import LibraryMatch
 from gateway.hash_index import HashIndex
-from gateway.hashing import popcount64, radius_for
+from gateway.hashing import radius_for
 from gateway.stores.durable import open_durable, transaction
 from gateway.stores.interfaces import Placeholder
 
@@ -39,11 +39,6 @@ def to_signed(value: int) -> int:
 
 def to_unsigned(value: int) -> int:
     return value + (1 << 64) if value < 0 else value
-
-
-def hamming_to_all(query: int, hashes: np.ndarray) -> np.ndarray:
-    """Hamming distance of one 64-bit hash to every row of `hashes` (uint64)."""
-    return popcount64(np.bitwise_xor(hashes, np.uint64(query)))
 
 
 class PlaceholderLibrary:

@@ -8,7 +8,9 @@ import pytest
 
 from contract.categories import DedupThresholds
 from gateway.catalog_dedup import PairStats, brute_force_pairs, candidate_pairs, cluster, duplicate_pairs
-from gateway.decisions import ImageAnalysis, cluster_duplicates, representative_key
+from gateway.decisions.analysis import ImageAnalysis
+from gateway.decisions.duplicates import cluster_duplicates
+from gateway.decisions.ranking import representative_key
 from gateway.hashing import HashVectors, ImageHashes, chi2_distance, guaranteed_distance, radius_for
 
 DEFAULT = DedupThresholds(phash_max_distance=10, dhash_edge_max_distance=12, hsv_chi2_max=0.15)

@@ -12,7 +12,7 @@ import pytest
 from contract.categories import CategoryConfigError, CategoryHead
 from contract.categories_file import load_catalog
 from contract.tensors import CATEGORY_HEAD_INPUT, CATEGORY_HEAD_OUTPUT, EMBEDDING_DIM
-from gateway.decisions import predict_category
+from gateway.decisions.category import predict_category
 from tests.contract.test_categories import BASE_TOML, write_catalog
 from tests.helpers import encode, product_photo
 from training import category_head

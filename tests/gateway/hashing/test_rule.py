@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 
 from contract.categories import DedupThresholds
-from gateway.hashing import HashVectors, chi2_distance, chi2_pairs, duplicate_matrix, popcount64, verify_pairs
+from gateway.hashing import (
+    HashVectors,
+    chi2_distance,
+    chi2_pairs,
+    duplicate_matrix,
+    hamming,
+    popcount64,
+    verify_pairs,
+)
 from gateway.hashing import distances as distances_module
 from gateway.hashing.rule import within_thresholds
 
@@ -119,3 +127,11 @@ def test_matrix_of_nothing_and_of_one():
 def test_hash_vectors_must_agree_on_n():
     with pytest.raises(ValueError, match="disagree"):
         HashVectors.of([1, 2], [1], np.zeros((2, 3)))
+
+
+def test_hamming_of_one_query_to_many_matches_python_popcount():
+    rng = np.random.default_rng(0)
+    hashes = rng.integers(0, 2**63, size=50, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    query = int(hashes[7]) ^ 0b1011
+    expected = [bin(query ^ int(h)).count("1") for h in hashes]
+    assert hamming(hashes, query).tolist() == expected
