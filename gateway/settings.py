@@ -47,7 +47,21 @@ class Settings(BaseSettings):
     fetch_max_bytes: int = 20 * 1024 * 1024  # per image, URL or base64
     fetch_concurrency: int = 16
     fetch_allow_private: bool = False  # refuse URLs resolving to private/loopback addresses (SSRF guard)
-    max_images_per_request: int = 200
+    max_images_per_request: int = 200  # more -> 413 naming the limit
+    max_body_bytes: int = 32 * 1024 * 1024  # request body (Content-Length or chunked) -> 413 before parsing
+    max_pixels: int = 50_000_000  # width x height read from the file header, before decoding -> too_large
+    max_side: int = 16_384  # longest side, read from the header -> too_large
+    # Access (DESIGN.md "Access and limits"): `scope:key` entries; no keys configured -> open, loopback only.
+    api_keys: str = ""  # comma-separated, e.g. "curate:k1,admin:k2"
+    api_keys_file: str = ""  # same entries, one per line (a mounted Kubernetes Secret)
+    allow_unauthenticated: bool = False  # allow binding a non-loopback address with no keys configured
+    rate_limit_per_s: float = 50.0  # per key (per client address when open): token refill; 0 disables
+    rate_limit_burst: int = 100  # token bucket size
+    log_json: bool = True  # structured JSON log lines carrying the request id
+    # Triton faults: after a failed call the breaker answers 503 at once for this long, then lets one probe through.
+    triton_breaker_cooldown_s: float = 2.0
+    triton_restart_attempts: int = 5  # launcher: restarts of a crashed tritonserver before giving up
+    triton_restart_backoff_s: float = 1.0  # first restart delay, doubled per consecutive crash (max 30 s)
     categories_file: str = ""  # empty: contract/categories.toml
     data_dir: str = str(PROJECT_ROOT / ".imgsel-data")  # persistent state: placeholder library, vote exemplars (SQLite)
     placeholder_max_distance: int = 16  # pHash bits: 0 false positives on 481 dev photos (BENCHMARKS.md)
