@@ -43,7 +43,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     data_dir = Path(settings.data_dir)
     catalog = load_catalog(settings.categories_file or None)
-    triton = TritonAnalyzer(settings.triton_grpc_url, settings.triton_timeout_s)
+    triton = TritonAnalyzer(settings.triton_grpc_url, settings.triton_timeout_s, settings.triton_breaker_cooldown_s)
     limits = httpx.Limits(max_connections=settings.fetch_concurrency * 2)
     async with AsyncExitStack() as cleanup:
         cleanup.push_async_callback(triton.close)  # callbacks run last-in first-out: Triton closes last

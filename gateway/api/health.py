@@ -1,6 +1,9 @@
-"""Probes and metrics: GET /healthz (process alive), /readyz (Triton and every required model ready), /metrics."""
+"""Probes and metrics: GET /healthz (process alive), /readyz (Triton and every required model ready, or why not),
+/metrics."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
@@ -8,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from contract.tensors import REQUIRED_MODELS
 from gateway.api.deps import SettingsDep, TritonDep
+from gateway.clients.breaker import State, Status
 from gateway.clients.triton import TritonUnavailable
 
 router = APIRouter()
@@ -18,22 +22,40 @@ async def healthz():
     return {"status": "alive"}
 
 
+def unreachable_reason(status: Status, error: TritonUnavailable, now: datetime) -> dict:
+    """Why Triton cannot be used: since when (the breaker's outage start) and the last error."""
+    if status.state is State.CLOSED:
+        return {"reason": f"triton unreachable: {error}"}
+    since = now - timedelta(seconds=status.down_for_s)
+    return {
+        "reason": f"triton unreachable since {since:%Y-%m-%dT%H:%M:%SZ} ({status.down_for_s:.0f} s)",
+        "last_error": status.last_error,
+    }
+
+
+def models_reason(states: dict[str, str]) -> str | None:
+    """None when every required model is present and every model READY; otherwise which and their state."""
+    missing = [m for m in REQUIRED_MODELS if m not in states]
+    not_ready = [f"{name} {state}" for name, state in sorted(states.items()) if state != "READY"]
+    problems = [f"not ready: {', '.join(not_ready)}"] * bool(not_ready) + [f"missing: {', '.join(missing)}"] * bool(
+        missing
+    )
+    return "models " + "; ".join(problems) if problems else None
+
+
 @router.get("/readyz")
 async def readyz(triton: TritonDep, settings: SettingsDep):
+    retry = {"Retry-After": str(settings.retry_after_s)}
     try:
         states = await triton.model_states()
     except TritonUnavailable as error:
-        return JSONResponse(
-            status_code=503,
-            content={"ready": False, "detail": str(error)},
-            headers={"Retry-After": str(settings.retry_after_s)},
-        )
-    missing = [m for m in REQUIRED_MODELS if m not in states]
-    not_ready = {name: state for name, state in states.items() if state != "READY"}
-    ready = not missing and not not_ready
-    return JSONResponse(
-        status_code=200 if ready else 503, content={"ready": ready, "models": states, "missing": missing}
-    )
+        content = {"ready": False, **unreachable_reason(triton.breaker.status(), error, datetime.now(UTC))}
+        return JSONResponse(status_code=503, content=content, headers=retry)
+    reason = models_reason(states)
+    if reason is not None:
+        content = {"ready": False, "reason": reason, "models": states}
+        return JSONResponse(status_code=503, content=content, headers=retry)
+    return JSONResponse(status_code=200, content={"ready": True, "models": states})
 
 
 @router.get("/metrics")

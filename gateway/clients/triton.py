@@ -4,13 +4,18 @@ One `analyze` call carries many images: files are zero-padded to the longest fil
 ragged uint8 input) with their true lengths in IMAGE_LENGTH. Calls are planned so padding stays small. A server
 that is down, too slow or failing raises TritonUnavailable (the API answers 503 with Retry-After); a call that the
 server rejects because of one undecodable image is retried image by image so only that image fails.
+
+Every call goes through a circuit breaker (gateway.clients.breaker): once the server is known to be down, calls fail
+at once with TritonUnavailable for a cooldown instead of each waiting out a timeout, then one probe call tests it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import tritonclient.grpc.aio as grpcclient
@@ -28,6 +33,7 @@ from contract.tensors import (
     TYPE_HEAD_INPUT,
     TYPE_HEAD_OUTPUT,
 )
+from gateway.clients.breaker import CircuitBreaker
 
 # numpy dtype name (contract) -> Triton wire dtype
 WIRE_DTYPES = {"bool": "BOOL", "uint8": "UINT8", "int32": "INT32", "float32": "FP32"}
@@ -35,7 +41,13 @@ WIRE_DTYPES = {"bool": "BOOL", "uint8": "UINT8", "int32": "INT32", "float32": "F
 MAX_PADDING_FACTOR = 1.5
 PADDING_SLACK_BYTES = 256 * 1024
 UNAVAILABLE_CODES = ("StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "StatusCode.CANCELLED")
+# A python-backend model whose stub process died: Triton 2.51 keeps the model READY and fails every call with this.
+DEAD_STUB_MESSAGE = "is not healthy"
 READY_CACHE_S = 5.0
+# gRPC reconnects with exponential backoff up to 120 s by default; a restarted server must be found within seconds.
+RECONNECT_BACKOFF_MS = {"initial": 250, "min": 250, "max": 1000}
+MAX_MESSAGE_BYTES = 2**31 - 1  # tritonclient's own default (its channel options are replaced, so restated)
+T = TypeVar("T")
 
 
 class TritonUnavailable(RuntimeError):
@@ -84,34 +96,72 @@ def is_unavailable(error: InferenceServerException) -> bool:
     return any(code in str(error.status()) for code in UNAVAILABLE_CODES) or "connect" in str(error).lower()
 
 
+def is_server_fault(error: InferenceServerException) -> bool:
+    """The server (not this request) is broken: unreachable, too slow, or a model process died."""
+    return is_unavailable(error) or DEAD_STUB_MESSAGE in str(error.message() or "")
+
+
+def channel_args() -> list[tuple[str, int]]:
+    keepalive = grpcclient.KeepAliveOptions()
+    return [
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.keepalive_time_ms", keepalive.keepalive_time_ms),
+        ("grpc.keepalive_timeout_ms", keepalive.keepalive_timeout_ms),
+        ("grpc.keepalive_permit_without_calls", int(keepalive.keepalive_permit_without_calls)),
+        ("grpc.http2.max_pings_without_data", keepalive.http2_max_pings_without_data),
+        ("grpc.initial_reconnect_backoff_ms", RECONNECT_BACKOFF_MS["initial"]),
+        ("grpc.min_reconnect_backoff_ms", RECONNECT_BACKOFF_MS["min"]),
+        ("grpc.max_reconnect_backoff_ms", RECONNECT_BACKOFF_MS["max"]),
+    ]
+
+
 class TritonAnalyzer:
-    def __init__(self, url: str, timeout_s: float):
+    def __init__(self, url: str, timeout_s: float, breaker_cooldown_s: float = 2.0):
         self.url = url
         self.timeout_s = timeout_s
-        self.client = grpcclient.InferenceServerClient(url)
+        self.breaker = CircuitBreaker(breaker_cooldown_s)
+        self.client = grpcclient.InferenceServerClient(url, channel_args=channel_args())
         self._ready_models: set[str] = set()
         self._ready_at = 0.0
 
     async def close(self) -> None:
         await self.client.close()
 
-    async def _infer(self, model: str, inputs, outputs: list[str]):
-        try:
-            return await asyncio.wait_for(
-                self.client.infer(
-                    model,
-                    inputs,
-                    outputs=[grpcclient.InferRequestedOutput(o) for o in outputs],
-                    client_timeout=self.timeout_s,
-                ),
-                self.timeout_s + 1.0,
+    async def _guarded(self, what: str, call: Awaitable[T], timeout_s: float) -> T:
+        """Run one call through the breaker; server faults become TritonUnavailable and open it."""
+        if not self.breaker.allow():
+            call.close()  # never awaited: no gRPC attempt while the breaker is open
+            status = self.breaker.status()
+            raise TritonUnavailable(
+                f"Triton unreachable for {status.down_for_s:.0f} s (circuit {status.state.value}; "
+                f"last error: {status.last_error})"
             )
+        try:
+            result = await asyncio.wait_for(call, timeout_s)
         except TimeoutError as error:
-            raise TritonUnavailable(f"Triton did not answer {model} within {self.timeout_s:g} s") from error
+            self.breaker.record_failure(f"{what}: no answer within {timeout_s:g} s")
+            raise TritonUnavailable(f"Triton did not answer {what} within {timeout_s:g} s") from error
         except InferenceServerException as error:
-            if is_unavailable(error):
+            if is_server_fault(error):
+                self.breaker.record_failure(f"{what}: {error.message()}")
                 raise TritonUnavailable(f"Triton unavailable at {self.url}: {error.message()}") from error
+            self.breaker.record_success()  # the server answered; the request was at fault
             raise
+        except BaseException:
+            self.breaker.record_abandoned()  # cancelled (the caller went away): no verdict on the server
+            raise
+        self.breaker.record_success()
+        return result
+
+    async def _infer(self, model: str, inputs, outputs: list[str]):
+        call = self.client.infer(
+            model,
+            inputs,
+            outputs=[grpcclient.InferRequestedOutput(o) for o in outputs],
+            client_timeout=self.timeout_s,
+        )
+        return await self._guarded(model, call, self.timeout_s + 1.0)
 
     async def _analyze_call(self, files: list[bytes]) -> list[RawAnalysis]:
         longest = max(len(f) for f in files)
@@ -184,9 +234,9 @@ class TritonAnalyzer:
     async def model_states(self) -> dict[str, str]:
         """Every model in the repository with its state (READY, UNAVAILABLE, ...)."""
         try:
-            index = await asyncio.wait_for(self.client.get_model_repository_index(as_json=True), 5.0)
-        except (TimeoutError, InferenceServerException) as error:
-            raise TritonUnavailable(f"Triton unavailable at {self.url}") from error
+            index = await self._guarded("model index", self.client.get_model_repository_index(as_json=True), 5.0)
+        except InferenceServerException as error:
+            raise TritonUnavailable(f"Triton could not list its models: {error.message()}") from error
         return {m["name"]: m.get("state", "UNKNOWN") for m in index.get("models", [])}
 
     async def ready_models(self) -> set[str]:

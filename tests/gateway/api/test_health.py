@@ -1,11 +1,15 @@
-"""Probes, metrics and docs over HTTP with no Triton listening."""
+"""Probes, metrics and docs over HTTP with no Triton listening; the readiness reasons as plain functions."""
 
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 import pytest
 
+from gateway.api.health import models_reason, unreachable_reason
+from gateway.clients.breaker import State, Status
+from gateway.clients.triton import TritonUnavailable
 from tests.gateway.api.support import RETRY_AFTER_S
 
 
@@ -16,6 +20,41 @@ def test_readyz_without_triton_is_503(client):
     assert response.json()["ready"] is False
     assert response.headers["retry-after"] == str(RETRY_AFTER_S)
     assert time.perf_counter() - started < 10
+
+
+def test_readyz_says_why_and_since_when(client):
+    client.get("/readyz")  # the first failure opens the circuit breaker
+    body = client.get("/readyz").json()
+    assert body["ready"] is False
+    assert body["reason"].startswith("triton unreachable since ")
+    assert body["last_error"]
+
+
+def test_unreachable_reason_with_an_open_breaker_names_the_outage_start():
+    status = Status(State.OPEN, down_for_s=90.0, retry_in_s=1.0, last_error="model index: connection refused")
+    reason = unreachable_reason(status, TritonUnavailable("x"), datetime(2026, 1, 2, 3, 4, 30, tzinfo=UTC))
+    assert reason == {
+        "reason": "triton unreachable since 2026-01-02T03:03:00Z (90 s)",
+        "last_error": "model index: connection refused",
+    }
+
+
+def test_unreachable_reason_with_a_closed_breaker_gives_the_error():
+    status = Status(State.CLOSED, 0.0, 0.0, "")
+    reason = unreachable_reason(status, TritonUnavailable("no model index"), datetime.now(UTC))
+    assert reason == {"reason": "triton unreachable: no model index"}
+
+
+def test_models_reason_ready():
+    states = {name: "READY" for name in ("analyze", "preprocess", "backbone", "quality", "category")}
+    assert models_reason(states) is None
+
+
+def test_models_reason_names_each_model_not_ready_and_each_missing():
+    states = {"analyze": "READY", "preprocess": "UNAVAILABLE", "backbone": "LOADING"}
+    reason = models_reason(states)
+    assert reason.startswith("models not ready: backbone LOADING, preprocess UNAVAILABLE; missing: ")
+    assert "quality" in reason
 
 
 def test_healthz_is_200_without_triton(client):
