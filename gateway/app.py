@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
 from contract.categories_file import load_catalog
-from gateway.api import curation, health, placeholders, search
+from gateway.api import curation, health, openapi, placeholders, search
+from gateway.api.access import AccessMiddleware, check_exposure, load_api_keys
+from gateway.api.body_limit import BodyLimitMiddleware
 from gateway.api.errors import install_error_handlers
+from gateway.api.request_context import RequestContextMiddleware
 from gateway.clients.fetch import Fetcher
 from gateway.clients.triton import TritonAnalyzer
 from gateway.decisions.placeholders import VoteRule
-from gateway.metrics import LATENCY, REQUESTS
+from gateway.decisions.rate_limit import RateLimiter
+from gateway.logs import configure_logging
 from gateway.services.analysis import AnalysisStep
 from gateway.services.curation import CurationService
 from gateway.services.placeholders import ExemplarVoting, PlaceholderLibraryService
@@ -74,19 +77,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
 
 
-async def count_requests(request: Request, call_next):
-    """Prometheus: requests by route template and status code, latency by route."""
-    started = time.perf_counter()
-    response = await call_next(request)
-    route = request.scope.get("route")
-    path = route.path if route is not None else "unmatched"
-    REQUESTS.labels(route=path, code=str(response.status_code)).inc()
-    LATENCY.labels(route=path).observe(time.perf_counter() - started)
-    return response
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
+    """Raises AccessConfigError (naming the variable) for malformed keys or an open API on a non-loopback host."""
     settings = settings or Settings()
+    configure_logging(settings.log_json)  # before uvicorn logs "Started server process", so its lines are JSON too
+    keys = load_api_keys(settings)
+    check_exposure(settings, keys)
     app = FastAPI(
         title="imgsel",
         version="0.1.0",
@@ -94,10 +90,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Curates the best product-page image set from several suppliers' images.",
     )
     app.state.settings = settings
-    app.middleware("http")(count_requests)
+    # Pure ASGI middleware, outermost last: request id, access log and metrics around everything; then keys and rate
+    # limits before any body is read; then the body limit.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+    app.add_middleware(AccessMiddleware, keys=keys, limiter=limiter)
+    app.add_middleware(RequestContextMiddleware, router=app.router)
     install_error_handlers(app, settings.retry_after_s)
     for router in (curation.router, placeholders.router, search.router, health.router):
         app.include_router(router)
+    openapi.install(app)
     return app
 
 

@@ -127,6 +127,7 @@ class Child:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            errors="replace",  # decoders log raw file bytes: a strict decode would kill the pump, then block the child
             bufsize=1,
             start_new_session=True,
         )
@@ -182,6 +183,19 @@ def check_ports(settings: Settings, include_gateway: bool = True) -> None:
         raise LaunchError("port already in use: " + "; ".join(taken) + " (set the variable to another port)")
 
 
+def check_exposure(settings: Settings) -> None:
+    """Before binding: malformed API keys, or no keys on a non-loopback IMGSEL_HOST without
+    IMGSEL_ALLOW_UNAUTHENTICATED, stop the launch (the rule is gateway.decisions.access.exposure_problem)."""
+    from gateway.api.access import check_exposure as refuse_open_exposure
+    from gateway.api.access import load_api_keys
+    from gateway.decisions.access import AccessConfigError
+
+    try:
+        refuse_open_exposure(settings, load_api_keys(settings))
+    except AccessConfigError as error:
+        raise LaunchError(str(error)) from None
+
+
 def start_triton(settings: Settings) -> Child:
     check_ports(settings, include_gateway=False)
     command, env = triton_command(settings)
@@ -229,6 +243,7 @@ def running_stack(settings: Settings, extra_env: dict[str, str] | None = None) -
 
 
 def run(settings: Settings) -> int:
+    check_exposure(settings)
     check_ports(settings)
     stopping = {"signal": None}
 

@@ -1,5 +1,5 @@
-"""Exception handlers: Triton unavailable (503 with Retry-After), invalid fields and request validation (422 with a
-message naming each field plus FastAPI's detail list)."""
+"""Exception handlers: Triton unavailable (503 with Retry-After), too many images (413 naming the limit and the
+field), invalid fields and request validation (422 with a message naming each field plus FastAPI's detail list)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from gateway.api.limits import TooManyImages
 from gateway.clients.triton import TritonUnavailable
 from gateway.metrics import TRITON_UNAVAILABLE
 from gateway.services.errors import InvalidField
@@ -30,6 +31,11 @@ def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
             content={"detail": f"inference server unavailable: {error}"},
             headers={"Retry-After": str(retry_after_s)},
         )
+
+    @app.exception_handler(TooManyImages)
+    async def too_many_images(_request: Request, error: TooManyImages):
+        content = {"message": str(error), "limit": error.limit, "field": error.field}
+        return JSONResponse(status_code=413, content=content)
 
     @app.exception_handler(InvalidField)
     async def invalid_field(_request: Request, error: InvalidField):

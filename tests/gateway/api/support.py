@@ -1,4 +1,4 @@
-"""Shared by the API tests: settings for an app with no Triton listening, request bodies, the 422 check."""
+"""Shared by the API tests: settings for an app with no Triton listening, request bodies, the 413 and 422 checks."""
 
 from __future__ import annotations
 
@@ -27,6 +27,15 @@ def settings(**overrides) -> Settings:
 
 def select_body(*images, **fields) -> dict:
     return {"product_id": "p-1", "images": list(images), **fields}
+
+
+def assert_413_images(response, field: str, limit: int) -> dict:
+    """More images than IMGSEL_MAX_IMAGES_PER_REQUEST: 413 naming the limit and the field."""
+    assert response.status_code == 413, response.text
+    body = response.json()
+    assert body["limit"] == limit and body["field"] == field
+    assert f"at most {limit}" in body["message"] and body["message"].startswith(f"{field}:")
+    return body
 
 
 def assert_422(response, field: str) -> dict:

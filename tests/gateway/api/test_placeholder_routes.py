@@ -3,7 +3,7 @@ needs Triton (503)."""
 
 from __future__ import annotations
 
-from tests.gateway.api.support import JPEG_B64, RETRY_AFTER_S
+from tests.gateway.api.support import JPEG_B64, RETRY_AFTER_S, assert_413_images
 
 
 def test_library_routes_without_triton(client):
@@ -16,5 +16,4 @@ def test_library_routes_without_triton(client):
 
 def test_too_many_placeholders(small_client):
     images = [{"id": str(k), "data": JPEG_B64} for k in range(3)]
-    response = small_client.post("/v1/placeholders", json={"images": images})
-    assert response.status_code == 422 and "at most 2" in response.json()["message"]
+    assert_413_images(small_client.post("/v1/placeholders", json={"images": images}), "images", 2)
