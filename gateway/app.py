@@ -29,6 +29,8 @@ from gateway.stores.exemplars import ExemplarStore
 from gateway.stores.placeholders import PlaceholderLibrary
 from gateway.stores.search_index import SearchIndex
 
+ROUTERS = (curation.router, placeholders.router, search.router, health.router)
+
 
 def vote_rule(settings: Settings) -> VoteRule:
     return VoteRule(
@@ -95,10 +97,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
     app.add_middleware(AccessMiddleware, keys=keys, limiter=limiter)
-    app.add_middleware(RequestContextMiddleware, router=app.router)
     install_error_handlers(app, settings.retry_after_s)
-    for router in (curation.router, placeholders.router, search.router, health.router):
+    for router in ROUTERS:
         app.include_router(router)
+    routes = [*app.routes, *(route for router in ROUTERS for route in router.routes)]  # docs routes, then ours
+    app.add_middleware(RequestContextMiddleware, routes=routes)
     openapi.install(app)
     return app
 

@@ -8,9 +8,10 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Sequence
 
 from starlette.responses import JSONResponse
-from starlette.routing import Match, Router
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.api.access import KEY_ID_SCOPE_KEY, header
@@ -29,18 +30,18 @@ def request_id(raw: bytes | None) -> str:
     return text if SANE_REQUEST_ID.fullmatch(text) else uuid.uuid4().hex
 
 
-def route_template(router: Router, scope: Scope) -> str:
+def route_template(routes: Sequence[BaseRoute], scope: Scope) -> str:
     """The route's path template (bounded label values), also for requests answered before routing (401, 413...)."""
     route = scope.get("route")
     if route is None:
-        route = next((r for r in router.routes if r.matches(scope)[0] is not Match.NONE), None)
+        route = next((r for r in routes if hasattr(r, "path") and r.matches(scope)[0] is not Match.NONE), None)
     return getattr(route, "path", None) or "unmatched"
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, router: Router):
+    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute]):
         self.app = app
-        self.router = router
+        self.routes = routes  # every route, flat (FastAPI nests included routers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -72,7 +73,7 @@ class RequestContextMiddleware:
             request_id_var.reset(token)
 
     def record(self, scope: Scope, status: int, elapsed_s: float) -> None:
-        route = route_template(self.router, scope)
+        route = route_template(self.routes, scope)
         REQUESTS.labels(route=route, code=str(status)).inc()
         LATENCY.labels(route=route).observe(elapsed_s)
         client = scope.get("client")
