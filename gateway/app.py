@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
-import httpx
 from fastapi import FastAPI
 
 from contract.categories_file import load_catalog
@@ -15,7 +14,7 @@ from gateway.api.access import AccessMiddleware, check_exposure, load_api_keys
 from gateway.api.body_limit import BodyLimitMiddleware
 from gateway.api.errors import install_error_handlers
 from gateway.api.request_context import RequestContextMiddleware
-from gateway.clients.fetch import Fetcher
+from gateway.clients.fetch import Fetcher, fetch_client
 from gateway.clients.triton import TritonAnalyzer
 from gateway.decisions.placeholders import VoteRule
 from gateway.decisions.rate_limit import RateLimiter
@@ -49,16 +48,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     data_dir = Path(settings.data_dir)
     catalog = load_catalog(settings.categories_file or None)
     triton = TritonAnalyzer(settings.triton_grpc_url, settings.triton_timeout_s, settings.triton_breaker_cooldown_s)
-    limits = httpx.Limits(max_connections=settings.fetch_concurrency * 2)
     async with AsyncExitStack() as cleanup:
         cleanup.push_async_callback(triton.close)  # callbacks run last-in first-out: Triton closes last
-        http = await cleanup.enter_async_context(httpx.AsyncClient(timeout=settings.fetch_timeout_s, limits=limits))
+        http = await cleanup.enter_async_context(
+            fetch_client(settings.fetch_timeout_s, settings.fetch_concurrency * 2, settings.fetch_allow_private)
+        )
         fetcher = Fetcher(
             http,
             settings.fetch_timeout_s,
             settings.fetch_max_bytes,
             settings.fetch_concurrency,
-            settings.fetch_allow_private,
+            settings.max_pixels,
+            settings.max_side,
         )
         library = PlaceholderLibrary(data_dir / "placeholders.sqlite")
         cleanup.callback(library.close)

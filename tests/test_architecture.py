@@ -118,6 +118,23 @@ def test_gateway_serves_only():
     assert violations("gateway", lambda n: top(n) not in FORBIDDEN_IN_GATEWAY) == []
 
 
+# The pure preprocessing modules the gateway shares (never the DALI pipeline or its runner).
+SHARED_PREPROCESSING = ("preprocessing.foreground", "preprocessing.image_header")
+
+
+def test_gateway_imports_only_the_shared_preprocessing_modules():
+    def allowed(name: str) -> bool:
+        return top(name) != "preprocessing" or any(within(name, shared) for shared in SHARED_PREPROCESSING)
+
+    assert violations("gateway", allowed) == []
+
+
+def test_image_header_is_pure_standard_library():
+    """It runs on every image before anything else: no I/O, no third-party parser, only the contract's codes."""
+    for name in imported(ROOT / "preprocessing" / "image_header.py"):
+        assert (top(name) in STDLIB and top(name) not in STDLIB_IO) or within(name, "contract"), name
+
+
 @pytest.mark.parametrize("package", ["build_engines", "training", "preprocessing"])
 def test_build_side_never_imports_the_gateway(package):
     assert violations(package, lambda n: top(n) not in ("gateway", "tools")) == []

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from gateway.clients.fetch import SUPPORTED_FORMATS, sniff_format
+from preprocessing.image_header import SUPPORTED_FORMATS, sniff_format
 from preprocessing.pipeline import MEAN, STD, THUMB_SIDE
 from preprocessing.runner import OUTPUTS, PreprocessRunner, object_bbox, quality_features
 from tests.helpers import blurred, corrupt_jpeg, encode, product_photo

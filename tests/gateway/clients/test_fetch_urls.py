@@ -1,5 +1,5 @@
-"""gateway.clients.fetch: the guarded URL fetcher (httpx.MockTransport, no network): limits, redirects, deadlines,
-address checks on every hop, concurrency, order."""
+"""gateway.clients.fetch: the URL fetcher over httpx.MockTransport (no network): limits, redirects, deadlines,
+concurrency, order, the declared-size check. The address guard lives in the connections: test_fetch_pinning.py."""
 
 from __future__ import annotations
 
@@ -9,18 +9,19 @@ import time
 import httpx
 import pytest
 
-import gateway.clients.fetch as fetch_module
 from gateway.clients.fetch import MAX_REDIRECTS, Fetched, Fetcher
 from gateway.schemas import ImageIn
-from tests.gateway.clients.test_fetch import GIF, JPEG, PUBLIC, SVG, b64
+from loadtest.bombs import bombs, png_bomb, small
+from tests.gateway.clients.test_fetch import GIF, JPEG, PHOTO, PUBLIC, SVG, b64
 from tests.helpers import encode, product_photo
 
+PHOTO_SIDE = PHOTO.width
+LIMITS = dict(max_pixels=50_000_000, max_side=16_384)
 
-async def _with_fetcher(handler, work, *, timeout_s=2.0, max_bytes=len(JPEG) * 4, concurrency=4, allow_private=True):
+
+async def _with_fetcher(handler, work, *, timeout_s=2.0, max_bytes=len(JPEG) * 4, concurrency=4):
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-        fetcher = Fetcher(
-            client, timeout_s=timeout_s, max_bytes=max_bytes, concurrency=concurrency, allow_private=allow_private
-        )
+        fetcher = Fetcher(client, timeout_s=timeout_s, max_bytes=max_bytes, concurrency=concurrency, **LIMITS)
         return await work(fetcher)
 
 
@@ -47,7 +48,7 @@ def serve(routes: dict[str, httpx.Response], calls: list[str] | None = None):
 
 def test_fetch_ok():
     calls: list[str] = []
-    result = fetch(serve({"/x.jpg": httpx.Response(200, content=JPEG)}, calls), f"{PUBLIC}/x.jpg", allow_private=False)
+    result = fetch(serve({"/x.jpg": httpx.Response(200, content=JPEG)}, calls), f"{PUBLIC}/x.jpg")
     assert result == Fetched(JPEG)
     assert calls == [f"{PUBLIC}/x.jpg"]
 
@@ -125,7 +126,7 @@ def test_fetch_follows_redirect_chain_including_relative_locations():
         "/images/c": httpx.Response(307, headers={"location": "d.jpg"}),  # relative to the path
         "/images/d.jpg": httpx.Response(200, content=JPEG),
     }
-    result = fetch(serve(routes, calls), f"{PUBLIC}/a", allow_private=False)
+    result = fetch(serve(routes, calls), f"{PUBLIC}/a")
     assert result == Fetched(JPEG)
     assert calls == [
         f"{PUBLIC}/a",
@@ -200,78 +201,18 @@ def test_fetch_deadline_covers_the_whole_redirect_chain():
     assert result.reason == "fetch_failed"
 
 
-@pytest.mark.parametrize(
-    "url",
-    [
-        "http://127.0.0.1/x.jpg",
-        "http://10.1.2.3/x.jpg",
-        "http://192.168.0.10/x.jpg",
-        "http://169.254.169.254/latest/meta-data",
-        "http://[::1]/x.jpg",
-        "http://[::ffff:127.0.0.1]/x.jpg",
-        "http://0.0.0.0/x.jpg",
-        "http://127.1/x.jpg",
-        "http://2130706433/x.jpg",
-        "http://localhost:8001/x.jpg",
-    ],
-)
-def test_fetch_non_public_address_is_blocked(url):
-    result = fetch(never_called, url, allow_private=False)
-    assert result.data is None
-    assert result.reason == "fetch_blocked"
-
-
-def test_fetch_private_address_allowed_when_configured():
-    calls: list[str] = []
-    result = fetch(
-        serve({"/x.jpg": httpx.Response(200, content=JPEG)}, calls), "http://127.0.0.1/x.jpg", allow_private=True
-    )
-    assert result.data == JPEG
-    assert calls == ["http://127.0.0.1/x.jpg"]
-
-
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://93.184.216.34/x.jpg", "http:///x.jpg"])
 def test_fetch_non_http_or_hostless_url_is_blocked(url):
-    result = fetch(never_called, url, allow_private=True)
+    result = fetch(never_called, url)
     assert result.reason == "fetch_blocked"
 
 
-@pytest.mark.parametrize(
-    "target",
-    [
-        "http://127.0.0.1/secret",
-        "http://10.0.0.5:8001/v2",
-        "//192.168.1.1/x",
-        "http://169.254.169.254/latest/meta-data",
-        "file:///etc/passwd",
-    ],
-)
-def test_fetch_redirect_to_non_public_address_is_blocked(target):
+def test_fetch_redirect_to_a_non_http_url_is_blocked():
     calls: list[str] = []
-    handler = serve({"/x.jpg": httpx.Response(302, headers={"location": target})}, calls)
-    result = fetch(handler, f"{PUBLIC}/x.jpg", allow_private=False)
-    assert result.data is None
+    handler = serve({"/x.jpg": httpx.Response(302, headers={"location": "file:///etc/passwd"})}, calls)
+    result = fetch(handler, f"{PUBLIC}/x.jpg")
     assert result.reason == "fetch_blocked"
-    assert calls == [f"{PUBLIC}/x.jpg"]  # the private hop was never requested
-
-
-def test_fetch_checks_every_hop_by_host_name(monkeypatch):
-    checked: list[tuple[str, int]] = []
-
-    async def fake_allowed(host: str, port: int) -> bool:
-        checked.append((host, port))
-        return host != "internal.corp"
-
-    monkeypatch.setattr(fetch_module, "host_is_allowed", fake_allowed)
-    calls: list[str] = []
-    routes = {
-        "/a": httpx.Response(302, headers={"location": "https://cdn.example/b"}),
-        "/b": httpx.Response(302, headers={"location": "http://internal.corp:8080/c"}),
-    }
-    result = fetch(serve(routes, calls), "http://shop.example/a", allow_private=False)
-    assert result.reason == "fetch_blocked"
-    assert checked == [("shop.example", 80), ("cdn.example", 443), ("internal.corp", 8080)]
-    assert calls == ["http://shop.example/a", "https://cdn.example/b"]
+    assert calls == [f"{PUBLIC}/x.jpg"]
 
 
 @pytest.mark.parametrize(
@@ -285,14 +226,14 @@ def test_fetch_checks_every_hop_by_host_name(monkeypatch):
     ids=["port-out-of-range", "port-not-a-number", "unclosed-ipv6", "tab"],
 )
 def test_fetch_malformed_url_is_a_per_image_failure(url):
-    result = fetch(never_called, url, allow_private=True)
+    result = fetch(never_called, url)
     assert result.data is None
     assert result.reason in ("fetch_failed", "fetch_blocked")
 
 
 def test_fetch_redirect_to_malformed_location_is_a_per_image_failure():
     handler = serve({"/x.jpg": httpx.Response(302, headers={"location": "http://93.184.216.34:99999/y.jpg"})})
-    result = fetch(handler, f"{PUBLIC}/x.jpg", allow_private=False)
+    result = fetch(handler, f"{PUBLIC}/x.jpg")
     assert result.data is None
     assert result.reason in ("fetch_failed", "fetch_blocked")
 
@@ -355,6 +296,59 @@ def test_fetch_all_fetches_concurrently():
 
 
 def test_fetch_all_applies_the_size_limit_to_data_images():
-    images = [ImageIn(id="big", data=b64(JPEG)), ImageIn(id="small", data=b64(JPEG[:100]))]
+    tiny = small("PNG", side=2)
+    assert len(tiny) < 200 < len(JPEG)
+    images = [ImageIn(id="big", data=b64(JPEG)), ImageIn(id="small", data=b64(tiny))]
     results = asyncio.run(_with_fetcher(never_called, lambda fetcher: fetcher.fetch_all(images), max_bytes=200))
     assert [r.reason for r in results] == ["too_large", None]
+
+
+# ---------------------------------------------------------------------------------------------- declared size
+
+
+def test_fetch_url_bomb_is_too_large_before_anyone_decodes_it():
+    bomb = png_bomb(20000, 20000)
+    result = fetch(lambda request: httpx.Response(200, content=bomb), f"{PUBLIC}/bomb.png", max_bytes=len(bomb))
+    assert result.data is None
+    assert result.reason == "too_large"
+    assert "20000x20000" in result.detail and "16384" in result.detail
+
+
+def test_fetch_url_with_an_unreadable_header_is_undecodable():
+    truncated_png = encode(product_photo(side=48), "PNG")[:20]  # signature and half an IHDR
+    result = fetch(lambda request: httpx.Response(200, content=truncated_png), f"{PUBLIC}/x.png")
+    assert result.reason == "undecodable"
+
+
+def test_fetch_all_checks_the_declared_size_of_every_image_on_its_own():
+    """Bombs of every format, as base64 and as URLs, are refused one by one; the good images beside them pass."""
+    files = bombs(9000)  # 81 megapixels each, over the 50 megapixel default
+    served = {f"/{name}": body for name, body in files.items()}
+
+    def handler(request):
+        return httpx.Response(200, content=served.get(request.url.path, JPEG))
+
+    images = [ImageIn(id="good-data", data=b64(JPEG)), ImageIn(id="good-url", url=f"{PUBLIC}/good.jpg")]
+    images += [ImageIn(id=f"data-{name}", data=b64(body)) for name, body in files.items()]
+    images += [ImageIn(id=f"url-{name}", url=f"{PUBLIC}/{name}") for name in files]
+    results = asyncio.run(_with_fetcher(handler, lambda fetcher: fetcher.fetch_all(images), max_bytes=1 << 20))
+    by_id = {image.id: result for image, result in zip(images, results)}
+    assert by_id.pop("good-data") == Fetched(JPEG)
+    assert by_id.pop("good-url") == Fetched(JPEG)
+    assert {image_id: result.reason for image_id, result in by_id.items()} == {k: "too_large" for k in by_id}
+    assert all("9000x9000" in result.detail for result in by_id.values())
+
+
+def test_fetch_limits_come_from_the_fetcher():
+    async def work(fetcher):
+        return await fetcher.fetch_all([ImageIn(id="a", data=b64(JPEG))])
+
+    async def tight():
+        async with httpx.AsyncClient(transport=httpx.MockTransport(never_called)) as client:
+            side = PHOTO_SIDE - 1
+            fetcher = Fetcher(client, timeout_s=1, max_bytes=1 << 20, concurrency=1, max_pixels=10**9, max_side=side)
+            return await work(fetcher)
+
+    [result] = asyncio.run(tight())
+    assert result.reason == "too_large"
+    assert f"limit of {PHOTO_SIDE - 1}" in result.detail
