@@ -1,8 +1,10 @@
 """Supervise the embedded Triton server and the gateway together (`make run`).
 
 Starts the `tritonserver` binary from the nvidia-pytriton wheel (unpacked, not its Python API) on the generated
-model repository, waits until every model is READY, then starts the gateway (uvicorn). SIGTERM or Ctrl-C stops
-both; if either dies, the other is stopped too and the exit code says so.
+model repository, waits until every model is READY, then starts the gateway (uvicorn). Triton is supervised
+(tools.supervisor): after a crash, or the death of one of its model processes, its leftovers are cleaned up and it is
+restarted with backoff while the gateway keeps answering (503 with Retry-After until Triton is back); when the
+restart attempts run out both stop and the exit code is 1. SIGTERM or Ctrl-C stops both, also during a restart.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ import urllib.request
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from threading import Thread
 
 from build_engines.triton_server import bundled_libs, server_binary, server_root
 from contract.tensors import ENSEMBLE
 from gateway.settings import PROJECT_ROOT, Settings
+from tools.supervisor import RestartPolicy, StartFailed, TritonSupervisor
 
 PYTHON_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
 
@@ -76,7 +80,7 @@ def prepare_backend_dir(triton_home: Path) -> Path:
     return backend.parent
 
 
-def triton_command(settings: Settings) -> tuple[list[str], dict[str, str]]:
+def triton_command(settings: Settings, shm_prefix: str = "") -> tuple[list[str], dict[str, str]]:
     home = Path(settings.triton_home)
     binary = server_binary(home)
     if not binary.is_file():
@@ -99,6 +103,8 @@ def triton_command(settings: Settings) -> tuple[list[str], dict[str, str]]:
         "--strict-readiness=true",
         "--log-verbose=0",
     ]
+    if shm_prefix:  # this server's python-backend shared-memory regions: /dev/shm/<prefix>*, removed after a crash
+        command.append(f"--backend-config=python,shm-region-prefix-name={shm_prefix}")
     env = dict(os.environ)
     # The copied backend library loses its relative RPATH; the 3.11 stub links libpython from the interpreter's LIBDIR.
     libs = [str(bundled_libs(home)), sysconfig.get_config_var("LIBDIR") or ""]
@@ -144,14 +150,19 @@ class Child:
         return self.process.poll() is None
 
     def stop(self, timeout: float = 15.0) -> None:
-        if not self.alive():
-            return
-        self.process.send_signal(signal.SIGTERM)
+        """SIGTERM, then SIGKILL to the whole process group: Triton's model processes are in it and outlive a killed
+        server (start_new_session makes the group id the child's pid)."""
+        if self.alive():
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
         try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):  # the group is empty: everything exited
+            pass
+        self.process.wait()
 
     def failure_summary(self) -> str:
         lines = [line for line in self.tail if "error" in line.lower() or "failed" in line.lower()]
@@ -196,17 +207,42 @@ def check_exposure(settings: Settings) -> None:
         raise LaunchError(str(error)) from None
 
 
-def start_triton(settings: Settings) -> Child:
+def spawn_triton(settings: Settings, shm_prefix: str = "") -> Child:
     check_ports(settings, include_gateway=False)
-    command, env = triton_command(settings)
-    triton = Child("triton", command, env)
-    ready_url = f"http://127.0.0.1:{settings.triton_http_port}/v2/health/ready"
+    command, env = triton_command(settings, shm_prefix)
+    return Child("triton", command, env)
+
+
+def triton_ready(settings: Settings) -> bool:
+    return http_ok(f"http://127.0.0.1:{settings.triton_http_port}/v2/health/ready")
+
+
+def start_triton(settings: Settings) -> Child:
+    """An unsupervised server, ready (all models loaded)."""
+    triton = spawn_triton(settings)
     try:
-        wait_until(lambda: http_ok(ready_url), triton, settings.startup_timeout_s, "ready (all models loaded)")
+        wait_until(lambda: triton_ready(settings), triton, settings.startup_timeout_s, "ready (all models loaded)")
     except LaunchError:
         triton.stop()
         raise
     return triton
+
+
+def start_supervised_triton(settings: Settings) -> TritonSupervisor:
+    supervisor = TritonSupervisor(
+        spawn=lambda prefix: spawn_triton(settings, prefix),
+        ready=lambda: triton_ready(settings),
+        policy=RestartPolicy(settings.triton_restart_attempts, settings.triton_restart_backoff_s),
+        startup_timeout_s=settings.startup_timeout_s,
+    )
+    try:
+        supervisor.start()
+    except BaseException as error:  # also Interrupted: no server is left running
+        supervisor.stop()
+        if isinstance(error, StartFailed):
+            raise LaunchError(str(error)) from None
+        raise
+    return supervisor
 
 
 def start_gateway(settings: Settings, extra_env: dict[str, str] | None = None) -> Child:
@@ -226,47 +262,81 @@ def start_gateway(settings: Settings, extra_env: dict[str, str] | None = None) -
         "10",
     ]
     gateway = Child("gateway", command, env)
-    wait_until(lambda: http_ok(f"http://{settings.host}:{settings.port}/healthz"), gateway, 60, "serving")
+    try:
+        wait_until(lambda: http_ok(f"http://{settings.host}:{settings.port}/healthz"), gateway, 60, "serving")
+    except BaseException:
+        gateway.stop()
+        raise
     return gateway
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    triton: TritonSupervisor  # .current is the running server, .kill() injects a crash, .events its history
+    gateway: Child
+
+    @property
+    def children(self) -> list[Child]:
+        return [self.triton.current, self.gateway]
+
+
+@contextmanager
+def supervised_stack(settings: Settings, extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
+    """Supervised Triton, then the gateway once every model is ready; both stopped on exit (gateway first)."""
+    triton = start_supervised_triton(settings)
+    gateway = None
+    try:
+        gateway = start_gateway(settings, extra_env)
+        yield Stack(settings, triton, gateway)
+    finally:
+        if gateway is not None:  # first, so no request reaches a stopped Triton
+            gateway.stop()
+        triton.stop()
 
 
 @contextmanager
 def running_stack(settings: Settings, extra_env: dict[str, str] | None = None) -> Iterator[list[Child]]:
-    """Triton, then the gateway once every model is ready; both stopped on exit (gateway first)."""
-    children = [start_triton(settings)]
-    try:
-        children.append(start_gateway(settings, extra_env))
-        yield children
-    finally:
-        for child in reversed(children):  # gateway first, so no request reaches a stopped Triton
-            child.stop()
+    """supervised_stack, yielding [triton, gateway] processes as they are at start."""
+    with supervised_stack(settings, extra_env) as stack:
+        yield stack.children
+
+
+class Interrupted(Exception):
+    """SIGTERM or SIGINT: unwinds from wherever the main thread is (also a start or restart) through the cleanup."""
+
+
+def on_stop_signal(signum, _frame) -> None:
+    for number in (signal.SIGTERM, signal.SIGINT):  # one stop request; the cleanup itself is not interrupted
+        signal.signal(number, signal.SIG_IGN)
+    raise Interrupted(signal.Signals(signum).name)
 
 
 def run(settings: Settings) -> int:
     check_exposure(settings)
     check_ports(settings)
-    stopping = {"signal": None}
-
-    def on_signal(signum, _frame):
-        stopping["signal"] = signum
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_stop_signal)
+    signal.signal(signal.SIGINT, on_stop_signal)
     started = time.monotonic()
-    with running_stack(settings) as children:
-        print(
-            f"imgsel ready in {time.monotonic() - started:.1f} s: http://{settings.host}:{settings.port} "
-            f"(docs at /docs; Ctrl-C stops)",
-            flush=True,
-        )
-        while stopping["signal"] is None and all(child.alive() for child in children):
-            time.sleep(0.2)
-    if stopping["signal"] is not None:
+    try:
+        with supervised_stack(settings) as stack:
+            print(
+                f"imgsel ready in {time.monotonic() - started:.1f} s: http://{settings.host}:{settings.port} "
+                f"(docs at /docs; Ctrl-C stops)",
+                flush=True,
+            )
+            while not stack.triton.gave_up.is_set() and stack.gateway.alive():
+                time.sleep(0.2)
+    except Interrupted:
         return 0
-    dead = next(child for child in children if not child.alive())
-    print(
-        f"{dead.name} exited unexpectedly (code {dead.process.returncode}):\n{dead.failure_summary()}", file=sys.stderr
-    )
+    if stack.triton.gave_up.is_set():
+        print(f"imgsel: {stack.triton.failure}", file=sys.stderr)
+    else:
+        gateway = stack.gateway
+        print(
+            f"gateway exited unexpectedly (code {gateway.process.returncode}):\n{gateway.failure_summary()}",
+            file=sys.stderr,
+        )
     return 1
 
 

@@ -241,6 +241,11 @@ def test_triton_command_complete_install(tmp_path, repository):
     assert (home / "backends" / "python" / "triton_python_backend_stub").read_bytes() == b"stub"
     assert (home / "backends" / "python" / "libtriton_python.so").read_bytes() == b"lib"
     assert str(home / "nvidia_pytriton.libs") in env["LD_LIBRARY_PATH"].split(":")
+    assert not any(part.startswith("--backend-config=python,shm-region") for part in command)
+
+    supervised, _env = triton_command(settings, shm_prefix="imgsel_1_ab_")
+    # Its own shared-memory region prefix, so a crashed server's regions can be found and removed.
+    assert "--backend-config=python,shm-region-prefix-name=imgsel_1_ab_" in supervised
 
 
 @pytest.mark.parametrize("raw", ["enabled", "2", "tru"])
