@@ -1,0 +1,83 @@
+"""The processes of one running stack, found by command line in /proc (so a stack started by the test fixtures,
+which hands out only its settings, can be inspected too), their resident memory, and a second gateway on a running
+stack's Triton with a data directory of its own (fuzzers write to the placeholder library and the search index; the
+session stack's tests assume theirs untouched).
+
+Names: `gateway`, `tritonserver`, `stub <model>` (one per python-backend model instance; `stub <model>#2` for a second
+instance of the same model).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from gateway.settings import Settings
+from tools.launcher import free_port, start_gateway
+
+STUB_BINARY = "triton_python_backend_stub"
+
+
+def command_lines() -> Iterator[tuple[int, list[str]]]:
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "cmdline").read_bytes()
+        except OSError:  # exited while we looked
+            continue
+        if raw:
+            yield int(entry.name), [part.decode(errors="replace") for part in raw.rstrip(b"\0").split(b"\0")]
+
+
+def process_name(command: list[str], settings: Settings) -> str | None:
+    """The stack role of a process with this command line, or None when it is not part of this stack."""
+    repository = str(Path(settings.model_repository).resolve())
+    if command[0].endswith(STUB_BINARY) and len(command) > 1 and command[1].startswith(repository + os.sep):
+        return f"stub {Path(command[1]).relative_to(repository).parts[0]}"  # <repository>/<model>/1/model.py
+    if Path(command[0]).name == "tritonserver" and f"--http-port={settings.triton_http_port}" in command:
+        return "tritonserver"
+    if "gateway.app:app" in command and "--port" in command:
+        port = command[command.index("--port") + 1] if command.index("--port") + 1 < len(command) else ""
+        return "gateway" if port == str(settings.port) else None
+    return None
+
+
+def stack_processes(settings: Settings) -> dict[str, int]:
+    """Role -> PID for every live process of the stack that `settings` describes."""
+    found: dict[str, int] = {}
+    for pid, command in sorted(command_lines()):
+        name = process_name(command, settings)
+        if name is None:
+            continue
+        key, n = name, 1
+        while key in found:
+            n += 1
+            key = f"{name}#{n}"
+        found[key] = pid
+    return found
+
+
+def rss_mb(pid: int) -> float | None:
+    """Resident memory of a process in MB, None when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+@contextmanager
+def second_gateway(settings: Settings, data_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[Settings]:
+    """A gateway on a free port over the Triton of `settings`, with its own data directory; stopped on exit."""
+    own = settings.model_copy(update={"port": free_port(), "data_dir": str(data_dir)})
+    env = {"IMGSEL_DATA_DIR": str(data_dir), **(extra_env or {})}
+    child = start_gateway(own, env)
+    try:
+        yield own
+    finally:
+        child.stop()
