@@ -43,6 +43,21 @@ class TextFormatter(logging.Formatter):
         return super().format(record)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time (as logging.lastResort does), not the one seen at setup."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def formatter(json_lines: bool) -> logging.Formatter:
     return JsonFormatter() if json_lines else TextFormatter()
 
@@ -55,7 +70,7 @@ def configure_logging(json_lines: bool, stream=None) -> logging.Handler:
     logger.setLevel(logging.INFO)
     handler = next((h for h in logger.handlers if getattr(h, _HANDLER_FLAG, False)), None)
     if handler is None:
-        handler = logging.StreamHandler(stream or sys.stderr)
+        handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
         setattr(handler, _HANDLER_FLAG, True)
         logger.addHandler(handler)
     handler.setFormatter(chosen)
