@@ -215,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     from tools.launcher import settings_on_free_ports
 
     base = dict(model_repository=str(PROJECT_ROOT / "model_repository"), startup_timeout_s=300)
-    report = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "command": " ".join(sys.argv)}
+    command = " ".join(["python -m loadtest.bombs", *(sys.argv[1:] if argv is None else argv)])
+    report = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "command": command}
     report["guarded"] = send_bombs(settings_on_free_ports(**base), args.count, args.side, {})
     print(json.dumps(report["guarded"], indent=2), flush=True)
     if args.unguarded:
