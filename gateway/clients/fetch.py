@@ -29,8 +29,6 @@ import httpx
 from contract.reasons import FETCH_BLOCKED, FETCH_FAILED, TOO_LARGE, UNDECODABLE, UNSUPPORTED_FORMAT
 from preprocessing.image_header import SUPPORTED_FORMATS, check_dimensions, sniff_format
 
-__all__ = ["SUPPORTED_FORMATS", "sniff_format"]  # re-exported: callers that sniff go through the fetch module too
-
 MAX_REDIRECTS = 3
 
 

@@ -7,7 +7,8 @@ import base64
 import numpy as np
 import pytest
 
-from gateway.clients.fetch import Fetched, check_format, decode_base64, sniff_format
+from gateway.clients.fetch import Fetched, check_format, decode_base64
+from preprocessing.image_header import sniff_format
 from tests.helpers import corrupt_jpeg, encode, product_photo
 
 PHOTO = product_photo(side=64)
