@@ -8,7 +8,7 @@ REPO_DIR ?= model_repository
 # Where `make triton` unpacks the server: build_engines/triton_server.py server_binary(DEFAULT_DEST).
 TRITON := .cache/tritonserver/pytriton/tritonserver/bin/tritonserver
 
-.PHONY: help install venv triton repo models run test test-unit bench loadtest lint clean
+.PHONY: help install venv triton repo models run test test-unit bench loadtest fuzz soak lint clean
 
 help:
 	@echo "make run        install what is missing, build the cpu model repository if absent, start Triton + gateway"
@@ -17,6 +17,8 @@ help:
 	@echo "make models     fine-tune the backbone's last layers, retrain every head from DATA (../shared/data), regenerate the repository"
 	@echo "make bench      throughput/latency benchmark of /v1/select vs DALI decode floor -> BENCHMARKS.md numbers"
 	@echo "make loadtest   locust, headless, bounded, against a stack it starts"
+	@echo "make fuzz       schemathesis on every operation (FUZZ_EXAMPLES per operation) + 1,000 mutated image files"
+	@echo "make soak       SOAK_MINUTES (10) of mixed load: RSS of every process and latency over time"
 	@echo "make lint       ruff"
 
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -68,6 +70,16 @@ bench: $(VENV)/.installed $(TRITON) $(REPO_DIR)/analyze/config.pbtxt
 
 loadtest: $(VENV)/.installed $(TRITON) $(REPO_DIR)/analyze/config.pbtxt
 	$(PY) -m loadtest.run_locust
+
+FUZZ_EXAMPLES ?= 100
+FUZZ_FILES ?= 1000
+fuzz: $(VENV)/.installed $(TRITON) $(REPO_DIR)/analyze/config.pbtxt
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q tests/integration/test_fuzz_api.py
+	$(PY) -m loadtest.decoder_fuzz --count $(FUZZ_FILES)
+
+SOAK_MINUTES ?= 10
+soak: $(VENV)/.installed $(TRITON) $(REPO_DIR)/analyze/config.pbtxt
+	$(PY) -m loadtest.soak --minutes $(SOAK_MINUTES)
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
