@@ -103,7 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     routes = [*app.routes, *(route for router in ROUTERS for route in router.routes)]  # docs routes, then ours
     app.add_middleware(RequestContextMiddleware, routes=routes)
-    openapi.install(app)
+    openapi.install(app, keys_configured=bool(keys))
     return app
 
 

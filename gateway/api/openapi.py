@@ -1,6 +1,7 @@
-"""The OpenAPI document says what the access middleware does: a bearer security scheme on every operation that needs a
-key (from gateway.decisions.access.required_scope, the one copy of the rule), the scope in its description, and the
-401/403/413/429 answers it can get, so the docs and schemathesis know them."""
+"""The OpenAPI document says what the access middleware does for this deployment: when keys are configured, a bearer
+security scheme on every operation that needs a key (from gateway.decisions.access.required_scope, the one copy of the
+rule), the scope in its description and the 401/403 answers; always the 413 and 429 answers. An open deployment
+declares no security it does not enforce (schemathesis's ignored_auth check would rightly flag it)."""
 
 from __future__ import annotations
 
@@ -25,15 +26,14 @@ def _answer(description: str, schema: dict, headers: dict | None = None) -> dict
     return answer | ({"headers": headers} if headers else {})
 
 
-def document_access(schema: dict) -> dict:
+def document_access(schema: dict, keys_configured: bool) -> dict:
     """Adds the scheme and, per operation, its security and the access/limit answers (in place; returns it)."""
-    components = schema.setdefault("components", {})
-    components.setdefault("securitySchemes", {})[SCHEME] = {
-        "type": "http",
-        "scheme": "bearer",
-        "description": "API key (IMGSEL_API_KEYS). Scope `curate`: select, dedup, report, search; scope `admin`: "
-        "everything. Required only when keys are configured.",
-    }
+    if keys_configured:
+        schema.setdefault("components", {}).setdefault("securitySchemes", {})[SCHEME] = {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "API key. Scope `curate`: select, dedup, report, search; scope `admin`: everything.",
+        }
     for path, operations in schema.get("paths", {}).items():
         scope = required_scope(path)
         for operation in operations.values():
@@ -42,21 +42,23 @@ def document_access(schema: dict) -> dict:
                 responses.setdefault("413", _answer("request body or image count over a limit", _LIMIT))
             if scope is None:
                 continue
+            responses.setdefault("429", _answer("rate limit exceeded", _LIMIT, _RETRY_AFTER))
+            if not keys_configured:
+                continue
             operation["security"] = [{SCHEME: []}]
             note = f"Needs an API key with scope `{scope.value}`" + (" or `admin`." if scope.value != "admin" else ".")
             operation["description"] = f"{operation.get('description', '')}\n\n{note}".strip()
             responses.setdefault("401", _answer("no or unknown API key", _MESSAGE))
             responses.setdefault("403", _answer("the key's scope does not cover this operation", _MESSAGE))
-            responses.setdefault("429", _answer("rate limit exceeded", _LIMIT, _RETRY_AFTER))
     return schema
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, keys_configured: bool) -> None:
     generate = app.openapi
 
     def openapi() -> dict:
         if app.openapi_schema is None:
-            app.openapi_schema = document_access(generate())
+            app.openapi_schema = document_access(generate(), keys_configured)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

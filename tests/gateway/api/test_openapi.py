@@ -1,13 +1,25 @@
-"""The OpenAPI document declares the bearer scheme, each operation's scope and its 401/403/413/429 answers, and stays
-a valid OpenAPI document (schemathesis validates it against the specification's meta-schema)."""
+"""The OpenAPI document: with keys configured, the bearer scheme, each operation's scope and its 401/403 answers; an
+open deployment declares no security; 413 and 429 always; a valid OpenAPI document either way (schemathesis
+validates it against the specification's meta-schema)."""
 
 from __future__ import annotations
 
+import pytest
 import schemathesis
+from fastapi.testclient import TestClient
 
 from gateway.api.openapi import SCHEME
+from gateway.app import create_app
+from tests.gateway.api.support import settings
 
 OPEN = {"/healthz", "/readyz", "/metrics"}
+CURATE = {"/v1/select", "/v1/dedup", "/v1/report", "/v1/search"}
+
+
+@pytest.fixture(scope="module")
+def keyed_schema() -> dict:
+    with TestClient(create_app(settings(api_keys="curate:k1,admin:k2"))) as client:
+        return client.get("/openapi.json").json()
 
 
 def operations(schema: dict):
@@ -16,19 +28,14 @@ def operations(schema: dict):
             yield path, method, operation
 
 
-def test_bearer_scheme_is_declared(client):
-    schema = client.get("/openapi.json").json()
-    assert schema["components"]["securitySchemes"][SCHEME] == {
-        "type": "http",
-        "scheme": "bearer",
-        "description": schema["components"]["securitySchemes"][SCHEME]["description"],
-    }
+def test_bearer_scheme_is_declared_with_keys(keyed_schema):
+    scheme = keyed_schema["components"]["securitySchemes"][SCHEME]
+    assert scheme["type"] == "http" and scheme["scheme"] == "bearer"
 
 
-def test_every_keyed_operation_says_so_and_lists_the_door_answers(client):
-    schema = client.get("/openapi.json").json()
+def test_every_keyed_operation_says_so_and_lists_the_door_answers(keyed_schema):
     seen = set()
-    for path, method, operation in operations(schema):
+    for path, method, operation in operations(keyed_schema):
         seen.add(path)
         if path in OPEN:
             assert "security" not in operation and "401" not in operation["responses"], (method, path)
@@ -36,14 +43,24 @@ def test_every_keyed_operation_says_so_and_lists_the_door_answers(client):
         assert operation["security"] == [{SCHEME: []}], (method, path)
         assert {"401", "403", "429"} <= set(operation["responses"]), (method, path)
         assert "Retry-After" in operation["responses"]["429"]["headers"]
-        scope = "curate" if path in {"/v1/select", "/v1/dedup", "/v1/report", "/v1/search"} else "admin"
+        scope = "curate" if path in CURATE else "admin"
         assert f"scope `{scope}`" in operation["description"], (method, path)
         if "requestBody" in operation:
             assert "413" in operation["responses"], (method, path)
-    assert OPEN <= seen and "/v1/placeholders/{placeholder_id}" in seen
+    assert OPEN <= seen and CURATE <= seen and "/v1/placeholders/{placeholder_id}" in seen
 
 
-def test_the_document_is_valid_openapi(client):
-    schema = schemathesis.openapi.from_dict(client.get("/openapi.json").json())
-    schema.validate()  # raises on a document the specification's meta-schema refuses
-    assert len(list(schema.get_all_operations())) >= 13
+def test_an_open_deployment_declares_no_security(client):
+    schema = client.get("/openapi.json").json()
+    assert SCHEME not in schema.get("components", {}).get("securitySchemes", {})
+    for path, method, operation in operations(schema):
+        assert "security" not in operation and "401" not in operation["responses"], (method, path)
+        if path not in OPEN:
+            assert "429" in operation["responses"], (method, path)
+
+
+def test_the_documents_are_valid_openapi(client, keyed_schema):
+    for document in (keyed_schema, client.get("/openapi.json").json()):
+        schema = schemathesis.openapi.from_dict(document)
+        schema.validate()  # raises on a document the specification's meta-schema refuses
+        assert len(list(schema.get_all_operations())) >= 13
