@@ -5,7 +5,7 @@ Checks that every image gets a contract status (an `error` with a per-image reas
 and that the preprocess model never restarts (the same python-backend stub PIDs before and after, every model still
 READY). A batch answered 5xx is re-sent one image at a time to name the files that cause it.
 
-    python -m loadtest.decoder_fuzz [--count 1000] [--seed 0] [--batch 25]     (starts a private stack on loopback)
+    python -m loadtest.decoder_fuzz [--count 1000] [--seed 0] [--batch 16]     (starts a private stack on loopback)
 
 Writes loadtest/results/decoder-fuzz-<time>.json; any file that caused a 5xx is rebuilt by
 `loadtest.decoder_mutations.mutant(seed_files(), seed, index)`.
@@ -146,7 +146,7 @@ def preprocess_rss(stubs: dict[str, int]) -> float | None:
     return round(sum(s for s in sizes if s is not None), 1) if sizes else None
 
 
-def run_fuzz(gateway: Settings, triton: Settings, count: int, seed: int = 0, batch_size: int = 25) -> FuzzReport:
+def run_fuzz(gateway: Settings, triton: Settings, count: int, seed: int = 0, batch_size: int = 16) -> FuzzReport:
     """Send `count` mutants of run `seed` to the gateway of `gateway`; `triton` names the stack whose processes and
     model states are watched (the same settings unless the gateway is a second one over that Triton)."""
     report = FuzzReport(seed=seed)
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch", type=int, default=25, help="images per /v1/select request")
+    parser.add_argument("--batch", type=int, default=16, help="images per /v1/select request")
     args = parser.parse_args(argv)
     settings = settings_on_free_ports(model_repository=str(PROJECT_ROOT / "model_repository"))
     results = PROJECT_ROOT / "loadtest" / "results"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from loadtest.products import PROJECT_ROOT
 
-SEED_SIDE = 192
+SEED_SIDE = 448  # above every category's min_side, so mutants that still decode go the whole way (selected, ...)
 # Values that sit on the edges decoders get wrong: zero, one, sign and width boundaries, all-ones.
 INTERESTING_16 = (0, 1, 2, 0x7F, 0x80, 0xFF, 0x100, 0x3FFF, 0x4000, 0x7FFF, 0x8000, 0xFFFE, 0xFFFF)
 INTERESTING_32 = (*INTERESTING_16, 0x10000, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFE, 0xFFFFFFFF)

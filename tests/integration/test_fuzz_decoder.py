@@ -22,7 +22,7 @@ def fuzz_gateway(stack, tmp_path_factory):
 
 
 def test_mutated_files_get_contract_statuses_and_never_restart_preprocess(stack, fuzz_gateway):
-    report = run_fuzz(fuzz_gateway, stack, FILES, seed=SEED, batch_size=25)
+    report = run_fuzz(fuzz_gateway, stack, FILES, seed=SEED, batch_size=16)
 
     assert report.stubs_before, "no python-backend stub of the stack found in /proc"
     assert any(name.startswith("stub preprocess") for name in report.stubs_before)
