@@ -1,7 +1,7 @@
 """Schemathesis against the gateway's /openapi.json, every operation, over real HTTP: no 5xx, every response valid
 against the schema (status code, content type, body), schema-invalid requests refused.
 
-Bounded: FUZZ_EXAMPLES schema-valid and as many schema-invalid cases per operation (default 10, fixed seed);
+Bounded: FUZZ_EXAMPLES schema-valid and as many schema-invalid cases per operation (default 20, fixed seed);
 `make fuzz` runs more.
 The gateway is a second one over the session stack's Triton with a data directory of its own, because the fuzz
 writes and deletes placeholders and index entries that the other integration tests count on.
@@ -33,7 +33,7 @@ from schemathesis.specs.openapi.checks import (
 from loadtest.stack_processes import second_gateway
 from tests.helpers import corrupt_jpeg, encode, product_photo
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "10"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "20"))
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
