@@ -8,7 +8,7 @@ REPO_DIR ?= model_repository
 # Where `make triton` unpacks the server: build_engines/triton_server.py server_binary(DEFAULT_DEST).
 TRITON := .cache/tritonserver/pytriton/tritonserver/bin/tritonserver
 
-.PHONY: help install venv triton repo models run test test-unit bench loadtest fuzz soak lint clean
+.PHONY: help install venv triton repo models run test test-unit bench loadtest fuzz soak faults lint clean
 
 help:
 	@echo "make run        install what is missing, build the cpu model repository if absent, start Triton + gateway"
@@ -19,6 +19,7 @@ help:
 	@echo "make loadtest   locust, headless, bounded, against a stack it starts"
 	@echo "make fuzz       schemathesis on every operation (FUZZ_EXAMPLES per operation) + 1,000 mutated image files"
 	@echo "make soak       SOAK_MINUTES (10) of mixed load: RSS of every process and latency over time"
+	@echo "make faults     60 s of locust traffic twice: kill -9 tritonserver, then one model process, at 20 s"
 	@echo "make lint       ruff"
 
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -80,6 +81,9 @@ fuzz: $(VENV)/.installed $(TRITON) $(REPO_DIR)/analyze/config.pbtxt
 SOAK_MINUTES ?= 10
 soak: $(VENV)/.installed $(TRITON) $(REPO_DIR)/analyze/config.pbtxt
 	$(PY) -m loadtest.soak --minutes $(SOAK_MINUTES)
+
+faults: $(VENV)/.installed $(TRITON) $(REPO_DIR)/analyze/config.pbtxt
+	$(PY) -m loadtest.fault_run
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .

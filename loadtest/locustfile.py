@@ -3,13 +3,19 @@ plus lighter streams of /v1/dedup calls and of visual searches against a small i
 
     locust -f loadtest/locustfile.py --host http://127.0.0.1:8080      (against a running `make run`)
     make loadtest                                                      (starts its own stack, headless, bounded)
+
+For fault runs (loadtest/fault_run.py): IMGSEL_LOCUST_REQUEST_LOG=<file> appends one JSON line per finished request
+(start, duration, status, Retry-After, error); IMGSEL_LOCUST_TIMEOUT_S bounds every request, so a hung request shows
+up as a timeout instead of never finishing.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import random
+import time
 
 from locust import HttpUser, between, events, task
 
@@ -20,6 +26,25 @@ SELECT_BODIES = select_payloads(FILES, 32)
 DEDUP_BODIES = [json.dumps({"images": json.loads(body)["images"]}).encode() for body in SELECT_BODIES[:8]]
 HEADERS = {"content-type": "application/json"}
 SEARCH_BODIES = [json.dumps({"image": {"data": base64.b64encode(f).decode()}, "k": 10}).encode() for f in FILES[:16]]
+REQUEST_LOG = os.environ.get("IMGSEL_LOCUST_REQUEST_LOG", "")
+TIMEOUT_S = float(os.environ.get("IMGSEL_LOCUST_TIMEOUT_S", "0")) or None  # None: requests' default, no limit
+
+
+@events.request.add_listener
+def log_request(name, response_time, response, exception, start_time=None, **_kwargs):
+    if not REQUEST_LOG:
+        return
+    status = getattr(response, "status_code", 0) or 0
+    record = {
+        "start": start_time or time.time() - response_time / 1000,
+        "ms": round(response_time, 1),
+        "name": name,
+        "status": status,
+        "retry_after": (response.headers.get("retry-after") if status else None),
+        "error": None if exception is None else f"{type(exception).__name__}: {exception}"[:200],
+    }
+    with open(REQUEST_LOG, "a") as log:
+        log.write(json.dumps(record) + "\n")
 
 
 @events.test_start.add_listener
@@ -50,18 +75,30 @@ class CatalogIngest(HttpUser):
             headers=HEADERS,
             name="/v1/select (8 images)",
             catch_response=True,
+            timeout=TIMEOUT_S,
         ) as response:
             if response.status_code == 200 and len(response.json()["images"]) != 8:
                 response.failure("response lacks a verdict per image")
 
     @task(1)
     def dedup(self):
-        self.client.post("/v1/dedup", data=random.choice(DEDUP_BODIES), headers=HEADERS, name="/v1/dedup (8 images)")
+        self.client.post(
+            "/v1/dedup",
+            data=random.choice(DEDUP_BODIES),
+            headers=HEADERS,
+            name="/v1/dedup (8 images)",
+            timeout=TIMEOUT_S,
+        )
 
     @task(2)
     def search(self):
         with self.client.post(
-            "/v1/search", data=random.choice(SEARCH_BODIES), headers=HEADERS, name="/v1/search", catch_response=True
+            "/v1/search",
+            data=random.choice(SEARCH_BODIES),
+            headers=HEADERS,
+            name="/v1/search",
+            catch_response=True,
+            timeout=TIMEOUT_S,
         ) as response:
             if response.status_code == 200 and not response.json()["results"]:
                 response.failure("search found nothing in a non-empty index")
