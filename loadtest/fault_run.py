@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -123,6 +124,7 @@ def fault_run(fault: str, model: str, users: int, seconds: int, fault_after_s: f
         cleaned = next((e.detail for e in stack.triton.events if e.kind == "cleaned" and e.at > fault_at), None)
         events = [{"at": round(e.at - fault_at, 2), "kind": e.kind, **e.detail} for e in stack.triton.events]
     report = summarize(read_records(log), fault_at, restarted[0].at if restarted else None, settings.triton_timeout_s)
+    shutil.rmtree(work, ignore_errors=True)  # the request log and the run's stores: the summary is what is kept
     report |= {
         "fault": fault,
         "injected": injected,
