@@ -156,6 +156,7 @@ def run_soak(minutes: float, users: int, interval_s: float, warmup_s: float, res
     stamp = time.strftime("%Y%m%d-%H%M%S")
     csv_prefix = results / f"soak-{stamp}-locust"
     seconds = int(minutes * 60)
+    commit = git_head()  # at the start: other work may be committed while the soak runs
     with tempfile.TemporaryDirectory(prefix="imgsel-soak-") as data_dir:
         # The load comes from one loopback client: the per-client rate limit would turn the soak into a 429 test.
         env = {"IMGSEL_DATA_DIR": data_dir, "IMGSEL_RATE_LIMIT_PER_S": "0"}
@@ -169,7 +170,7 @@ def run_soak(minutes: float, users: int, interval_s: float, warmup_s: float, res
     report = {
         "command": f"python -m loadtest.soak --minutes {minutes:g} --users {users} --interval {interval_s:g} "
         f"--warmup {warmup_s:g}",
-        "commit": git_head(),
+        "commit": commit,
         "minutes": minutes,
         "users": users,
         "locust_exit_code": load.returncode,
