@@ -22,9 +22,6 @@ class TritonPythonModel:
         options.inter_op_num_threads = 1
         # No busy-waiting between ops: on a small CPU the spinning threads steal cores from DALI and the gateway.
         options.add_session_config_entry("session.intra_op.allow_spinning", params.get("ORT_SPIN", "0"))
-        # No memory arena: it keeps the peak of the largest dynamic batch for good (backbone: +300 MB in a 10-minute
-        # soak, ~960 MB after one batch of 64 vs ~220 MB without; batch-8 latency unchanged). RELIABILITY.md "Soak".
-        options.enable_cpu_mem_arena = False
         path = os.path.join(args["model_repository"], args["model_version"], "model.onnx")
         self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         self.input_names = [i["name"] for i in config["input"]]
