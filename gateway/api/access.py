@@ -60,8 +60,9 @@ def request_path(scope: Scope) -> str:
 
 class AccessMiddleware:
     """Open paths pass. With keys configured: no or unknown key -> 401 with WWW-Authenticate, a key whose scope does
-    not cover the path -> 403. Then the caller's token bucket (its key id, or its address when no keys are
-    configured) -> 429 with Retry-After."""
+    not cover the path -> 403. Then the key's token bucket -> 429 with Retry-After. An open deployment (no keys)
+    has no caller identity and is not rate limited: behind a Kubernetes Service every caller may arrive from one
+    (SNAT) address, so a per-address bucket would throttle the whole service as one client."""
 
     def __init__(
         self,
@@ -81,19 +82,17 @@ class AccessMiddleware:
         required = required_scope(request_path(scope))
         if required is None:
             return await self.app(scope, receive, send)
-        if self.keys:
-            token = bearer_token(header(scope, b"authorization"))
-            key = match_key(token, self.keys) if token is not None else None
-            if key is None:
-                return await self.unauthorized(token is not None, scope, receive, send)
-            scope[KEY_ID_SCOPE_KEY] = key.key_id
-            if not allows(key.scope, required):
-                message = f"key {key.key_id} has scope {key.scope.value}; {request_path(scope)} needs {required.value}"
-                return await JSONResponse({"message": message}, status_code=403)(scope, receive, send)
-            caller = key.key_id
-        else:
-            caller = f"address:{(scope.get('client') or ('unknown', 0))[0]}"
-        wait_s = self.limiter.take(caller, self.clock())
+        if not self.keys:
+            return await self.app(scope, receive, send)
+        token = bearer_token(header(scope, b"authorization"))
+        key = match_key(token, self.keys) if token is not None else None
+        if key is None:
+            return await self.unauthorized(token is not None, scope, receive, send)
+        scope[KEY_ID_SCOPE_KEY] = key.key_id
+        if not allows(key.scope, required):
+            message = f"key {key.key_id} has scope {key.scope.value}; {request_path(scope)} needs {required.value}"
+            return await JSONResponse({"message": message}, status_code=403)(scope, receive, send)
+        wait_s = self.limiter.take(key.key_id, self.clock())
         if wait_s > 0:
             retry_after = retry_after_header(wait_s)
             body = {

@@ -7,9 +7,8 @@ import math
 from collections import OrderedDict
 from dataclasses import dataclass
 
-# Buckets kept at most: an open service keys buckets by client address, and a caller cycling addresses must not grow
-# memory without bound. The least recently used bucket goes first; a caller it belonged to starts again full, which
-# is what a caller with a new address gets anyway.
+# Buckets kept at most (one per key id; a keys file may be large and reloaded): memory stays bounded whatever the
+# callers are. The least recently used bucket goes first; its key starts again full.
 MAX_BUCKETS = 10_000
 
 

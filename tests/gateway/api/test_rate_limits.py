@@ -1,5 +1,5 @@
 """Per-key token buckets over HTTP (gateway.api.access): 429 with Retry-After and a message naming the settings,
-one bucket per key (per client address when no keys are configured), probes never limited, 429s counted. The bucket
+one bucket per key (none when no keys are configured), probes never limited, 429s counted. The bucket
 arithmetic on a fake clock is in tests/gateway/decisions/test_rate_limit.py; here the rate is so slow (one token per
 1000 s) that the wall clock adds nothing."""
 
@@ -42,9 +42,10 @@ def test_refused_keys_spend_no_tokens(keyed):
     assert keyed.post("/v1/select", json={}, headers=CURATE).status_code == 422
 
 
-def test_no_keys_limits_by_client_address():
+def test_an_open_deployment_is_not_rate_limited():
+    # No keys, no identity: one (SNAT) address may carry every caller, so no bucket is kept.
     with TestClient(create_app(settings(**SLOW))) as client:
-        assert [client.get("/v1/index").status_code for _ in range(3)] == [200, 200, 429]
+        assert {client.get("/v1/index").status_code for _ in range(5)} == {200}
 
 
 def test_zero_rate_disables_the_limit():
