@@ -15,7 +15,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -26,6 +25,7 @@ import numpy as np
 
 from contract.tensors import ENSEMBLE
 from loadtest.products import IMAGES_PER_PRODUCT, PROJECT_ROOT, benchmark_images, select_payloads
+from loadtest.stack_processes import rss_mb, stack_processes
 from tools.launcher import running_stack, settings_on_free_ports
 
 
@@ -97,29 +97,9 @@ def drive(url: str, bodies: list[bytes], concurrency: int, seconds: float) -> di
     }
 
 
-def stack_rss_mb(children) -> dict[str, float]:
+def stack_rss_mb(settings) -> dict[str, float]:
     """Resident memory of each stack process (tritonserver, its python stubs, the gateway), from /proc."""
-
-    def rss_kb(pid: int) -> int:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        return 0
-
-    def descendants(pid: int) -> list[int]:
-        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
-        kids = [int(p) for p in out.split()]
-        return kids + [d for k in kids for d in descendants(k)]
-
-    usage: dict[str, float] = {}
-    for child in children:
-        for pid in [child.process.pid, *descendants(child.process.pid)]:
-            try:
-                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-                name = child.name if pid == child.process.pid else f"stub {cmd[1].decode().split('/')[-3]}"
-                usage[name] = usage.get(name, 0.0) + rss_kb(pid) / 1024
-            except (FileNotFoundError, IndexError):
-                continue
+    usage = {name: rss_mb(pid) or 0.0 for name, pid in stack_processes(settings).items()}
     usage["total"] = sum(usage.values())
     return {k: round(v, 1) for k, v in usage.items()}
 
@@ -145,11 +125,11 @@ def main(argv: list[str] | None = None) -> int:
         "data": data_note,
         "runs": [],
     }
-    with running_stack(settings) as children:
+    with running_stack(settings):
         url = f"http://{settings.host}:{settings.port}"
         drive(url, bodies, 2, 5.0)  # warm-up: first runs build DALI/onnxruntime state
         time.sleep(2.0)
-        report["idle_rss_mb"] = stack_rss_mb(children)
+        report["idle_rss_mb"] = stack_rss_mb(settings)
         for concurrency in args.concurrency:
             report["runs"].append(drive(url, bodies, concurrency, args.seconds))
             print(json.dumps(report["runs"][-1]), flush=True)

@@ -16,20 +16,7 @@ from pathlib import Path
 
 from gateway.settings import Settings
 from tools.launcher import free_port, start_gateway
-
-STUB_BINARY = "triton_python_backend_stub"
-
-
-def command_lines() -> Iterator[tuple[int, list[str]]]:
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = (entry / "cmdline").read_bytes()
-        except OSError:  # exited while we looked
-            continue
-        if raw:
-            yield int(entry.name), [part.decode(errors="replace") for part in raw.rstrip(b"\0").split(b"\0")]
+from tools.supervisor import STUB_BINARY, command_lines
 
 
 def process_name(command: list[str], settings: Settings) -> str | None:

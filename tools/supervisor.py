@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -108,8 +108,8 @@ def parse_stub(pid: int, command: list[str]) -> Stub | None:
     return Stub(pid, model, command[2], int(command[5]))
 
 
-def find_stubs(proc: Path = Path("/proc")) -> list[Stub]:
-    stubs = []
+def command_lines(proc: Path = Path("/proc")) -> Iterator[tuple[int, list[str]]]:
+    """(pid, argv) of every live process with a command line: the one /proc walk (supervisor, loadtest scripts)."""
     for entry in proc.iterdir():
         if not entry.name.isdigit():
             continue
@@ -117,10 +117,12 @@ def find_stubs(proc: Path = Path("/proc")) -> list[Stub]:
             raw = (entry / "cmdline").read_bytes()
         except OSError:  # exited while we looked
             continue
-        stub = parse_stub(int(entry.name), [p.decode(errors="replace") for p in raw.rstrip(b"\0").split(b"\0")])
-        if stub is not None:
-            stubs.append(stub)
-    return stubs
+        if raw:
+            yield int(entry.name), [part.decode(errors="replace") for part in raw.rstrip(b"\0").split(b"\0")]
+
+
+def find_stubs(proc: Path = Path("/proc")) -> list[Stub]:
+    return [stub for pid, command in command_lines(proc) if (stub := parse_stub(pid, command)) is not None]
 
 
 def server_stubs(stubs: list[Stub], server_pid: int, shm_prefix: str) -> list[Stub]:
