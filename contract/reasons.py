@@ -36,10 +36,10 @@ MEANINGS: dict[str, str] = {
     NON_COMPLIANT: "adult, violent or offensive content",
     TEXT_OVERLAY: "overlaid marketing text, badges or watermarks",
     OVER_LIMIT: "passed every check but did not fit under max_images",
-    UNDECODABLE: "empty, not an image, invalid base64, or the decoder could not read it",
+    UNDECODABLE: "empty, not an image, invalid base64, an unreadable header, or the decoder could not read it",
     FETCH_FAILED: "the URL could not be fetched (network error, HTTP error, timeout, too many redirects)",
     FETCH_BLOCKED: "the URL is not http(s) or resolves to a non-public address",
-    TOO_LARGE: "over the per-image byte limit",
+    TOO_LARGE: "over the per-image byte limit, or over the pixel or side limit read from the header",
     UNSUPPORTED_FORMAT: "a recognised format the decoder does not support (GIF, HEIF/AVIF, SVG, PDF)",
     CATEGORY_UNKNOWN: "index item with no category given and no category head to predict one",
 }

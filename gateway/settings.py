@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError, ValidationInfo, field_validator
+from pydantic import SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings.sources import EnvSettingsSource, InitSettingsSource
 from pydantic_settings.sources.utils import parse_env_vars
@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     max_pixels: int = 50_000_000  # width x height read from the file header, before decoding -> too_large
     max_side: int = 16_384  # longest side, read from the header -> too_large
     # Access (DESIGN.md "Access and limits"): `scope:key` entries; no keys configured -> open, loopback only.
-    api_keys: str = ""  # comma-separated, e.g. "curate:k1,admin:k2"
+    api_keys: SecretStr = SecretStr("")  # comma-separated, e.g. "curate:k1,admin:k2"; SecretStr: never in a repr
     api_keys_file: str = ""  # same entries, one per line (a mounted Kubernetes Secret)
     allow_unauthenticated: bool = False  # allow binding a non-loopback address with no keys configured
     rate_limit_per_s: float = 50.0  # per key (per client address when open): token refill; 0 disables

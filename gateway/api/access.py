@@ -39,7 +39,7 @@ def load_api_keys(settings: Settings) -> tuple[ApiKey, ...]:
             where = f"IMGSEL_API_KEYS_FILE={settings.api_keys_file}"
             raise AccessConfigError(f"{where}: cannot read it ({error})") from None
         from_file = parse_keys_file(text)
-    return combine(parse_keys_variable(settings.api_keys), from_file)
+    return combine(parse_keys_variable(settings.api_keys.get_secret_value()), from_file)
 
 
 def check_exposure(settings: Settings, keys: tuple[ApiKey, ...]) -> None:

@@ -24,6 +24,12 @@ def test_from_env_empty_gives_defaults():
     assert Settings.from_env({}) == Settings()
 
 
+def test_api_keys_never_appear_in_a_repr():
+    settings = Settings.from_env({"IMGSEL_API_KEYS": "curate:s3cret-key"})
+    assert settings.api_keys.get_secret_value() == "curate:s3cret-key"
+    assert "s3cret-key" not in repr(settings) and "s3cret-key" not in str(settings.model_dump())
+
+
 def test_from_env_ignores_unrelated_variables():
     assert Settings.from_env({"PORT": "1", "IMGSEL_NOT_A_SETTING": "x", "HOME": "/root"}) == Settings()
 
