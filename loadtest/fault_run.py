@@ -22,13 +22,13 @@ import platform
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
 from loadtest.products import PROJECT_ROOT
+from loadtest.run_locust import locust_command
 from tools.launcher import Stack, settings_on_free_ports, supervised_stack
 from tools.supervisor import is_gone
 
@@ -80,28 +80,6 @@ def inject(stack: Stack, fault: str, model: str) -> dict:
     return {"killed": f"model process {model}", "pid": stub.pid, "server_pid": server.process.pid}
 
 
-def locust_command(host: str, users: int, seconds: int, timeout_s: float) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        str(PROJECT_ROOT / "loadtest" / "locustfile.py"),
-        "--headless",
-        "--host",
-        host,
-        "-u",
-        str(users),
-        "-r",
-        str(users),
-        "--run-time",
-        f"{seconds}s",
-        "--stop-timeout",
-        str(int(timeout_s + HUNG_MARGIN_S + 5)),  # in-flight requests finish (or time out) and are logged
-        "--only-summary",
-    ]
-
-
 def fault_run(fault: str, model: str, users: int, seconds: int, fault_after_s: float) -> dict:
     settings = settings_on_free_ports(model_repository=str(PROJECT_ROOT / "model_repository"))
     work = Path(tempfile.mkdtemp(prefix=f"imgsel-fault-{fault}-"))
@@ -112,7 +90,10 @@ def fault_run(fault: str, model: str, users: int, seconds: int, fault_after_s: f
         hung_after = settings.triton_timeout_s + HUNG_MARGIN_S
         locust_env = {**os.environ, "IMGSEL_LOCUST_REQUEST_LOG": str(log), "IMGSEL_LOCUST_TIMEOUT_S": str(hung_after)}
         host = f"http://{settings.host}:{settings.port}"
-        locust = subprocess.Popen(locust_command(host, users, seconds, settings.triton_timeout_s), env=locust_env)
+        locust = subprocess.Popen(
+            locust_command(host, users, users, f"{seconds}s", int(settings.triton_timeout_s + HUNG_MARGIN_S + 5)),
+            env=locust_env,
+        )
         while not read_records(log) and locust.poll() is None:  # traffic starts after the search index is built
             time.sleep(0.2)
         time.sleep(fault_after_s)

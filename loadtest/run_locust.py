@@ -14,6 +14,32 @@ from loadtest.products import PROJECT_ROOT
 from tools.launcher import running_stack, settings_on_free_ports
 
 
+def locust_command(
+    host: str, users: int, spawn_rate: float, run_time: str, stop_timeout_s: int, extra: list[str] = ()
+) -> list[str]:
+    """Headless locust on loadtest/locustfile.py against `host` (make loadtest, the soak, the fault runs)."""
+    return [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(PROJECT_ROOT / "loadtest" / "locustfile.py"),
+        "--headless",
+        "--host",
+        host,
+        "-u",
+        str(users),
+        "-r",
+        str(spawn_rate),
+        "--run-time",
+        run_time,
+        "--stop-timeout",
+        str(stop_timeout_s),  # in-flight requests finish (or time out) before the summary
+        *extra,
+        "--only-summary",
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=8)
@@ -26,27 +52,15 @@ def main(argv: list[str] | None = None) -> int:
     results = PROJECT_ROOT / "loadtest" / "results"
     results.mkdir(exist_ok=True)
     with running_stack(settings):
-        command = [
-            sys.executable,
-            "-m",
-            "locust",
-            "-f",
-            str(PROJECT_ROOT / "loadtest" / "locustfile.py"),
-            "--headless",
-            "--host",
+        csv = results / f"locust-{time.strftime('%Y%m%d-%H%M%S')}"
+        command = locust_command(
             f"http://{settings.host}:{settings.port}",
-            "-u",
-            str(args.users),
-            "-r",
-            str(args.spawn_rate),
-            "--run-time",
+            args.users,
+            args.spawn_rate,
             args.run_time,
-            "--stop-timeout",
-            "10",
-            "--csv",
-            str(results / f"locust-{time.strftime('%Y%m%d-%H%M%S')}"),
-            "--only-summary",
-        ]
+            10,
+            ["--csv", str(csv)],
+        )
         return subprocess.run(command, cwd=PROJECT_ROOT).returncode
 
 

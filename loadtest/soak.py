@@ -17,12 +17,12 @@ import csv
 import json
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from loadtest.products import PROJECT_ROOT
+from loadtest.run_locust import locust_command
 from loadtest.stack_processes import rss_mb, stack_processes
 
 GROWTH_GOAL_PCT = 10.0
@@ -78,31 +78,6 @@ def latency_intervals(rows: list[dict], sample_times: list[float], started_unix:
             }
         )
     return intervals
-
-
-def locust_command(host: str, users: int, seconds: int, csv_prefix: Path) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        str(PROJECT_ROOT / "loadtest" / "locustfile.py"),
-        "--headless",
-        "--host",
-        host,
-        "-u",
-        str(users),
-        "-r",
-        str(max(1, users // 4)),
-        "--run-time",
-        f"{seconds}s",
-        "--stop-timeout",
-        "30",
-        "--csv",
-        str(csv_prefix),
-        "--csv-full-history",
-        "--only-summary",
-    ]
 
 
 def sample_while(process: subprocess.Popen, settings, interval_s: float, started: float) -> dict[str, list]:
@@ -163,7 +138,12 @@ def run_soak(minutes: float, users: int, interval_s: float, warmup_s: float, res
         with running_stack(settings, extra_env=env):
             host = f"http://{settings.host}:{settings.port}"
             started, started_unix = time.monotonic(), time.time()
-            load = subprocess.Popen(locust_command(host, users, seconds, csv_prefix), cwd=PROJECT_ROOT)
+            load = subprocess.Popen(
+                locust_command(
+                    host, users, max(1, users // 4), f"{seconds}s", 30, ["--csv", str(csv_prefix), "--csv-full-history"]
+                ),
+                cwd=PROJECT_ROOT,
+            )
             series = sample_while(load, settings, interval_s, started)
     sample_times = sorted({t for points in series.values() for t, _ in points})
     rows = read_history(Path(f"{csv_prefix}_stats_history.csv"))
