@@ -246,3 +246,29 @@ class SearchResponse(BaseModel):
         default=None, description="the category head's probabilities for the query (when it ran)"
     )
     results: list[SearchHitOut]
+
+
+class Deleted(BaseModel):
+    deleted: str = Field(description="the id removed")
+
+
+class ProductDeleted(Deleted):
+    images: int = Field(description="index entries removed with it")
+
+
+class Detail(BaseModel):
+    """A one-sentence error answer: 404 (no such id), 503 (inference server unavailable)."""
+
+    detail: str
+
+
+class NotReady(BaseModel):
+    ready: Literal[False]
+    reason: str = Field(description="why not: Triton unreachable (since when) or which models are missing/not ready")
+    last_error: str | None = Field(default=None, description="the breaker's last error while Triton is unreachable")
+    models: dict[str, str] | None = Field(default=None, description="every model's state, when Triton answered")
+
+
+class Ready(BaseModel):
+    ready: Literal[True]
+    models: dict[str, str]

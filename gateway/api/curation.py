@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse
 
 from gateway.api.deps import CurationDep, SettingsDep
 from gateway.api.limits import check_image_count
+from gateway.api.openapi import UNAVAILABLE
 from gateway.report import render_report, thumbnails_for
 from gateway.schemas import DedupResponse, ImagesRequest, SelectRequest, SelectResponse
 from gateway.services.presenter import select_response
@@ -16,13 +17,13 @@ from gateway.services.presenter import select_response
 router = APIRouter()
 
 
-@router.post("/v1/select", response_model=SelectResponse)
+@router.post("/v1/select", response_model=SelectResponse, responses=UNAVAILABLE)
 async def select_images(body: SelectRequest, curation: CurationDep, settings: SettingsDep) -> SelectResponse:
     check_image_count(len(body.images), settings.max_images_per_request)
     return select_response(await curation.curate(body))
 
 
-@router.post("/v1/report", response_class=HTMLResponse)
+@router.post("/v1/report", response_class=HTMLResponse, responses=UNAVAILABLE)
 async def report(body: SelectRequest, curation: CurationDep, settings: SettingsDep) -> HTMLResponse:
     """The /v1/select selection as a self-contained HTML page: inputs by supplier, the selected set in order."""
     check_image_count(len(body.images), settings.max_images_per_request)
@@ -35,7 +36,7 @@ async def report(body: SelectRequest, curation: CurationDep, settings: SettingsD
     return HTMLResponse(await asyncio.to_thread(render))
 
 
-@router.post("/v1/dedup", response_model=DedupResponse)
+@router.post("/v1/dedup", response_model=DedupResponse, responses=UNAVAILABLE)
 async def dedup_images(body: ImagesRequest, curation: CurationDep, settings: SettingsDep) -> DedupResponse:
     check_image_count(len(body.images), settings.max_images_per_request)
     return DedupResponse(groups=await curation.dedup(body.images))

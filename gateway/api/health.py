@@ -6,13 +6,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from contract.tensors import REQUIRED_MODELS
 from gateway.api.deps import SettingsDep, TritonDep
+from gateway.api.openapi import RETRY_AFTER
 from gateway.clients.breaker import State, Status
 from gateway.clients.triton import TritonUnavailable
+from gateway.schemas import NotReady, Ready
 
 router = APIRouter()
 
@@ -43,7 +45,10 @@ def models_reason(states: dict[str, str]) -> str | None:
     return "models " + "; ".join(problems) if problems else None
 
 
-@router.get("/readyz")
+NOT_READY = {503: {"model": NotReady, "description": "not ready: why, and when to ask again", "headers": RETRY_AFTER}}
+
+
+@router.get("/readyz", response_model=Ready, responses=NOT_READY)
 async def readyz(triton: TritonDep, settings: SettingsDep):
     retry = {"Retry-After": str(settings.retry_after_s)}
     try:
@@ -58,6 +63,6 @@ async def readyz(triton: TritonDep, settings: SettingsDep):
     return JSONResponse(status_code=200, content={"ready": True, "models": states})
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse)  # Prometheus text exposition, not JSON
 async def metrics():
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,7 +1,10 @@
 """The OpenAPI document says what the access middleware does for this deployment: when keys are configured, a bearer
 security scheme on every operation that needs a key (from gateway.decisions.access.required_scope, the one copy of the
 rule), the scope in its description and the 401/403 answers; always the 413 and 429 answers. An open deployment
-declares no security it does not enforce (schemathesis's ignored_auth check would rightly flag it)."""
+declares no security it does not enforce (schemathesis's ignored_auth check would rightly flag it).
+
+Answers that only some routes give are declared by the routes (`responses=`) from the one copy here: UNAVAILABLE on
+every operation that calls Triton, NOT_FOUND on the deletes."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from gateway.decisions.access import required_scope
+from gateway.schemas import Detail
 
 SCHEME = "apiKey"
 _MESSAGE = {"type": "object", "properties": {"message": {"type": "string"}}, "required": ["message"]}
@@ -18,12 +22,19 @@ _LIMIT = {
     "properties": {"message": {"type": "string"}, "limit": {"type": "number"}, "field": {"type": "string"}},
     "required": ["message", "limit"],
 }
-_RETRY_AFTER = {"Retry-After": {"description": "seconds until the request may succeed", "schema": {"type": "string"}}}
+RETRY_AFTER = {"Retry-After": {"description": "seconds until the request may succeed", "schema": {"type": "string"}}}
 
 
 def _answer(description: str, schema: dict, headers: dict | None = None) -> dict:
     answer: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": schema}}}
     return answer | ({"headers": headers} if headers else {})
+
+
+# FastAPI `responses=` entries (answers from gateway.api.errors and the routes), spelled out rather than `model=`:
+# FastAPI files a model under the route's own media type, which for /v1/report is text/html.
+_DETAIL = Detail.model_json_schema()
+UNAVAILABLE: dict[int | str, dict[str, Any]] = {503: _answer("inference server unavailable", _DETAIL, RETRY_AFTER)}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _answer("no entry with that id", _DETAIL)}
 
 
 def document_access(schema: dict, keys_configured: bool) -> dict:
@@ -42,7 +53,7 @@ def document_access(schema: dict, keys_configured: bool) -> dict:
                 responses.setdefault("413", _answer("request body or image count over a limit", _LIMIT))
             if scope is None:
                 continue
-            responses.setdefault("429", _answer("rate limit exceeded", _LIMIT, _RETRY_AFTER))
+            responses.setdefault("429", _answer("rate limit exceeded", _LIMIT, RETRY_AFTER))
             if not keys_configured:
                 continue
             operation["security"] = [{SCHEME: []}]

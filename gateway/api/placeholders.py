@@ -7,13 +7,14 @@ from fastapi.responses import JSONResponse
 
 from gateway.api.deps import PlaceholdersDep, SettingsDep
 from gateway.api.limits import check_image_count
-from gateway.schemas import ImagesRequest, PlaceholderList, PlaceholdersAdded
+from gateway.api.openapi import NOT_FOUND, UNAVAILABLE
+from gateway.schemas import Deleted, ImagesRequest, PlaceholderList, PlaceholdersAdded
 from gateway.services.presenter import placeholder_list, placeholders_added
 
 router = APIRouter()
 
 
-@router.post("/v1/placeholders", response_model=PlaceholdersAdded)
+@router.post("/v1/placeholders", response_model=PlaceholdersAdded, responses=UNAVAILABLE)
 async def add_placeholders(
     body: ImagesRequest, placeholders: PlaceholdersDep, settings: SettingsDep
 ) -> PlaceholdersAdded:
@@ -27,8 +28,8 @@ async def list_placeholders(placeholders: PlaceholdersDep) -> PlaceholderList:
     return placeholder_list(placeholders.entries())
 
 
-@router.delete("/v1/placeholders/{placeholder_id}")
+@router.delete("/v1/placeholders/{placeholder_id}", response_model=Deleted, responses=NOT_FOUND)
 async def delete_placeholder(placeholder_id: str, placeholders: PlaceholdersDep):
     if not await placeholders.remove(placeholder_id):
         return JSONResponse(status_code=404, content={"detail": f"no placeholder with id {placeholder_id!r}"})
-    return {"deleted": placeholder_id}
+    return Deleted(deleted=placeholder_id)

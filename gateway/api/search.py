@@ -7,13 +7,21 @@ from fastapi.responses import JSONResponse
 
 from gateway.api.deps import SearchDep, SettingsDep
 from gateway.api.limits import check_image_count
-from gateway.schemas import IndexRequest, IndexResponse, IndexStats, SearchRequest, SearchResponse
+from gateway.api.openapi import NOT_FOUND, UNAVAILABLE
+from gateway.schemas import (
+    IndexRequest,
+    IndexResponse,
+    IndexStats,
+    ProductDeleted,
+    SearchRequest,
+    SearchResponse,
+)
 from gateway.services.presenter import index_response, search_response
 
 router = APIRouter()
 
 
-@router.post("/v1/index", response_model=IndexResponse)
+@router.post("/v1/index", response_model=IndexResponse, responses=UNAVAILABLE)
 async def index_items(body: IndexRequest, service: SearchDep, settings: SettingsDep) -> IndexResponse:
     """Add catalog images to the visual-search index (persistent), each in its top-level category's partition."""
     check_image_count(len(body.items), settings.max_images_per_request, field="items")
@@ -25,15 +33,15 @@ async def index_stats(service: SearchDep) -> IndexStats:
     return IndexStats(partitions=service.partitions())
 
 
-@router.delete("/v1/index/{product_id:path}")  # product ids may contain "/"
+@router.delete("/v1/index/{product_id:path}", response_model=ProductDeleted, responses=NOT_FOUND)  # ids may hold "/"
 async def delete_product(product_id: str, service: SearchDep):
     removed = await service.remove_product(product_id)
     if not removed:
         return JSONResponse(status_code=404, content={"detail": f"no indexed product with id {product_id!r}"})
-    return {"deleted": product_id, "images": removed}
+    return ProductDeleted(deleted=product_id, images=removed)
 
 
-@router.post("/v1/search", response_model=SearchResponse)
+@router.post("/v1/search", response_model=SearchResponse, responses=UNAVAILABLE)
 async def search(body: SearchRequest, service: SearchDep) -> SearchResponse:
     """Visual search with the category cascade: predict the top-level category, search only its partition. A query
     image that cannot be fetched or decoded is a 422 naming `image`."""

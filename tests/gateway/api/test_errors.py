@@ -1,10 +1,15 @@
-"""Exception handlers over HTTP: Triton down is a 503 with Retry-After at once (and counted), request validation a
-422 whose message names the field (FastAPI's detail list kept)."""
+"""Exception handlers over HTTP: Triton down is a 503 with Retry-After at once (and counted), request validation and
+a body that is not JSON a 422 whose message names the field (FastAPI's detail list kept, each item with its `type`)."""
 
 from __future__ import annotations
 
 import time
 
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from gateway.api.errors import install_error_handlers
+from gateway.services.errors import InvalidField
 from tests.gateway.api.support import JPEG_B64, RETRY_AFTER_S, assert_422, select_body
 
 
@@ -73,3 +78,42 @@ def test_unknown_image_field(client):
 
 def test_empty_image_list(client):
     assert_422(client.post("/v1/select", json=select_body()), "images")
+
+
+def test_a_body_that_is_not_utf8_is_422_naming_the_body(client):
+    response = client.post("/v1/select", content=b"\x89!z\x7f6[e\xca", headers={"content-type": "application/json"})
+    result = assert_422(response, "body")
+    assert result["message"].startswith("body: JSON decode error (UnicodeDecodeError")
+    assert result["detail"] == [{"loc": ["body"], "msg": "JSON decode error", "type": "json_invalid"}]
+
+
+def test_json_nested_past_the_recursion_limit_is_422(client):
+    response = client.post("/v1/dedup", content=b"[" * 100_000, headers={"content-type": "application/json"})
+    assert assert_422(response, "body")["detail"][0]["type"] == "json_invalid"
+
+
+def test_malformed_json_names_the_body_not_a_character_offset(client):
+    response = client.post("/v1/dedup", content=b'{"images": [', headers={"content-type": "application/json"})
+    result = assert_422(response, "body")
+    assert result["message"].startswith("body: JSON decode error (")
+    assert result["detail"][0]["type"] == "json_invalid"
+
+
+def test_other_http_errors_keep_their_status(client):
+    assert client.get("/no/such/route").json() == {"detail": "Not Found"}
+    assert client.get("/v1/select").status_code == 405
+
+
+def test_an_invalid_field_422_has_the_detail_items_the_schema_requires():
+    app = FastAPI()
+    install_error_handlers(app, RETRY_AFTER_S)
+
+    @app.get("/boom")
+    async def boom():
+        raise InvalidField("images.0.url", "cannot be fetched")
+
+    response = TestClient(app).get("/boom")
+    assert response.status_code == 422
+    assert response.json()["detail"] == [
+        {"loc": ["body", "images", 0, "url"], "msg": "images.0.url: cannot be fetched", "type": "value_error"}
+    ]

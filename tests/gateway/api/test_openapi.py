@@ -1,6 +1,6 @@
 """The OpenAPI document: with keys configured, the bearer scheme, each operation's scope and its 401/403 answers; an
-open deployment declares no security; 413 and 429 always; a valid OpenAPI document either way (schemathesis
-validates it against the specification's meta-schema)."""
+open deployment declares no security; 413 and 429 always; 503 where a route calls Triton, 404 on the deletes, /metrics
+as text; a valid OpenAPI document either way (schemathesis validates it against the specification's meta-schema)."""
 
 from __future__ import annotations
 
@@ -64,3 +64,25 @@ def test_the_documents_are_valid_openapi(client, keyed_schema):
         schema = schemathesis.openapi.from_dict(document)
         schema.validate()  # raises on a document the specification's meta-schema refuses
         assert len(list(schema.get_all_operations())) >= 13
+
+
+TRITON = {("/v1/select", "post"), ("/v1/report", "post"), ("/v1/dedup", "post"), ("/v1/placeholders", "post"),
+          ("/v1/index", "post"), ("/v1/search", "post")}  # fmt: skip
+
+
+def test_every_answer_the_routes_give_is_declared(client):
+    schema = client.get("/openapi.json").json()
+    for path, method, operation in operations(schema):
+        responses = operation["responses"]
+        if (path, method) in TRITON:
+            assert responses["503"]["content"]["application/json"]["schema"]["required"] == ["detail"], (method, path)
+            assert "Retry-After" in responses["503"]["headers"], (method, path)
+        elif path != "/readyz":
+            assert "503" not in responses, (method, path)
+    paths = schema["paths"]
+    for path in ("/v1/placeholders/{placeholder_id}", "/v1/index/{product_id}"):
+        assert "404" in paths[path]["delete"]["responses"], path
+    assert "Retry-After" in paths["/readyz"]["get"]["responses"]["503"]["headers"]
+    assert set(paths["/metrics"]["get"]["responses"]["200"]["content"]) == {"text/plain"}
+    detail = schema["components"]["schemas"]["ValidationError"]
+    assert {"loc", "msg", "type"} <= set(detail["required"])  # what the 422 handlers in gateway.api.errors must give
