@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from threading import Thread
+from threading import Event, Thread
 
 from build_engines.triton_server import bundled_libs, server_binary, server_root
 from contract.tensors import ENSEMBLE
@@ -137,6 +137,7 @@ class Child:
             bufsize=1,
             start_new_session=True,
         )
+        self.pump_done = Event()  # set when the child's output has been read to the end
         Thread(target=self._pump, daemon=True).start()
 
     def _pump(self) -> None:
@@ -144,7 +145,10 @@ class Child:
             if not line.strip():
                 continue
             self.tail.append(line.rstrip())
-            print(f"[{self.name}] {line}", end="", flush=True)
+            # The gateway's JSON log lines pass through whole so the launcher's output stays parseable; plain text
+            # (Triton's log) is prefixed with the child's name.
+            print(line if line.startswith("{") else f"[{self.name}] {line}", end="", flush=True)
+        self.pump_done.set()
 
     def alive(self) -> bool:
         return self.process.poll() is None
