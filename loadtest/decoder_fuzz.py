@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     results.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="imgsel-fuzz-") as data_dir:
         # Mutants that decode are accepted and fed to the category vote: keep them out of the real data directory.
-        with running_stack(settings, extra_env={"IMGSEL_DATA_DIR": data_dir, "IMGSEL_RATE_LIMIT_PER_S": "0"}):
+        with running_stack(settings, extra_env={"IMGSEL_DATA_DIR": data_dir}):
             report = run_fuzz(settings, settings, args.count, args.seed, args.batch)
     summary = report.summary()
     out = results / f"decoder-fuzz-{time.strftime('%Y%m%d-%H%M%S')}.json"

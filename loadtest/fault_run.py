@@ -84,7 +84,7 @@ def fault_run(fault: str, model: str, users: int, seconds: int, fault_after_s: f
     settings = settings_on_free_ports(model_repository=str(PROJECT_ROOT / "model_repository"))
     work = Path(tempfile.mkdtemp(prefix=f"imgsel-fault-{fault}-"))
     log = work / "requests.jsonl"
-    env = {"IMGSEL_DATA_DIR": str(work / "data"), "IMGSEL_RATE_LIMIT_PER_S": "0"}
+    env = {"IMGSEL_DATA_DIR": str(work / "data")}
     with supervised_stack(settings, extra_env=env) as stack:
         old_prefix, old_stubs = stack.triton.shm_prefix, list(stack.triton.stubs)
         hung_after = settings.triton_timeout_s + HUNG_MARGIN_S

@@ -133,8 +133,7 @@ def run_soak(minutes: float, users: int, interval_s: float, warmup_s: float, res
     seconds = int(minutes * 60)
     commit = git_head()  # at the start: other work may be committed while the soak runs
     with tempfile.TemporaryDirectory(prefix="imgsel-soak-") as data_dir:
-        # The load comes from one loopback client: the per-client rate limit would turn the soak into a 429 test.
-        env = {"IMGSEL_DATA_DIR": data_dir, "IMGSEL_RATE_LIMIT_PER_S": "0"}
+        env = {"IMGSEL_DATA_DIR": data_dir}
         with running_stack(settings, extra_env=env):
             host = f"http://{settings.host}:{settings.port}"
             started, started_unix = time.monotonic(), time.time()

@@ -16,7 +16,7 @@ SEED = 20251
 @pytest.fixture(scope="module")
 def fuzz_gateway(stack, tmp_path_factory):
     # Its own data directory: accepted mutants feed the category vote's exemplars, which other tests rely on.
-    env = {"IMGSEL_FETCH_ALLOW_PRIVATE": "true", "IMGSEL_RATE_LIMIT_PER_S": "0"}
+    env = {"IMGSEL_FETCH_ALLOW_PRIVATE": "true"}
     with second_gateway(stack, tmp_path_factory.mktemp("fuzz-data"), env) as gateway:
         yield gateway
 
