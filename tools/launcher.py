@@ -29,6 +29,9 @@ from threading import Event, Thread
 
 from build_engines.triton_server import bundled_libs, server_binary, server_root
 from contract.tensors import ENSEMBLE
+from gateway.api.access import check_exposure as refuse_open_exposure
+from gateway.api.access import load_api_keys
+from gateway.decisions.access import AccessConfigError
 from gateway.settings import PROJECT_ROOT, Settings
 from tools.supervisor import RestartPolicy, StartFailed, TritonSupervisor
 
@@ -201,10 +204,6 @@ def check_ports(settings: Settings, include_gateway: bool = True) -> None:
 def check_exposure(settings: Settings) -> None:
     """Before binding: malformed API keys, or no keys on a non-loopback IMGSEL_HOST without
     IMGSEL_ALLOW_UNAUTHENTICATED, stop the launch (the rule is gateway.decisions.access.exposure_problem)."""
-    from gateway.api.access import check_exposure as refuse_open_exposure
-    from gateway.api.access import load_api_keys
-    from gateway.decisions.access import AccessConfigError
-
     try:
         refuse_open_exposure(settings, load_api_keys(settings))
     except AccessConfigError as error:
@@ -219,17 +218,6 @@ def spawn_triton(settings: Settings, shm_prefix: str = "") -> Child:
 
 def triton_ready(settings: Settings) -> bool:
     return http_ok(f"http://127.0.0.1:{settings.triton_http_port}/v2/health/ready")
-
-
-def start_triton(settings: Settings) -> Child:
-    """An unsupervised server, ready (all models loaded)."""
-    triton = spawn_triton(settings)
-    try:
-        wait_until(lambda: triton_ready(settings), triton, settings.startup_timeout_s, "ready (all models loaded)")
-    except LaunchError:
-        triton.stop()
-        raise
-    return triton
 
 
 def start_supervised_triton(settings: Settings) -> TritonSupervisor:

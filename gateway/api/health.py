@@ -39,9 +39,11 @@ def models_reason(states: dict[str, str]) -> str | None:
     """None when every required model is present and every model READY; otherwise which and their state."""
     missing = [m for m in REQUIRED_MODELS if m not in states]
     not_ready = [f"{name} {state}" for name, state in sorted(states.items()) if state != "READY"]
-    problems = [f"not ready: {', '.join(not_ready)}"] * bool(not_ready) + [f"missing: {', '.join(missing)}"] * bool(
-        missing
-    )
+    problems = []
+    if not_ready:
+        problems.append(f"not ready: {', '.join(not_ready)}")
+    if missing:
+        problems.append(f"missing: {', '.join(missing)}")
     return "models " + "; ".join(problems) if problems else None
 
 

@@ -42,16 +42,17 @@ def digest(token: bytes) -> bytes:
 def parse_entry(entry: str, where: str) -> ApiKey:
     """One `scope:key` entry; `where` (variable and position) starts every error message."""
     scope_text, sep, key = entry.strip().partition(":")
+    scope_text = scope_text.strip()
     if not sep:
         raise AccessConfigError(f"{where}: expected scope:key (scope curate or admin)")
-    if scope_text.strip() not in {s.value for s in Scope}:
-        raise AccessConfigError(f"{where}: unknown scope {scope_text.strip()!r} (curate or admin)")
+    if scope_text not in {s.value for s in Scope}:
+        raise AccessConfigError(f"{where}: unknown scope {scope_text!r} (curate or admin)")
     if not key:
         raise AccessConfigError(f"{where}: empty key")
     if not key.isascii() or not key.isprintable() or any(c in key for c in " \t,"):
         raise AccessConfigError(f"{where}: the key must be printable ASCII without spaces or commas")
     key_digest = digest(key.encode())
-    return ApiKey(Scope(scope_text.strip()), key_digest, f"{scope_text.strip()}-{key_digest.hex()[:8]}")
+    return ApiKey(Scope(scope_text), key_digest, f"{scope_text}-{key_digest.hex()[:8]}")
 
 
 def parse_keys_variable(text: str, source: str = "IMGSEL_API_KEYS") -> list[ApiKey]:
