@@ -117,7 +117,7 @@ def channel_args() -> list[tuple[str, int]]:
 
 
 class TritonAnalyzer:
-    def __init__(self, url: str, timeout_s: float, breaker_cooldown_s: float = 2.0):
+    def __init__(self, url: str, timeout_s: float, breaker_cooldown_s: float):
         self.url = url
         self.timeout_s = timeout_s
         self.breaker = CircuitBreaker(breaker_cooldown_s)
