@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -14,6 +13,7 @@ from gateway.api.access import AccessMiddleware, check_exposure, load_api_keys
 from gateway.api.body_limit import BodyLimitMiddleware
 from gateway.api.errors import install_error_handlers
 from gateway.api.request_context import RequestContextMiddleware
+from gateway.clients.database import Database
 from gateway.clients.fetch import Fetcher, fetch_client
 from gateway.clients.triton import TritonAnalyzer
 from gateway.decisions.placeholders import VoteRule
@@ -27,6 +27,11 @@ from gateway.settings import Settings
 from gateway.stores.exemplars import ExemplarStore
 from gateway.stores.placeholders import PlaceholderLibrary
 from gateway.stores.search_index import SearchIndex
+
+
+class DatabaseConfigError(ValueError):
+    pass
+
 
 ROUTERS = (curation.router, placeholders.router, search.router, health.router)
 
@@ -45,7 +50,11 @@ def vote_rule(settings: Settings) -> VoteRule:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Clients, stores and services for the app's lifetime (in app.state, read by gateway.api.deps only)."""
     settings: Settings = app.state.settings
-    data_dir = Path(settings.data_dir)
+    if not settings.database_url.get_secret_value():
+        raise DatabaseConfigError(
+            "IMGSEL_DATABASE_URL is not set: start the service with `make run` (which starts the embedded "
+            "PostgreSQL) or point it at PostgreSQL with pgvector"
+        )
     catalog = load_catalog(settings.categories_file or None)
     triton = TritonAnalyzer(settings.triton_grpc_url, settings.triton_timeout_s, settings.triton_breaker_cooldown_s)
     async with AsyncExitStack() as cleanup:
@@ -61,19 +70,24 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             settings.max_pixels,
             settings.max_side,
         )
-        library = PlaceholderLibrary(data_dir / "placeholders.sqlite")
-        cleanup.callback(library.close)
-        index = SearchIndex(data_dir / "search.sqlite", settings.search_exact_max, settings.search_ef_search)
-        cleanup.callback(index.close)
-        exemplars = ExemplarStore(
-            data_dir / "exemplars.sqlite", settings.exemplar_capacity, settings.exemplar_per_product
+        database = Database(
+            settings.database_url.get_secret_value(),
+            settings.database_pool_size,
+            settings.database_timeout_s,
+            settings.database_migrate,
+            settings.database_breaker_cooldown_s,
         )
-        cleanup.callback(exemplars.close)
+        cleanup.push_async_callback(database.close)
+        await database.prepare()  # schema at head now, or logged and retried by the first call
+        library = PlaceholderLibrary(database)
+        index = SearchIndex(database, settings.search_exact_max, settings.search_ef_search)
+        exemplars = ExemplarStore(database, settings.exemplar_capacity, settings.exemplar_per_product)
 
         analysis = AnalysisStep(fetcher, triton, catalog.category_head)
         placeholder_library = PlaceholderLibraryService(library, analysis, settings.placeholder_max_distance)
         voting = ExemplarVoting(exemplars, vote_rule(settings), settings.exemplar_max_placeholder_score)
         app.state.triton = triton
+        app.state.database = database
         app.state.placeholders = placeholder_library
         app.state.curation = CurationService(catalog, analysis, triton, placeholder_library, voting)
         app.state.search = SearchService(catalog.category_head, analysis, index)

@@ -11,3 +11,4 @@ LATENCY = Histogram(
 )
 IMAGE_OUTCOMES = Counter("imgsel_images_total", "Per-image verdicts of /v1/select by status", ["status"])
 TRITON_UNAVAILABLE = Counter("imgsel_triton_unavailable_total", "Requests answered 503 because Triton was unavailable")
+STORE_UNAVAILABLE = Counter("imgsel_store_unavailable_total", "Requests answered 503: state store unavailable")

@@ -264,7 +264,10 @@ class Detail(BaseModel):
 
 class NotReady(BaseModel):
     ready: Literal[False]
-    reason: str = Field(description="why not: Triton unreachable (since when) or which models are missing/not ready")
+    reason: str = Field(
+        description="why not: the state store unavailable, Triton unreachable (since when) or which models are "
+        "missing/not ready"
+    )
     last_error: str | None = Field(default=None, description="the breaker's last error while Triton is unreachable")
     models: dict[str, str] | None = Field(default=None, description="every model's state, when Triton answered")
 

@@ -63,7 +63,14 @@ class Settings(BaseSettings):
     triton_restart_attempts: int = 5  # launcher: restarts of a crashed tritonserver before giving up
     triton_restart_backoff_s: float = 1.0  # first restart delay, doubled per consecutive crash (max 30 s)
     categories_file: str = ""  # empty: contract/categories.toml
-    data_dir: str = str(PROJECT_ROOT / ".imgsel-data")  # persistent state: placeholder library, vote exemplars (SQLite)
+    data_dir: str = str(PROJECT_ROOT / ".imgsel-data")  # embedded PostgreSQL data (`postgres/`) when no URL is set
+    # Shared state (placeholder library, vote exemplars, search index): PostgreSQL with pgvector. Empty: the launcher
+    # starts the embedded server under IMGSEL_DATA_DIR and hands its URL to the gateway. SecretStr: may hold a password.
+    database_url: SecretStr = SecretStr("")
+    database_pool_size: int = 10  # connections per gateway process
+    database_timeout_s: float = 3.0  # wait for a pooled connection, and each statement; past it the request gets 503
+    database_migrate: bool = True  # apply schema migrations at start-up (false: a separate `migrate` job does)
+    database_breaker_cooldown_s: float = 2.0  # after a failed call: 503 at once for this long, then one probe
     placeholder_max_distance: int = 16  # pHash bits: 0 false positives on 481 dev photos (BENCHMARKS.md)
     # The unseen-placeholder vote (gateway.decisions.placeholders.VoteRule; chosen on dev data, BENCHMARKS.md).
     placeholder_vote_exemplars: int = 11  # K: exemplars (recent accepted products of the category) per vote
@@ -74,9 +81,9 @@ class Settings(BaseSettings):
     exemplar_capacity: int = 256  # exemplars kept per category (ring, most recent)
     exemplar_per_product: int = 2  # accepted images one product contributes
     exemplar_max_placeholder_score: float = 0.05  # accepted images feed the store only below this placeholder score
-    # Visual search (gateway.stores.search_index): exact search per partition up to this size, HNSW above it.
-    search_exact_max: int = 20_000
-    search_ef_search: int = 64  # HNSW candidate list per query (recall vs latency, BENCHMARKS.md)
+    # Visual search (gateway.stores.search_index): exact scan of a partition up to this size, its HNSW index above.
+    search_exact_max: int = 5_000
+    search_ef_search: int = 64  # HNSW candidate list per query (pgvector hnsw.ef_search; recall vs latency)
 
     def __init__(self, **values: Any) -> None:
         try:

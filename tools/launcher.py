@@ -1,6 +1,8 @@
 """Supervise the embedded Triton server and the gateway together (`make run`).
 
-Starts the `tritonserver` binary from the nvidia-pytriton wheel (unpacked, not its Python API) on the generated
+Without IMGSEL_DATABASE_URL it first starts the embedded PostgreSQL (tools.database, data under IMGSEL_DATA_DIR) and
+hands its URL to the gateway; it is restarted if it dies and stopped last. Then it starts the `tritonserver` binary
+from the nvidia-pytriton wheel (unpacked, not its Python API) on the generated
 model repository, waits until every model is READY, then starts the gateway (uvicorn). Triton is supervised
 (tools.supervisor): after a crash, or the death of one of its model processes, its leftovers are cleaned up and it is
 restarted with backoff while the gateway keeps answering (503 with Retry-After until Triton is back); when the
@@ -22,7 +24,7 @@ import urllib.error
 import urllib.request
 from collections import deque
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from threading import Event, Thread
@@ -33,6 +35,7 @@ from gateway.api.access import check_exposure as refuse_open_exposure
 from gateway.api.access import load_api_keys
 from gateway.decisions.access import AccessConfigError
 from gateway.settings import PROJECT_ROOT, Settings
+from tools.database import EmbeddedDatabase
 from tools.supervisor import RestartPolicy, StartFailed, TritonSupervisor
 
 PYTHON_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -267,24 +270,41 @@ class Stack:
     settings: Settings
     triton: TritonSupervisor  # .current is the running server, .kill() injects a crash, .events its history
     gateway: Child
+    database: EmbeddedDatabase | None  # None: an external database (IMGSEL_DATABASE_URL)
+    database_url: str
 
     @property
     def children(self) -> list[Child]:
         return [self.triton.current, self.gateway]
 
 
+def embedded_database(settings: Settings, extra_env: dict[str, str] | None) -> EmbeddedDatabase | None:
+    """The embedded server the gateway needs, or None when it is given a database URL. Read as the gateway reads its
+    settings: this process's environment, then `extra_env`, then `settings`."""
+    env = {**os.environ, **(extra_env or {})}
+    if env.get("IMGSEL_DATABASE_URL") or settings.database_url.get_secret_value():
+        return None
+    return EmbeddedDatabase(Path(env.get("IMGSEL_DATA_DIR") or settings.data_dir))
+
+
 @contextmanager
 def supervised_stack(settings: Settings, extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
-    """Supervised Triton, then the gateway once every model is ready; both stopped on exit (gateway first)."""
-    triton = start_supervised_triton(settings)
-    gateway = None
-    try:
-        gateway = start_gateway(settings, extra_env)
-        yield Stack(settings, triton, gateway)
-    finally:
-        if gateway is not None:  # first, so no request reaches a stopped Triton
-            gateway.stop()
-        triton.stop()
+    """The embedded database (unless a URL is given), supervised Triton, then the gateway once every model is ready;
+    all stopped on exit in the reverse order (gateway first, so no request reaches a stopped server)."""
+    env = dict(extra_env or {})
+    with ExitStack() as started:
+        database = embedded_database(settings, extra_env)
+        if database is not None:
+            env["IMGSEL_DATABASE_URL"] = database.start()
+            started.callback(database.stop)
+        url = env.get("IMGSEL_DATABASE_URL") or os.environ.get("IMGSEL_DATABASE_URL") or ""
+        if not url and settings.database_url.get_secret_value():
+            url = env["IMGSEL_DATABASE_URL"] = settings.database_url.get_secret_value()
+        triton = start_supervised_triton(settings)
+        started.callback(triton.stop)
+        gateway = start_gateway(settings, env)
+        started.callback(gateway.stop)
+        yield Stack(settings, triton, gateway, database, url)
 
 
 @contextmanager
@@ -318,6 +338,9 @@ def run(settings: Settings) -> int:
                 flush=True,
             )
             while not stack.triton.gave_up.is_set() and stack.gateway.alive():
+                if stack.database is not None and not stack.database.running():
+                    print("imgsel: the embedded database stopped; starting it again", file=sys.stderr, flush=True)
+                    stack.database.start()
                 time.sleep(0.2)
     except Interrupted:
         return 0

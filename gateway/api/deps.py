@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from gateway.clients.database import Database
 from gateway.clients.triton import TritonAnalyzer
 from gateway.services.curation import CurationService
 from gateway.services.placeholders import PlaceholderLibraryService
@@ -19,6 +20,10 @@ def get_settings(request: Request) -> Settings:
 
 def get_triton(request: Request) -> TritonAnalyzer:
     return request.app.state.triton
+
+
+def get_database(request: Request) -> Database:
+    return request.app.state.database
 
 
 def get_curation(request: Request) -> CurationService:
@@ -35,6 +40,7 @@ def get_search(request: Request) -> SearchService:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 TritonDep = Annotated[TritonAnalyzer, Depends(get_triton)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
 CurationDep = Annotated[CurationService, Depends(get_curation)]
 PlaceholdersDep = Annotated[PlaceholderLibraryService, Depends(get_placeholders)]
 SearchDep = Annotated[SearchService, Depends(get_search)]

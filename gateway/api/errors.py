@@ -1,6 +1,6 @@
-"""Exception handlers: Triton unavailable (503 with Retry-After), too many images (413 naming the limit and the
-field), invalid fields, request validation and a body that cannot be parsed as JSON (422 with a message naming each
-field plus FastAPI's detail list)."""
+"""Exception handlers: Triton or the state store unavailable (503 with Retry-After), too many images (413 naming the
+limit and the field), invalid fields, request validation and a body that cannot be parsed as JSON (422 with a message
+naming each field plus FastAPI's detail list)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from gateway.api.limits import TooManyImages
+from gateway.clients.database import StoreUnavailable
 from gateway.clients.triton import TritonUnavailable
-from gateway.metrics import TRITON_UNAVAILABLE
+from gateway.metrics import STORE_UNAVAILABLE, TRITON_UNAVAILABLE
 from gateway.services.errors import InvalidField
 
 log = logging.getLogger("imgsel.gateway")
@@ -54,6 +55,16 @@ def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
         return JSONResponse(
             status_code=503,
             content={"detail": f"inference server unavailable: {error}"},
+            headers={"Retry-After": str(retry_after_s)},
+        )
+
+    @app.exception_handler(StoreUnavailable)
+    async def store_unavailable(_request: Request, error: StoreUnavailable):
+        STORE_UNAVAILABLE.inc()
+        log.warning("503: %s", error)
+        return JSONResponse(
+            status_code=503,
+            content={"detail": f"state store unavailable: {error}"},
             headers={"Retry-After": str(retry_after_s)},
         )
 

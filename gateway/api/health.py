@@ -1,5 +1,5 @@
-"""Probes and metrics: GET /healthz (process alive), /readyz (Triton and every required model ready, or why not),
-/metrics."""
+"""Probes and metrics: GET /healthz (process alive), /readyz (Triton, every required model and the state store
+ready, or why not), /metrics."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from contract.tensors import REQUIRED_MODELS
-from gateway.api.deps import SettingsDep, TritonDep
+from gateway.api.deps import DatabaseDep, SettingsDep, TritonDep
 from gateway.api.openapi import RETRY_AFTER
 from gateway.clients.breaker import State, Status
+from gateway.clients.database import StoreUnavailable
 from gateway.clients.triton import TritonUnavailable
 from gateway.schemas import NotReady, Ready
 
@@ -51,8 +52,12 @@ NOT_READY = {503: {"model": NotReady, "description": "not ready: why, and when t
 
 
 @router.get("/readyz", response_model=Ready, responses=NOT_READY)
-async def readyz(triton: TritonDep, settings: SettingsDep):
+async def readyz(triton: TritonDep, database: DatabaseDep, settings: SettingsDep):
     retry = {"Retry-After": str(settings.retry_after_s)}
+    try:
+        await database.check()
+    except StoreUnavailable as error:
+        return JSONResponse(status_code=503, content={"ready": False, "reason": f"state store: {error}"}, headers=retry)
     try:
         states = await triton.model_states()
     except TritonUnavailable as error:

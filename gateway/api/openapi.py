@@ -4,7 +4,7 @@ rule), the scope in its description and the 401/403 answers; always the 413 and 
 declares no security it does not enforce (schemathesis's ignored_auth check would rightly flag it).
 
 Answers that only some routes give are declared by the routes (`responses=`) from the one copy here: UNAVAILABLE on
-every operation that calls Triton, NOT_FOUND on the deletes."""
+every operation that calls Triton or the state store, NOT_FOUND on the deletes."""
 
 from __future__ import annotations
 
@@ -33,7 +33,9 @@ def _answer(description: str, schema: dict, headers: dict | None = None) -> dict
 # FastAPI `responses=` entries (answers from gateway.api.errors and the routes), spelled out rather than `model=`:
 # FastAPI files a model under the route's own media type, which for /v1/report is text/html.
 _DETAIL = Detail.model_json_schema()
-UNAVAILABLE: dict[int | str, dict[str, Any]] = {503: _answer("inference server unavailable", _DETAIL, RETRY_AFTER)}
+UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: _answer("inference server or state store unavailable", _DETAIL, RETRY_AFTER)
+}
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _answer("no entry with that id", _DETAIL)}
 
 

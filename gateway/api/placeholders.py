@@ -23,12 +23,12 @@ async def add_placeholders(
     return placeholders_added(await placeholders.add(body.images))
 
 
-@router.get("/v1/placeholders", response_model=PlaceholderList)
+@router.get("/v1/placeholders", response_model=PlaceholderList, responses=UNAVAILABLE)
 async def list_placeholders(placeholders: PlaceholdersDep) -> PlaceholderList:
-    return placeholder_list(placeholders.entries())
+    return placeholder_list(await placeholders.entries())
 
 
-@router.delete("/v1/placeholders/{placeholder_id}", response_model=Deleted, responses=NOT_FOUND)
+@router.delete("/v1/placeholders/{placeholder_id}", response_model=Deleted, responses={**UNAVAILABLE, **NOT_FOUND})
 async def delete_placeholder(placeholder_id: str, placeholders: PlaceholdersDep):
     if not await placeholders.remove(placeholder_id):
         return JSONResponse(status_code=404, content={"detail": f"no placeholder with id {placeholder_id!r}"})

@@ -28,12 +28,13 @@ async def index_items(body: IndexRequest, service: SearchDep, settings: Settings
     return index_response(await service.index_items(body))
 
 
-@router.get("/v1/index", response_model=IndexStats)
+@router.get("/v1/index", response_model=IndexStats, responses=UNAVAILABLE)
 async def index_stats(service: SearchDep) -> IndexStats:
-    return IndexStats(partitions=service.partitions())
+    return IndexStats(partitions=await service.partitions())
 
 
-@router.delete("/v1/index/{product_id:path}", response_model=ProductDeleted, responses=NOT_FOUND)  # ids may hold "/"
+# `:path`: product ids may hold "/"
+@router.delete("/v1/index/{product_id:path}", response_model=ProductDeleted, responses={**UNAVAILABLE, **NOT_FOUND})
 async def delete_product(product_id: str, service: SearchDep):
     removed = await service.remove_product(product_id)
     if not removed:

@@ -3,7 +3,6 @@ placeholder evidence, the category, the type heads, then the pure selection."""
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -56,15 +55,15 @@ class CurationService:
 
     async def curate(self, request: SelectRequest) -> Curation:
         analyzed = await self.analysis.analyze(request.images)
-        self.library.match(analyzed)
+        await self.library.match(analyzed)
         choice = choose_category(self.catalog, request.category, lambda: self._predict_category(analyzed))
         category = choice.category
         if self.voting is not None:
-            self.voting.vote(analyzed, category.name, request.product_id)
+            await self.voting.vote(analyzed, category.name, request.product_id)
         await self._assign_types(analyzed, category)
         selected, verdicts = select([a.analysis for a in analyzed], category, request.max_images)
         if self.voting is not None:
-            await asyncio.to_thread(self.voting.remember, analyzed, verdicts, category.name, request.product_id)
+            await self.voting.remember(analyzed, verdicts, category.name, request.product_id)
         for verdict in verdicts:
             IMAGE_OUTCOMES.labels(status=verdict.status).inc()
         thumbnails = {a.analysis.id: a.thumb for a in analyzed}

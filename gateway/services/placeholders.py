@@ -3,7 +3,6 @@ category exemplars the vote compares with (vote, feed). The rules are in gateway
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 from gateway.decisions.analysis import Verdict
@@ -33,20 +32,20 @@ class PlaceholderLibraryService:
             for a in analyzed
             if a.analysis.ok
         ]
-        added = await asyncio.to_thread(self.library.add, rows) if rows else []
+        added = await self.library.add(rows) if rows else []
         failed = [(a.analysis.id, a.analysis.error_reason) for a in analyzed if not a.analysis.ok]
         return AddedPlaceholders(added, failed)
 
-    def entries(self) -> list[Placeholder]:
-        return self.library.entries()
+    async def entries(self) -> list[Placeholder]:
+        return await self.library.entries()
 
     async def remove(self, placeholder_id: str) -> bool:
-        return await asyncio.to_thread(self.library.remove, placeholder_id)
+        return await self.library.remove(placeholder_id)
 
-    def match(self, analyzed: list[Analyzed]) -> None:
+    async def match(self, analyzed: list[Analyzed]) -> None:
         """Mark images whose pHash is near a known placeholder (the library's half of placeholder detection)."""
         hashed = [a.analysis for a in analyzed if a.analysis.hashes is not None]
-        matches = self.library.match([a.hashes.phash for a in hashed], self.max_distance)
+        matches = await self.library.match([a.hashes.phash for a in hashed], self.max_distance)
         for analysis, match in zip(hashed, matches):
             analysis.library_match = match
 
@@ -57,17 +56,17 @@ class ExemplarVoting:
         self.rule = rule
         self.max_placeholder_score = max_placeholder_score  # exemplar_feed's threshold
 
-    def vote(self, analyzed: list[Analyzed], category: str, product_id: str) -> None:
+    async def vote(self, analyzed: list[Analyzed], category: str, product_id: str) -> None:
         """The category vote on each analysed image against the category's recent exemplars of other products."""
-        exemplars = self.exemplars.recent(category, self.rule.exemplars, exclude_product=product_id)
+        exemplars = await self.exemplars.recent(category, self.rule.exemplars, exclude_product=product_id)
         for item in analyzed:
             if item.embedding is not None:
                 item.analysis.vote = category_vote(item.analysis, item.embedding, exemplars, self.rule)
 
-    def remember(self, analyzed: list[Analyzed], verdicts: list[Verdict], category: str, product_id: str) -> None:
+    async def remember(self, analyzed: list[Analyzed], verdicts: list[Verdict], category: str, product_id: str) -> None:
         """Feed the category's exemplar store with the images exemplar_feed picks from this product's verdicts."""
         embeddings = {a.analysis.id: a.embedding for a in analyzed if a.embedding is not None}
         feed = exemplar_feed(verdicts, self.max_placeholder_score)
         good = [(image_id, embeddings[image_id]) for image_id in feed if image_id in embeddings]
         if good:
-            self.exemplars.add(category, product_id, good)
+            await self.exemplars.add(category, product_id, good)

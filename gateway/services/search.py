@@ -3,7 +3,6 @@ remove products. The partition rules are in gateway.decisions.search."""
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 from contract.categories import CategoryHead
@@ -75,7 +74,7 @@ class SearchService:
                 rows.append((item.product_id, item.image_id, placement.partition, result.embedding))
                 indexed.append(Indexed(item.image_id, item.product_id, placement))
         if rows:
-            await asyncio.to_thread(self.index.add, rows)
+            await self.index.add(rows)
         return IndexOutcome(indexed, failed)
 
     async def search(self, request: SearchRequest) -> SearchOutcome:
@@ -86,15 +85,13 @@ class SearchService:
         if not result.analysis.ok or result.embedding is None:
             raise InvalidField("image", f"the query image failed ({result.analysis.error_reason or UNDECODABLE})")
         probabilities = self.analysis.class_probabilities(result)
-        available = list(self.index.partitions())
+        available = list(await self.index.partitions())
         plan = search_partitions(request.category, probabilities, available, request.cascade, request.top_categories)
-        hits = await asyncio.to_thread(
-            self.index.search, result.embedding, list(plan.partitions), request.k, request.per_product
-        )
+        hits = await self.index.search(result.embedding, list(plan.partitions), request.k, request.per_product)
         return SearchOutcome(plan, probabilities, hits)
 
-    def partitions(self) -> dict[str, int]:
-        return self.index.partitions()
+    async def partitions(self) -> dict[str, int]:
+        return await self.index.partitions()
 
     async def remove_product(self, product_id: str) -> int:
-        return await asyncio.to_thread(self.index.remove_product, product_id)
+        return await self.index.remove_product(product_id)

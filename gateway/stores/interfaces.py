@@ -1,6 +1,7 @@
 """What the services need from shared state: the placeholder library, the category exemplars of the vote, and the
-visual-search index. The SQLite classes (gateway.stores.placeholders, .exemplars, .search_index) implement these;
-another backend implements the same methods and the services do not change."""
+visual-search index. The PostgreSQL classes (gateway.stores.placeholders, .exemplars, .search_index) implement these;
+the service tests use in-memory fakes of the same methods. Every method is a coroutine: no store call blocks the
+event loop. A store that cannot reach its database raises gateway.clients.database.StoreUnavailable."""
 
 from __future__ import annotations
 
@@ -35,44 +36,38 @@ class Hit:
 
 
 class PlaceholderStore(Protocol):
-    def add(self, entries: list[tuple[str, int, int, int, str | None]]) -> list[str]:
+    async def add(self, entries: list[tuple[str, int, int, int, str | None]]) -> list[str]:
         """(id, phash, width, height, supplier) rows; an existing id is replaced. All or nothing. The ids stored."""
         ...
 
-    def remove(self, placeholder_id: str) -> bool: ...
+    async def remove(self, placeholder_id: str) -> bool: ...
 
-    def entries(self) -> list[Placeholder]: ...
+    async def entries(self) -> list[Placeholder]: ...
 
-    def match(self, phashes: list[int], max_distance: int) -> list[LibraryMatch | None]:
-        """Nearest known placeholder within `max_distance` bits for each query."""
+    async def match(self, phashes: list[int], max_distance: int) -> list[LibraryMatch | None]:
+        """Nearest known placeholder within `max_distance` bits for each query, as of the latest committed change."""
         ...
-
-    def close(self) -> None: ...
 
 
 class CategoryExemplarStore(Protocol):
-    def add(self, category: str, product_id: str, images: list[tuple[str, np.ndarray]]) -> int:
+    async def add(self, category: str, product_id: str, images: list[tuple[str, np.ndarray]]) -> int:
         """Store a product's accepted (image_id, embedding), best first, replacing its earlier ones. How many."""
         ...
 
-    def recent(self, category: str, k: int, exclude_product: str | None = None) -> np.ndarray:
+    async def recent(self, category: str, k: int, exclude_product: str | None = None) -> np.ndarray:
         """[m <= k, D] embeddings of the most recent exemplars of distinct products, most recent first."""
         ...
 
-    def close(self) -> None: ...
-
 
 class SearchIndexStore(Protocol):
-    def add(self, items: list[tuple[str, str, str, np.ndarray]]) -> list[str]:
+    async def add(self, items: list[tuple[str, str, str, np.ndarray]]) -> list[str]:
         """(product_id, image_id, partition, embedding) rows; an indexed image_id is replaced. All or nothing."""
         ...
 
-    def remove_product(self, product_id: str) -> int: ...
+    async def remove_product(self, product_id: str) -> int: ...
 
-    def partitions(self) -> dict[str, int]:
+    async def partitions(self) -> dict[str, int]:
         """Partition -> number of indexed images."""
         ...
 
-    def search(self, query: np.ndarray, partitions: list[str], k: int, per_product: bool = True) -> list[Hit]: ...
-
-    def close(self) -> None: ...
+    async def search(self, query: np.ndarray, partitions: list[str], k: int, per_product: bool = True) -> list[Hit]: ...

@@ -1,36 +1,29 @@
 """The persistent library of known placeholder images ("no image available" pictures), matched by pHash.
 
-Embedded default: one SQLite file under IMGSEL_DATA_DIR. Every change is one transaction in WAL mode with
-synchronous=FULL, so an acknowledged add or delete survives kill -9 and a crash never leaves half a batch. Lookups
-run against an in-memory copy of the hashes (numpy), rebuilt from the file at start and kept in step on each change.
+Rows live in the `placeholders` table (pHash as BIGINT). Matching stays in process, exact and fast: each gateway keeps
+a cache of (id, pHash) with its multi-index hash tables (gateway.hash_index), tagged with the library's version, a
+counter that a trigger bumps in the transaction of every change (migration 0001). Before each match the gateway reads
+the version (one indexed single-row query) and reloads when it moved, so a placeholder added or deleted through any
+replica, or by hand in SQL, is matched or forgotten everywhere from the next request on.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from pathlib import Path
+import asyncio
+from dataclasses import dataclass, field
 
 import numpy as np
+from psycopg.rows import TupleRow
 
+from gateway.clients.database import Database
 from gateway.decisions.analysis import LibraryMatch
-from gateway.hash_index import HashIndex
+from gateway.hash_index import LINEAR_BELOW, HashIndex
 from gateway.hashing import radius_for
-from gateway.stores.durable import open_durable, transaction
 from gateway.stores.interfaces import Placeholder
 
 BANDS = 4  # 16-bit bands: measured fastest at 100k-1M entries (BENCHMARKS.md)
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS placeholders (
-    id TEXT PRIMARY KEY,
-    phash INTEGER NOT NULL,      -- 64-bit pHash, stored as the signed integer of the same bits
-    width INTEGER NOT NULL,
-    height INTEGER NOT NULL,
-    supplier TEXT,
-    added_at REAL NOT NULL
-)
-"""
+VERSION_SQL = "SELECT version FROM state_versions WHERE name = 'placeholders'"
+ORDER = "ORDER BY added_at, id"  # "earliest added" breaks distance ties
 
 
 def to_signed(value: int) -> int:
@@ -41,68 +34,93 @@ def to_unsigned(value: int) -> int:
     return value + (1 << 64) if value < 0 else value
 
 
+@dataclass
+class LibrarySnapshot:
+    """The library as of one version: ids and unsigned pHashes in tie-break order, and its indexes by probe radius."""
+
+    version: int
+    ids: list[str]
+    hashes: np.ndarray  # uint64
+    indexes: dict[int, HashIndex] = field(default_factory=dict)
+
+    def index(self, radius: int) -> HashIndex:
+        """Linear scan for small libraries, multi-index hashing above ~20k (gateway.hash_index)."""
+        if radius not in self.indexes:
+            self.indexes[radius] = HashIndex(self.ids, self.hashes, bands=BANDS, radius=radius)
+            self.indexes[radius].build()
+        return self.indexes[radius]
+
+
+def snapshot_from_rows(version: int, rows: list[TupleRow]) -> LibrarySnapshot:
+    ids = [row[0] for row in rows]
+    hashes = np.array([row[1] for row in rows], dtype=np.int64).view(np.uint64)  # same bits, unsigned
+    return LibrarySnapshot(version, ids, hashes)
+
+
 class PlaceholderLibrary:
-    """SQLite implementation of gateway.stores.interfaces.PlaceholderStore."""
+    """PostgreSQL implementation of gateway.stores.interfaces.PlaceholderStore."""
 
-    def __init__(self, path: Path):
-        self.path = path
-        self._lock = threading.Lock()
-        self._db = open_durable(path, SCHEMA)
-        self._reload()
+    def __init__(self, database: Database):
+        self.database = database
+        self._snapshot: LibrarySnapshot | None = None
+        self._reload_lock = asyncio.Lock()
 
-    def _reload(self) -> None:
-        rows = self._db.execute(
-            "SELECT id, phash, width, height, supplier, added_at FROM placeholders ORDER BY added_at, id"
-        ).fetchall()
-        self._entries = [Placeholder(r[0], to_unsigned(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
-        self._indexes: dict[int, HashIndex] = {}  # by probe radius; built on first use
-
-    def close(self) -> None:
-        self._db.close()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def add(self, entries: list[tuple[str, int, int, int, str | None]]) -> list[str]:
+    async def add(self, entries: list[tuple[str, int, int, int, str | None]]) -> list[str]:
         """(id, phash, width, height, supplier) rows; an existing id is replaced. All or nothing."""
-        now = time.time()
-        with self._lock:
-            with transaction(self._db):
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO placeholders (id, phash, width, height, supplier, added_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    [(i, to_signed(h), w, ht, s, now) for i, h, w, ht, s in entries],
+        if not entries:
+            return []
+        async with self.database.transaction() as db:
+            async with db.cursor() as cursor:
+                await cursor.executemany(
+                    "INSERT INTO placeholders (id, phash, width, height, supplier) VALUES (%s, %s, %s, %s, %s) "
+                    "ON CONFLICT (id) DO UPDATE SET phash = excluded.phash, width = excluded.width, "
+                    "height = excluded.height, supplier = excluded.supplier, added_at = clock_timestamp()",
+                    [(i, to_signed(h), w, ht, s) for i, h, w, ht, s in entries],
                 )
-            self._reload()
         return [entry[0] for entry in entries]
 
-    def remove(self, placeholder_id: str) -> bool:
-        with self._lock:
-            deleted = self._db.execute("DELETE FROM placeholders WHERE id = ?", (placeholder_id,)).rowcount
-            self._reload()
-        return deleted > 0
+    async def remove(self, placeholder_id: str) -> bool:
+        async with self.database.transaction() as db:
+            cursor = await db.execute("DELETE FROM placeholders WHERE id = %s", (placeholder_id,))
+            return cursor.rowcount > 0
 
-    def entries(self) -> list[Placeholder]:
-        return list(self._entries)
+    async def entries(self) -> list[Placeholder]:
+        async with self.database.transaction() as db:
+            cursor = await db.execute(
+                "SELECT id, phash, width, height, supplier, extract(epoch FROM added_at)::float8 "
+                f"FROM placeholders {ORDER}"
+            )
+            rows = await cursor.fetchall()
+        return [Placeholder(r[0], to_unsigned(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
 
-    def _index(self, max_distance: int) -> HashIndex:
-        """Linear scan for small libraries, multi-index hashing above ~20k (gateway.hash_index), probed deep
-        enough that every match within `max_distance` is found."""
-        radius = radius_for(max_distance, BANDS)
-        with self._lock:
-            if radius not in self._indexes:
-                entries = self._entries
-                self._indexes[radius] = HashIndex(
-                    [e.id for e in entries],
-                    np.array([e.phash for e in entries], dtype=np.uint64),
-                    bands=BANDS,
-                    radius=radius,
-                )
-            return self._indexes[radius]
+    async def snapshot(self) -> LibrarySnapshot:
+        """The library as of now: the cached snapshot when its version is still current, else a fresh one (loaded
+        once however many requests ask at the same moment)."""
+        async with self.database.transaction() as db:
+            version = (await (await db.execute(VERSION_SQL)).fetchone())[0]
+        if self._snapshot is not None and self._snapshot.version == version:
+            return self._snapshot
+        async with self._reload_lock:
+            if self._snapshot is None or self._snapshot.version < version:
+                async with self.database.transaction() as db:
+                    # One snapshot for the version and the rows: they belong together even while others write.
+                    await db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                    current = (await (await db.execute(VERSION_SQL)).fetchone())[0]
+                    rows = await (await db.execute(f"SELECT id, phash FROM placeholders {ORDER}")).fetchall()
+                self._snapshot = snapshot_from_rows(current, rows)
+            return self._snapshot
 
-    def match(self, phashes: list[int], max_distance: int) -> list[LibraryMatch | None]:
+    async def match(self, phashes: list[int], max_distance: int) -> list[LibraryMatch | None]:
         """Nearest known placeholder within `max_distance` bits for each query (ties: the earliest added)."""
-        if not self._entries or not phashes:
+        if not phashes:
+            return []
+        snapshot = await self.snapshot()
+        if not snapshot.ids:
             return [None] * len(phashes)
-        found = self._index(max_distance).nearest(np.array(phashes, dtype=np.uint64), max_distance)
+        radius = radius_for(max_distance, BANDS)
+        queries = np.array(phashes, dtype=np.uint64)
+        if radius not in snapshot.indexes and len(snapshot.ids) >= LINEAR_BELOW:
+            # Building the band tables of a large library takes seconds of CPU (1M: ~1.4 s): off the event loop.
+            await asyncio.to_thread(snapshot.index, radius)
+        found = snapshot.index(radius).nearest(queries, max_distance)
         return [None if hit is None else LibraryMatch(hit[0], hit[1]) for hit in found]

@@ -1,181 +1,162 @@
-"""The visual-search index: catalog images' backbone embeddings, partitioned by top-level category, persistent.
+"""The visual-search index: catalog images' backbone embeddings, partitioned by top-level category, in PostgreSQL.
 
-Embedded default: one SQLite file under IMGSEL_DATA_DIR (`search.sqlite`). Every change is one transaction in WAL mode
-with synchronous=FULL (an acknowledged add survives kill -9; a batch is stored whole or not at all). Vectors are kept
-as float16 on disk (2.5 KB per 1280-d image) and float32 in memory, one matrix per partition.
+`search_items` is list-partitioned by top-level category (the cascade's partitions); a category's partition table is
+created on its first image. Vectors are halfvec (2.5 KB per 1280-d image), each partition has its own HNSW index
+(pgvector, `halfvec_cosine_ops`, m 16, ef_construction 64; declared once on the parent), and `search_partitions`
+holds each partition's exact size, kept in the transaction of every change.
 
-Search inside a partition is exact (inner product of L2-normalised embeddings = cosine) up to `exact_max` vectors,
-and approximate above: a faiss HNSW graph (M = 32, efSearch = `ef_search`) built lazily on the first search after the
-partition was reloaded; new images are added to an existing graph, while a replacement or a deletion reloads the
-partition and its graph is rebuilt on the next search (seconds per 10k images, under the index lock: searches wait).
-Which partitions a query searches is decided by `gateway.decisions.search.search_partitions` (the category cascade);
-this module only stores and searches.
+Search inside a partition is an exact scan up to `exact_max` images (faster than the graph there, and exact) and an
+HNSW index scan above, with `hnsw.ef_search = max(ef_search, candidates)`. Adding an image id that is already indexed
+replaces it (also when it moves partition); removing a product deletes its images in every partition. Each call is one
+transaction, so a reader sees a batch whole or not at all, and a crashed writer leaves nothing behind. Which partitions
+a query searches is decided by `gateway.decisions.search.search_partitions`; this module only stores and searches.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from pathlib import Path
+import hashlib
+import re
 
 import numpy as np
+from pgvector import HalfVector
+from psycopg import AsyncConnection, sql
 
-from gateway.stores.durable import open_durable, transaction
+from gateway.clients.database import Database
 from gateway.stores.interfaces import Hit
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS items (
-    image_id TEXT PRIMARY KEY,
-    product_id TEXT NOT NULL,
-    partition TEXT NOT NULL,     -- top-level category (a class of the category head)
-    embedding BLOB NOT NULL,     -- float16, L2-normalised
-    added_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS items_by_product ON items (product_id);
-"""
-HNSW_M = 32
-HNSW_EF_CONSTRUCTION = 80
+PARTITIONS_LOCK = "imgsel.search_partitions"  # advisory-lock name: creating partition tables
+IMAGE_LOCK_PREFIX = "imgsel.search_image:"  # advisory-lock names: one indexed image id (replacement across partitions)
 
 
-class _Partition:
-    """One partition's vectors and ids in memory, with its HNSW graph when large (rebuilt when stale)."""
+def partition_table(name: str) -> str:
+    """A partition's table name: readable, within PostgreSQL's 63 bytes, unique per name (hash suffix)."""
+    slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")[:32] or "p"
+    return f"search_items_{slug}_{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
-    def __init__(self) -> None:
-        self.image_ids: list[str] = []
-        self.product_ids: list[str] = []
-        self.vectors = np.zeros((0, 0), np.float32)
-        self.graph = None  # faiss.IndexHNSWFlat or None (exact search)
 
-    def append(self, items: list[tuple[str, str, str, np.ndarray]]) -> None:
-        """New images only (no id already here): extend the matrix and add them to the graph if it exists, so bulk
-        indexing into a large partition does not rebuild its graph."""
-        vectors = np.stack([np.asarray(e, dtype=np.float16) for *_, e in items]).astype(np.float32)
-        self.product_ids += [product_id for product_id, *_ in items]
-        self.image_ids += [image_id for _, image_id, *_ in items]
-        self.vectors = np.concatenate([self.vectors, vectors]) if len(self.vectors) else vectors
-        if self.graph is not None:
-            self.graph.add(vectors)
-
-    def search(self, query: np.ndarray, k: int, exact_max: int, ef_search: int) -> list[tuple[int, float]]:
-        n = len(self.image_ids)
-        if n == 0:
-            return []
-        k = min(k, n)
-        if n <= exact_max:
-            scores = self.vectors @ query
-            top = np.argpartition(-scores, k - 1)[:k]
-            return [(int(i), float(scores[i])) for i in top[np.argsort(-scores[top])]]
-        if self.graph is None:
-            import faiss
-
-            graph = faiss.IndexHNSWFlat(self.vectors.shape[1], HNSW_M, faiss.METRIC_INNER_PRODUCT)
-            graph.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-            graph.add(self.vectors)
-            self.graph = graph
-        self.graph.hnsw.efSearch = max(ef_search, k)
-        scores, rows = self.graph.search(query[None, :].astype(np.float32), k)
-        return [(int(i), float(s)) for i, s in zip(rows[0], scores[0]) if i >= 0]
+def best_per_product(hits: list[Hit], k: int) -> list[Hit]:
+    """Hits sorted best first with ties by image id; with `k` products at most, each product's best image only."""
+    seen: set[str] = set()
+    unique = []
+    for hit in hits:
+        if hit.product_id not in seen:
+            seen.add(hit.product_id)
+            unique.append(hit)
+    return unique[:k]
 
 
 class SearchIndex:
-    """SQLite implementation of gateway.stores.interfaces.SearchIndexStore."""
+    """PostgreSQL implementation of gateway.stores.interfaces.SearchIndexStore."""
 
-    def __init__(self, path: Path, exact_max: int = 20_000, ef_search: int = 64):
-        self.path = path
+    def __init__(self, database: Database, exact_max: int = 5_000, ef_search: int = 64):
+        self.database = database
         self.exact_max = exact_max
         self.ef_search = ef_search
-        self._lock = threading.Lock()
-        self._db = open_durable(path, SCHEMA)
-        self._partitions: dict[str, _Partition] = {}
-        with self._lock:
-            for (name,) in self._db.execute("SELECT DISTINCT partition FROM items").fetchall():
-                self._load(name)
 
-    def close(self) -> None:
-        self._db.close()
-
-    def _load(self, name: str) -> None:
-        rows = self._db.execute(
-            "SELECT image_id, product_id, embedding FROM items WHERE partition = ? ORDER BY rowid", (name,)
-        ).fetchall()
-        if not rows:
-            self._partitions.pop(name, None)
+    async def _ensure_partitions(self, names: set[str]) -> None:
+        """Create the partition tables that do not exist yet, in their own short transaction (attaching a partition
+        locks the parent table, which must not be held through a whole batch)."""
+        async with self.database.transaction() as db:
+            cursor = await db.execute("SELECT name FROM search_partitions WHERE name = ANY(%s)", (list(names),))
+            missing = names - {name for (name,) in await cursor.fetchall()}
+        if not missing:
             return
-        partition = _Partition()
-        partition.append(
-            [(product_id, image_id, name, np.frombuffer(e, np.float16)) for image_id, product_id, e in rows]
-        )
-        self._partitions[name] = partition
+        async with self.database.transaction() as db:
+            await db.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (PARTITIONS_LOCK,))
+            for name in sorted(missing):
+                table = partition_table(name)
+                created = await db.execute(
+                    "INSERT INTO search_partitions (name, table_name) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                    (name, table),
+                )
+                if created.rowcount:
+                    await db.execute(
+                        sql.SQL("CREATE TABLE {} PARTITION OF search_items FOR VALUES IN ({})").format(
+                            sql.Identifier(table), sql.Literal(name)
+                        )
+                    )
 
-    def add(self, items: list[tuple[str, str, str, np.ndarray]]) -> list[str]:
+    async def add(self, items: list[tuple[str, str, str, np.ndarray]]) -> list[str]:
         """Store (product_id, image_id, partition, embedding) rows; an image_id already indexed is replaced (also
-        when it moves partition). All or nothing. Returns the image ids stored."""
+        when it moves partition; the last row wins when a batch repeats an id). All or nothing. The ids stored."""
         if not items:
             return []
-        now = time.time()
-        with self._lock:
-            placeholders = ",".join("?" * len(items))
-            # Partitions that already hold one of these image ids: replaced there, so they are reloaded.
-            replaced = {
-                name
-                for (name,) in self._db.execute(
-                    f"SELECT DISTINCT partition FROM items WHERE image_id IN ({placeholders})", [i[1] for i in items]
+        latest = {image_id: (product_id, image_id, partition, e) for product_id, image_id, partition, e in items}
+        rows = list(latest.values())
+        await self._ensure_partitions({partition for _, _, partition, _ in rows})
+        image_ids = sorted(latest)
+        async with self.database.transaction() as db:
+            # Same image id written by two requests at once: one after the other (sorted keys: no deadlock).
+            await db.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s || i, 0)) FROM unnest(%s::text[]) AS i",
+                (IMAGE_LOCK_PREFIX, image_ids),
+            )
+            cursor = await db.execute(
+                "DELETE FROM search_items WHERE image_id = ANY(%s) RETURNING partition", (image_ids,)
+            )
+            change: dict[str, int] = {}
+            for (name,) in await cursor.fetchall():
+                change[name] = change.get(name, 0) - 1
+            async with db.cursor() as insert:
+                await insert.executemany(
+                    "INSERT INTO search_items (partition, image_id, product_id, embedding) VALUES (%s, %s, %s, %s)",
+                    [(partition, image_id, product_id, HalfVector(e)) for product_id, image_id, partition, e in rows],
                 )
-            }
-            with transaction(self._db):
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO items (image_id, product_id, partition, embedding, added_at) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    [
-                        (image_id, product_id, partition, np.asarray(e, dtype=np.float16).tobytes(), now)
-                        for product_id, image_id, partition, e in items
-                    ],
-                )
-            for name in replaced | {partition for _, _, partition, _ in items}:
-                if name in replaced or name not in self._partitions:
-                    self._load(name)  # a replacement (or a new partition): reload, the graph is rebuilt lazily
-                else:
-                    self._partitions[name].append([i for i in items if i[2] == name])
+            for _, _, partition, _ in rows:
+                change[partition] = change.get(partition, 0) + 1
+            await self._count(db, change)
         return [image_id for _, image_id, _, _ in items]
 
-    def remove_product(self, product_id: str) -> int:
+    @staticmethod
+    async def _count(db: AsyncConnection, change: dict[str, int]) -> None:
+        """Apply size changes to search_partitions in name order (concurrent writers lock rows in one order)."""
+        for name in sorted(change):
+            if change[name]:
+                await db.execute(
+                    "UPDATE search_partitions SET images = images + %s WHERE name = %s", (change[name], name)
+                )
+
+    async def remove_product(self, product_id: str) -> int:
         """Delete every image of a product; returns how many were removed."""
-        with self._lock:
-            names = [
-                n
-                for (n,) in self._db.execute(
-                    "SELECT DISTINCT partition FROM items WHERE product_id = ?", (product_id,)
-                ).fetchall()
-            ]
-            removed = self._db.execute("DELETE FROM items WHERE product_id = ?", (product_id,)).rowcount
-            for name in names:
-                self._load(name)
-        return removed
+        async with self.database.transaction() as db:
+            cursor = await db.execute(
+                "DELETE FROM search_items WHERE product_id = %s RETURNING partition", (product_id,)
+            )
+            change: dict[str, int] = {}
+            for (name,) in await cursor.fetchall():
+                change[name] = change.get(name, 0) - 1
+            await self._count(db, change)
+        return -sum(change.values())
 
-    def partitions(self) -> dict[str, int]:
-        """Partition -> number of indexed images."""
-        return {name: len(p.image_ids) for name, p in sorted(self._partitions.items())}
+    async def partitions(self) -> dict[str, int]:
+        """Partition -> number of indexed images (partitions that hold none are left out)."""
+        async with self.database.transaction() as db:
+            cursor = await db.execute("SELECT name, images FROM search_partitions WHERE images > 0 ORDER BY name")
+            return dict(await cursor.fetchall())
 
-    def search(self, query: np.ndarray, partitions: list[str], k: int, per_product: bool = True) -> list[Hit]:
+    async def search(self, query: np.ndarray, partitions: list[str], k: int, per_product: bool = True) -> list[Hit]:
         """The k best images over the given partitions, by cosine similarity. `per_product`: keep only a product's
         best image (a results page lists products), fetching more candidates so k products come back when possible."""
-        query = np.asarray(query, dtype=np.float32)
+        candidates = k * 4 if per_product else k
+        vector = HalfVector(np.asarray(query, dtype=np.float32))
         hits: list[Hit] = []
-        fetch = k * 4 if per_product else k
-        with self._lock:
-            for name in partitions:
-                partition = self._partitions.get(name)
-                if partition is None:
-                    continue
-                for row, score in partition.search(query, fetch, self.exact_max, self.ef_search):
-                    hits.append(Hit(partition.product_ids[row], partition.image_ids[row], name, score))
+        async with self.database.transaction() as db:
+            cursor = await db.execute(
+                "SELECT name, table_name, images FROM search_partitions WHERE name = ANY(%s) AND images > 0",
+                (list(partitions),),
+            )
+            found = await cursor.fetchall()
+            await db.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(max(self.ef_search, candidates)),))
+            for name, table, size in found:
+                exact = size <= self.exact_max
+                # Exact: a sequential scan with a top-k sort; else the partition's HNSW index.
+                await db.execute("SELECT set_config('enable_indexscan', %s, true)", ("off" if exact else "on",))
+                cursor = await db.execute(
+                    sql.SQL(
+                        "SELECT product_id, image_id, 1 - (embedding <=> %s) FROM {} ORDER BY embedding <=> %s LIMIT %s"
+                    ).format(sql.Identifier(table)),
+                    (vector, vector, candidates),
+                )
+                hits += [Hit(p, i, name, float(score)) for p, i, score in await cursor.fetchall()]
         hits.sort(key=lambda h: (-h.score, h.image_id))
-        if per_product:
-            seen: set[str] = set()
-            unique = []
-            for hit in hits:
-                if hit.product_id not in seen:
-                    seen.add(hit.product_id)
-                    unique.append(hit)
-            hits = unique
-        return hits[:k]
+        return best_per_product(hits, k) if per_product else hits[:k]
