@@ -1,7 +1,7 @@
 """The processes of one running stack, found by command line in /proc (so a stack started by the test fixtures,
 which hands out only its settings, can be inspected too), their resident memory, and a second gateway on a running
-stack's Triton with a data directory of its own (fuzzers write to the placeholder library and the search index; the
-session stack's tests assume theirs untouched).
+stack's Triton, with a database of its own (fuzzers write to the placeholder library and the search index; the
+session stack's tests assume theirs untouched) or sharing one with other gateways (consistency tests).
 
 Names: `gateway`, `tritonserver`, `stub <model>` (one per python-backend model instance; `stub <model>#2` for a second
 instance of the same model).
@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from gateway.settings import Settings
+from tools.database import EmbeddedDatabase
 from tools.launcher import free_port, start_gateway
 from tools.supervisor import STUB_BINARY, command_lines
 
@@ -59,12 +60,22 @@ def rss_mb(pid: int) -> float | None:
 
 
 @contextmanager
-def second_gateway(settings: Settings, data_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[Settings]:
-    """A gateway on a free port over the Triton of `settings`, with its own data directory; stopped on exit."""
+def second_gateway(
+    settings: Settings,
+    data_dir: Path,
+    extra_env: dict[str, str] | None = None,
+    database_url: str | None = None,
+) -> Iterator[Settings]:
+    """A gateway on a free port over the Triton of `settings`; stopped on exit. Its state: `database_url` (shared
+    with other gateways) or, when None, an embedded database of its own under `data_dir` (stopped on exit too)."""
     own = settings.model_copy(update={"port": free_port(), "data_dir": str(data_dir)})
     env = {"IMGSEL_DATA_DIR": str(data_dir), **(extra_env or {})}
-    child = start_gateway(own, env)
-    try:
+    with ExitStack() as started:
+        if database_url is None:
+            database = EmbeddedDatabase(data_dir)
+            database_url = database.start()
+            started.callback(database.stop)
+        env["IMGSEL_DATABASE_URL"] = database_url
+        child = start_gateway(own, env)
+        started.callback(child.stop)
         yield own
-    finally:
-        child.stop()
