@@ -1,11 +1,13 @@
 """Resident memory of the gateway process with a catalog-sized visual-search index, against an empty-index baseline:
-when ready, after one POST /v1/search per partition (builds the HNSW graphs of the partitions above
-IMGSEL_SEARCH_EXACT_MAX), after 50 more searches. A private stack (Triton + gateway) on loopback per run.
+when ready, after one POST /v1/search per partition (before the PostgreSQL store this built the in-gateway HNSW graphs
+of the partitions above IMGSEL_SEARCH_EXACT_MAX), after 50 more searches. A private stack (Triton + gateway) on loopback per run.
 
     python -m loadtest.gateway_memory [--images 100000] [--triton-home DIR] [--json out.json]
 
-The index is seeded into the data directory's `search.sqlite` through gateway.stores.search_index.SearchIndex before
-the gateway starts, so the gateway loads it as it would after a restart. Vectors (L2-normalised, 1280-d):
+The index is seeded into the data directory's embedded PostgreSQL through gateway.stores.search_index.SearchIndex
+(the service's own write path, HNSW index maintained) before the stack starts. The figure before the PostgreSQL store
+(commit 407aba2) came from this script's first version, which seeded `search.sqlite` and measured the in-gateway
+float32 matrix and faiss graphs. Vectors (L2-normalised, 1280-d):
 `synthetic_catalog` (evaluation.search_scale: real embeddings plus noise, in their source's partition) when the
 embedding cache it needs is on disk; otherwise seeded Gaussian vectors over the partition sizes of that catalog at
 100,000 images (BENCHMARKS.md), scaled to `--images`. The JSON says which.
@@ -14,6 +16,7 @@ embedding cache it needs is on disk; otherwise seeded Gaussian vectors over the 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import io
 import json
@@ -27,9 +30,11 @@ import numpy as np
 from PIL import Image
 
 from build_engines.triton_server import DEFAULT_DEST
+from gateway.clients.database import Database
 from gateway.settings import PROJECT_ROOT
 from gateway.stores.search_index import SearchIndex
 from loadtest.stack_processes import rss_mb, stack_processes
+from tools.database import EmbeddedDatabase
 from tools.launcher import running_stack, settings_on_free_ports
 from training.datasets import DEFAULT_DATA
 from training.embedding_cache import DEFAULT_CACHE, file_list_digest
@@ -37,7 +42,7 @@ from training.embedding_cache import DEFAULT_CACHE, file_list_digest
 DIMENSIONS = 1280
 # synthetic_catalog's partitions at 100,000 images (BENCHMARKS.md, visual search at catalog scale), largest first.
 PARTITION_SIZES = {"fruit": 37_451, "packages": 28_724, "vegetables": 21_238, "apparel": 11_689, "gear": 898}
-SEED_BATCH = 10_000  # rows per SearchIndex.add: bounds the seeding process's memory, not the gateway's
+SEED_BATCH = 2_000  # rows per SearchIndex.add (one transaction each)
 MORE_SEARCHES = 50
 
 
@@ -84,14 +89,25 @@ def catalog_rows(images: int, data_root: Path, cache_dir: Path, seed: int) -> tu
     )
 
 
-def seed_index(path: Path, rows: list[tuple]) -> dict[str, int]:
-    index = SearchIndex(path)
+async def _seed(url: str, rows: list[tuple]) -> dict[str, int]:
+    database = Database(url, pool_size=2, timeout_s=600.0, migrate_schema=True, breaker_cooldown_s=0.0)
     try:
+        index = SearchIndex(database)
         for start in range(0, len(rows), SEED_BATCH):
-            index.add(rows[start : start + SEED_BATCH])
-        return index.partitions()
+            await index.add(rows[start : start + SEED_BATCH])
+        return await index.partitions()
     finally:
-        index.close()
+        await database.close()
+
+
+def seed_index(data_dir: Path, rows: list[tuple]) -> tuple[dict[str, int], float]:
+    """Seeds the data directory's embedded database; returns its partitions and the database's size on disk (MB)."""
+    database = EmbeddedDatabase(data_dir)
+    try:
+        partitions = asyncio.run(_seed(database.start(), rows))
+    finally:
+        database.stop()
+    return partitions, round(sum(f.stat().st_size for f in database.pgdata.rglob("*") if f.is_file()) / 2**20, 1)
 
 
 def query_images(count: int) -> list[str]:
@@ -190,11 +206,10 @@ def main(argv: list[str] | None = None) -> int:
         seeded.mkdir()
         rows, recipe = catalog_rows(args.images, args.data, args.cache_dir, args.seed)
         started = time.perf_counter()
-        seed_index(seeded / "search.sqlite", rows)
+        _, report["database_mb"] = seed_index(seeded, rows)
         del rows
         report["vector_recipe"] = recipe
         report["seed_seconds"] = round(time.perf_counter() - started, 1)
-        report["search_sqlite_mb"] = round(sum(f.stat().st_size for f in seeded.iterdir()) / 2**20, 1)
         report["empty"] = measure(empty, args.triton_home, args.model_repository, args.settle)
         report["indexed"] = measure(seeded, args.triton_home, args.model_repository, args.settle)
     text = json.dumps(report, indent=1)
