@@ -30,6 +30,10 @@ class StoreUnavailable(RuntimeError):
     pass
 
 
+class SchemaCheckBusy(StoreUnavailable):
+    """Another call of this process is checking (or migrating) the schema: says nothing about the server's health."""
+
+
 class Database:
     def __init__(self, url: str, pool_size: int, timeout_s: float, migrate_schema: bool, breaker_cooldown_s: float):
         self.url = url
@@ -73,7 +77,7 @@ class Database:
         if self._schema_ok:
             return
         if self._schema_lock.locked():
-            raise StoreUnavailable("database schema check in progress")
+            raise SchemaCheckBusy("database schema check in progress")
         async with self._schema_lock:
             try:
                 if self.migrate_schema:
@@ -106,7 +110,10 @@ class Database:
             # OperationalError covers refused/dropped connections, the pool's timeout and statement timeouts.
             self._failed(error)
             raise StoreUnavailable(_describe(error)) from error
-        except StoreUnavailable as error:
+        except SchemaCheckBusy:
+            self.breaker.record_abandoned()  # no verdict on the server: a probe's slot is freed
+            raise
+        except StoreUnavailable as error:  # from the schema check: unreachable, or not at head
             self._failed(error)
             raise
         except asyncio.CancelledError:
