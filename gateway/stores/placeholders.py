@@ -13,7 +13,6 @@ import asyncio
 from dataclasses import dataclass, field
 
 import numpy as np
-from psycopg.rows import TupleRow
 
 from gateway.clients.database import Database
 from gateway.decisions.analysis import LibraryMatch
@@ -22,6 +21,7 @@ from gateway.hashing import radius_for
 from gateway.stores.interfaces import Placeholder
 
 BANDS = 4  # 16-bit bands: measured fastest at 100k-1M entries (BENCHMARKS.md)
+RELOAD_CHUNK = 20_000  # rows converted between two yields to the event loop
 VERSION_SQL = "SELECT version FROM state_versions WHERE name = 'placeholders'"
 ORDER = "ORDER BY added_at, id"  # "earliest added" breaks distance ties
 
@@ -49,12 +49,6 @@ class LibrarySnapshot:
             self.indexes[radius] = HashIndex(self.ids, self.hashes, bands=BANDS, radius=radius)
             self.indexes[radius].build()
         return self.indexes[radius]
-
-
-def snapshot_from_rows(version: int, rows: list[TupleRow]) -> LibrarySnapshot:
-    ids = [row[0] for row in rows]
-    hashes = np.array([row[1] for row in rows], dtype=np.int64).view(np.uint64)  # same bits, unsigned
-    return LibrarySnapshot(version, ids, hashes)
 
 
 class PlaceholderLibrary:
@@ -106,8 +100,16 @@ class PlaceholderLibrary:
                     # One snapshot for the version and the rows: they belong together even while others write.
                     await db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                     current = (await (await db.execute(VERSION_SQL)).fetchone())[0]
-                    rows = await (await db.execute(f"SELECT id, phash FROM placeholders {ORDER}")).fetchall()
-                self._snapshot = snapshot_from_rows(current, rows)
+                    cursor = await db.execute(f"SELECT id, phash FROM placeholders {ORDER}")
+                    ids: list[str] = []
+                    hashes: list[int] = []
+                    # Rows are turned into Python objects a chunk at a time, yielding to the event loop in between
+                    # (a million-entry library would otherwise hold it for a second).
+                    while rows := await cursor.fetchmany(RELOAD_CHUNK):
+                        ids += [row[0] for row in rows]
+                        hashes += [row[1] for row in rows]
+                        await asyncio.sleep(0)
+                self._snapshot = LibrarySnapshot(current, ids, np.array(hashes, dtype=np.int64).view(np.uint64))
             return self._snapshot
 
     async def match(self, phashes: list[int], max_distance: int) -> list[LibraryMatch | None]:
