@@ -19,7 +19,7 @@ help:
 	@echo "make loadtest   locust, headless, bounded, against a stack it starts"
 	@echo "make fuzz       schemathesis on every operation (FUZZ_EXAMPLES per operation) + 1,000 mutated image files"
 	@echo "make soak       SOAK_MINUTES (10) of mixed load: RSS of every process and latency over time"
-	@echo "make faults     60 s of locust traffic twice: kill -9 tritonserver, then one model process, at 20 s"
+	@echo "make faults     60 s of locust traffic three times: kill -9 tritonserver, one model process, postgres, at 20 s"
 	@echo "make lint       ruff"
 
 $(VENV)/.installed: requirements.lock pyproject.toml

@@ -2,11 +2,13 @@
 scenarios of loadtest/locustfile.py headless for a bounded time, and one fault injected part-way:
 
 - `server`: SIGKILL to tritonserver;
-- `stub`: SIGKILL to one python-backend model process (`--model`, default preprocess).
+- `stub`: SIGKILL to one python-backend model process (`--model`, default preprocess);
+- `database`: SIGKILL to the embedded PostgreSQL's postmaster.
 
-The launcher's supervisor cleans up and restarts Triton; the gateway keeps running. Reported per run: requests sent,
+The launcher's supervisor cleans up and restarts Triton (its database watchdog restarts PostgreSQL, which recovers
+from its WAL); the gateway keeps running. Reported per run: requests sent,
 non-503 errors (goal 0), 503s (and any without Retry-After), the longest request (goal: under the Triton timeout, no
-hung request), time from the restarted Triton being ready to the first 200 (goal < 10 s), and what was cleaned up.
+hung request), time from the restarted server being ready to the first 200 (goal < 10 s), and what was cleaned up.
 The gateway's own rate limit is switched off for these runs: locust users do not honour Retry-After, and the 429s they
 would earn while 503s come back at once are not what is measured here.
 
@@ -73,6 +75,10 @@ def summarize(records: list[dict], fault_at: float, ready_at: float | None, time
 def inject(stack: Stack, fault: str, model: str) -> dict:
     """Kill the server or one of its model processes; what was killed, for the report."""
     server = stack.triton.current
+    if fault == "database":
+        pid = stack.database.pid()
+        os.kill(pid, signal.SIGKILL)
+        return {"killed": "postgres", "pid": pid}
     if fault == "server":
         return {"killed": "tritonserver", "pid": stack.triton.kill(signal.SIGKILL)}
     stub = next(s for s in stack.triton.stubs if s.model == model)
@@ -101,16 +107,21 @@ def fault_run(fault: str, model: str, users: int, seconds: int, fault_after_s: f
         injected = inject(stack, fault, model)
         print(f"[fault_run] {fault}: {injected}", flush=True)
         locust.wait(timeout=seconds + hung_after + 120)
-        restarted = [e for e in stack.triton.events if e.kind == "started" and e.at > fault_at]
+        if fault == "database":
+            restarted_at = [at for at in stack.database_watchdog.restarts if at > fault_at]
+        else:
+            restarted_at = [e.at for e in stack.triton.events if e.kind == "started" and e.at > fault_at]
         cleaned = next((e.detail for e in stack.triton.events if e.kind == "cleaned" and e.at > fault_at), None)
         events = [{"at": round(e.at - fault_at, 2), "kind": e.kind, **e.detail} for e in stack.triton.events]
-    report = summarize(read_records(log), fault_at, restarted[0].at if restarted else None, settings.triton_timeout_s)
+    report = summarize(
+        read_records(log), fault_at, restarted_at[0] if restarted_at else None, settings.triton_timeout_s
+    )
     shutil.rmtree(work, ignore_errors=True)  # the request log and the run's stores: the summary is what is kept
     report |= {
         "fault": fault,
         "injected": injected,
         "cleanup": cleaned,
-        "old_stubs_gone": all(is_gone(s.pid) for s in old_stubs),
+        "old_stubs_gone": all(is_gone(s.pid) for s in old_stubs) if fault != "database" else None,
         "old_shm_regions_left": sorted(p.name for p in Path("/dev/shm").glob(f"{old_prefix}*")),
         "supervisor_events": events,
         "locust_exit": locust.returncode,
@@ -129,7 +140,7 @@ def markdown(reports: list[dict]) -> str:
         ("longest 503, s", "longest_503_s"),
         ("hung requests", "hung_requests"),
         ("fault at, s into the traffic", "fault_at_s"),
-        ("Triton ready again at, s", "ready_again_at_s"),
+        ("server ready again at, s", "ready_again_at_s"),
         ("ready to first 200, s (goal < 10)", "ready_to_first_200_s"),
         ("killed server's stubs gone", "old_stubs_gone"),
     ]
@@ -144,7 +155,9 @@ def machine() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--faults", nargs="+", choices=["server", "stub"], default=["server", "stub"])
+    parser.add_argument(
+        "--faults", nargs="+", choices=["server", "stub", "database"], default=["server", "stub", "database"]
+    )
     parser.add_argument("--model", default="preprocess", help="the model process killed by the `stub` fault")
     parser.add_argument("--users", type=int, default=8)
     parser.add_argument("--seconds", type=int, default=60)

@@ -16,6 +16,9 @@ import atexit
 import logging
 import os
 import subprocess
+import sys
+import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -97,6 +100,38 @@ class EmbeddedDatabase:
             pass  # a stale postmaster.pid: not running
         _forget_handle(pgserver, self.pgdata)  # so a later start() in this process starts the server again
         self._server = None
+
+
+class DatabaseWatchdog:
+    """Starts the embedded server again whenever it is found stopped (checked every `interval_s`); `restarts` holds
+    when each restart completed (epoch seconds). The stack's other processes do not wait: the gateway answers 503
+    until the server is back, then its pool reconnects."""
+
+    def __init__(self, database: EmbeddedDatabase, interval_s: float = 0.5):
+        self.database = database
+        self.interval_s = interval_s
+        self.restarts: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="database-watchdog", daemon=True)
+
+    def start(self) -> DatabaseWatchdog:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            if self.database.running():
+                continue
+            print("imgsel: the embedded database stopped; starting it again", file=sys.stderr, flush=True)
+            try:
+                self.database.start()
+                self.restarts.append(time.time())
+            except Exception as error:  # keep watching: the next round tries again
+                print(f"imgsel: restarting the embedded database failed: {error}", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,7 +35,7 @@ from gateway.api.access import check_exposure as refuse_open_exposure
 from gateway.api.access import load_api_keys
 from gateway.decisions.access import AccessConfigError
 from gateway.settings import PROJECT_ROOT, Settings
-from tools.database import EmbeddedDatabase
+from tools.database import DatabaseWatchdog, EmbeddedDatabase
 from tools.supervisor import RestartPolicy, StartFailed, TritonSupervisor
 
 PYTHON_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -272,6 +272,7 @@ class Stack:
     gateway: Child
     database: EmbeddedDatabase | None  # None: an external database (IMGSEL_DATABASE_URL)
     database_url: str
+    database_watchdog: DatabaseWatchdog | None
 
     @property
     def children(self) -> list[Child]:
@@ -294,9 +295,12 @@ def supervised_stack(settings: Settings, extra_env: dict[str, str] | None = None
     env = dict(extra_env or {})
     with ExitStack() as started:
         database = embedded_database(settings, extra_env)
+        watchdog = None
         if database is not None:
             env["IMGSEL_DATABASE_URL"] = database.start()
             started.callback(database.stop)
+            watchdog = DatabaseWatchdog(database).start()  # restarts the server if it dies
+            started.callback(watchdog.stop)
         url = env.get("IMGSEL_DATABASE_URL") or os.environ.get("IMGSEL_DATABASE_URL") or ""
         if not url and settings.database_url.get_secret_value():
             url = env["IMGSEL_DATABASE_URL"] = settings.database_url.get_secret_value()
@@ -304,7 +308,7 @@ def supervised_stack(settings: Settings, extra_env: dict[str, str] | None = None
         started.callback(triton.stop)
         gateway = start_gateway(settings, env)
         started.callback(gateway.stop)
-        yield Stack(settings, triton, gateway, database, url)
+        yield Stack(settings, triton, gateway, database, url, watchdog)
 
 
 @contextmanager
@@ -338,9 +342,6 @@ def run(settings: Settings) -> int:
                 flush=True,
             )
             while not stack.triton.gave_up.is_set() and stack.gateway.alive():
-                if stack.database is not None and not stack.database.running():
-                    print("imgsel: the embedded database stopped; starting it again", file=sys.stderr, flush=True)
-                    stack.database.start()
                 time.sleep(0.2)
     except Interrupted:
         return 0
