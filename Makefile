@@ -7,8 +7,10 @@ PROFILE ?= cpu
 REPO_DIR ?= model_repository
 # Where `make triton` unpacks the server: build_engines/triton_server.py server_binary(DEFAULT_DEST).
 TRITON := .cache/tritonserver/pytriton/tritonserver/bin/tritonserver
+# Where `make helm` installs helm v4.3.1 (tools/helm.py DEFAULT_DEST), used by the chart checks in tests/helm.
+HELM := .cache/helm/helm
 
-.PHONY: help install venv triton repo models run test test-unit bench loadtest fuzz soak faults lint clean
+.PHONY: help install venv triton helm helm-check repo models run test test-unit bench loadtest fuzz soak faults lint clean
 
 help:
 	@echo "make run        install what is missing, build the cpu model repository if absent, start Triton + gateway"
@@ -21,6 +23,7 @@ help:
 	@echo "make soak       SOAK_MINUTES (10) of mixed load: RSS of every process and latency over time"
 	@echo "make faults     60 s of locust traffic three times: kill -9 tritonserver, one model process, postgres, at 20 s"
 	@echo "make lint       ruff"
+	@echo "make helm-check helm lint, helm template with several value sets, schemas of Kubernetes 1.28-1.31"
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "imgsel needs Python 3.11, found " + sys.version' 
@@ -35,6 +38,14 @@ $(TRITON): | $(VENV)/.installed
 	$(PY) -m build_engines.triton_server
 
 triton: $(TRITON)
+
+$(HELM): | $(VENV)/.installed
+	$(PY) -m tools.helm
+
+helm: $(HELM)
+
+helm-check: $(VENV)/.installed $(HELM)
+	$(PY) -m pytest -q tests/helm
 
 # Regenerated when the generator, the model code, the trained heads or the categories change.
 REPO_INPUTS := $(wildcard build_engines/*.py build_engines/*.json build_engines/triton_python/*.py \
@@ -60,7 +71,7 @@ models: $(VENV)/.installed
 run: $(VENV)/.installed $(TRITON) $(REPO_DIR)/analyze/config.pbtxt
 	exec $(PY) -m tools.launcher
 
-test: $(VENV)/.installed $(TRITON)
+test: $(VENV)/.installed $(TRITON) $(HELM)
 	$(PY) -m pytest -q
 
 test-unit: $(VENV)/.installed
