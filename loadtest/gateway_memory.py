@@ -1,6 +1,7 @@
 """Resident memory of the gateway process with a catalog-sized visual-search index, against an empty-index baseline:
-when ready, after one POST /v1/search per partition (before the PostgreSQL store this built the in-gateway HNSW graphs
-of the partitions above IMGSEL_SEARCH_EXACT_MAX), after 50 more searches. A private stack (Triton + gateway) on loopback per run.
+when ready, after one POST /v1/search per partition (before the PostgreSQL store this built the in-gateway HNSW
+graphs of the partitions above IMGSEL_SEARCH_EXACT_MAX), after 50 more searches. A private stack (Triton + gateway)
+on loopback per run.
 
     python -m loadtest.gateway_memory [--images 100000] [--triton-home DIR] [--json out.json]
 
