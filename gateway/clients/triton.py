@@ -113,6 +113,9 @@ def channel_args() -> list[tuple[str, int]]:
         ("grpc.initial_reconnect_backoff_ms", RECONNECT_BACKOFF_MS["initial"]),
         ("grpc.min_reconnect_backoff_ms", RECONNECT_BACKOFF_MS["min"]),
         ("grpc.max_reconnect_backoff_ms", RECONNECT_BACKOFF_MS["max"]),
+        # With a dns:/// target naming several Triton pods (the chart's headless Service): one connection to each,
+        # calls spread over them. With one address it behaves as the default (pick_first).
+        ("grpc.lb_policy_name", "round_robin"),
     ]
 
 

@@ -184,7 +184,17 @@ def test_the_gateway_finds_triton_through_its_service():
     env = {e["name"]: e for e in container(docs, "gateway")["env"]}
     service = named(docs, "Service", "triton")
     grpc = next(p["port"] for p in service["spec"]["ports"] if p["name"] == "grpc")
-    assert env["IMGSEL_TRITON_GRPC_URL"]["value"] == f"{service['metadata']['name']}:{grpc}"
+    headless = next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"].endswith("-headless"))
+    assert headless["spec"]["clusterIP"] == "None" and headless["spec"]["selector"] == service["spec"]["selector"]
+    assert headless["metadata"]["name"] == f"{service['metadata']['name']}-headless"
+    # Round-robin over every ready Triton pod (gateway.clients.triton sets the gRPC round_robin policy).
+    assert env["IMGSEL_TRITON_GRPC_URL"]["value"] == (
+        f"dns:///{headless['metadata']['name']}.{NAMESPACE}.svc.cluster.local:{grpc}"
+    )
+    pinned = render((*DEFAULTS, "--set", "gateway.tritonUrl=127.0.0.1:9001"))
+    assert {e["name"]: e for e in container(pinned, "gateway")["env"]}["IMGSEL_TRITON_GRPC_URL"]["value"] == (
+        "127.0.0.1:9001"
+    )
     assert env["IMGSEL_HOST"]["value"] == "0.0.0.0" and argument(container(docs, "gateway"), "--host") == "0.0.0.0"
 
 
