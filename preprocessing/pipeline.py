@@ -1,7 +1,8 @@
 """The DALI preprocessing pipeline: decode each image once, then everything the models and the gateway need.
 
-One definition serves both profiles: `device="cpu"` runs inside a python-backend model (embedded CPU profile);
-`device="gpu"` decodes with nvJPEG (`mixed`) and runs the image ops on the GPU (production profile).
+One graph (preprocess_graph) serves both profiles: build_pipeline runs it inside the cpu profile's python-backend
+model (`device="cpu"`; `device="gpu"` decodes with nvJPEG there); the gpu profile serves the same graph with nvJPEG
+(`mixed`) decoding as a DALI-backend model (build_engines.dali_model, which pads the Laplacian for Triton).
 
 Inputs (external sources, names are the Triton tensor names):
   IMAGE_BYTES  uint8 [L]  encoded file, possibly zero-padded to the longest file of its request
@@ -10,7 +11,7 @@ Outputs (per image):
   PIXELS        float32 [3, 224, 224]  backbone input: longer side resized to 224, padded with white, normalised
   ORIG_SIZE     int32   [2]            height, width of the encoded image (read from its header)
   THUMB         uint8   [128, 128, 3]  aspect-squashed RGB thumbnail for the gateway's hashes (imagehash squashes too)
-  LAPLACIAN     float32 [h, w]         Laplacian of the grey image, longer side <= BLUR_SIDE, for the blur measure
+  LAPLACIAN     float32 [h, w, 1]      Laplacian of the grey image, longer side <= BLUR_SIDE, for the blur measure
 """
 
 from __future__ import annotations
@@ -27,6 +28,44 @@ PAD_WHITE = 255.0
 OUTPUT_NAMES = (PIXELS.name, ORIG_SIZE.name, THUMB.name, "LAPLACIAN")  # LAPLACIAN stays inside the runner
 
 
+def preprocess_graph(padded, length, decoder_device: str = "cpu", blur_side: int = BLUR_SIDE):
+    """The operators from the padded encoded files to (PIXELS, ORIG_SIZE, THUMB, LAPLACIAN), called inside a
+    pipeline definition. `decoder_device`: "cpu", or "mixed" (nvJPEG; every later image op then runs on the GPU).
+    Shared by build_pipeline (python-backend model) and the gpu profile's DALI-backend model
+    (build_engines.dali_model), so both profiles compute the same thing."""
+    from nvidia.dali import fn, types
+    from nvidia.dali import math as dmath
+
+    if decoder_device not in ("cpu", "mixed"):
+        raise ValueError(f"decoder_device must be 'cpu' or 'mixed', got {decoder_device!r}")
+    encoded = fn.slice(padded, fn.constant(idata=[0], dtype=types.INT32), length, axes=[0])
+    orig_size = fn.slice(fn.peek_image_shape(encoded, dtype=types.INT32), 0, 2, axes=[0])
+    rgb = fn.decoders.image(encoded, device=decoder_device, output_type=types.RGB)
+
+    # One resize from full resolution (the expensive one); every other output derives from this <=512 px copy.
+    # Downscale only: an upscaled small image would look blurry for the wrong reason.
+    longer_side = fn.reductions.max(fn.cast(orig_size, dtype=types.FLOAT))
+    work = fn.resize(rgb, resize_longer=dmath.min(longer_side, float(blur_side)), antialias=True)
+
+    small = fn.resize(work, resize_longer=BACKBONE_SIDE, antialias=True)
+    pixels = fn.crop_mirror_normalize(
+        small,
+        crop=(BACKBONE_SIDE, BACKBONE_SIDE),
+        crop_pos_x=0.5,
+        crop_pos_y=0.5,
+        out_of_bounds_policy="pad",
+        fill_values=[(PAD_WHITE - m) / s for m, s in zip(MEAN, STD)],
+        mean=list(MEAN),
+        std=list(STD),
+        dtype=types.FLOAT,
+        output_layout="CHW",
+    )
+    thumb = fn.resize(work, size=(THUMB_SIDE, THUMB_SIDE), antialias=True)
+    grey = fn.color_space_conversion(work, image_type=types.RGB, output_type=types.GRAY)
+    laplacian = fn.laplacian(grey, window_size=3, dtype=types.FLOAT)
+    return pixels, orig_size, thumb, laplacian
+
+
 def build_pipeline(
     device: str = "cpu",
     batch_size: int = 64,
@@ -37,7 +76,6 @@ def build_pipeline(
     """Build (not yet `.build()`) the pipeline. `device` is "cpu" or "gpu". `blur_side`: longer side of the working
     copy the blur measure sees (served: BLUR_SIDE; other values only for studies of that choice)."""
     from nvidia.dali import fn, pipeline_def, types
-    from nvidia.dali import math as dmath
 
     if device not in ("cpu", "gpu"):
         raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
@@ -51,32 +89,6 @@ def build_pipeline(
     def preprocess():
         padded = fn.external_source(name=IMAGE_BYTES.name, dtype=types.UINT8, ndim=1)
         length = fn.external_source(name=IMAGE_LENGTH.name, dtype=types.INT32, ndim=1)
-        encoded = fn.slice(padded, fn.constant(idata=[0], dtype=types.INT32), length, axes=[0])
-        orig_size = fn.slice(fn.peek_image_shape(encoded, dtype=types.INT32), 0, 2, axes=[0])
-        decoder_device = "mixed" if device == "gpu" else "cpu"
-        rgb = fn.decoders.image(encoded, device=decoder_device, output_type=types.RGB)
-
-        # One resize from full resolution (the expensive one); every other output derives from this <=512 px copy.
-        # Downscale only: an upscaled small image would look blurry for the wrong reason.
-        longer_side = fn.reductions.max(fn.cast(orig_size, dtype=types.FLOAT))
-        work = fn.resize(rgb, resize_longer=dmath.min(longer_side, float(blur_side)), antialias=True)
-
-        small = fn.resize(work, resize_longer=BACKBONE_SIDE, antialias=True)
-        pixels = fn.crop_mirror_normalize(
-            small,
-            crop=(BACKBONE_SIDE, BACKBONE_SIDE),
-            crop_pos_x=0.5,
-            crop_pos_y=0.5,
-            out_of_bounds_policy="pad",
-            fill_values=[(PAD_WHITE - m) / s for m, s in zip(MEAN, STD)],
-            mean=list(MEAN),
-            std=list(STD),
-            dtype=types.FLOAT,
-            output_layout="CHW",
-        )
-        thumb = fn.resize(work, size=(THUMB_SIDE, THUMB_SIDE), antialias=True)
-        grey = fn.color_space_conversion(work, image_type=types.RGB, output_type=types.GRAY)
-        laplacian = fn.laplacian(grey, window_size=3, dtype=types.FLOAT)
-        return pixels, orig_size, thumb, laplacian
+        return preprocess_graph(padded, length, "mixed" if device == "gpu" else "cpu", blur_side)
 
     return preprocess()
