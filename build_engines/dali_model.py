@@ -1,0 +1,142 @@
+"""The gpu profile's preprocessing: a DALI-backend model (`preprocess`, `model.dali`, nvJPEG decoding with
+`device="mixed"`) followed by a small numpy python-backend model (`preprocess_features`).
+
+Why two models: DALI computes PIXELS, ORIG_SIZE, THUMB and the Laplacian on the GPU, but not
+  - QUALITY_FEATURES: the object box is found from the median border colour (preprocessing.foreground), and DALI has
+    no median; the variance inside the box is then a CPU job on the (small) Laplacian;
+  - VALID: DALI cannot flag one image; an undecodable image fails the whole DALI run.
+So `preprocess` returns the Laplacian, zero-padded to BLUR_SIDE x BLUR_SIDE as int16 (exact: a 3x3 Laplacian of 8-bit
+grey stays within +-8160) with its true size, and `preprocess_features` turns it into VALID and QUALITY_FEATURES with
+the cpu runner's own code (generated into the model folder, numpy only). The analyze ensemble exposes the same tensors
+in both profiles.
+
+Serialisation: DALI (2.4 here) serialises a pipeline with mixed/GPU operators without a GPU or driver when the
+pipeline is defined with `device_id=None` (with `device_id=0` it refuses: "CUDA is not available"). The DALI backend
+creates the pipeline with the instance's own device id, batch size and thread count, so `make repo PROFILE=gpu`
+writes `model.dali` on any machine. The file is read by the DALI inside the Triton image: keep that DALI at least as
+new as the one that serialised it (recorded in config.pbtxt), or regenerate the repository with the matching
+nvidia-dali version installed.
+
+Transparency: the cpu runner composites transparent PNG/WebP on white before decoding (Pillow). A pure DALI pipeline
+cannot (measured with DALI 2.4's decoder and output_type=ANY_DATA: an LA PNG fails to decode, palette/RGB PNGs with a
+tRNS colour come back without alpha, a grey JPEG crashed the process), and the NGC image has no Pillow, so in this
+profile transparent images must arrive flattened: the gateway applies preprocessing.runner.flatten_transparency
+before calling Triton (opaque files pass untouched; the cpu runner's own flattening then finds nothing to do).
+"""
+
+from __future__ import annotations
+
+import inspect
+import shutil
+from pathlib import Path
+
+from contract.tensors import (
+    IMAGE_BYTES,
+    IMAGE_LENGTH,
+    ORIG_SIZE,
+    PIXELS,
+    QUALITY_FEATURES,
+    THUMB,
+    VALID,
+    TensorSpec,
+)
+from preprocessing.pipeline import BLUR_SIDE
+
+FEATURES_MODEL = "preprocess_features"
+LAPLACIAN = TensorSpec("LAPLACIAN", "int16", (BLUR_SIDE, BLUR_SIDE))  # zero-padded; LAPLACIAN_SIZE says how much
+LAPLACIAN_SIZE = TensorSpec("LAPLACIAN_SIZE", "int32", (2,))  # height, width of the Laplacian inside LAPLACIAN
+# The DALI backend maps config outputs to pipeline outputs by position: one tuple orders both.
+DALI_INPUTS = (IMAGE_BYTES, IMAGE_LENGTH)
+DALI_OUTPUTS = (PIXELS, ORIG_SIZE, THUMB, LAPLACIAN, LAPLACIAN_SIZE)
+FEATURES_INPUTS = (THUMB, LAPLACIAN, LAPLACIAN_SIZE)  # the order triton_python/features.py reads them in
+FEATURES_OUTPUTS = (VALID, QUALITY_FEATURES)
+
+TRITON_PYTHON = Path(__file__).resolve().parent / "triton_python"
+
+
+def dali_type(dtype: str):
+    from nvidia.dali import types
+
+    return {"uint8": types.UINT8, "int16": types.INT16, "int32": types.INT32, "float32": types.FLOAT}[dtype]
+
+
+def triton_pipeline(on_gpu: bool = True, max_batch: int = 64, threads: int = 2):
+    """The DALI-backend model's pipeline (not built). `on_gpu` (nvJPEG, "mixed") is what is served; False runs the
+    same graph on the CPU (tests). `device_id=None` lets a GPU pipeline be defined and serialised without CUDA.
+
+    DALI puts each operator's Python call stack into its errors (and into model.dali). The gateway tells an
+    undecodable image (retried alone) from a server fault by the word "decode" in the error, so no line on the
+    stack of an operator other than the decoder may contain it."""
+    from nvidia.dali import fn, pipeline_def, types
+
+    from preprocessing.pipeline import preprocess_graph
+
+    # Declared output types and ranks: DALI checks them at run time and the DALI backend against config.pbtxt.
+    @pipeline_def(
+        batch_size=max_batch,
+        num_threads=threads,
+        device_id=None,
+        prefetch_queue_depth=1,
+        output_dtype=[dali_type(t.dtype) for t in DALI_OUTPUTS],
+        output_ndim=[len(t.dims) for t in DALI_OUTPUTS],
+    )
+    def preprocess():
+        padded = fn.external_source(name=IMAGE_BYTES.name, dtype=dali_type(IMAGE_BYTES.dtype), ndim=1)
+        length = fn.external_source(name=IMAGE_LENGTH.name, dtype=dali_type(IMAGE_LENGTH.dtype), ndim=1)
+        pixels, orig_size, thumb, laplacian = preprocess_graph(padded, length, "mixed" if on_gpu else "cpu", BLUR_SIDE)
+        plane = laplacian[:, :, 0]  # grey: drop the channel axis
+        size = fn.cast(plane.shape(), dtype=types.INT32)
+        # Triton returns one dense tensor per output: pad every Laplacian to the largest possible (BLUR_SIDE square).
+        padded_plane = fn.pad(fn.cast(plane, dtype=types.INT16), axes=(0, 1), shape=LAPLACIAN.dims, fill_value=0)
+        nodes = {
+            PIXELS.name: pixels,
+            ORIG_SIZE.name: orig_size,
+            THUMB.name: thumb,
+            LAPLACIAN.name: padded_plane,
+            LAPLACIAN_SIZE.name: size,
+        }
+        return tuple(nodes[t.name] for t in DALI_OUTPUTS)
+
+    return preprocess()
+
+
+def dali_version() -> str:
+    import nvidia.dali
+
+    return nvidia.dali.__version__
+
+
+def serialize_pipeline(path: Path, max_batch: int, threads: int) -> Path:
+    """Write the served (mixed-decoder) pipeline to `path` (model.dali); works without a GPU."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(triton_pipeline(True, max_batch, threads).serialize())
+    return path
+
+
+MEASURES_HEADER = '''"""Generated by build_engines.dali_model from preprocessing/runner.py: the cpu runner's classical
+quality measures, for the gpu profile's `preprocess_features` model. numpy only. Do not edit: regenerate the
+model repository."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from imgsel_foreground import foreground_mask
+'''
+
+
+def write_features_code(version_dir: Path) -> None:
+    """model.py plus the measures it calls: preprocessing/foreground.py copied, and the runner's object_bbox and
+    quality_features extracted from their source (the runner itself imports Pillow, which the NGC image lacks)."""
+    from preprocessing import foreground, runner
+
+    version_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy(TRITON_PYTHON / "features.py", version_dir / "model.py")
+    shutil.copy(inspect.getsourcefile(foreground), version_dir / "imgsel_foreground.py")
+    parts = [
+        MEASURES_HEADER,
+        f"MIN_LINE_FRACTION = {runner.MIN_LINE_FRACTION!r}",
+        inspect.getsource(runner.object_bbox),
+        inspect.getsource(runner.quality_features),
+    ]
+    (version_dir / "imgsel_measures.py").write_text("\n\n\n".join(part.strip("\n") for part in parts) + "\n")
