@@ -1,11 +1,16 @@
 """Generate the Triton model repository for a profile.
 
     python -m build_engines.repository --profile cpu --out model_repository
+    python -m build_engines.repository --profile gpu --out /tmp/gpu-repository [--build-plans]
 
-Both profiles expose the same model names, tensor names, shapes and dtypes (the gateway cannot tell them apart):
+Both profiles serve the same `analyze` ensemble (inputs, outputs, dtypes, shapes) and the same model names, so the
+gateway cannot tell them apart:
   cpu: python-backend models (DALI on CPU, onnxruntime for every ONNX model), runs on the wheel's tritonserver.
-  gpu: the same preprocess model with DALI on the GPU (nvJPEG), ONNX models served as TensorRT plans
-       (`platform: "tensorrt_plan"`), built on the target GPU by build_engines.tensorrt_build.
+  gpu: `preprocess` is a DALI-backend model (`model.dali`, nvJPEG decoding), followed by the numpy python-backend step
+       `preprocess_features` (the measures DALI cannot compute; see build_engines.dali_model); every ONNX model is a
+       `platform: "tensorrt_plan"` model (KIND_GPU) shipped as `1/model.onnx`, built into an FP16 plan on the target
+       GPU by the Helm chart's engine-build init container. Generating it needs DALI (serialisation works without a
+       GPU) but not TensorRT; `--build-plans` builds the plans here instead, where TensorRT is installed.
 """
 
 from __future__ import annotations
@@ -42,7 +47,17 @@ from contract.tensors import (
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TRITON_PYTHON = Path(__file__).resolve().parent / "triton_python"
 
-TRITON_DTYPES = {"bool": "TYPE_BOOL", "uint8": "TYPE_UINT8", "int32": "TYPE_INT32", "float32": "TYPE_FP32"}
+TRITON_DTYPES = {
+    "bool": "TYPE_BOOL",
+    "uint8": "TYPE_UINT8",
+    "int16": "TYPE_INT16",
+    "int32": "TYPE_INT32",
+    "float32": "TYPE_FP32",
+}
+# gpu profile: DALI runs per gateway call; a few threads for the host side of decoding (headers, non-JPEG formats).
+DALI_THREADS = 4
+DALI_INSTANCES = 2  # a second call decodes while the first one's results are copied out
+FEATURES_INSTANCES = 2  # ~numpy work per image on the CPU, beside the GPU
 
 
 def pbtxt(tensor: TensorSpec) -> str:
@@ -207,7 +222,10 @@ def export_quality(path: Path) -> None:
     )
 
 
-def ensemble_config(pre: Model, backbone: Model, quality: Model, category: Model | None = None) -> str:
+def ensemble_config(stage: list[Model], backbone: Model, quality: Model, category: Model | None = None) -> str:
+    """The analyze ensemble. `stage`: the preprocessing models in order (cpu: `preprocess`; gpu: the DALI
+    `preprocess` then `preprocess_features`); whatever the stage, the ensemble returns the same tensors."""
+
     def step(model: Model, inputs: dict[str, str], outputs: dict[str, str]) -> str:
         maps = [f'      input_map {{ key: "{k}" value: "{v}" }}' for k, v in inputs.items()]
         maps += [f'      output_map {{ key: "{k}" value: "{v}" }}' for k, v in outputs.items()]
@@ -216,9 +234,13 @@ def ensemble_config(pre: Model, backbone: Model, quality: Model, category: Model
     def same_names(tensors: list[TensorSpec]) -> dict[str, str]:
         return {t.name: t.name for t in tensors}
 
-    exposed = [t for t in pre.outputs if t != PIXELS] + backbone.outputs + quality.outputs
-    steps = [
-        step(pre, same_names(pre.inputs), same_names(pre.outputs)),
+    produced = {t.name for model in stage for t in model.outputs}
+    missing = [t.name for t in PREPROCESS_OUTPUTS if t.name not in produced]
+    if missing:
+        raise ValueError(f"the preprocessing stage does not produce {missing}")
+    exposed = [t for t in PREPROCESS_OUTPUTS if t != PIXELS] + backbone.outputs + quality.outputs
+    steps = [step(model, same_names(model.inputs), same_names(model.outputs)) for model in stage]
+    steps += [
         step(backbone, same_names(backbone.inputs), same_names(backbone.outputs)),
         # The learned head reads EMBEDDING (backbone) and QUALITY_FEATURES (preprocess); the fallback only the latter.
         step(quality, same_names(quality.inputs), same_names(quality.outputs)),
@@ -231,7 +253,7 @@ def ensemble_config(pre: Model, backbone: Model, quality: Model, category: Model
             f'name: "{ENSEMBLE}"',
             'platform: "ensemble"',
             f"max_batch_size: {MAX_BATCH}",
-            "input [\n" + ",\n".join(pbtxt(t) for t in pre.inputs) + "\n]",
+            "input [\n" + ",\n".join(pbtxt(t) for t in PREPROCESS_INPUTS) + "\n]",
             "output [\n" + ",\n".join(pbtxt(t) for t in exposed) + "\n]",
             "ensemble_scheduling {\n  step [\n" + ",\n".join(steps) + "\n  ]\n}",
             "",
@@ -239,19 +261,88 @@ def ensemble_config(pre: Model, backbone: Model, quality: Model, category: Model
     )
 
 
-def model_config(model: Model, platform_line: str, instance_kind: str, parameters: dict[str, str]) -> str:
+def model_config(
+    model: Model,
+    platform_line: str,
+    instance_kind: str,
+    parameters: dict[str, str],
+    *,
+    dynamic_batching: bool = True,
+    instances: int = 1,
+    comments: tuple[str, ...] = (),
+) -> str:
     preferred = "preferred_batch_size: [ 8, 16, 32 ] " if model.onnx_builder else ""
-    lines = [
+    lines = [f"# {comment}" for comment in comments]
+    lines += [
         f'name: "{model.name}"',
         platform_line,
         f"max_batch_size: {MAX_BATCH}",
         "input [\n" + ",\n".join(pbtxt(t) for t in model.inputs) + "\n]",
         "output [\n" + ",\n".join(pbtxt(t) for t in model.outputs) + "\n]",
-        f"dynamic_batching {{ {preferred}max_queue_delay_microseconds: {model.queue_delay_us} }}",
-        f"instance_group [ {{ kind: {instance_kind} count: 1 }} ]",
     ]
+    if dynamic_batching:
+        lines.append(f"dynamic_batching {{ {preferred}max_queue_delay_microseconds: {model.queue_delay_us} }}")
+    lines.append(f"instance_group [ {{ kind: {instance_kind} count: {instances} }} ]")
     lines += [f'parameters {{ key: "{k}" value: {{ string_value: "{v}" }} }}' for k, v in parameters.items()]
     return "\n".join(lines) + "\n"
+
+
+TENSORRT_COMMENTS = (
+    "TensorRT plan built on the GPU that serves it, from 1/model.onnx: FP16, one optimisation profile over batch 1 to",
+    "max_batch_size (optimum at a quarter of it), by the Helm chart's engine-build init container (trtexec --fp16),",
+    "or here with `python -m build_engines.repository --profile gpu --build-plans` where TensorRT is installed.",
+)
+
+
+def write_cpu_preprocess(out: Path, python_params: dict[str, str]) -> list[Model]:
+    pre = preprocess_model()
+    (out / pre.name / "1").mkdir(parents=True)
+    shutil.copy(TRITON_PYTHON / "preprocess.py", out / pre.name / "1" / "model.py")
+    pre_params = {**python_params, "DALI_DEVICE": "cpu", "DALI_THREADS": "2"}
+    (out / pre.name / "config.pbtxt").write_text(model_config(pre, 'backend: "python"', "KIND_CPU", pre_params))
+    return [pre]
+
+
+def write_gpu_preprocess(out: Path) -> list[Model]:
+    """The DALI-backend `preprocess` (model.dali, nvJPEG) and the numpy step `preprocess_features` after it."""
+    from build_engines.dali_model import (
+        DALI_INPUTS,
+        DALI_OUTPUTS,
+        FEATURES_INPUTS,
+        FEATURES_MODEL,
+        FEATURES_OUTPUTS,
+        dali_version,
+        serialize_pipeline,
+        write_features_code,
+    )
+
+    dali = Model(PREPROCESS, list(DALI_INPUTS), list(DALI_OUTPUTS))
+    serialize_pipeline(out / dali.name / "1" / "model.dali", MAX_BATCH, DALI_THREADS)
+    comments = (
+        f"model.dali: serialised by nvidia-dali {dali_version()} (build_engines.dali_model); the Triton image's DALI",
+        'must read it (same or newer DALI). Decoding with nvJPEG (device="mixed"), the image ops on the GPU.',
+        "No dynamic batching: each request is one DALI run, so an undecodable image (which fails its whole DALI run)",
+        "fails only the gateway call that carried it; the gateway then retries that call image by image.",
+    )
+    config = model_config(
+        dali,
+        'backend: "dali"',
+        "KIND_GPU",
+        {"num_threads": str(DALI_THREADS)},
+        dynamic_batching=False,
+        instances=DALI_INSTANCES,
+        comments=comments,
+    )
+    (out / dali.name / "config.pbtxt").write_text(config)
+
+    features = Model(FEATURES_MODEL, list(FEATURES_INPUTS), list(FEATURES_OUTPUTS), queue_delay_us=500)
+    write_features_code(out / features.name / "1")
+    comments = ("numpy only: runs on the Triton image's own Python (no EXECUTION_ENV_PATH, no project checkout).",)
+    config = model_config(
+        features, 'backend: "python"', "KIND_CPU", {}, instances=FEATURES_INSTANCES, comments=comments
+    )
+    (out / features.name / "config.pbtxt").write_text(config)
+    return [dali, features]
 
 
 def clear_repository(out: Path) -> None:
@@ -274,23 +365,21 @@ def generate(
     project_root: Path,
     backbone_weights: str | None = None,
     heads_dir: Path = HEADS_DIR,
+    build_plans: bool = False,
 ) -> list[str]:
-    """Write the repository; returns the model names. ONNX files are exported fresh every time."""
+    """Write the repository; returns the model names. ONNX files are exported fresh every time. `build_plans` (gpu
+    only) builds the TensorRT plans here, which needs TensorRT; without it the plans are built on the target GPU."""
     if profile not in ("cpu", "gpu"):
         raise ValueError(f"profile must be cpu or gpu, got {profile!r}")
-    if profile == "gpu":
+    if build_plans:
+        if profile != "gpu":
+            raise ValueError("build_plans is for the gpu profile (the cpu profile serves the ONNX files)")
         from build_engines.tensorrt_build import import_tensorrt
 
         import_tensorrt()  # fail before touching `out` when engines cannot be built here
     clear_repository(out)
     python_params = {"EXECUTION_ENV_PATH": str(env_path), "IMGSEL_PROJECT_ROOT": str(project_root)}
-    kind = "KIND_CPU" if profile == "cpu" else "KIND_GPU"
-
-    pre = preprocess_model()
-    (out / pre.name / "1").mkdir(parents=True)
-    shutil.copy(TRITON_PYTHON / "preprocess.py", out / pre.name / "1" / "model.py")
-    pre_params = {**python_params, "DALI_DEVICE": "cpu" if profile == "cpu" else "gpu", "DALI_THREADS": "2"}
-    (out / pre.name / "config.pbtxt").write_text(model_config(pre, 'backend: "python"', kind, pre_params))
+    stage = write_cpu_preprocess(out, python_params) if profile == "cpu" else write_gpu_preprocess(out)
 
     core = onnx_models(backbone_weights, heads_dir)
     category = category_head_model(heads_dir)
@@ -300,18 +389,20 @@ def generate(
         model.onnx_builder(version_dir / "model.onnx")
         if profile == "cpu":
             shutil.copy(TRITON_PYTHON / "onnx_model.py", version_dir / "model.py")
-            config = model_config(model, 'backend: "python"', kind, {**python_params, "ORT_THREADS": model.ort_threads})
+            params = {**python_params, "ORT_THREADS": model.ort_threads}
+            config = model_config(model, 'backend: "python"', "KIND_CPU", params)
         else:
-            from build_engines.tensorrt_build import build_engine
+            config = model_config(model, 'platform: "tensorrt_plan"', "KIND_GPU", {}, comments=TENSORRT_COMMENTS)
+            if build_plans:
+                from build_engines.tensorrt_build import build_engine
 
-            inputs = {t.name: t.dims for t in model.inputs}
-            build_engine(version_dir / "model.onnx", version_dir / "model.plan", inputs, MAX_BATCH)
-            (version_dir / "model.onnx").unlink()
-            config = model_config(model, 'platform: "tensorrt_plan"', kind, {})
+                inputs = {t.name: t.dims for t in model.inputs}
+                build_engine(version_dir / "model.onnx", version_dir / "model.plan", inputs, MAX_BATCH)
+                (version_dir / "model.onnx").unlink()  # the chart's engine build uses a plan it finds without ONNX
         (out / model.name / "config.pbtxt").write_text(config)
 
     (out / ENSEMBLE / "1").mkdir(parents=True)  # an ensemble needs an (empty) version folder
-    (out / ENSEMBLE / "config.pbtxt").write_text(ensemble_config(pre, *core, category))
+    (out / ENSEMBLE / "config.pbtxt").write_text(ensemble_config(stage, *core, category))
     (out / "PROFILE").write_text(profile + "\n")
     return sorted(p.name for p in out.iterdir() if p.is_dir())
 
@@ -337,15 +428,28 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="local checkpoint for the backbone (default: ImageNet weights from the pip package)",
     )
+    parser.add_argument(
+        "--build-plans",
+        action="store_true",
+        help="gpu profile: build the TensorRT plans here (needs TensorRT and the target GPU) instead of shipping "
+        "1/model.onnx for the Helm chart's engine-build init container",
+    )
     args = parser.parse_args(argv)
+    if args.build_plans and args.profile != "gpu":
+        parser.error("--build-plans is for --profile gpu")
     from build_engines.tensorrt_build import TensorRTUnavailable
 
     try:
         names = generate(
-            args.profile, args.out, args.env_path.absolute(), args.project_root.absolute(), args.backbone_weights
+            args.profile,
+            args.out,
+            args.env_path.absolute(),
+            args.project_root.absolute(),
+            args.backbone_weights,
+            build_plans=args.build_plans,
         )
     except TensorRTUnavailable as error:
-        print(f"cannot build the {args.profile} profile here: {error}", file=sys.stderr)
+        print(f"cannot build the TensorRT plans here: {error}", file=sys.stderr)
         return 2
     print(f"{args.profile} model repository at {args.out}: {', '.join(names)}")
     return 0

@@ -1,7 +1,9 @@
 """Build a TensorRT engine (FP16, one optimisation profile over the batch range) from an ONNX file.
 
 Runs where TensorRT is installed: the target GPU node, e.g. inside the NGC TensorRT / tritonserver container
-(engines are specific to the GPU and TensorRT version, so they are built there, never shipped).
+(engines are specific to the GPU and TensorRT version, so they are built there, never shipped). Used by
+`build_engines.repository --profile gpu --build-plans`; without that flag the gpu repository ships the ONNX files and
+the Helm chart's engine-build init container builds the same plans with trtexec (helm/imgsel/files/engine_build.py).
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ def import_tensorrt():
         import tensorrt
     except ImportError as error:
         raise TensorRTUnavailable(
-            "TensorRT is not installed here; build the gpu profile on the target GPU inside the NGC TensorRT or "
-            "tritonserver container (`make repo PROFILE=gpu`), or with "
-            "`trtexec --onnx=model.onnx --saveEngine=model.plan --fp16 --minShapes=... --maxShapes=...`"
+            "TensorRT is not installed here; generate the gpu repository without --build-plans (it ships the ONNX "
+            "files and the Helm chart's engine-build init container builds the plans on the target GPU), or run "
+            "--build-plans on the target GPU inside the NGC TensorRT or tritonserver container, or build each plan "
+            "with `trtexec --onnx=model.onnx --saveEngine=model.plan --fp16 --minShapes=... --maxShapes=...`"
         ) from error
     return tensorrt
 

@@ -1,0 +1,281 @@
+"""Both profiles' generated model repositories, read as Triton reads them: every config.pbtxt parsed into Triton's
+ModelConfig protobuf (tritonclient's model_config_pb2), the analyze ensemble's wiring checked tensor by tensor, the
+two profiles compared, the gpu profile's TensorRT and DALI configs checked, and the gpu repository handed to the Helm
+chart's engine-build script (stand-in trtexec) as the init container would.
+
+The gpu profile is generated without TensorRT (as `make repo PROFILE=gpu` on a machine without it). The backbone's
+ONNX export (torch, the slow part) is replaced by a copy of an already exported file: the generated repository's,
+or one exported once into .cache/tests/. Names, dtypes and shapes, which these tests are about, do not depend on
+the weights."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as mc
+
+from build_engines import repository
+from build_engines.dali_model import DALI_OUTPUTS, FEATURES_MODEL
+from contract.tensors import BACKBONE, ENSEMBLE, MAX_BATCH, PREPROCESS, REQUIRED_MODELS
+
+ROOT = Path(__file__).resolve().parents[2]
+GENERATED_BACKBONE = ROOT / "model_repository" / BACKBONE / "1" / "model.onnx"
+CACHED_BACKBONE = ROOT / ".cache" / "tests" / "backbone.onnx"
+ENGINE_BUILD = ROOT / "helm" / "imgsel" / "files" / "engine_build.py"
+NUMPY_DTYPES = {mc.TYPE_BOOL: np.bool_, mc.TYPE_UINT8: np.uint8, mc.TYPE_INT32: np.int32, mc.TYPE_FP32: np.float32}
+
+
+def exported_backbone() -> Path:
+    if GENERATED_BACKBONE.is_file():
+        return GENERATED_BACKBONE
+    if not CACHED_BACKBONE.is_file():
+        CACHED_BACKBONE.parent.mkdir(parents=True, exist_ok=True)
+        partial = CACHED_BACKBONE.with_suffix(".partial")
+        repository.export_backbone(partial, None)
+        partial.replace(CACHED_BACKBONE)
+    return CACHED_BACKBONE
+
+
+@pytest.fixture(scope="module")
+def repositories(tmp_path_factory) -> dict[str, Path]:
+    """{"cpu": ..., "gpu": ...}: cpu with generate() as the stack does, gpu through the command line (no TensorRT)."""
+    source = exported_backbone()
+    root = tmp_path_factory.mktemp("repositories")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(repository, "export_backbone", lambda path, weights: shutil.copy(source, path))
+        repository.generate("cpu", root / "cpu", Path(sys.prefix), ROOT)
+        assert repository.main(["--profile", "gpu", "--out", str(root / "gpu")]) == 0
+    return {"cpu": root / "cpu", "gpu": root / "gpu"}
+
+
+def load_configs(repo: Path) -> dict[str, mc.ModelConfig]:
+    configs = {}
+    for folder in sorted(p for p in repo.iterdir() if (p / "config.pbtxt").is_file()):
+        configs[folder.name] = text_format.Parse((folder / "config.pbtxt").read_text(), mc.ModelConfig())
+    return configs
+
+
+@pytest.fixture(scope="module")
+def configs(repositories) -> dict[str, dict[str, mc.ModelConfig]]:
+    return {profile: load_configs(repo) for profile, repo in repositories.items()}
+
+
+def signature(tensors) -> dict[str, tuple[int, tuple[int, ...]]]:
+    return {t.name: (t.data_type, tuple(t.dims)) for t in tensors}
+
+
+def dims_match(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+    """Same rank, every fixed dimension equal (-1 matches anything, as Triton's ensemble check allows)."""
+    return len(a) == len(b) and all(x == y or -1 in (x, y) for x, y in zip(a, b))
+
+
+def wiring_errors(configs: dict[str, mc.ModelConfig]) -> list[str]:
+    """Everything wrong with the ensemble's wiring, in words; empty when every step input comes from an ensemble
+    input or an earlier step's output of the same dtype and shape, every step output exists on its model, and
+    every ensemble output is produced with its declared dtype and shape."""
+    ensemble = configs[ENSEMBLE]
+    known = signature(ensemble.input)  # tensor name -> (dtype, dims) available so far
+    consumed, errors = set(), []
+    for step in ensemble.ensemble_scheduling.step:
+        if step.model_name not in configs:
+            errors.append(f"step {step.model_name}: no such model")
+            continue
+        model = configs[step.model_name]
+        inputs, outputs = signature(model.input), signature(model.output)
+        if model.max_batch_size < ensemble.max_batch_size:
+            errors.append(f"{model.name}: max_batch_size {model.max_batch_size} < the ensemble's")
+        unmapped = set(inputs) - set(step.input_map)
+        if unmapped:
+            errors.append(f"{model.name}: inputs {sorted(unmapped)} not mapped")
+        for model_input, tensor in step.input_map.items():
+            if model_input not in inputs:
+                errors.append(f"{model.name}: has no input {model_input}")
+            elif tensor not in known:
+                errors.append(f"{model.name}.{model_input} <- {tensor}: not an ensemble input or earlier output")
+            elif known[tensor][0] != inputs[model_input][0] or not dims_match(known[tensor][1], inputs[model_input][1]):
+                errors.append(f"{model.name}.{model_input} <- {tensor}: {known[tensor]} vs {inputs[model_input]}")
+            consumed.add(tensor)
+        for model_output, tensor in step.output_map.items():
+            if model_output not in outputs:
+                errors.append(f"{model.name}: has no output {model_output}")
+            elif tensor in known:
+                errors.append(f"{tensor}: produced twice")
+            else:
+                known[tensor] = outputs[model_output]
+    for name, (dtype, dims) in signature(ensemble.output).items():
+        if name not in known:
+            errors.append(f"ensemble output {name}: produced by no step")
+        elif known[name][0] != dtype or not dims_match(known[name][1], dims):
+            errors.append(f"ensemble output {name}: declared {(dtype, dims)}, produced {known[name]}")
+    dangling = set(known) - consumed - {t.name for t in ensemble.output} - {t.name for t in ensemble.input}
+    if dangling:
+        errors.append(f"produced but never used: {sorted(dangling)}")
+    return errors
+
+
+@pytest.mark.parametrize("profile", ["cpu", "gpu"])
+def test_every_config_is_a_triton_model_config_of_its_folder(repositories, configs, profile):
+    for name, config in configs[profile].items():
+        assert config.name == name
+        assert config.max_batch_size == MAX_BATCH, name
+        assert (repositories[profile] / name / "1").is_dir(), name
+        assert config.platform or config.backend, name
+    assert set(REQUIRED_MODELS) <= set(configs[profile])
+
+
+@pytest.mark.parametrize("profile", ["cpu", "gpu"])
+def test_the_ensemble_wiring_holds(configs, profile):
+    assert wiring_errors(configs[profile]) == []
+
+
+def test_the_wiring_check_finds_broken_wiring(configs):
+    broken = {name: mc.ModelConfig.FromString(c.SerializeToString()) for name, c in configs["gpu"].items()}
+    broken[BACKBONE].input[0].dims[0] = 4  # PIXELS [4, 224, 224]
+    broken[FEATURES_MODEL].output[0].data_type = mc.TYPE_INT32  # VALID as int32
+    del broken[ENSEMBLE].ensemble_scheduling.step[1].input_map["LAPLACIAN"]
+    errors = "\n".join(wiring_errors(broken))
+    assert "backbone.PIXELS <- PIXELS" in errors
+    assert "ensemble output VALID: declared" in errors
+    assert "preprocess_features: inputs ['LAPLACIAN'] not mapped" in errors
+
+
+def test_both_profiles_serve_the_same_ensemble(configs):
+    cpu, gpu = configs["cpu"][ENSEMBLE], configs["gpu"][ENSEMBLE]
+    for field in ("input", "output"):
+        assert [m.SerializeToString() for m in getattr(cpu, field)] == [
+            m.SerializeToString() for m in getattr(gpu, field)
+        ]
+    assert cpu.max_batch_size == gpu.max_batch_size
+
+
+def test_both_profiles_have_the_same_models_with_the_same_tensors(configs):
+    """The gpu profile adds one step (the measures DALI cannot compute); every other model, preprocess's inputs
+    included, has the same tensors in both."""
+    cpu, gpu = configs["cpu"], configs["gpu"]
+    assert set(gpu) - set(cpu) == {FEATURES_MODEL}
+    assert set(cpu) <= set(gpu)
+    for name in set(cpu) - {ENSEMBLE}:
+        assert signature(gpu[name].input) == signature(cpu[name].input), name
+        if name != PREPROCESS:
+            assert signature(gpu[name].output) == signature(cpu[name].output), name
+
+
+def test_gpu_classifiers_are_tensorrt_models_batched_as_on_cpu(repositories, configs):
+    cpu, gpu = configs["cpu"], configs["gpu"]
+    onnx_models = [name for name in cpu if (repositories["cpu"] / name / "1" / "model.onnx").is_file()]
+    assert {BACKBONE, "quality"} <= set(onnx_models)
+    for name in onnx_models:
+        config, version_dir = gpu[name], repositories["gpu"] / name / "1"
+        assert config.platform == "tensorrt_plan" and not config.backend, name
+        assert [g.kind for g in config.instance_group] == [mc.ModelInstanceGroup.KIND_GPU], name
+        assert config.dynamic_batching == cpu[name].dynamic_batching, name
+        assert config.HasField("dynamic_batching"), name
+        assert sorted(p.name for p in version_dir.iterdir()) == ["model.onnx"], name  # the chart builds the plan
+        assert "FP16" in (repositories["gpu"] / name / "config.pbtxt").read_text(), name
+
+
+def test_gpu_onnx_files_have_the_config_tensors(repositories, configs):
+    """A TensorRT plan keeps the ONNX tensor names, so Triton finds the config's tensors in the engine only when the
+    ONNX has them: names, and with onnxruntime on a batch of 2, the dtypes and per-image shapes."""
+    import onnxruntime as ort
+
+    for name, config in configs["gpu"].items():
+        if config.platform != "tensorrt_plan":
+            continue
+        path = repositories["gpu"] / name / "1" / "model.onnx"
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        assert [i.name for i in session.get_inputs()] == [t.name for t in config.input], name
+        assert [o.name for o in session.get_outputs()] == [t.name for t in config.output], name
+        rng = np.random.default_rng(0)
+        feeds = {t.name: rng.random((2, *t.dims)).astype(NUMPY_DTYPES[t.data_type]) for t in config.input}
+        for tensor, value in zip(config.output, session.run(None, feeds)):
+            assert value.dtype == NUMPY_DTYPES[tensor.data_type], (name, tensor.name)
+            assert value.shape == (2, *tensor.dims), (name, tensor.name)
+
+
+def test_gpu_preprocess_is_the_dali_backend_without_dynamic_batching(repositories, configs):
+    config = configs["gpu"][PREPROCESS]
+    assert config.backend == "dali" and not config.platform
+    assert [g.kind for g in config.instance_group] == [mc.ModelInstanceGroup.KIND_GPU]
+    # Each request its own DALI run: an undecodable image then fails only the gateway call that carried it.
+    assert not config.HasField("dynamic_batching")
+    # The DALI backend maps config outputs to the pipeline's outputs by position.
+    assert [t.name for t in config.output] == [t.name for t in DALI_OUTPUTS]
+    model = repositories["gpu"] / PREPROCESS / "1" / "model.dali"
+    assert b"decoders__Image" in model.read_bytes()
+    assert config.parameters["num_threads"].string_value.isdigit()
+
+
+def test_gpu_python_step_runs_on_the_triton_images_own_python(repositories, configs):
+    config = configs["gpu"][FEATURES_MODEL]
+    assert config.backend == "python"
+    assert [g.kind for g in config.instance_group] == [mc.ModelInstanceGroup.KIND_CPU]
+    assert not {"EXECUTION_ENV_PATH", "IMGSEL_PROJECT_ROOT"} & set(config.parameters)
+    version_dir = repositories["gpu"] / FEATURES_MODEL / "1"
+    assert sorted(p.name for p in version_dir.iterdir()) == ["imgsel_foreground.py", "imgsel_measures.py", "model.py"]
+    # No model of the gpu profile points at this machine's virtualenv or checkout.
+    for folder in repositories["gpu"].iterdir():
+        if (folder / "config.pbtxt").is_file():
+            assert str(ROOT) not in (folder / "config.pbtxt").read_text(), folder.name
+
+
+def test_the_chart_engine_build_assembles_the_gpu_repository(repositories, tmp_path):
+    """helm/imgsel/files/engine_build.py, as the init container runs it (trtexec replaced by a script that writes
+    its arguments as the plan): every tensorrt_plan model gets a plan built with the profile of its config, the
+    DALI and python models are served as generated."""
+    spec = importlib.util.spec_from_file_location("engine_build_under_test", ENGINE_BUILD)
+    engine_build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(engine_build)
+    trtexec = tmp_path / "trtexec"
+    save = 'case "$arg" in --saveEngine=*) echo "$*" > "${arg#--saveEngine=}";; esac'
+    trtexec.write_text(f'#!/bin/sh\nfor arg in "$@"; do {save}; done\n')
+    trtexec.chmod(0o755)
+    args = argparse.Namespace(
+        source=str(repositories["gpu"]),
+        cache=str(tmp_path / "cache"),
+        serving=str(tmp_path / "serving"),
+        trtexec=str(trtexec),
+        fp16=True,
+        trtexec_arg=[],
+    )
+    report = {entry["model"]: entry for entry in engine_build.assemble(args, "NVIDIA H200", "10.5.0")}
+    gpu = load_configs(repositories["gpu"])
+    assert set(report) == set(gpu)
+    for name, config in gpu.items():
+        served = tmp_path / "serving" / name
+        if config.platform == "tensorrt_plan":
+            assert report[name]["built"] is True, name
+            plan = (served / "1" / "model.plan").read_text()
+            assert "--fp16" in plan and f"--maxShapes={config.input[0].name}:{MAX_BATCH}x" in plan, name
+        else:
+            assert served.resolve() == (repositories["gpu"] / name).resolve(), name
+    assert (tmp_path / "serving" / PREPROCESS / "1" / "model.dali").is_file()
+
+
+def test_build_plans_needs_tensorrt_and_leaves_the_repository_alone_without_it(tmp_path, capsys):
+    if importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("TensorRT is installed here: --build-plans would build plans")
+    out = tmp_path / "repository"
+    (out / "kept").mkdir(parents=True)
+    assert repository.main(["--profile", "gpu", "--out", str(out), "--build-plans"]) == 2
+    assert "TensorRT is not installed" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["kept"]
+    with pytest.raises(SystemExit):
+        repository.main(["--profile", "cpu", "--out", str(out), "--build-plans"])
+
+
+def test_build_plans_builds_every_plan_in_place(tmp_path):
+    """Only where TensorRT and a GPU are present (the target node): plans replace the ONNX files."""
+    pytest.importorskip("tensorrt", reason="TensorRT is not installed here (NGC TensorRT/tritonserver images have it)")
+    out = tmp_path / "repository"
+    repository.generate("gpu", out, Path(sys.prefix), ROOT, build_plans=True)
+    for name, config in load_configs(out).items():
+        if config.platform == "tensorrt_plan":
+            assert sorted(p.name for p in (out / name / "1").iterdir()) == ["model.plan"], name
