@@ -87,7 +87,7 @@ def _pure(name: str) -> bool:
 
 def test_decisions_are_pure():
     """gateway/decisions: contract, numpy, the standard library less I/O, and gateway.hashing's pure building blocks;
-    never fastapi, tritonclient, httpx, sqlite or the stores."""
+    never fastapi, tritonclient, httpx, a database library or the stores."""
 
     def allowed(name: str) -> bool:
         return _pure(name) or within(name, "gateway.hashing")
@@ -116,6 +116,30 @@ FORBIDDEN_IN_GATEWAY = ("build_engines", "training", "evaluation", "loadtest", "
 
 def test_gateway_serves_only():
     assert violations("gateway", lambda n: top(n) not in FORBIDDEN_IN_GATEWAY) == []
+
+
+# The state store's client libraries (PostgreSQL driver and pool, pgvector, migrations; sqlite3 for the one-off import
+# of the former SQLite stores): only the database client and the stores use them. Services and routes see the stores'
+# interfaces and StoreUnavailable, so swapping the database touches gateway/stores and gateway/clients/database.py only.
+DATABASE_LIBRARIES = frozenset({"psycopg", "psycopg_pool", "pgvector", "alembic", "sqlalchemy", "sqlite3"})
+
+
+def talks_to_the_database(path: Path) -> bool:
+    relative = path.relative_to(ROOT).as_posix()
+    return relative == "gateway/clients/database.py" or relative.startswith("gateway/stores/")
+
+
+def test_only_the_database_client_and_the_stores_import_database_libraries():
+    found = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in modules("gateway")
+        if not talks_to_the_database(path)
+        for name in sorted(imported(path))
+        if top(name) in DATABASE_LIBRARIES
+    ]
+    assert found == []
+    used = {top(name) for path in modules("gateway") if talks_to_the_database(path) for name in imported(path)}
+    assert DATABASE_LIBRARIES <= used, f"no longer used, drop from DATABASE_LIBRARIES: {DATABASE_LIBRARIES - used}"
 
 
 # The pure preprocessing modules the gateway shares (never the DALI pipeline or its runner).
@@ -149,12 +173,14 @@ def test_a_violation_is_reported(tmp_path):
     package = tmp_path / "gateway" / "decisions"
     package.mkdir(parents=True)
     (package / "probe.py").write_text(
-        "from . import selection\n\ndef f():\n    import httpx\n    from gateway.stores import placeholders\n"
+        "from . import selection\nimport psycopg\n\n"
+        "def f():\n    import httpx\n    from gateway.stores import placeholders\n"
     )
     found = violations("gateway/decisions", _pure, root=tmp_path)
     assert found == [
         "gateway/decisions/probe.py imports gateway.stores",
         "gateway/decisions/probe.py imports gateway.stores.placeholders",
         "gateway/decisions/probe.py imports httpx",
+        "gateway/decisions/probe.py imports psycopg",
     ]
     assert "gateway.decisions.selection" in imported(package / "probe.py", tmp_path)

@@ -184,6 +184,7 @@ def test_report_endpoint_glue_without_triton():
     from gateway.decisions.category import CategoryChoice
     from gateway.services.curation import Curation
     from gateway.settings import Settings
+    from tests.database import fresh_database
     from tools.launcher import free_port
 
     request, response, _ = example()
@@ -206,7 +207,12 @@ def test_report_endpoint_glue_without_triton():
             return Curation(response.product_id, choice, response.selected, verdicts, thumbs)
 
     settings = Settings.from_env(
-        {}, triton_grpc_url=f"127.0.0.1:{free_port()}", triton_timeout_s=2, retry_after_s=3, data_dir=mkdtemp()
+        {},
+        triton_grpc_url=f"127.0.0.1:{free_port()}",
+        triton_timeout_s=2,
+        retry_after_s=3,
+        data_dir=mkdtemp(),
+        database_url=fresh_database(),
     )
     with TestClient(create_app(settings)) as client:
         down = client.post("/v1/report", json={"product_id": "p", "images": [{"id": "a", "data": DATA}]})

@@ -1,4 +1,5 @@
-"""Shared by the API tests: settings for an app with no Triton listening, request bodies, the 413 and 422 checks."""
+"""Shared by the API tests: settings for an app with no Triton listening and a fresh PostgreSQL database, request
+bodies, the 413 and 422 checks."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import base64
 import tempfile
 
 from gateway.settings import Settings
+from tests.database import fresh_database
 from tests.helpers import encode, product_photo
 from tools.launcher import free_port
 
@@ -14,15 +16,17 @@ RETRY_AFTER_S = 7
 
 
 def settings(**overrides) -> Settings:
-    """Defaults (not this process's IMGSEL_ variables), Triton on a port nobody listens on, a fresh data dir."""
-    return Settings.from_env(
-        {},
-        triton_grpc_url=f"127.0.0.1:{free_port()}",
-        triton_timeout_s=2,
-        retry_after_s=RETRY_AFTER_S,
-        data_dir=tempfile.mkdtemp(prefix="imgsel-test-data-"),
-        **overrides,
-    )
+    """Defaults (not this process's IMGSEL_ variables), Triton on a port nobody listens on, a fresh database (of the
+    test process's embedded server, at schema head) and data dir."""
+    defaults = {
+        "triton_grpc_url": f"127.0.0.1:{free_port()}",
+        "triton_timeout_s": 2,
+        "retry_after_s": RETRY_AFTER_S,
+        "data_dir": tempfile.mkdtemp(prefix="imgsel-test-data-"),
+    }
+    if "database_url" not in overrides:
+        defaults["database_url"] = fresh_database()
+    return Settings.from_env({}, **{**defaults, **overrides})
 
 
 def select_body(*images, **fields) -> dict:

@@ -1,4 +1,5 @@
-"""Probes, metrics and docs over HTTP with no Triton listening; the readiness reasons as plain functions."""
+"""Probes, metrics and docs over HTTP with no Triton listening (and with no database); the readiness reasons as plain
+functions."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+from fastapi.testclient import TestClient
 
 from gateway.api.health import models_reason, unreachable_reason
+from gateway.app import create_app
 from gateway.clients.breaker import State, Status
 from gateway.clients.triton import TritonUnavailable
-from tests.gateway.api.support import RETRY_AFTER_S
+from tests.gateway.api.support import RETRY_AFTER_S, settings
+from tools.launcher import free_port
 
 
 def test_readyz_without_triton_is_503(client):
@@ -28,6 +32,19 @@ def test_readyz_says_why_and_since_when(client):
     assert body["ready"] is False
     assert body["reason"].startswith("triton unreachable since ")
     assert body["last_error"]
+
+
+def test_readyz_checks_the_state_store_first():
+    """The database is checked before Triton: unreachable, /readyz says so (503, Retry-After), at once."""
+    dead = settings(database_url=f"postgresql://postgres@127.0.0.1:{free_port()}/imgsel")
+    with TestClient(create_app(dead)) as client:
+        started = time.perf_counter()
+        response = client.get("/readyz")
+        assert time.perf_counter() - started < 2
+        assert client.get("/healthz").status_code == 200
+    assert response.status_code == 503 and response.headers["retry-after"] == str(RETRY_AFTER_S)
+    body = response.json()
+    assert body["ready"] is False and body["reason"].startswith("state store: ") and "refused" in body["reason"]
 
 
 def test_unreachable_reason_with_an_open_breaker_names_the_outage_start():

@@ -1,6 +1,7 @@
 """The OpenAPI document: with keys configured, the bearer scheme, each operation's scope and its 401/403 answers; an
-open deployment declares no security; 413 and 429 always; 503 where a route calls Triton, 404 on the deletes, /metrics
-as text; a valid OpenAPI document either way (schemathesis validates it against the specification's meta-schema)."""
+open deployment declares no security; 413 and 429 always; 503 where a route calls Triton or the state store, 404 on
+the deletes, /metrics as text; a valid OpenAPI document either way (schemathesis validates it against the
+specification's meta-schema)."""
 
 from __future__ import annotations
 
@@ -68,13 +69,15 @@ def test_the_documents_are_valid_openapi(client, keyed_schema):
 
 TRITON = {("/v1/select", "post"), ("/v1/report", "post"), ("/v1/dedup", "post"), ("/v1/placeholders", "post"),
           ("/v1/index", "post"), ("/v1/search", "post")}  # fmt: skip
+STORE = {("/v1/placeholders", "get"), ("/v1/placeholders/{placeholder_id}", "delete"), ("/v1/index", "get"),
+         ("/v1/index/{product_id}", "delete")}  # fmt: skip
 
 
 def test_every_answer_the_routes_give_is_declared(client):
     schema = client.get("/openapi.json").json()
     for path, method, operation in operations(schema):
         responses = operation["responses"]
-        if (path, method) in TRITON:
+        if (path, method) in TRITON | STORE:
             assert responses["503"]["content"]["application/json"]["schema"]["required"] == ["detail"], (method, path)
             assert "Retry-After" in responses["503"]["headers"], (method, path)
         elif path != "/readyz":

@@ -1,14 +1,13 @@
 """CurationService: the category resolution (request category, predicted by the head over the product's images with
 placeholders left out, or `default`), type routing and exemplar feeding, with fakes for the fetcher and Triton and
-the real library, stores and decisions."""
+the real library, stores (on a fresh PostgreSQL database) and decisions."""
 
 from __future__ import annotations
-
-import asyncio
 
 import numpy as np
 import pytest
 
+from gateway.clients.database import Database
 from gateway.decisions.placeholders import VoteRule
 from gateway.schemas import SelectRequest
 from gateway.services.curation import CurationService
@@ -18,10 +17,12 @@ from gateway.stores.exemplars import ExemplarStore
 from gateway.stores.placeholders import PlaceholderLibrary
 from tests.gateway.services.fakes import CATALOG, CLASSES, HEAD, FakeTriton, analysis_step, jpeg_b64, one_hot, raw
 
+pytestmark = pytest.mark.anyio
 
-def service(tmp_path, triton: FakeTriton, voting: ExemplarVoting | None = None) -> CurationService:
+
+def service(database: Database, triton: FakeTriton, voting: ExemplarVoting | None = None) -> CurationService:
     analysis = analysis_step(triton)
-    library = PlaceholderLibraryService(PlaceholderLibrary(tmp_path / "p.sqlite"), analysis, 16)
+    library = PlaceholderLibraryService(PlaceholderLibrary(database), analysis, 16)
     return CurationService(CATALOG, analysis, triton, library, voting)
 
 
@@ -30,18 +31,18 @@ def request(count: int, category=None, product_id="p") -> SelectRequest:
     return SelectRequest(product_id=product_id, category=category, images=images)
 
 
-def curate(tmp_path, raws, category=None, served=frozenset({"category"})):
-    curation = service(tmp_path, FakeTriton(raws, served))
-    return select_response(asyncio.run(curation.curate(request(len(raws), category))))
+async def curate(database, raws, category=None, served=frozenset({"category"})):
+    curation = service(database, FakeTriton(raws, served))
+    return select_response(await curation.curate(request(len(raws), category)))
 
 
 needs_head = pytest.mark.skipif(HEAD is None, reason="categories.toml has no [category_head]")
 
 
 @needs_head
-def test_absent_category_is_predicted_from_the_images_and_routed(tmp_path):
-    response = curate(
-        tmp_path, [raw(1, one_hot("fruit", 0.9)), raw(2, one_hot("vegetables", 0.5)), raw(3, one_hot("fruit", 0.8))]
+async def test_absent_category_is_predicted_from_the_images_and_routed(database):
+    response = await curate(
+        database, [raw(1, one_hot("fruit", 0.9)), raw(2, one_hot("vegetables", 0.5)), raw(3, one_hot("fruit", 0.8))]
     )
     assert response.category_source == "predicted" and response.category == HEAD.routes["fruit"]
     prediction = response.category_prediction
@@ -50,71 +51,74 @@ def test_absent_category_is_predicted_from_the_images_and_routed(tmp_path):
 
 
 @needs_head
-def test_unconfident_prediction_falls_back_to_default_and_says_so(tmp_path):
-    response = curate(tmp_path, [raw(1, one_hot("fruit", 0.4)), raw(2, one_hot("apparel", 0.4))], category="toaster")
+async def test_unconfident_prediction_falls_back_to_default_and_says_so(database):
+    response = await curate(
+        database, [raw(1, one_hot("fruit", 0.4)), raw(2, one_hot("apparel", 0.4))], category="toaster"
+    )
     assert response.category_source == "default" and response.category == "default"
     assert response.category_prediction is not None and not response.category_prediction.trusted
     assert response.category_prediction.category is None
 
 
 @needs_head
-def test_placeholder_images_do_not_vote_on_the_category(tmp_path):
+async def test_placeholder_images_do_not_vote_on_the_category(database):
     raws = [raw(1, one_hot("apparel", 0.9)), raw(2, one_hot("gear", 1.0), placeholder=0.97)]
-    response = curate(tmp_path, raws)
+    response = await curate(database, raws)
     assert response.category_prediction.images == 1
     assert response.category_prediction.top_class == "apparel" and response.category == HEAD.routes["apparel"]
 
 
 @needs_head
-def test_request_category_wins_and_no_served_head_means_default(tmp_path):
+async def test_request_category_wins_and_no_served_head_means_default(database):
     raws = [raw(1, one_hot("fruit", 0.95))]
-    given = curate(tmp_path, raws, category="Apparel")
+    given = await curate(database, raws, category="Apparel")
     assert (given.category, given.category_source, given.category_prediction) == ("apparel", "request", None)
-    unserved = curate(tmp_path, [raw(1, None)], served=frozenset())
+    unserved = await curate(database, [raw(1, None)], served=frozenset())
     assert (unserved.category, unserved.category_source, unserved.category_prediction) == ("default", "default", None)
 
 
 @needs_head
-def test_a_head_of_another_width_is_ignored_not_misread(tmp_path, caplog):
+async def test_a_head_of_another_width_is_ignored_not_misread(database, caplog):
     wrong = np.full(len(CLASSES) + 1, 1.0 / (len(CLASSES) + 1), np.float32)  # classes edited, head not retrained
-    curation = service(tmp_path, FakeTriton([raw(1, wrong), raw(2, wrong)]))
+    curation = service(database, FakeTriton([raw(1, wrong), raw(2, wrong)]))
     with caplog.at_level("WARNING", logger="imgsel.service"):
-        response = select_response(asyncio.run(curation.curate(request(2))))
-        asyncio.run(curation.curate(request(2)))
+        response = select_response(await curation.curate(request(2)))
+        await curation.curate(request(2))
     assert (response.category, response.category_source) == ("default", "default")
     assert response.category_prediction is None
     assert sum("category head gives" in r.getMessage() for r in caplog.records) == 1  # once, not per image
 
 
-def test_types_come_from_the_categorys_head_when_it_is_served(tmp_path):
+async def test_types_come_from_the_categorys_head_when_it_is_served(database):
     apparel = CATALOG.get("apparel")
     probs = np.zeros((2, len(apparel.types) + 1), np.float32)
     probs[0, 1] = 0.8  # the second type
     probs[1, -1] = 0.7  # an output past the category's types
     triton = FakeTriton([raw(1), raw(2)], served=frozenset({apparel.head}), type_probs=probs)
-    response = select_response(asyncio.run(service(tmp_path, triton).curate(request(2, category="apparel"))))
+    response = select_response(await service(database, triton).curate(request(2, category="apparel")))
     assert [(i.type, i.type_confidence) for i in response.images] == [(apparel.types[1], 0.8), ("unknown", 0.7)]
-    unserved = select_response(asyncio.run(service(tmp_path, FakeTriton([raw(1)], frozenset())).curate(request(1))))
+    unserved = select_response(await service(database, FakeTriton([raw(1)], frozenset())).curate(request(1)))
     assert (unserved.images[0].type, unserved.images[0].type_confidence) == ("unknown", None)
 
 
-def test_selected_images_feed_the_exemplar_store_and_vote_on_later_products(tmp_path):
-    store = ExemplarStore(tmp_path / "ex.sqlite")
+async def test_selected_images_feed_the_exemplar_store_and_vote_on_later_products(database):
+    store = ExemplarStore(database)
     voting = ExemplarVoting(store, VoteRule(exemplars=2, min_votes=2, min_similarity_alone=0.5), 0.05)
     shirt = raw(1).embedding
     for p in range(2):
         triton = FakeTriton([raw(1, embedding=shirt), raw(50 + p, placeholder=0.3)], frozenset())
-        curated = asyncio.run(service(tmp_path, triton, voting).curate(request(2, "apparel", f"p{p}")))
+        curated = await service(database, triton, voting).curate(request(2, "apparel", f"p{p}"))
         assert curated.selected == ["i0", "i1"]
-    assert store.count("apparel") == 2  # one per product: the doubtful image (placeholder 0.3) is never fed
+    # One per product: the doubtful image (placeholder 0.3) is never fed.
+    assert await store.categories() == {"apparel": 2}
     later = FakeTriton([raw(1, embedding=shirt, placeholder=0.1), raw(99, placeholder=0.1)], frozenset())
-    curated = asyncio.run(service(tmp_path, later, voting).curate(request(2, "apparel", "p9")))
+    curated = await service(database, later, voting).curate(request(2, "apparel", "p9"))
     assert [v.vote.outcome for v in curated.verdicts] == ["product", "placeholder"]
     assert curated.selected == ["i0"] and curated.verdicts[1].reasons == ["placeholder"]
 
 
-def test_dedup_groups_the_requests_duplicates(tmp_path):
+async def test_dedup_groups_the_requests_duplicates(database):
     same = raw(1)
     triton = FakeTriton([same, raw(2), same])
-    groups = asyncio.run(service(tmp_path, triton).dedup(request(3).images))
+    groups = await service(database, triton).dedup(request(3).images)
     assert groups == [["i0", "i2"], ["i1"]]

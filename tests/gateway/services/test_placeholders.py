@@ -1,12 +1,12 @@
 """The placeholder services: the library (add through the analysis step, list, remove, match) and the exemplar vote
-against the persistent store, fed only with confident selections."""
+against the PostgreSQL store (a fresh database per test), fed only with confident selections."""
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from gateway.decisions.analysis import ImageAnalysis, LibraryMatch
 from gateway.decisions.placeholders import VoteRule
@@ -18,32 +18,32 @@ from gateway.stores.exemplars import ExemplarStore
 from gateway.stores.placeholders import PlaceholderLibrary
 from tests.gateway.services.fakes import CATALOG, FakeTriton, analysis_step, jpeg_b64, raw, unit
 
+pytestmark = pytest.mark.anyio
 
-def test_library_adds_analysed_images_reports_failures_and_matches_them(tmp_path):
+
+async def test_library_adds_analysed_images_reports_failures_and_matches_them(database):
     triton = FakeTriton([raw(1), raw(2)])
-    library = PlaceholderLibraryService(PlaceholderLibrary(tmp_path / "p.sqlite"), analysis_step(triton), 16)
+    library = PlaceholderLibraryService(PlaceholderLibrary(database), analysis_step(triton), 16)
     images = [
         ImageIn(id="no-image", data=jpeg_b64(1), supplier="S"),
         ImageIn(id="gone", url="https://cdn.example/x.jpg"),
         ImageIn(id="coming-soon", data=jpeg_b64(2)),
     ]
-    result = asyncio.run(library.add(images))
+    result = await library.add(images)
     assert result.added == ["no-image", "coming-soon"] and result.failed == [("gone", "fetch_failed")]
-    assert sorted((e.id, e.supplier) for e in library.entries()) == [("coming-soon", None), ("no-image", "S")]
+    assert sorted((e.id, e.supplier) for e in await library.entries()) == [("coming-soon", None), ("no-image", "S")]
 
     noise = np.random.default_rng(7).integers(0, 256, (128, 128, 3), dtype=np.uint8)  # like no product photo
-    analyzed = asyncio.run(
-        analysis_step(FakeTriton([raw(2), replace(raw(7), thumb=noise)])).analyze([images[0], images[2]])
-    )
-    library.match(analyzed)
+    analyzed = await analysis_step(FakeTriton([raw(2), replace(raw(7), thumb=noise)])).analyze([images[0], images[2]])
+    await library.match(analyzed)
     assert analyzed[0].analysis.library_match == LibraryMatch("coming-soon", 0)
     assert analyzed[1].analysis.library_match is None
-    assert asyncio.run(library.remove("coming-soon")) and not asyncio.run(library.remove("coming-soon"))
+    assert await library.remove("coming-soon") and not await library.remove("coming-soon")
 
 
-def test_voting_against_the_store_and_feeding_it_only_confident_selections(tmp_path):
+async def test_voting_against_the_store_and_feeding_it_only_confident_selections(database):
     apparel = CATALOG.get("apparel")
-    store = ExemplarStore(tmp_path / "ex.sqlite")
+    store = ExemplarStore(database)
     voting = ExemplarVoting(store, VoteRule(exemplars=3, min_votes=2), max_placeholder_score=0.05)
 
     def item(image_id: str, index: int, embedding: np.ndarray, placeholder: float) -> Analyzed:
@@ -53,15 +53,15 @@ def test_voting_against_the_store_and_feeding_it_only_confident_selections(tmp_p
 
     shirt = unit(1)
     first = [item("a", 0, shirt, 0.0)]
-    voting.vote(first, "apparel", "p0")
+    await voting.vote(first, "apparel", "p0")
     assert first[0].analysis.vote.outcome == "abstained"
     for p in range(3):  # three products accepted; a doubtful score is never fed
         batch = [item("hero", 0, shirt, 0.0), item("doubt", 1, unit(50 + p), 0.3)]
-        voting.vote(batch, "apparel", f"p{p}")
+        await voting.vote(batch, "apparel", f"p{p}")
         _, verdicts = select([b.analysis for b in batch], apparel)
-        voting.remember(batch, verdicts, "apparel", f"p{p}")
-    assert store.count("apparel") == 3
+        await voting.remember(batch, verdicts, "apparel", f"p{p}")
+    assert await store.categories() == {"apparel": 3}
     unseen = [item("new", 0, unit(99), 0.2), item("same", 1, shirt, 0.2)]
-    voting.vote(unseen, "apparel", "p9")
+    await voting.vote(unseen, "apparel", "p9")
     assert unseen[0].analysis.vote.outcome == "placeholder" and unseen[0].analysis.vote.unlike == 3
     assert unseen[1].analysis.vote.outcome == "product"

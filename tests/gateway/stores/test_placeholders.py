@@ -1,79 +1,208 @@
-"""The placeholder library: persistence (incl. kill -9), 64-bit hashes through SQLite, nearest match."""
+"""The placeholder library in PostgreSQL: 64-bit hashes through BIGINT, replace by id, all or nothing, nearest match
+(ties: the earliest added), an acknowledged add that survives kill -9, and each gateway's cached library following
+every committed change (made through another gateway, or by hand in SQL) from the next match on."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
+import psycopg
+import pytest
 
 from gateway.decisions.analysis import LibraryMatch
+from gateway.hash_index import LINEAR_BELOW
 from gateway.hashing import hamming
-from gateway.stores.placeholders import PlaceholderLibrary
+from gateway.stores import migrate
+from gateway.stores.placeholders import VERSION_SQL, PlaceholderLibrary, to_signed
+from tests.database import fresh_database
+from tests.gateway.stores.support import opened
 
-HIGH_BIT = 0xF000_0000_0000_0001  # does not fit SQLite's signed INTEGER as is
+pytestmark = pytest.mark.anyio
+
+HIGH_BIT = 0xF000_0000_0000_0001  # above 2**63: stored as the signed BIGINT of the same bits
+ROOT = Path(__file__).resolve().parents[3]
 
 
-def test_add_list_remove_and_reopen(tmp_path):
-    path = tmp_path / "lib.sqlite"
-    library = PlaceholderLibrary(path)
-    assert library.add([("a", HIGH_BIT, 100, 80, "S1"), ("b", 0x0F, 10, 10, None)]) == ["a", "b"]
-    assert library.remove("b") and not library.remove("b")
-    library.close()
-    reopened = PlaceholderLibrary(path)
-    [entry] = reopened.entries()
+def version(url: str) -> int:
+    with psycopg.connect(url) as connection:
+        return connection.execute(VERSION_SQL).fetchone()[0]
+
+
+async def test_add_list_remove_and_read_back_through_another_gateway(database):
+    library = PlaceholderLibrary(database)
+    assert await library.add([("a", HIGH_BIT, 100, 80, "S1"), ("b", 0x0F, 10, 10, None)]) == ["a", "b"]
+    assert await library.remove("b") and not await library.remove("b")
+    async with opened(database.url) as other:
+        [entry] = await PlaceholderLibrary(other).entries()
     assert (entry.id, entry.phash, entry.width, entry.height, entry.supplier) == ("a", HIGH_BIT, 100, 80, "S1")
+    assert entry.added_at == pytest.approx(time.time(), abs=60)
+    assert await library.add([]) == []
 
 
-def test_same_id_replaces(tmp_path):
-    library = PlaceholderLibrary(tmp_path / "lib.sqlite")
-    library.add([("a", 1, 1, 1, None)])
-    library.add([("a", 2, 1, 1, None)])
-    assert [(e.id, e.phash) for e in library.entries()] == [("a", 2)]
+async def test_same_id_replaces(database):
+    library = PlaceholderLibrary(database)
+    await library.add([("a", 1, 1, 1, None)])
+    await library.add([("a", 2, 3, 4, "S")])
+    assert [(e.id, e.phash, e.width, e.height, e.supplier) for e in await library.entries()] == [("a", 2, 3, 4, "S")]
 
 
-def test_match_nearest_within_distance(tmp_path):
-    library = PlaceholderLibrary(tmp_path / "lib.sqlite")
-    library.add([("far", 0xFFFF_FFFF_FFFF_FFFF, 1, 1, None), ("near", 0b1111, 1, 1, None)])
-    matches = library.match([0b0111, 0b0, 0xFFFF_0000_0000_0000], max_distance=4)
+async def test_match_nearest_within_distance(database):
+    library = PlaceholderLibrary(database)
+    assert await library.match([1, 2], 10) == [None, None]  # empty library
+    await library.add([("far", 0xFFFF_FFFF_FFFF_FFFF, 1, 1, None), ("near", 0b1111, 1, 1, None)])
+    matches = await library.match([0b0111, 0b0, 0xFFFF_0000_0000_0000], max_distance=4)
     assert matches[0] == LibraryMatch("near", 1)
     assert matches[1] == LibraryMatch("near", 4)
     assert matches[2] is None  # 16 bits from "far", 20 from "near"
-    assert PlaceholderLibrary(tmp_path / "empty.sqlite").match([1, 2], 10) == [None, None]
+    assert await library.match([], 4) == []
 
 
-def test_acknowledged_add_survives_kill_9(tmp_path):
-    """The writer is killed with SIGKILL right after add() returns: the row must be there on reopen."""
-    path = tmp_path / "lib.sqlite"
+async def test_a_distance_tie_goes_to_the_earliest_added_and_a_replacement_counts_as_new(database):
+    library = PlaceholderLibrary(database)
+    await library.add([("z-first", HIGH_BIT, 1, 1, None)])
+    await library.add([("a-second", HIGH_BIT, 1, 1, None)])
+    assert await library.match([HIGH_BIT], 0) == [LibraryMatch("z-first", 0)]
+    await library.add([("z-first", HIGH_BIT, 1, 1, None)])  # re-added: now the latest
+    assert await library.match([HIGH_BIT], 0) == [LibraryMatch("a-second", 0)]
+    assert [e.id for e in await library.entries()] == ["a-second", "z-first"]
+
+
+async def test_a_failed_batch_stores_nothing(database):
+    library = PlaceholderLibrary(database)
+    await library.add([("kept", 7, 1, 1, None)])
+    with pytest.raises(psycopg.errors.NotNullViolation):
+        await library.add([("new", 1, 1, 1, None), ("broken", 2, None, 1, None)])  # width NOT NULL
+    assert [e.id for e in await library.entries()] == ["kept"]
+    assert await library.match([1, 7], 0) == [None, LibraryMatch("kept", 0)]
+    await library.add([("after", 1, 1, 1, None)])  # the server answered: the store is not marked down
+    assert await library.match([1], 0) == [LibraryMatch("after", 0)]
+
+
+def test_acknowledged_add_survives_kill_9():
+    """The writer is killed with SIGKILL right after add() returns: the row must be there for the next reader."""
+    url = fresh_database()
     script = textwrap.dedent(f"""
-        import os, sys
-        sys.path.insert(0, {str(Path(__file__).resolve().parents[3])!r})
-        from pathlib import Path
+        import asyncio, os, sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from gateway.clients.database import Database
         from gateway.stores.placeholders import PlaceholderLibrary
-        library = PlaceholderLibrary(Path({str(path)!r}))
-        library.add([("kept", 42, 5, 5, None)])
-        print("acknowledged", flush=True)
-        os.kill(os.getpid(), {int(signal.SIGKILL)})
+
+        async def main():
+            library = PlaceholderLibrary(Database({url!r}, 2, 10.0, False, 2.0))
+            await library.add([("kept", 42, 5, 5, None)])
+            print("acknowledged", flush=True)
+            os.kill(os.getpid(), {int(signal.SIGKILL)})
+
+        asyncio.run(main())
     """)
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env={**os.environ}
-    )
-    assert result.returncode == -signal.SIGKILL and "acknowledged" in result.stdout
-    assert [e.id for e in PlaceholderLibrary(path).entries()] == ["kept"]
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=os.environ)
+    assert result.returncode == -signal.SIGKILL and "acknowledged" in result.stdout, result.stderr
+    with psycopg.connect(url) as connection:
+        assert connection.execute("SELECT id, phash FROM placeholders").fetchall() == [("kept", 42)]
 
 
-def test_large_library_uses_the_index_and_stays_exact_at_the_default_distance(tmp_path):
-    """Above the linear-scan size the multi-index is probed deep enough for the configured distance (16 > 15)."""
-    rng = np.random.default_rng(3)
-    hashes = rng.integers(0, 2**63, size=25_000, dtype=np.uint64).tolist()
-    library = PlaceholderLibrary(tmp_path / "lib.sqlite")
-    library.add([(f"r{i}", h, 1, 1, None) for i, h in enumerate(hashes)])
+async def test_large_library_uses_the_index_and_stays_exact_at_the_default_distance(database):
+    """Above the linear-scan size the multi-index is probed deep enough for the configured distance (16 > 15). The
+    rows are loaded in one SQL statement, as a bulk import by hand would be."""
+    hashes = np.random.default_rng(3).integers(0, 2**64 - 1, size=LINEAR_BELOW + 5_000, dtype=np.uint64).tolist()
+    with psycopg.connect(database.url) as connection:
+        connection.execute(
+            "INSERT INTO placeholders (id, phash, width, height) SELECT 'r' || (n - 1), h, 1, 1 "
+            "FROM unnest(%s::bigint[]) WITH ORDINALITY AS t(h, n)",
+            ([to_signed(h) for h in hashes],),
+        )
+    library = PlaceholderLibrary(database)
     query = hashes[1234] ^ 0xFFFF  # 16 bits away from r1234
-    [match] = library.match([query], max_distance=16)
+    [match] = await library.match([query], max_distance=16)
     expected = hamming(np.array(hashes, dtype=np.uint64), query)
     assert match == LibraryMatch(f"r{int(np.argmin(expected))}", int(expected.min()))
     assert match.distance <= 16
+    snapshot = await library.snapshot()
+    assert len(snapshot.ids) >= LINEAR_BELOW and snapshot.indexes  # the multi-index was built, not the linear scan
+
+
+async def test_the_cached_library_follows_another_gateway_and_sql_by_hand(database):
+    """Gateway A matches from its cache; changes through gateway B's own Database, and raw SQL (insert, update,
+    delete, truncate), are seen by A's next match. Unchanged, A reuses its snapshot."""
+    mine = PlaceholderLibrary(database)
+    assert await mine.match([HIGH_BIT], 0) == [None]
+    cached = await mine.snapshot()
+    assert await mine.snapshot() is cached  # no change: no reload
+    async with opened(database.url) as other_database:
+        other = PlaceholderLibrary(other_database)
+        await other.add([("from-b", HIGH_BIT, 1, 1, None)])
+        assert await mine.match([HIGH_BIT], 0) == [LibraryMatch("from-b", 0)]
+        assert await other.remove("from-b")
+        assert await mine.match([HIGH_BIT], 0) == [None]
+    with psycopg.connect(database.url, autocommit=True) as sql:
+        sql.execute("INSERT INTO placeholders (id, phash, width, height) VALUES ('by-hand', %s, 1, 1)", (to_signed(5),))
+        assert await mine.match([5], 0) == [LibraryMatch("by-hand", 0)]
+        sql.execute("UPDATE placeholders SET phash = %s WHERE id = 'by-hand'", (to_signed(HIGH_BIT),))
+        assert await mine.match([5, HIGH_BIT], 0) == [None, LibraryMatch("by-hand", 0)]
+        sql.execute("TRUNCATE placeholders")
+        assert await mine.match([HIGH_BIT], 0) == [None]
+        sql.execute("INSERT INTO placeholders (id, phash, width, height) VALUES ('again', 9, 1, 1)")
+        sql.execute("DELETE FROM placeholders WHERE id = 'again'")
+        assert await mine.match([9], 0) == [None]
+
+
+async def test_concurrent_requests_after_a_change_load_the_library_once(database):
+    library = PlaceholderLibrary(database)
+    await library.add([("a", 1, 1, 1, None)])
+    snapshots = await asyncio.gather(*(library.snapshot() for _ in range(12)))
+    assert all(s is snapshots[0] for s in snapshots) and snapshots[0].ids == ["a"]
+
+
+async def test_concurrent_adds_through_two_gateways_lose_nothing(database):
+    async with opened(database.url) as other_database:
+        for gateway in (database, other_database):
+            await gateway.check()  # schema checked: a call during a gateway's first check is refused (503)
+        libraries = [PlaceholderLibrary(database), PlaceholderLibrary(other_database)]
+        batches = [[(f"p{b}-{i}", b * 100 + i, 1, 1, None) for i in range(5)] for b in range(30)]
+        await asyncio.gather(*(libraries[b % 2].add(batch) for b, batch in enumerate(batches)))
+        expected = sorted(row[0] for batch in batches for row in batch)
+        assert sorted(e.id for e in await libraries[0].entries()) == expected
+        for library in libraries:  # both caches hold every row
+            matches = await library.match([row[1] for batch in batches for row in batch], 0)
+            assert sorted(m.library_id for m in matches) == expected
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: add() runs one INSERT per row (executemany) and each fires the statement-level trigger, which "
+    "UPDATEs the single state_versions row: 2 bumps per row, quadratic in the batch (10k rows ~3.9 s, 25k ~20 s)",
+)
+async def test_one_add_moves_the_library_version_by_the_same_amount_whatever_its_size(database):
+    library = PlaceholderLibrary(database)
+    before = version(database.url)
+    await library.add([("one", 1, 1, 1, None)])
+    one_row = version(database.url) - before
+    before = version(database.url)
+    await library.add([(f"r{i}", i, 1, 1, None) for i in range(500)])
+    assert version(database.url) - before == one_row
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: snapshot() reloads only when the version grew (`<`), so after the database goes back to a lower "
+    "version (restored from a backup, or migrated down and up) the cache stays stale until it climbs past it",
+)
+async def test_the_cache_follows_a_database_restored_to_an_earlier_version(database):
+    library = PlaceholderLibrary(database)
+    await library.add([("old-1", 1, 1, 1, None), ("old-2", 2, 1, 1, None), ("old-3", 3, 1, 1, None)])
+    assert await library.match([1], 0) == [LibraryMatch("old-1", 0)]
+    cached_version = (await library.snapshot()).version
+    await asyncio.to_thread(migrate.downgrade, database.url, "base")  # as a restore of an earlier state would
+    await asyncio.to_thread(migrate.upgrade, database.url)
+    async with opened(database.url) as other:
+        await PlaceholderLibrary(other).add([("restored", 4, 1, 1, None)])
+    assert version(database.url) < cached_version
+    assert await library.match([1, 4], 0) == [None, LibraryMatch("restored", 0)]
