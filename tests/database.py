@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import atexit
 import itertools
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -23,8 +24,10 @@ def server() -> EmbeddedDatabase:
     """The test process's embedded server (started on first use)."""
     global _server
     if _server is None:
-        database = EmbeddedDatabase(Path(tempfile.mkdtemp(prefix="imgsel-test-pg-")))
+        folder = Path(tempfile.mkdtemp(prefix="imgsel-test-pg-"))
+        database = EmbeddedDatabase(folder)
         database.start()
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)  # runs after the stop (last registered, first run)
         atexit.register(database.stop)
         with psycopg.connect(database.url, autocommit=True) as admin:
             admin.execute(f"CREATE DATABASE {TEMPLATE}")

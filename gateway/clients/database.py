@@ -15,6 +15,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import alembic.util.exc
 import psycopg
 import sqlalchemy.exc
 from pgvector.psycopg import register_vector_async
@@ -41,6 +42,7 @@ class Database:
         self.migrate_schema = migrate_schema
         self.breaker = CircuitBreaker(breaker_cooldown_s)
         self._schema_ok = False
+        self._closed = False
         self._schema_lock = asyncio.Lock()
         statement_ms = int(timeout_s * 1000)
         self.pool = AsyncConnectionPool(
@@ -59,8 +61,9 @@ class Database:
         )
 
     async def close(self) -> None:
-        if self._schema_ok:
-            await self.pool.close()
+        """Closes the pool; a schema check still running finds the Database closed and opens nothing."""
+        self._closed = True
+        await self.pool.close()
 
     async def prepare(self) -> None:
         """At start-up: the schema check (and upgrade) once; a database that is not there yet is only logged, the
@@ -85,12 +88,18 @@ class Database:
                 current = await asyncio.to_thread(migrate.current_revision, self.url, self.timeout_s)
             except sqlalchemy.exc.DBAPIError as error:  # SQLAlchemy's wrapper of the driver's error
                 raise StoreUnavailable(_describe(error.orig or error)) from error
+            except alembic.util.exc.CommandError as error:  # e.g. a revision this gateway does not know (newer)
+                raise StoreUnavailable(
+                    f"database schema: {error}; this gateway needs {migrate.head_revision()}"
+                ) from error
             head = migrate.head_revision()
             if current != head:
                 raise StoreUnavailable(
                     f"database schema at {current or 'base'}, this gateway needs {head}: "
                     "run `python -m gateway.stores.migrate upgrade`"
                 )
+            if self._closed:
+                raise StoreUnavailable("database client closed")
             # Opened only now: each new connection registers the pgvector types, which the schema creates.
             await self.pool.open(wait=False)
             self._schema_ok = True

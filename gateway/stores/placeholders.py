@@ -2,7 +2,7 @@
 
 Rows live in the `placeholders` table (pHash as BIGINT). Matching stays in process, exact and fast: each gateway keeps
 a cache of (id, pHash) with its multi-index hash tables (gateway.hash_index), tagged with the library's version, a
-counter that a trigger bumps in the transaction of every change (migration 0001). Before each match the gateway reads
+random value that a trigger replaces in the transaction of every change (migration 0001). Before each match the gateway reads
 the version (one indexed single-row query) and reloads when it moved, so a placeholder added or deleted through any
 replica, or by hand in SQL, is matched or forgotten everywhere from the next request on.
 """
@@ -63,14 +63,17 @@ class PlaceholderLibrary:
         """(id, phash, width, height, supplier) rows; an existing id is replaced. All or nothing."""
         if not entries:
             return []
+        columns = list(zip(*[(i, to_signed(h), w, ht, s) for i, h, w, ht, s in entries]))
         async with self.database.transaction() as db:
-            async with db.cursor() as cursor:
-                await cursor.executemany(
-                    "INSERT INTO placeholders (id, phash, width, height, supplier) VALUES (%s, %s, %s, %s, %s) "
-                    "ON CONFLICT (id) DO UPDATE SET phash = excluded.phash, width = excluded.width, "
-                    "height = excluded.height, supplier = excluded.supplier, added_at = clock_timestamp()",
-                    [(i, to_signed(h), w, ht, s) for i, h, w, ht, s in entries],
-                )
+            # One statement for the batch: the version trigger fires once, not once per row (and never rewrites
+            # the version row thousands of times in one transaction).
+            await db.execute(
+                "INSERT INTO placeholders (id, phash, width, height, supplier) "
+                "SELECT * FROM unnest(%s::text[], %s::bigint[], %s::int[], %s::int[], %s::text[]) "
+                "ON CONFLICT (id) DO UPDATE SET phash = excluded.phash, width = excluded.width, "
+                "height = excluded.height, supplier = excluded.supplier, added_at = clock_timestamp()",
+                [list(column) for column in columns],
+            )
         return [entry[0] for entry in entries]
 
     async def remove(self, placeholder_id: str) -> bool:
@@ -95,7 +98,8 @@ class PlaceholderLibrary:
         if self._snapshot is not None and self._snapshot.version == version:
             return self._snapshot
         async with self._reload_lock:
-            if self._snapshot is None or self._snapshot.version < version:
+            # Any other version means another library (versions are random: also after a restore or a re-creation).
+            if self._snapshot is None or self._snapshot.version != version:
                 async with self.database.transaction() as db:
                     # One snapshot for the version and the rows: they belong together even while others write.
                     await db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")

@@ -149,8 +149,12 @@ class SearchIndex:
             await db.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(max(self.ef_search, candidates)),))
             for name, table, size in found:
                 exact = size <= self.exact_max
-                # Exact: a sequential scan with a top-k sort; else the partition's HNSW index.
-                await db.execute("SELECT set_config('enable_indexscan', %s, true)", ("off" if exact else "on",))
+                # Exact: a sequential scan with a top-k sort; else the partition's HNSW index (the planner would
+                # often prefer the scan for a few thousand rows: it is told which one to use).
+                await db.execute(
+                    "SELECT set_config('enable_indexscan', %s, true), set_config('enable_seqscan', %s, true)",
+                    ("off", "on") if exact else ("on", "off"),
+                )
                 cursor = await db.execute(
                     sql.SQL(
                         "SELECT product_id, image_id, 1 - (embedding <=> %s) FROM {} ORDER BY embedding <=> %s LIMIT %s"

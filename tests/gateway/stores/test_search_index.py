@@ -178,12 +178,6 @@ async def test_above_exact_max_results_agree_with_exact_search(recorder):
     assert (await approximate.search(appended[11], ["fruit"], k=1))[0].image_id == "j11"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: above exact_max the store only sets enable_indexscan=on and leaves the choice to the planner, which "
-    "picks a sequential scan for small partitions (measured: always below ~1,000 rows; at 6,000 rows, above the "
-    "default exact_max, still a Seq Scan for the 40 candidates of a k=10 per-product search)",
-)
 async def test_above_exact_max_the_partitions_hnsw_index_is_searched(recorder):
     stored = unit_vectors(300, 10)
     index = SearchIndex(recorder, exact_max=10)

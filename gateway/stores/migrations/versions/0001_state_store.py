@@ -27,9 +27,10 @@ CREATE TABLE placeholders (
     added_at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 
--- A counter per cached table, bumped in the same transaction as any change to it: a gateway compares it with the
+-- A version per cached table, replaced in the same transaction as any change to it: a gateway compares it with the
 -- version its cache was loaded at before each use, so a change made through any replica (or by hand) is seen on
--- the next request everywhere.
+-- the next request everywhere. A random 63-bit value, not a counter: a database restored from a backup, or
+-- re-created, would count again through versions a gateway has already cached with other contents.
 CREATE TABLE state_versions (
     name text PRIMARY KEY,
     version bigint NOT NULL
@@ -38,7 +39,7 @@ INSERT INTO state_versions (name, version) VALUES ('placeholders', 0);
 
 CREATE FUNCTION imgsel_placeholders_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE state_versions SET version = version + 1 WHERE name = 'placeholders';
+    UPDATE state_versions SET version = floor(random() * 9223372036854775807)::bigint WHERE name = 'placeholders';
     RETURN NULL;
 END
 $$;
