@@ -13,9 +13,12 @@ in both profiles.
 Serialisation: DALI (2.4 here) serialises a pipeline with mixed/GPU operators without a GPU or driver when the
 pipeline is defined with `device_id=None` (with `device_id=0` it refuses: "CUDA is not available"). The DALI backend
 creates the pipeline with the instance's own device id, batch size and thread count, so `make repo PROFILE=gpu`
-writes `model.dali` on any machine. The file is read by the DALI inside the Triton image: keep that DALI at least as
-new as the one that serialised it (recorded in config.pbtxt), or regenerate the repository with the matching
-nvidia-dali version installed.
+writes `model.dali` on any machine. The file is read by the DALI inside the Triton image, which may be older (Triton
+24.10 ships a DALI 1.x): the pipeline is defined for the executor the DALI backend runs (exec_dynamic=False: no data
+back from the GPU to the CPU) with operators every DALI knows (fn.shapes, not DataNode.shape), and the DALI version
+that serialised it is recorded in config.pbtxt. Serialised pipelines carry no promise of loading in an older DALI:
+when the Triton image refuses it (the model fails to load and Triton exits), regenerate the repository with that
+image's nvidia-dali version installed.
 
 Transparency: the cpu runner composites transparent PNG/WebP on white before decoding (Pillow). A pure DALI pipeline
 cannot (measured with DALI 2.4's decoder and output_type=ANY_DATA: an LA PNG fails to decode, palette/RGB PNGs with a
@@ -26,8 +29,10 @@ before calling Triton (opaque files pass untouched; the cpu runner's own flatten
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import shutil
+import warnings
 from pathlib import Path
 
 from contract.tensors import (
@@ -60,6 +65,24 @@ def dali_type(dtype: str):
     return {"uint8": types.UINT8, "int16": types.INT16, "int32": types.INT32, "float32": types.FLOAT}[dtype]
 
 
+@contextlib.contextmanager
+def quiet_shapes_deprecation():
+    """fn.shapes is deprecated in DALI 2 for DataNode.shape(), whose `_Shape` operator the older DALIs of Triton
+    images do not know; fn.shapes serialises as `Shapes`, which every DALI version knows. DALI forces its deprecation
+    warnings past the filters, so this one is dropped where it is shown."""
+    shown = warnings.showwarning
+
+    def show(message, category, *args, **kwargs):
+        if not (issubclass(category, DeprecationWarning) and "fn.shapes" in str(message)):
+            shown(message, category, *args, **kwargs)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
+
+
 def triton_pipeline(on_gpu: bool = True, max_batch: int = 64, threads: int = 2):
     """The DALI-backend model's pipeline (not built). `on_gpu` (nvJPEG, "mixed") is what is served; False runs the
     same graph on the CPU (tests). `device_id=None` lets a GPU pipeline be defined and serialised without CUDA.
@@ -72,11 +95,13 @@ def triton_pipeline(on_gpu: bool = True, max_batch: int = 64, threads: int = 2):
     from preprocessing.pipeline import preprocess_graph
 
     # Declared output types and ranks: DALI checks them at run time and the DALI backend against config.pbtxt.
+    # exec_dynamic=False: the executor the DALI backend runs; DALI then refuses any GPU -> CPU data flow right here.
     @pipeline_def(
         batch_size=max_batch,
         num_threads=threads,
         device_id=None,
         prefetch_queue_depth=1,
+        exec_dynamic=False,
         output_dtype=[dali_type(t.dtype) for t in DALI_OUTPUTS],
         output_ndim=[len(t.dims) for t in DALI_OUTPUTS],
     )
@@ -85,7 +110,8 @@ def triton_pipeline(on_gpu: bool = True, max_batch: int = 64, threads: int = 2):
         length = fn.external_source(name=IMAGE_LENGTH.name, dtype=dali_type(IMAGE_LENGTH.dtype), ndim=1)
         pixels, orig_size, thumb, laplacian = preprocess_graph(padded, length, "mixed" if on_gpu else "cpu", BLUR_SIDE)
         plane = laplacian[:, :, 0]  # grey: drop the channel axis
-        size = fn.cast(plane.shape(), dtype=types.INT32)
+        with quiet_shapes_deprecation():
+            size = fn.shapes(plane, dtype=types.INT32)  # on the GPU, beside the plane
         # Triton returns one dense tensor per output: pad every Laplacian to the largest possible (BLUR_SIDE square).
         padded_plane = fn.pad(fn.cast(plane, dtype=types.INT16), axes=(0, 1), shape=LAPLACIAN.dims, fill_value=0)
         nodes = {
