@@ -3,7 +3,7 @@
 
 Why two models: DALI computes PIXELS, ORIG_SIZE, THUMB and the Laplacian on the GPU, but not
   - QUALITY_FEATURES: the object box is found from the median border colour (preprocessing.foreground), and DALI has
-    no median; the variance inside the box is then a CPU job on the (small) Laplacian;
+    no median; the variance inside the box is then a CPU job on the Laplacian (~0.3 ms an image on one core);
   - VALID: DALI cannot flag one image; an undecodable image fails the whole DALI run.
 So `preprocess` returns the Laplacian, zero-padded to BLUR_SIDE x BLUR_SIDE as int16 (exact: a 3x3 Laplacian of 8-bit
 grey stays within +-8160) with its true size, and `preprocess_features` turns it into VALID and QUALITY_FEATURES with
@@ -12,19 +12,20 @@ in both profiles.
 
 Serialisation: DALI (2.4 here) serialises a pipeline with mixed/GPU operators without a GPU or driver when the
 pipeline is defined with `device_id=None` (with `device_id=0` it refuses: "CUDA is not available"). The DALI backend
-creates the pipeline with the instance's own device id, batch size and thread count, so `make repo PROFILE=gpu`
-writes `model.dali` on any machine. The file is read by the DALI inside the Triton image, which may be older (Triton
-24.10 ships a DALI 1.x): the pipeline is defined for the executor the DALI backend runs (exec_dynamic=False: no data
-back from the GPU to the CPU) with operators every DALI knows (fn.shapes, not DataNode.shape), and the DALI version
-that serialised it is recorded in config.pbtxt. Serialised pipelines carry no promise of loading in an older DALI:
-when the Triton image refuses it (the model fails to load and Triton exits), regenerate the repository with that
-image's nvidia-dali version installed.
+creates the pipeline with the instance's own device id, batch size and thread count, so `make repo PROFILE=gpu` writes
+`model.dali` on any machine. The file is read by the DALI inside the Triton image, which may be older (the DALI
+backend moved to DALI 2 with Triton 26.04; the chart's default 24.10 has a DALI 1.x): the pipeline is defined for the
+executor the DALI backend runs (exec_dynamic=False: no data back from the GPU to the CPU) with operators every DALI
+knows (fn.shapes, not DataNode.shape), and the DALI version that serialised it is recorded in config.pbtxt. Serialised
+pipelines carry no promise of loading in an older DALI: when the Triton image refuses it (the model fails to load and
+Triton exits), regenerate the repository with that image's nvidia-dali version installed.
 
 Transparency: the cpu runner composites transparent PNG/WebP on white before decoding (Pillow). A pure DALI pipeline
 cannot (measured with DALI 2.4's decoder and output_type=ANY_DATA: an LA PNG fails to decode, palette/RGB PNGs with a
 tRNS colour come back without alpha, a grey JPEG crashed the process), and the NGC image has no Pillow, so in this
-profile transparent images must arrive flattened: the gateway applies preprocessing.runner.flatten_transparency
-before calling Triton (opaque files pass untouched; the cpu runner's own flattening then finds nothing to do).
+profile transparent images have to arrive flattened: by the gateway, before it calls Triton (the cpu runner's
+flatten_transparency; it leaves opaque files untouched, and the cpu runner then finds nothing left to do). Until the
+gateway does so, the gpu profile decodes a transparent image with its alpha dropped (hidden pixels, often black).
 """
 
 from __future__ import annotations
