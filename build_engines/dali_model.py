@@ -15,10 +15,10 @@ pipeline is defined with `device_id=None` (with `device_id=0` it refuses: "CUDA 
 creates the pipeline with the instance's own device id, batch size and thread count, so `make repo PROFILE=gpu` writes
 `model.dali` on any machine. The file is read by the DALI inside the Triton image, which may be older (the DALI
 backend moved to DALI 2 with Triton 26.04; the chart's default 24.10 has a DALI 1.x): the pipeline is defined for the
-executor the DALI backend runs (exec_dynamic=False: no data back from the GPU to the CPU) with operators every DALI
-knows (fn.shapes, not DataNode.shape), and the DALI version that serialised it is recorded in config.pbtxt. Serialised
-pipelines carry no promise of loading in an older DALI: when the Triton image refuses it (the model fails to load and
-Triton exits), regenerate the repository with that image's nvidia-dali version installed.
+executor the DALI backend runs (exec_dynamic=False: no data back from the GPU to the CPU) without the newer
+DataNode.shape operator (fn.shapes instead), and the DALI version that serialised it is recorded in config.pbtxt.
+Serialised pipelines carry no promise of loading in an older DALI: when the Triton image refuses it (the model fails
+to load and Triton exits), regenerate the repository with that image's nvidia-dali version installed.
 
 Transparency: the cpu runner composites transparent PNG/WebP on white before decoding (Pillow). A pure DALI pipeline
 cannot (measured with DALI 2.4's decoder and output_type=ANY_DATA: an LA PNG fails to decode, palette/RGB PNGs with a
