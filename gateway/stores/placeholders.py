@@ -2,9 +2,9 @@
 
 Rows live in the `placeholders` table (pHash as BIGINT). Matching stays in process, exact and fast: each gateway keeps
 a cache of (id, pHash) with its multi-index hash tables (gateway.hash_index), tagged with the library's version, a
-random value that a trigger replaces in the transaction of every change (migration 0001). Before each match the gateway reads
-the version (one indexed single-row query) and reloads when it moved, so a placeholder added or deleted through any
-replica, or by hand in SQL, is matched or forgotten everywhere from the next request on.
+random value that a trigger replaces in the transaction of every change (migration 0001). Before each match the
+gateway reads the version (one indexed single-row query) and reloads when it moved, so a placeholder added or
+deleted through any replica, or by hand in SQL, is matched or forgotten everywhere from the next request on.
 """
 
 from __future__ import annotations

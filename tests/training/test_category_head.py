@@ -136,12 +136,12 @@ def test_repository_makes_the_head_an_ensemble_step_only_when_trained(tmp_path, 
     model = category_head_model(tmp_path)
     assert model is not None and model.name == "category"
     backbone, quality = onnx_models(None, tmp_path)
-    config = ensemble_config(preprocess_model(), backbone, quality, model)
+    config = ensemble_config([preprocess_model()], backbone, quality, model)
     step = config.split('model_name: "category"')[1].split("}\n    }")[0]
     assert f'input_map {{ key: "{CATEGORY_HEAD_INPUT}" value: "EMBEDDING" }}' in step
     outputs = config.split("output [")[1].split("ensemble_scheduling")[0]
     assert f'name: "{CATEGORY_HEAD_OUTPUT}" data_type: TYPE_FP32 dims: [ {len(SHIPPED.classes)} ]' in outputs
-    assert CATEGORY_HEAD_OUTPUT not in ensemble_config(preprocess_model(), backbone, quality)
+    assert CATEGORY_HEAD_OUTPUT not in ensemble_config([preprocess_model()], backbone, quality)
     model.onnx_builder(tmp_path / "served.onnx")  # checks the width against categories.toml
     wrong = SoftmaxHead(2, [True, True])
     category_head.export(wrong, tmp_path / "category.onnx")

@@ -25,7 +25,7 @@ def test_repository_serves_the_learned_head_with_both_inputs(tmp_path):
     assert [t.name for t in quality.inputs] == ["EMBEDDING", "QUALITY_FEATURES"]
     assert quality.outputs[0].dims == (len(QUALITY_OUTPUTS),)
     backbone = onnx_models(None, HEADS_DIR)[0]
-    config = ensemble_config(preprocess_model(), backbone, quality)
+    config = ensemble_config([preprocess_model()], backbone, quality)
     quality_step = config.split('model_name: "quality"')[1].split("}\n    }")[0]
     assert 'input_map { key: "EMBEDDING" value: "EMBEDDING" }' in quality_step
     assert 'input_map { key: "QUALITY_FEATURES" value: "QUALITY_FEATURES" }' in quality_step
