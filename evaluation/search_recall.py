@@ -14,12 +14,17 @@ product is among the k products returned (one best image per product, as the API
 Scale: a synthetic catalog of `--scale` vectors made from the real embeddings (each a real embedding plus Gaussian
 noise, renormalised, in its source's partition) queried with the real validation embeddings: search latency of flat
 exact search over everything, the cascade's exact search in one partition, and the cascade's HNSW search, with the
-HNSW's recall@10 against exact search in the same partition.
+HNSW's recall@10 against exact search in the same partition (more sizes: `python -m loadtest.pg_search_scale`).
+
+The index is gateway.stores.search_index.SearchIndex on PostgreSQL: a new database on the server of
+IMGSEL_DATABASE_URL when set, else on an embedded server in a temporary folder (evaluation.search_scale), dropped
+afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import tempfile
 import time
@@ -29,7 +34,14 @@ import numpy as np
 
 from build_engines.artifacts import HEADS_DIR
 from contract.categories_file import load_catalog
-from evaluation.search_scale import percentile_ms, scale_benchmark
+from evaluation.search_scale import (
+    RealNoiseCatalog,
+    bench_database,
+    database_server,
+    percentile_ms,
+    scale_benchmark,
+    scratch_database,
+)
 from gateway.decisions.search import search_partitions
 from gateway.stores.search_index import SearchIndex
 from training.datasets import DEFAULT_DATA, development_data
@@ -43,11 +55,11 @@ def category_probabilities(embeddings: np.ndarray) -> np.ndarray:
     return session.run(None, {session.get_inputs()[0].name: embeddings.astype(np.float32)})[0]
 
 
-def run_queries(index: SearchIndex, queries, truth, probs, classes, mode: str, k_values=(1, 5)) -> dict:
+async def run_queries(index: SearchIndex, queries, truth, probs, classes, mode: str, k_values=(1, 5)) -> dict:
     """mode: flat | cascade1 | cascade2 | oracle (the query's true partition, as if the caller gave the category)."""
     hits = {k: 0 for k in k_values}
     routed, latencies, searched_sizes = 0, [], []
-    sizes = index.partitions()
+    sizes = await index.partitions()
     for q, (product, partition), p in zip(queries, truth, probs):
         probabilities = {c: float(v) for c, v in zip(classes, p)}
         if mode == "oracle":
@@ -58,7 +70,7 @@ def run_queries(index: SearchIndex, queries, truth, probs, classes, mode: str, k
         routed += partition in plan.partitions
         searched_sizes.append(sum(sizes.get(c, 0) for c in plan.partitions))
         started = time.perf_counter()
-        results = index.search(q, list(plan.partitions), max(k_values))
+        results = await index.search(q, list(plan.partitions), max(k_values))
         latencies.append(time.perf_counter() - started)
         products = [h.product_id for h in results]
         for k in k_values:
@@ -97,22 +109,26 @@ def real_data(data_root: Path, cache_dir: Path) -> dict:
     }
 
 
-def real_benchmark(real: dict, workdir: Path) -> dict:
+async def real_benchmark(real: dict, url: str, exact_max: int = 5_000, ef_search: int = 64) -> dict:
+    """The real photos in the empty database at `url`, searched as the gateway searches (its default exact_max and
+    ef_search: every partition of this small index is scanned exactly)."""
     e, products, partitions, is_query = real["embeddings"], real["products"], real["partitions"], real["is_query"]
-    index = SearchIndex(workdir / "real.sqlite")
     rows = [(products[i], f"img{i}", partitions[i], e[i]) for i in np.flatnonzero(~is_query & real["valid"])]
-    started = time.perf_counter()
-    index.add(rows)
-    add_s = time.perf_counter() - started
     queries = np.flatnonzero(is_query & real["valid"])
     truth = [(products[i], partitions[i]) for i in queries]
-    out = {
-        "index": {"images": len(rows), "partitions": index.partitions(), "add_seconds": round(add_s, 2)},
-        "modes": {},
-    }
-    for mode in ("flat", "cascade1", "cascade2", "oracle"):
-        out["modes"][mode] = run_queries(index, e[queries], truth, real["probs"][queries], real["classes"], mode)
-    index.close()
+    async with bench_database(url) as database:
+        index = SearchIndex(database, exact_max, ef_search)
+        started = time.perf_counter()
+        await index.add(rows)
+        add_s = time.perf_counter() - started
+        out = {
+            "index": {"images": len(rows), "partitions": await index.partitions(), "add_seconds": round(add_s, 2)},
+            "modes": {},
+        }
+        for mode in ("flat", "cascade1", "cascade2", "oracle"):
+            out["modes"][mode] = await run_queries(
+                index, e[queries], truth, real["probs"][queries], real["classes"], mode
+            )
     return out
 
 
@@ -128,9 +144,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     real = real_data(args.data, args.cache_dir)
     with tempfile.TemporaryDirectory(prefix="imgsel-search-") as tmp:
-        report = {"embed_seconds": real["embed_seconds"], "real": real_benchmark(real, Path(tmp))}
-        if args.scale:
-            report["scale"] = scale_benchmark(real, args.scale, Path(tmp))
+        report = {"embed_seconds": real["embed_seconds"]}
+        with database_server(Path(tmp)) as server:
+            with scratch_database(server) as url:
+                report["real"] = asyncio.run(real_benchmark(real, url))
+            if args.scale:
+                with scratch_database(server) as url:
+                    report["scale"] = asyncio.run(scale_benchmark(url, RealNoiseCatalog(real, args.scale)))
     text = json.dumps(report, indent=1)
     print(text)
     if args.json:
