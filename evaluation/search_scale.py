@@ -221,9 +221,9 @@ async def load(index: SearchIndex, catalog, batch: int, progress=None) -> dict:
 
 
 async def set_storage(database: Database, storage: str) -> str:
-    """Storage of the embedding column on every partition (made later too), before any row is stored: "external"
-    (pgvector's default, as migration 0001 leaves it: a 2.5 KB halfvec is moved out of line to TOAST) or "plain"
-    (kept in the row). Returns what the partitions' catalog says afterwards."""
+    """Storage of the embedding column on every partition (made later too), before any row is stored: "plain" (kept
+    in the row, as migration 0001 sets it) or "external" (pgvector's default, the state before 0001 set it: a 2.5 KB
+    halfvec moved out of line to TOAST). Returns what the partitions' catalog says afterwards."""
     if storage not in ("external", "plain", "main"):
         raise ValueError(f"storage: {storage}")
     async with database.transaction() as db:
@@ -332,7 +332,7 @@ async def scale_benchmark(
     catalog,
     batch: int = 1000,
     build: str = "incremental",
-    storage: str = "external",
+    storage: str = "plain",
     maintenance_work_mem: str = "64MB",
     ef_values: tuple[int, ...] = (64,),
     queries: int = 200,

@@ -14,9 +14,9 @@ jobs on a shared machine get their turn.
 
 Each run is SIZE[:BUILD[:STORAGE[:QUERIES[:FLAT_QUERIES]]]]. BUILD "incremental" (default) adds every row through
 SearchIndex.add with the HNSW index present (as the service does); "after_load" adds them without it and then runs
-CREATE INDEX (with `--maintenance-work-mem`). STORAGE of the embedding column: "external" (default; migration 0001
-leaves pgvector's default, so each 2.5 KB halfvec goes out of line to TOAST) or "plain" (kept in the row; set on the
-empty table, a benchmark-only change). QUERIES / FLAT_QUERIES default to --queries / --flat-queries.
+CREATE INDEX (with `--maintenance-work-mem`). STORAGE of the embedding column: "plain" (default; kept in the row, as
+migration 0001 sets it) or "external" (pgvector's default before 0001 set it: each 2.5 KB halfvec out of line in
+TOAST); set on the empty table. QUERIES / FLAT_QUERIES default to --queries / --flat-queries.
 
 Measured per run: add and index-build seconds, table / index / HNSW size on disk, p50/p99 of flat exact search over
 every partition, of the cascade's exact scan (top-1 partition) and of its HNSW scan, and recall@10 of the HNSW scan
@@ -214,7 +214,7 @@ def stop_on_term(signum, frame) -> None:
 def parse_run(text: str, queries: int, flat_queries: int | None) -> dict:
     """SIZE[:BUILD[:STORAGE[:QUERIES[:FLAT_QUERIES]]]] (see the module docstring)."""
     parts = text.split(":")
-    run = {"size": int(parts[0]), "build": "incremental", "storage": "external", "queries": queries}
+    run = {"size": int(parts[0]), "build": "incremental", "storage": "plain", "queries": queries}
     run["flat_queries"] = flat_queries
     for key, value in zip(("build", "storage", "queries", "flat_queries"), parts[1:]):
         run[key] = int(value) if key.endswith("queries") else value
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ef", type=int, nargs="+", default=[40, 64, 100, 200])
     parser.add_argument("--ef-at", type=int, default=100_000, help="size whose first run sweeps --ef")
     parser.add_argument("--crossover", type=int, nargs="*", default=[1000, 2000, 5000, 10_000, 20_000])
-    parser.add_argument("--crossover-storage", nargs="+", default=["external"], choices=("external", "plain"))
+    parser.add_argument("--crossover-storage", nargs="+", default=["plain"], choices=("external", "plain"))
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--flat-queries", type=int, default=None, help="flat exact search on the first N (all)")
     parser.add_argument("--batch", type=int, default=1000, help="rows per SearchIndex.add")

@@ -48,7 +48,7 @@ def best_per_product(hits: list[Hit], k: int) -> list[Hit]:
 class SearchIndex:
     """PostgreSQL implementation of gateway.stores.interfaces.SearchIndexStore."""
 
-    def __init__(self, database: Database, exact_max: int = 5_000, ef_search: int = 64):
+    def __init__(self, database: Database, exact_max: int = 2_000, ef_search: int = 100):
         self.database = database
         self.exact_max = exact_max
         self.ef_search = ef_search
