@@ -15,14 +15,14 @@ def test_a_run_spec_fills_in_the_defaults_and_refuses_unknown_builds():
     assert parse_run("1000", 200, None) == {
         "size": 1000,
         "build": "incremental",
-        "storage": "external",
+        "storage": "plain",  # migration 0001's
         "queries": 200,
         "flat_queries": None,
     }
-    assert parse_run("1000000:after_load:plain:100:20", 200, None) == {
+    assert parse_run("1000000:after_load:external:100:20", 200, None) == {
         "size": 1_000_000,
         "build": "after_load",
-        "storage": "plain",
+        "storage": "external",
         "queries": 100,
         "flat_queries": 20,
     }
