@@ -24,6 +24,8 @@ help:
 	@echo "make faults     60 s of locust traffic three times: kill -9 tritonserver, one model process, postgres, at 20 s"
 	@echo "make lint       ruff"
 	@echo "make helm-check helm lint, helm template with several value sets, schemas of Kubernetes 1.28-1.31"
+	@echo "make images     podman images of the cpu profile: gateway (docker/Dockerfile), cpu Triton, PostgreSQL+pgvector"
+	@echo "make deploy-check  the chart's cpu profile played with podman kube play: /v1/select through 2 gateways"
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "imgsel needs Python 3.11, found " + sys.version' 
@@ -98,6 +100,17 @@ faults: $(VENV)/.installed $(TRITON) $(REPO_DIR)/analyze/config.pbtxt
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
+
+# Container images of the chart's cpu profile with podman, no registry (tools/images.py): installs podman, mmdebstrap
+# and runc from Debian packages if missing, makes the base image with mmdebstrap and a wheelhouse from the lock.
+.PHONY: images deploy-check
+images: $(VENV)/.installed
+	$(PY) -m tools.images
+
+# Renders the chart with values-cpu.yaml, plays it with `podman kube play --network host`, waits for every
+# container's readiness, checks /v1/select through two gateway replicas sharing the database, tears it all down.
+deploy-check: images $(HELM)
+	$(PY) -m loadtest.deploy_check --gateways 2 --json loadtest/results/deploy_check.json
 
 clean:
 	rm -rf $(REPO_DIR)/*/ $(REPO_DIR)/PROFILE .pytest_cache

@@ -33,6 +33,10 @@ COPY build_engines build_engines
 RUN /opt/imgsel/venv/bin/python -m build_engines.repository --profile cpu --out /opt/imgsel/model_repository \
       --env-path /opt/imgsel/venv --project-root /opt/imgsel
 
+# What the final image copies: the models' venv without its installer (the repository stage above still needs pip).
+FROM venv AS runtime-venv
+RUN /opt/imgsel/venv/bin/pip uninstall --yes --quiet pip setuptools
+
 # tritonserver from the wheel, unpacked as `make triton` does (build_engines/triton_server.py), and a backend
 # directory of the stub for this Python (it is looked up only at <backend-directory>/python/).
 FROM ${BASE_IMAGE} AS server
@@ -51,7 +55,7 @@ FROM ${BASE_IMAGE}
 ARG UID=1000
 RUN groupadd --gid ${UID} triton-server \
  && useradd --uid ${UID} --gid ${UID} --create-home --home-dir /home/triton-server --shell /usr/sbin/nologin triton-server
-COPY --from=venv /opt/imgsel/venv /opt/imgsel/venv
+COPY --from=runtime-venv /opt/imgsel/venv /opt/imgsel/venv
 COPY --from=server /opt/tritonserver /opt/tritonserver
 WORKDIR /opt/imgsel
 COPY contract contract

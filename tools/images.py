@@ -54,8 +54,10 @@ default_ulimits = []
 [engine]
 cgroup_manager = "cgroupfs"
 """
-# Wheels the images need beyond the lock: the Triton image unpacks tritonserver from this one (make triton's wheel).
-EXTRA_WHEELS = ("nvidia-pytriton==0.7.0",)
+# Wheels the images need beyond the lock: the Triton image unpacks tritonserver from nvidia-pytriton (make triton's
+# wheel); `pip freeze` leaves out wheel and setuptools, which astunparse (DALI) and torch declare as requirements
+# (the versions of the venv the lock was frozen from).
+EXTRA_WHEELS = ("nvidia-pytriton==0.7.0", "wheel==0.48.0", "setuptools==84.2.1")
 
 
 def project_version() -> str:
@@ -166,6 +168,11 @@ def build_base(force: bool = False) -> float | None:
     return time.monotonic() - started
 
 
+def image_pins() -> dict[str, str]:
+    """What an image's Python environment may hold: the lock's pins and EXTRA_WHEELS."""
+    return {**lock_pins(), **{normalise(r.split("==")[0]): r.split("==")[1] for r in EXTRA_WHEELS}}
+
+
 def lock_pins(lock: Path = LOCK) -> dict[str, str]:
     """requirements.lock as {normalised name: version}."""
     pins = {}
@@ -258,8 +265,9 @@ BUILD_TOOLS = ("gcc", "cc", "c++", "make", "ld", "as", "pip", "pip3")
 
 
 def run_in(tag: str, *command: str, env: dict[str, str] | None = None) -> str:
-    """Runs a command in a throw-away container with a read-only root, as the image's user, offline."""
-    args = ["run", "--rm", "--read-only", "--network", "none", "--tmpfs", "/tmp"]
+    """Runs a command in a throw-away container with a read-only root, as the image's user, offline, instead of the
+    image's entrypoint (the checks look at the image's files, not at its start-up)."""
+    args = ["run", "--rm", "--read-only", "--network", "none", "--tmpfs", "/tmp", "--entrypoint", ""]
     for name, value in (env or {}).items():
         args += ["--env", f"{name}={value}"]
     return podman(*args, tag, *command).stdout
@@ -278,7 +286,7 @@ def check_gateway(image: Image = IMAGES["gateway"]) -> dict:
     failed = {
         m: e for m, e in found["failed"].items() if not m.startswith(("preprocessing.pipeline", "preprocessing.runner"))
     }
-    pins = lock_pins()
+    pins = image_pins()
     unlocked = {n: v for n, v in found["distributions"].items() if pins.get(normalise(n)) != v.split("+")[0]}
     tools = run_in(image.tag, "sh", "-c", f"for t in {' '.join(BUILD_TOOLS)}; do command -v $t; done; true").split()
     user = run_in(image.tag, "id", "-u").strip()
@@ -299,7 +307,7 @@ def check_gateway(image: Image = IMAGES["gateway"]) -> dict:
 def check_python_env(image: Image, python: str) -> dict:
     """Only locked distributions, at their pinned versions, in the image's model environment."""
     found = json.loads(run_in(image.tag, python, "-c", INSPECT_PYTHON))
-    pins = lock_pins()
+    pins = image_pins()
     unlocked = {n: v for n, v in found["distributions"].items() if pins.get(normalise(n)) != v.split("+")[0]}
     if unlocked:
         raise ImageError(f"{image.tag}: distributions not pinned so in requirements.lock: {unlocked}")
