@@ -200,7 +200,12 @@ def test_missing_wheels_accepts_local_version_labels(tmp_path):
     lock.write_text("# comment\ntorch==2.13.0\nPyYAML==6.0.3\nzope.event==6.2\n")
     for wheel in ("torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl", "pyyaml-6.0.3-cp311-cp311-linux.whl"):
         (tmp_path / wheel).touch()
-    assert images.missing_wheels(tmp_path, lock) == ["nvidia-pytriton==0.7.0", "zope-event==6.2"]
+    assert images.missing_wheels(tmp_path, lock) == [
+        "nvidia-pytriton==0.7.0",
+        "setuptools==84.2.1",
+        "wheel==0.48.0",
+        "zope-event==6.2",
+    ]
 
 
 def test_mmdebstrap_builds_a_minimal_bookworm_with_python_and_libpython():
