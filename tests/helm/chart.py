@@ -24,7 +24,8 @@ PROMETHEUS_OPERATOR_API = "monitoring.coreos.com/v1"
 ALLOWED_CRD_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
 
 # Value sets the chart is rendered and checked with: the GPU defaults, a repository in object storage (S3, GCS),
-# monitoring on (both monitor kinds), Triton autoscaling with a GPU product affinity, and the cpu profile.
+# monitoring on (both monitor kinds, the Grafana dashboard), Triton autoscaling with a GPU product affinity, and the
+# cpu profile.
 VALUE_SETS: dict[str, tuple[str, ...]] = {
     "defaults": (),
     "object-storage-s3": (
@@ -43,6 +44,7 @@ VALUE_SETS: dict[str, tuple[str, ...]] = {
         f"--api-versions={PROMETHEUS_OPERATOR_API}",
         "--set=monitoring.serviceMonitor.enabled=true",
         "--set=monitoring.prometheusRule.enabled=true",
+        "--set=monitoring.grafanaDashboard.enabled=true",
         "--set=monitoring.labels.release=kube-prometheus-stack",
     ),
     "monitoring-podmonitor": (
