@@ -27,6 +27,7 @@ import argparse
 import base64
 import copy
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -533,6 +534,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the result here")
     parser.add_argument("--keep", action="store_true", help="leave the pods running (tear down with podman kube down)")
     args = parser.parse_args(argv)
+    # SIGTERM (a CI timeout) unwinds like Ctrl-C, so the teardown in deploy_check's `finally` still runs.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         result = deploy_check(args.gateways, args.keep)
     except DeployCheckFailed as error:

@@ -147,11 +147,23 @@ def mmdebstrap_command(rootfs: Path, mirror: str = DEBIAN_MIRROR) -> list[str]:
     ]
 
 
+def base_recipe() -> str:
+    """What the base image is made of; stored as its label, so a changed package list makes it again."""
+    return " ".join(mmdebstrap_command(Path("rootfs.tar"))[1:])
+
+
+def base_is_current() -> bool:
+    if not image_exists(BASE_IMAGE):
+        return False
+    label = podman("image", "inspect", "--format", '{{index .Labels "imgsel.base.recipe"}}', BASE_IMAGE).stdout
+    return label.strip() == base_recipe()
+
+
 def build_base(force: bool = False) -> float | None:
     """localhost/imgsel-base:bookworm from mmdebstrap; returns the seconds it took, None when it was already there."""
-    if image_exists(BASE_IMAGE) and not force:
+    if base_is_current() and not force:
         return None
-    started = time.monotonic()
+    started, started_at = time.monotonic(), int(time.time())
     CACHE.mkdir(parents=True, exist_ok=True)
     rootfs = CACHE / "base-rootfs.tar"
     subprocess.run(mmdebstrap_command(rootfs), check=True)
@@ -160,11 +172,15 @@ def build_base(force: bool = False) -> float | None:
         "--change", f"ENV PATH={BASE_PATH}",
         "--change", "ENV LANG=C.UTF-8",
         "--change", 'CMD ["/bin/bash"]',
+        "--change", f"LABEL imgsel.base.recipe={json.dumps(base_recipe())}",
         "--message", f"mmdebstrap --variant=minbase bookworm with {', '.join(BASE_PACKAGES)}",
         str(rootfs),
         BASE_IMAGE,
     )  # fmt: skip
     rootfs.unlink()
+    # Everything built on the previous base is now unreachable garbage (podman keeps build stages as untagged images;
+    # they cannot be pruned in general without losing the layer cache, but these can).
+    podman("image", "prune", "--force", "--filter", f"until={started_at}")
     return time.monotonic() - started
 
 

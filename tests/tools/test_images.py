@@ -225,3 +225,10 @@ def test_every_podman_call_uses_runc_and_the_project_containers_conf(tmp_path, m
     build = images.build_command(images.IMAGES["gateway"])
     assert build[:4] == ["podman", "--runtime", "runc", "build"]
     assert f"wheelhouse={images.WHEELHOUSE}" in build and f"BASE_IMAGE={images.BASE_IMAGE}" in build
+
+
+def test_the_base_image_is_made_again_when_its_recipe_changes(monkeypatch):
+    recipe = images.base_recipe()
+    assert "--include=python3,python3-venv,ca-certificates,libpython3.11" in recipe and images.DEBIAN_MIRROR in recipe
+    monkeypatch.setattr(images, "BASE_PACKAGES", (*images.BASE_PACKAGES, "curl"))
+    assert images.base_recipe() != recipe
