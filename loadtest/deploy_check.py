@@ -27,6 +27,7 @@ import argparse
 import base64
 import copy
 import json
+import shutil
 import signal
 import socket
 import subprocess
@@ -298,7 +299,9 @@ def podman_plan(docs: list[dict], hosts_path: Path, gateway_ports: list[int]) ->
         tmpfs_volumes |= adapt_pod(workload, hosts_path)
     volumes = [claim["metadata"]["name"] for claim in claims] + list(tmpfs_volumes)
     podman_secrets = {}
-    for secret_name, uses in secret_uses(workloads).items():
+    uses_by_secret = secret_uses(workloads)
+    volumes += [name for name, uses in uses_by_secret.items() if "volume" in uses]  # podman 4.3 makes one per secret
+    for secret_name, uses in uses_by_secret.items():
         if secret_name not in secrets:
             raise StackFailed(f"Secret {secret_name} is referenced but not rendered (an existingSecret?)")
         if len(uses) > 1:
@@ -480,8 +483,8 @@ def teardown(manifest: Path, plan: PodmanPlan) -> None:
     for workload in plan.workloads:
         for container in pod_containers(workload["metadata"]["name"]):
             podman("pod", "rm", "--force", container["PodName"], check=False)
-    for volume in plan.volumes + [name for name, data in plan.secrets.items() if '"kind": "Secret"' in data]:
-        podman("volume", "rm", "--force", volume, check=False)  # podman names a secret volume's files after it
+    for volume in plan.volumes:
+        podman("volume", "rm", "--force", volume, check=False)
     for name in plan.secrets:
         podman("secret", "rm", name, check=False)
 
@@ -500,7 +503,7 @@ def deploy_check(gateways: int, keep: bool = False, ready_timeout_s: float = 600
     hosts_path.chmod(0o644)
     manifest = work / "manifest.yaml"
     manifest.write_text(yaml.safe_dump_all(plan.manifests, sort_keys=False))
-    result = {"gateways": gateways, "not_played": plan.skipped}
+    result = {"gateways": gateways, "not_played": plan.skipped, "manifest": str(manifest)}
     teardown(manifest, plan)
     try:
         for name, data in plan.secrets.items():
@@ -523,6 +526,7 @@ def deploy_check(gateways: int, keep: bool = False, ready_timeout_s: float = 600
         if not keep:
             teardown_started = time.monotonic()
             teardown(manifest, plan)
+            shutil.rmtree(work)
             result["teardown_s"] = round(time.monotonic() - teardown_started, 1)
     result["wall_s"] = round(time.monotonic() - started, 1)
     return result
@@ -532,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gateways", type=int, default=2, help="gateway replicas sharing the database (1 or more)")
     parser.add_argument("--json", type=Path, help="also write the result here")
-    parser.add_argument("--keep", action="store_true", help="leave the pods running (tear down with podman kube down)")
+    parser.add_argument("--keep", action="store_true", help="leave the pods running (the manifest's path is printed)")
     args = parser.parse_args(argv)
     # SIGTERM (a CI timeout) unwinds like Ctrl-C, so the teardown in deploy_check's `finally` still runs.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
