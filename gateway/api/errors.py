@@ -48,25 +48,24 @@ def unparsable_body(error: HTTPException) -> RequestValidationError | None:
 
 
 def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
-    @app.exception_handler(TritonUnavailable)
-    async def triton_unavailable(_request: Request, error: TritonUnavailable):
-        TRITON_UNAVAILABLE.inc()
+    # What is unavailable, and its counter, by exception: both answer 503 with Retry-After at once.
+    unavailable = {
+        TritonUnavailable: ("inference server", TRITON_UNAVAILABLE),
+        StoreUnavailable: ("state store", STORE_UNAVAILABLE),
+    }
+
+    async def service_unavailable(_request: Request, error: Exception):
+        what, counter = next(v for kind, v in unavailable.items() if isinstance(error, kind))
+        counter.inc()
         log.warning("503: %s", error)
         return JSONResponse(
             status_code=503,
-            content={"detail": f"inference server unavailable: {error}"},
+            content={"detail": f"{what} unavailable: {error}"},
             headers={"Retry-After": str(retry_after_s)},
         )
 
-    @app.exception_handler(StoreUnavailable)
-    async def store_unavailable(_request: Request, error: StoreUnavailable):
-        STORE_UNAVAILABLE.inc()
-        log.warning("503: %s", error)
-        return JSONResponse(
-            status_code=503,
-            content={"detail": f"state store unavailable: {error}"},
-            headers={"Retry-After": str(retry_after_s)},
-        )
+    for kind in unavailable:
+        app.add_exception_handler(kind, service_unavailable)
 
     @app.exception_handler(TooManyImages)
     async def too_many_images(_request: Request, error: TooManyImages):
