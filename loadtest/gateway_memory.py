@@ -34,7 +34,7 @@ from build_engines.triton_server import DEFAULT_DEST
 from gateway.clients.database import Database
 from gateway.settings import PROJECT_ROOT
 from gateway.stores.search_index import SearchIndex
-from loadtest.stack_processes import rss_mb, stack_processes
+from loadtest.stack_processes import rss_mb, stack_processes, status_mb
 from tools.database import EmbeddedDatabase
 from tools.launcher import running_stack, settings_on_free_ports
 from training.datasets import DEFAULT_DATA
@@ -125,13 +125,7 @@ def query_images(count: int) -> list[str]:
 
 def peak_rss_mb(pid: int) -> float | None:
     """VmHWM: the highest resident memory the process has had (the index load and graph builds are transient)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
+    return status_mb(pid, "VmHWM")
 
 
 def wait_ready(client: httpx.Client, timeout_s: float = 120.0) -> None:

@@ -48,15 +48,20 @@ def stack_processes(settings: Settings) -> dict[str, int]:
     return found
 
 
-def rss_mb(pid: int) -> float | None:
-    """Resident memory of a process in MB, None when it is gone."""
+def status_mb(pid: int, field: str) -> float | None:
+    """A kB field of /proc/<pid>/status (VmRSS, VmHWM, ...) in MB, None when the process is gone."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         return None
     return None
+
+
+def rss_mb(pid: int) -> float | None:
+    """Resident memory of a process in MB, None when it is gone."""
+    return status_mb(pid, "VmRSS")
 
 
 @contextmanager
