@@ -11,6 +11,9 @@ gateway cannot tell them apart:
        `platform: "tensorrt_plan"` model (KIND_GPU) shipped as `1/model.onnx`, built into an FP16 plan on the target
        GPU by the Helm chart's engine-build init container. Generating it needs DALI (serialisation works without a
        GPU) but not TensorRT; `--build-plans` builds the plans here instead, where TensorRT is installed.
+
+Size: over ~400 lines because both profiles' model configs are written side by side here, so that a model's cpu
+and gpu configs are read (and changed) together; the DALI pipeline itself is in build_engines/dali_model.py.
 """
 
 from __future__ import annotations

@@ -19,6 +19,9 @@
 4. Tears everything down (podman kube down, the pods, volumes and secrets it made), also after a failure.
 
 Prints one JSON line of timings; exit code 1 when a check fails, 2 when the stack could not be started.
+
+Size: over ~400 lines because every podman 4.3 workaround lives next to the step that needs it (one plan, one play,
+one check), so what a real cluster would do differently is read in one place.
 """
 
 from __future__ import annotations
