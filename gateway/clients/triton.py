@@ -34,6 +34,7 @@ from contract.tensors import (
     TYPE_HEAD_OUTPUT,
 )
 from gateway.clients.breaker import CircuitBreaker
+from gateway.timing import TRITON, phase
 
 # numpy dtype name (contract) -> Triton wire dtype
 WIRE_DTYPES = {"bool": "BOOL", "uint8": "UINT8", "int32": "INT32", "float32": "FP32"}
@@ -141,7 +142,8 @@ class TritonAnalyzer:
                 f"last error: {status.last_error})"
             )
         try:
-            result = await asyncio.wait_for(call, timeout_s)
+            with phase(TRITON):  # the request's time waiting on Triton (Server-Timing, gateway.timing)
+                result = await asyncio.wait_for(call, timeout_s)
         except TimeoutError as error:
             self.breaker.record_failure(f"{what}: no answer within {timeout_s:g} s")
             raise TritonUnavailable(f"Triton did not answer {what} within {timeout_s:g} s") from error

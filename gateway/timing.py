@@ -1,0 +1,105 @@
+"""Where a request's time goes: how long it waited on Triton, on image fetching and on the state store, and the rest,
+the gateway's own work ("gateway overhead").
+
+The outermost middleware (gateway.api.request_context) starts one RequestTimer per request and makes it current; the
+one place each kind of outside call goes through wraps it in `with phase(name):` (Triton: TritonAnalyzer._guarded;
+fetch: Fetcher.fetch_all; database: Database.transaction). The timer lives in a ContextVar, so concurrent requests
+never mix; tasks a request starts (asyncio.gather, wait_for) copy the context and so add to the same timer.
+
+A phase is wall time the request spent with at least one call of that kind in flight: parallel or nested calls are
+counted once (a depth counter per phase; the clock runs from depth 0->1 to 1->0). `gateway` is the total less the
+time any phase was in flight, so overlapping phases of different kinds are not subtracted twice either.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar, Token
+from dataclasses import dataclass
+
+TRITON, FETCH, DATABASE = "triton", "fetch", "database"
+PHASES = (TRITON, FETCH, DATABASE)
+_ANY = "*"  # every phase together: the time the request waited on anything outside the gateway
+
+
+@dataclass(frozen=True)
+class PhaseTimes:
+    """Seconds of one request: its total, each phase, and the gateway's own share."""
+
+    total: float
+    phases: dict[str, float]  # every name of PHASES (0 when not entered) and any other name used
+    gateway: float
+
+    def server_timing(self) -> str:
+        """The Server-Timing header value, in milliseconds: total, each phase, gateway."""
+        parts = [("total", self.total), *self.phases.items(), ("gateway", self.gateway)]
+        return ", ".join(f"{name};dur={1000 * seconds:.2f}" for name, seconds in parts)
+
+
+class RequestTimer:
+    """Phase durations of one request (one mutable object shared by every task of the request)."""
+
+    def __init__(self, clock: Callable[[], float] = time.perf_counter):
+        self.clock = clock
+        self.started = clock()
+        self._spent: dict[str, float] = {}
+        self._depth: dict[str, int] = {}
+        self._since: dict[str, float] = {}
+
+    def enter(self, name: str) -> None:
+        now = self.clock()
+        for key in (name, _ANY):
+            depth = self._depth.get(key, 0)
+            if depth == 0:
+                self._since[key] = now
+            self._depth[key] = depth + 1
+
+    def leave(self, name: str) -> None:
+        now = self.clock()
+        for key in (name, _ANY):
+            depth = self._depth[key] - 1
+            self._depth[key] = depth
+            if depth == 0:
+                self._spent[key] = self._spent.get(key, 0.0) + now - self._since.pop(key)
+
+    def spent(self, key: str, now: float) -> float:
+        """Seconds in `key` so far, an interval still open counted up to `now`."""
+        open_for = now - self._since[key] if self._depth.get(key, 0) > 0 else 0.0
+        return self._spent.get(key, 0.0) + open_for
+
+    def snapshot(self) -> PhaseTimes:
+        now = self.clock()
+        total = now - self.started
+        names = list(PHASES) + [name for name in self._depth if name not in PHASES and name != _ANY]
+        phases = {name: self.spent(name, now) for name in names}
+        return PhaseTimes(total, phases, max(0.0, total - self.spent(_ANY, now)))
+
+
+_current: ContextVar[RequestTimer | None] = ContextVar("imgsel_request_timer", default=None)
+
+
+def start_request(clock: Callable[[], float] = time.perf_counter) -> tuple[RequestTimer, Token]:
+    """A new timer, current for this context (and the tasks it starts) until `end_request(token)`."""
+    timer = RequestTimer(clock)
+    return timer, _current.set(timer)
+
+
+def end_request(token: Token) -> None:
+    _current.reset(token)
+
+
+@contextmanager
+def phase(name: str) -> Iterator[None]:
+    """Counts the block's wall time to phase `name` of the current request; a no-op outside a request (start-up,
+    background work). Works around `await`s: the block's time is wall time, whatever else the loop runs meanwhile."""
+    timer = _current.get()
+    if timer is None:
+        yield
+        return
+    timer.enter(name)
+    try:
+        yield
+    finally:
+        timer.leave(name)
