@@ -43,6 +43,22 @@ async def test_recent_distinct_products_most_recent_first_and_excluding_the_prod
     assert (await store.recent("footwear", 3)).shape[0] == 0
 
 
+async def test_recent_returns_the_stored_halfvec_values_exactly(database):
+    """The binary read gives what the text form says, which is the embedding rounded to float16: no value is lost or
+    altered on the way (tiny, subnormal, large and negative components included)."""
+    store = ExemplarStore(database, capacity=10)
+    vectors = unit_vectors(3, 7)
+    vectors[0, :4] = [1e-7, -3e-6, 6.1e-5, 65000.0]  # below float16's subnormals, subnormal, normal edge, near max
+    for p, vector in enumerate(vectors):
+        await store.add("apparel", f"p{p}", [("hero", vector)])
+    recent = await store.recent("apparel", 3)
+    np.testing.assert_array_equal(recent, vectors[::-1].astype(np.float16).astype(np.float32))
+    with psycopg.connect(database.url) as connection:
+        texts = connection.execute("SELECT embedding::text FROM exemplars ORDER BY seq DESC").fetchall()
+    as_text = np.array([[float(v) for v in text[1:-1].split(",")] for (text,) in texts], dtype=np.float32)
+    np.testing.assert_array_equal(recent, as_text)
+
+
 async def test_ring_is_bounded_per_category_and_per_product(database):
     store = ExemplarStore(database, capacity=4, per_product=2)
     assert await store.add("apparel", "p0", [(f"i{i}", unit(i)) for i in range(5)]) == 2
