@@ -9,6 +9,14 @@ LATENCY = Histogram(
     ["route"],
     buckets=(0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6),
 )
+# Where a request's time went (gateway.timing): waiting on Triton, fetching images, the state store, and the rest, the
+# gateway's own work. Fine buckets at the low end: the gateway's share is a few milliseconds.
+PHASE_LATENCY = Histogram(
+    "imgsel_request_phase_seconds",
+    "HTTP request time by route and phase (triton, fetch, database, gateway = the rest)",
+    ["route", "phase"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6),
+)
 IMAGE_OUTCOMES = Counter("imgsel_images_total", "Per-image verdicts of /v1/select by status", ["status"])
 TRITON_UNAVAILABLE = Counter("imgsel_triton_unavailable_total", "Requests answered 503 because Triton was unavailable")
 STORE_UNAVAILABLE = Counter("imgsel_store_unavailable_total", "Requests answered 503: state store unavailable")

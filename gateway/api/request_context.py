@@ -1,6 +1,8 @@
 """The outermost middleware of the gateway's own: every response carries X-Request-ID (the caller's when it is a sane
 token, else a new one), the id is in every log line written while the request is served, each request is one access
-log line and one count in the Prometheus metrics by route template and status (401/403/413/429 included)."""
+log line and one count in the Prometheus metrics by route template and status (401/403/413/429 included). Each request
+is timed by phase (gateway.timing): a `Server-Timing` header (total, triton, fetch, database, gateway in ms, up to the
+response's start) and the imgsel_request_phase_seconds histogram."""
 
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.api.access import KEY_ID_SCOPE_KEY, header
 from gateway.logs import request_id_var
-from gateway.metrics import LATENCY, REQUESTS
+from gateway.metrics import LATENCY, PHASE_LATENCY, REQUESTS
+from gateway.timing import PhaseTimes, end_request, start_request
 
 access_log = logging.getLogger("imgsel.access")
 log = logging.getLogger("imgsel.gateway")
@@ -48,15 +51,22 @@ class RequestContextMiddleware:
             return await self.app(scope, receive, send)
         rid = request_id(header(scope, b"x-request-id"))
         token = request_id_var.set(rid)
+        timer, timer_token = start_request()
         started = time.perf_counter()
         status = None
+        times: PhaseTimes | None = None  # taken when the response starts: what the header says is what is counted
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, times
             if message["type"] == "http.response.start":
                 status = message["status"]
+                times = timer.snapshot()
                 kept = [(k, v) for k, v in message.get("headers", ()) if k.lower() != b"x-request-id"]
-                message["headers"] = [*kept, (b"x-request-id", rid.encode())]
+                message["headers"] = [
+                    *kept,
+                    (b"x-request-id", rid.encode()),
+                    (b"server-timing", times.server_timing().encode()),
+                ]
             await send(message)
 
         try:
@@ -69,13 +79,16 @@ class RequestContextMiddleware:
                 )
             raise
         finally:
-            self.record(scope, status or 500, time.perf_counter() - started)
+            self.record(scope, status or 500, time.perf_counter() - started, times or timer.snapshot())
+            end_request(timer_token)
             request_id_var.reset(token)
 
-    def record(self, scope: Scope, status: int, elapsed_s: float) -> None:
+    def record(self, scope: Scope, status: int, elapsed_s: float, times: PhaseTimes) -> None:
         route = route_template(self.routes, scope)
         REQUESTS.labels(route=route, code=str(status)).inc()
         LATENCY.labels(route=route).observe(elapsed_s)
+        for phase, seconds in [*times.phases.items(), ("gateway", times.gateway)]:
+            PHASE_LATENCY.labels(route=route, phase=phase).observe(seconds)
         client = scope.get("client")
         access_log.info(
             "%s %s %s",

@@ -23,6 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from gateway.clients.breaker import CircuitBreaker
 from gateway.stores import migrate
+from gateway.timing import DATABASE, phase
 
 log = logging.getLogger("imgsel.gateway")
 
@@ -108,31 +109,32 @@ class Database:
     async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection]:
         """One transaction: committed when the block ends, rolled back on any error. Connection, server and timeout
         failures become StoreUnavailable; other errors (bugs, constraint violations) propagate as they are."""
-        if not self.breaker.allow():
-            status = self.breaker.status()
-            raise StoreUnavailable(f"database unavailable for {status.down_for_s:.0f} s: {status.last_error}")
-        try:
-            await self._ensure_schema()
-            async with self.pool.connection() as connection:
-                yield connection
-        except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as error:
-            # OperationalError covers refused/dropped connections, the pool's timeout and statement timeouts.
-            self._failed(error)
-            raise StoreUnavailable(_describe(error)) from error
-        except SchemaCheckBusy:
-            self.breaker.record_abandoned()  # no verdict on the server: a probe's slot is freed
-            raise
-        except StoreUnavailable as error:  # from the schema check: unreachable, or not at head
-            self._failed(error)
-            raise
-        except asyncio.CancelledError:
-            self.breaker.record_abandoned()
-            raise
-        except BaseException:
-            self.breaker.record_success()  # the server answered; the error is the caller's
-            raise
-        else:
-            self.breaker.record_success()
+        with phase(DATABASE):  # the request's time on the state store (Server-Timing, gateway.timing)
+            if not self.breaker.allow():
+                status = self.breaker.status()
+                raise StoreUnavailable(f"database unavailable for {status.down_for_s:.0f} s: {status.last_error}")
+            try:
+                await self._ensure_schema()
+                async with self.pool.connection() as connection:
+                    yield connection
+            except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as error:
+                # OperationalError covers refused/dropped connections, the pool's timeout and statement timeouts.
+                self._failed(error)
+                raise StoreUnavailable(_describe(error)) from error
+            except SchemaCheckBusy:
+                self.breaker.record_abandoned()  # no verdict on the server: a probe's slot is freed
+                raise
+            except StoreUnavailable as error:  # from the schema check: unreachable, or not at head
+                self._failed(error)
+                raise
+            except asyncio.CancelledError:
+                self.breaker.record_abandoned()
+                raise
+            except BaseException:
+                self.breaker.record_success()  # the server answered; the error is the caller's
+                raise
+            else:
+                self.breaker.record_success()
 
     def _failed(self, error: BaseException) -> None:
         if self.breaker.status().last_error == "":

@@ -27,6 +27,7 @@ import httpcore
 import httpx
 
 from contract.reasons import FETCH_BLOCKED, FETCH_FAILED, TOO_LARGE, UNDECODABLE, UNSUPPORTED_FORMAT
+from gateway.timing import FETCH, phase
 from preprocessing.image_header import SUPPORTED_FORMATS, check_dimensions, sniff_format
 
 MAX_REDIRECTS = 3
@@ -240,4 +241,5 @@ class Fetcher:
                 return within_pixel_limits(decode_base64(image.data, self.max_bytes), self.max_pixels, self.max_side)
             return await self.fetch_url(image.url)
 
-        return list(await asyncio.gather(*(one(image) for image in images)))
+        with phase(FETCH):  # the request's time getting its images (Server-Timing, gateway.timing)
+            return list(await asyncio.gather(*(one(image) for image in images)))

@@ -1,0 +1,93 @@
+"""Every response says where its time went: `Server-Timing` (total, triton, fetch, database, gateway in ms) and the
+imgsel_request_phase_seconds histogram (gateway.api.request_context, gateway.timing). A served /v1/select here runs
+the whole path on the real app, with a stand-in for tritonclient's gRPC client answering the analyze ensemble."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from contract.tensors import ANALYZE_OUTPUTS, EMBEDDING, ORIG_SIZE, QUALITY_SCORES, THUMB, VALID
+from gateway.app import create_app
+from tests.gateway.api.support import select_body, settings
+from tests.gateway.services.fakes import jpeg_b64, unit
+from tests.helpers import product_photo
+
+FIELDS = ["total", "triton", "fetch", "database", "gateway"]
+IMAGES = 3
+
+
+class AnalyzeResult:
+    def __init__(self, arrays: dict[str, np.ndarray]):
+        self.arrays = arrays
+
+    def as_numpy(self, name: str) -> np.ndarray:
+        return self.arrays[name]
+
+
+class FakeGrpcClient:
+    """Answers the analyze ensemble (distinct thumbnails and embeddings per image, sharp, no placeholder) after a
+    millisecond, and lists it READY with no head outputs beyond ANALYZE_OUTPUTS (no category or type head)."""
+
+    async def infer(self, model, inputs, outputs=None, client_timeout=None):
+        await asyncio.sleep(0.001)  # a real wait, so the triton phase cannot round to zero
+        n = inputs[0].shape()[0]
+        return AnalyzeResult(
+            {
+                VALID.name: np.ones((n, 1), bool),
+                ORIG_SIZE.name: np.full((n, 2), 1000, np.int32),
+                THUMB.name: np.stack([np.asarray(product_photo(128, seed=k)) for k in range(n)]),
+                EMBEDDING.name: np.stack([unit(k) for k in range(n)]),
+                QUALITY_SCORES.name: np.full((n, 3), 0.05, np.float32),
+            }
+        )
+
+    async def get_model_repository_index(self, as_json=False):
+        return {"models": [{"name": "analyze", "state": "READY"}]}
+
+    async def get_model_metadata(self, model, as_json=False):
+        return {"name": model, "outputs": [{"name": tensor.name} for tensor in ANALYZE_OUTPUTS]}
+
+    async def close(self):
+        pass
+
+
+def server_timing(header: str) -> dict[str, float]:
+    parts = [part.strip().split(";dur=") for part in header.split(",")]
+    return {name: float(ms) for name, ms in parts}
+
+
+@pytest.fixture(scope="module")
+def served():
+    with TestClient(create_app(settings())) as client:
+        client.app.state.triton.client = FakeGrpcClient()
+        yield client
+
+
+def test_a_served_select_says_where_its_time_went(served):
+    images = [{"id": str(k), "data": jpeg_b64(k)} for k in range(IMAGES)]
+    response = served.post("/v1/select", json=select_body(*images, category="apparel"))
+    assert response.status_code == 200, response.text
+    assert [image["status"] for image in response.json()["images"]].count("error") == 0
+
+    timing = server_timing(response.headers["server-timing"])
+    assert list(timing) == FIELDS
+    assert all(ms >= 0 for ms in timing.values())
+    assert timing["triton"] > 0 and timing["fetch"] > 0
+    assert timing["database"] > 0  # the placeholder library and the category's exemplars are in the state store
+    # Each part is within the total, and the gateway's share is what the phases leave of it (rounding: 0.01 ms each).
+    assert all(timing[name] <= timing["total"] + 0.01 for name in FIELDS)
+    waited = timing["triton"] + timing["fetch"] + timing["database"]
+    assert timing["gateway"] >= timing["total"] - waited - 0.05
+
+    metrics = served.get("/metrics").text
+    for phase in FIELDS[1:]:
+        assert f'imgsel_request_phase_seconds_count{{phase="{phase}",route="/v1/select"}}' in metrics
+
+
+def test_answers_without_a_route_carry_it_too(served):
+    for response in (served.get("/healthz"), served.get("/nowhere"), served.post("/v1/select", json={})):
+        assert list(server_timing(response.headers["server-timing"])) == FIELDS
