@@ -8,6 +8,8 @@ import it without pulling in DALI, PIL or the gateway.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 # Any channel further than this (0-255) from the border colour is foreground: above JPEG noise and the faint tint of
@@ -24,14 +26,27 @@ def border_colour(rgb: np.ndarray) -> np.ndarray:
 
 def foreground_mask(rgb: np.ndarray, tolerance: int = BACKGROUND_TOLERANCE) -> np.ndarray:
     """(h, w) bool: pixels of an (h, w, 3) integer RGB array that differ from the border colour by more than
-    `tolerance` in any channel.
+    `tolerance` in any channel, i.e. np.abs(rgb - median).max(axis=2) > tolerance in exact arithmetic.
 
-    float32 is exact here (integer pixels minus a median that is an integer or a half), so this equals the int16 form
-    np.abs(rgb - median).max(axis=2) > tolerance; one channel at a time is 3x faster than a max over the last axis.
+    For an integer pixel p and a median b (an integer or a half), |p - b| > t holds exactly when p > floor(b + t) or
+    p < ceil(b - t), so uint8 pixels are compared with two integer bounds per channel, with no float copy of the
+    picture; other dtypes take the float32 form (exact too: small integers and halves).
     """
     pixels = np.asarray(rgb)
-    background = border_colour(pixels).astype(np.float32)
+    background = border_colour(pixels)
     mask = np.zeros(pixels.shape[:2], dtype=bool)
+    if pixels.dtype != np.uint8:
+        for channel in range(3):
+            mask |= np.abs(pixels[..., channel].astype(np.float32) - np.float32(background[channel])) > tolerance
+        return mask
     for channel in range(3):
-        mask |= np.abs(pixels[..., channel].astype(np.float32) - background[channel]) > tolerance
+        values = pixels[..., channel]
+        above = math.floor(background[channel] + tolerance)  # values above this are foreground
+        below = math.ceil(background[channel] - tolerance)  # and values below this
+        if above < 0 or below > 255:  # only with a negative tolerance: every pixel
+            mask[...] = True
+        if 0 <= above < 255:
+            mask |= values > above
+        if 0 < below <= 255:
+            mask |= values < below
     return mask

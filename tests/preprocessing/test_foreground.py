@@ -32,3 +32,37 @@ def test_border_colour_is_the_median_and_may_be_a_half():
     picture[1, 1] = 35  # 24.5 from the border colour: foreground
     picture[2, 2] = 34  # 23.5: background
     assert np.argwhere(foreground_mask(picture)).tolist() == [[1, 1]]
+
+
+def reference_mask(rgb: np.ndarray, tolerance: int) -> np.ndarray:
+    """The definition, in float64 with np.median: what the fast forms must equal bit for bit."""
+    pixels = np.asarray(rgb)
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    return (np.abs(pixels.astype(np.float64) - np.median(border, axis=0)) > tolerance).any(axis=2)
+
+
+def varied_pictures(count: int, seed: int = 0):
+    """Noise around a random backdrop (so the border median lands on integers and halves, near 0 and 255), with
+    blocks of other colours, at odd and even sizes."""
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        height, width = (int(n) for n in rng.integers(1, 70, 2))
+        backdrop = rng.choice([0, 1, 12, 128, 240, 254, 255, int(rng.integers(256))], 3)
+        spread = int(rng.choice([0, 2, 30, 255]))
+        picture = np.clip(backdrop + rng.integers(-spread, spread + 1, (height, width, 3)), 0, 255)
+        for _ in range(int(rng.integers(0, 4))):
+            top, left = int(rng.integers(height)), int(rng.integers(width))
+            picture[top : top + int(rng.integers(1, 30)), left : left + int(rng.integers(1, 30))] = rng.integers(
+                256, size=3
+            )
+        yield picture.astype(np.uint8)
+
+
+def test_fast_forms_equal_the_definition_bit_for_bit():
+    for picture in varied_pictures(600):
+        border = np.concatenate([picture[0], picture[-1], picture[:, 0], picture[:, -1]])
+        np.testing.assert_array_equal(border_colour(picture), np.median(border, axis=0))
+        for tolerance in (BACKGROUND_TOLERANCE, 0, 1, 7, 254, 255, -1, -300):
+            np.testing.assert_array_equal(foreground_mask(picture, tolerance), reference_mask(picture, tolerance))
+        as_int32 = picture.astype(np.int32)  # other integer dtypes: the float32 form
+        np.testing.assert_array_equal(foreground_mask(as_int32), reference_mask(picture, BACKGROUND_TOLERANCE))
