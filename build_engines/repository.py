@@ -21,15 +21,13 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from build_engines.artifacts import HEADS_DIR
+from build_engines.vision import head_outputs, vision_heads, write_vision_onnx
 from contract.tensors import (
-    BACKBONE,
-    CATEGORY_HEAD_INPUT,
-    CATEGORY_HEAD_MODEL,
-    CATEGORY_HEAD_OUTPUT,
     EMBEDDING,
     ENSEMBLE,
     MAX_BATCH,
@@ -37,13 +35,8 @@ from contract.tensors import (
     PREPROCESS,
     PREPROCESS_INPUTS,
     PREPROCESS_OUTPUTS,
-    QUALITY,
     QUALITY_FEATURES,
-    QUALITY_INPUTS,
-    QUALITY_OUTPUTS,
-    QUALITY_SCORES,
-    TYPE_HEAD_INPUT,
-    TYPE_HEAD_OUTPUT,
+    VISION,
     TensorSpec,
 )
 
@@ -75,7 +68,7 @@ class Model:
     name: str
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
-    onnx_builder: object = None  # callable(path) -> None for ONNX models; None for the preprocess model
+    preferred_batches: tuple[int, ...] = ()  # dynamic batching's preferred sizes (none: whatever is queued)
     queue_delay_us: int = 2000
     ort_threads: str = "2"
     parameters: dict[str, str] = field(default_factory=dict)
@@ -85,172 +78,33 @@ def preprocess_model() -> Model:
     return Model(name=PREPROCESS, inputs=list(PREPROCESS_INPUTS), outputs=list(PREPROCESS_OUTPUTS), queue_delay_us=1000)
 
 
-def onnx_models(backbone_weights: str | None, heads_dir: Path = HEADS_DIR) -> list[Model]:
-    return [
-        Model(
-            BACKBONE,
-            [PIXELS],
-            [EMBEDDING],
-            onnx_builder=lambda path: export_backbone(path, backbone_weights),
-        ),
-        quality_model(heads_dir),
-    ]
-
-
-def quality_model(heads_dir: Path = HEADS_DIR) -> Model:
-    """The learned quality head (heads/quality.onnx: EMBEDDING from the backbone + QUALITY_FEATURES from the
-    preprocess model -> blur, small_object, placeholder) when present; otherwise the interim classical export
-    (QUALITY_FEATURES -> blur, small_object only), announced on stderr."""
-    from build_engines.quality import CLASSICAL_OUTPUTS
-
-    learned = heads_dir / f"{QUALITY}.onnx"
-    if learned.is_file():
-        inputs = {EMBEDDING.name: EMBEDDING, QUALITY_FEATURES.name: QUALITY_FEATURES}
-        return Model(
-            QUALITY,
-            [inputs[name] for name in QUALITY_INPUTS],
-            [QUALITY_SCORES],
-            onnx_builder=lambda path: copy_quality_head(learned, path),
-            ort_threads="1",
-        )  # one 1282x64 layer per image: threads would only add overhead
-    print(
-        f"quality: {learned} not found; serving the INTERIM CLASSICAL quality measures ({', '.join(CLASSICAL_OUTPUTS)}"
-        "; no placeholder score). Train the learned head with `python -m training.quality_heads`.",
-        file=sys.stderr,
-    )
+def vision_model(heads: list, precision: str) -> Model:
+    """The `vision` model of the given spliced heads (build_engines.vision): PIXELS and QUALITY_FEATURES in, the
+    embedding and one output per head out. `precision`: "int8" or "fp32", what its ONNX file holds."""
     return Model(
-        QUALITY,
-        [QUALITY_FEATURES],
-        [TensorSpec(QUALITY_SCORES.name, QUALITY_SCORES.dtype, (len(CLASSICAL_OUTPUTS),))],
-        onnx_builder=export_quality,
-        ort_threads="1",
+        VISION,
+        [PIXELS, QUALITY_FEATURES],
+        [EMBEDDING, *head_outputs(heads)],
+        preferred_batches=(8, 16, 32),
+        ort_threads="2",
+        parameters={"PRECISION": precision},
     )
 
 
-def copy_quality_head(source: Path, path: Path) -> None:
-    """Copy the learned quality head, refusing one whose tensors do not match the contract (stale file)."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"])
-    names = tuple(i.name for i in session.get_inputs())
-    width = session.get_outputs()[0].shape[-1]
-    if names != QUALITY_INPUTS or width != len(QUALITY_OUTPUTS):
-        raise ValueError(
-            f"{source} has inputs {names} and {width} outputs; the contract wants {QUALITY_INPUTS} -> "
-            f"{len(QUALITY_OUTPUTS)} ({', '.join(QUALITY_OUTPUTS)}): retrain with python -m training.quality_heads"
-        )
-    shutil.copy(source, path)
-
-
-def type_head_models(heads_dir: Path) -> list[Model]:
-    """A `type_<category>` model for each category whose trained head is in `heads_dir` (training.type_heads)."""
-    from contract.categories_file import load_catalog
-
-    models = []
-    for category in (load_catalog().get(name) for name in load_catalog().names()):
-        source = heads_dir / f"{category.head}.onnx"
-        if source.is_file():
-            models.append(
-                Model(
-                    category.head,
-                    [TensorSpec(TYPE_HEAD_INPUT, EMBEDDING.dtype, EMBEDDING.dims)],
-                    [TensorSpec(TYPE_HEAD_OUTPUT, "float32", (len(category.types),))],
-                    onnx_builder=lambda path, source=source, width=len(category.types): copy_head(source, path, width),
-                    ort_threads="1",
-                )
-            )
-    return models
-
-
-def category_head_model(heads_dir: Path) -> Model | None:
-    """The top-level category head `category` (training.category_head) when trained and declared in
-    categories.toml [category_head]; it then becomes a step of the analyze ensemble (output CATEGORY_PROBS)."""
-    from contract.categories_file import load_catalog
-
-    head = load_catalog().category_head
-    source = heads_dir / f"{CATEGORY_HEAD_MODEL}.onnx" if head is None else heads_dir / f"{head.model}.onnx"
-    if head is None or not source.is_file():
-        print(
-            f"category: {source} not served (no [category_head] in categories.toml or not trained); requests "
-            "without a known category fall back to `default`",
-            file=sys.stderr,
-        )
-        return None
-    width = len(head.classes)
-    return Model(
-        head.model,
-        [TensorSpec(CATEGORY_HEAD_INPUT, EMBEDDING.dtype, EMBEDDING.dims)],
-        [TensorSpec(CATEGORY_HEAD_OUTPUT, "float32", (width,))],
-        onnx_builder=lambda path: copy_head(source, path, width),
-        ort_threads="1",
-    )
-
-
-def copy_head(source: Path, path: Path, width: int) -> None:
-    """Copy a trained head, refusing one whose output does not match the category's types (file edited since)."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"])
-    got = session.get_outputs()[0].shape[-1]
-    if got != width:
-        raise ValueError(f"{source.name} outputs {got} classes but categories.toml lists {width}: retrain the head")
-    shutil.copy(source, path)
-
-
-def export_backbone(path: Path, weights: str | None) -> None:
-    import torch
-
-    from build_engines.backbone import load_backbone
-    from build_engines.export import export_onnx, max_parity_error
-
-    module = load_backbone(weights)
-    export_onnx(module, torch.zeros(2, *PIXELS.dims), path, PIXELS.name, EMBEDDING.name)
-    error = max_parity_error(module, path, torch.randn(4, *PIXELS.dims, generator=torch.Generator().manual_seed(0)))
-    if error > 1e-4:
-        raise RuntimeError(f"backbone ONNX parity error {error:.2e} > 1e-4")
-
-
-def export_quality(path: Path) -> None:
-    import torch
-
-    from build_engines.export import export_onnx
-    from build_engines.quality import ClassicalQualityHead, load_params
-
-    export_onnx(
-        ClassicalQualityHead(load_params()),
-        torch.ones(2, *QUALITY_FEATURES.dims),
-        path,
-        QUALITY_FEATURES.name,
-        QUALITY_SCORES.name,
-    )
-
-
-def ensemble_config(stage: list[Model], backbone: Model, quality: Model, category: Model | None = None) -> str:
+def ensemble_config(stage: list[Model], vision: Model) -> str:
     """The analyze ensemble. `stage`: the preprocessing models in order (cpu: `preprocess`; gpu: the DALI
     `preprocess` then `preprocess_features`); whatever the stage, the ensemble returns the same tensors."""
 
-    def step(model: Model, inputs: dict[str, str], outputs: dict[str, str]) -> str:
-        maps = [f'      input_map {{ key: "{k}" value: "{v}" }}' for k, v in inputs.items()]
-        maps += [f'      output_map {{ key: "{k}" value: "{v}" }}' for k, v in outputs.items()]
+    def step(model: Model) -> str:
+        maps = [f'      input_map {{ key: "{t.name}" value: "{t.name}" }}' for t in model.inputs]
+        maps += [f'      output_map {{ key: "{t.name}" value: "{t.name}" }}' for t in model.outputs]
         return f'    {{\n      model_name: "{model.name}"\n      model_version: -1\n' + "\n".join(maps) + "\n    }"
-
-    def same_names(tensors: list[TensorSpec]) -> dict[str, str]:
-        return {t.name: t.name for t in tensors}
 
     produced = {t.name for model in stage for t in model.outputs}
     missing = [t.name for t in PREPROCESS_OUTPUTS if t.name not in produced]
     if missing:
         raise ValueError(f"the preprocessing stage does not produce {missing}")
-    exposed = [t for t in PREPROCESS_OUTPUTS if t != PIXELS] + backbone.outputs + quality.outputs
-    steps = [step(model, same_names(model.inputs), same_names(model.outputs)) for model in stage]
-    steps += [
-        step(backbone, same_names(backbone.inputs), same_names(backbone.outputs)),
-        # The learned head reads EMBEDDING (backbone) and QUALITY_FEATURES (preprocess); the fallback only the latter.
-        step(quality, same_names(quality.inputs), same_names(quality.outputs)),
-    ]
-    if category is not None:
-        exposed += category.outputs
-        steps.append(step(category, {CATEGORY_HEAD_INPUT: EMBEDDING.name}, same_names(category.outputs)))
+    exposed = [t for t in PREPROCESS_OUTPUTS if t != PIXELS] + vision.outputs
     return "\n".join(
         [
             f'name: "{ENSEMBLE}"',
@@ -258,7 +112,7 @@ def ensemble_config(stage: list[Model], backbone: Model, quality: Model, categor
             f"max_batch_size: {MAX_BATCH}",
             "input [\n" + ",\n".join(pbtxt(t) for t in PREPROCESS_INPUTS) + "\n]",
             "output [\n" + ",\n".join(pbtxt(t) for t in exposed) + "\n]",
-            "ensemble_scheduling {\n  step [\n" + ",\n".join(steps) + "\n  ]\n}",
+            "ensemble_scheduling {\n  step [\n" + ",\n".join(step(m) for m in [*stage, vision]) + "\n  ]\n}",
             "",
         ]
     )
@@ -274,7 +128,8 @@ def model_config(
     instances: int = 1,
     comments: tuple[str, ...] = (),
 ) -> str:
-    preferred = "preferred_batch_size: [ 8, 16, 32 ] " if model.onnx_builder else ""
+    sizes = ", ".join(str(n) for n in model.preferred_batches)
+    preferred = f"preferred_batch_size: [ {sizes} ] " if sizes else ""
     lines = [f"# {comment}" for comment in comments]
     lines += [
         f'name: "{model.name}"',
@@ -369,9 +224,12 @@ def generate(
     backbone_weights: str | None = None,
     heads_dir: Path = HEADS_DIR,
     build_plans: bool = False,
+    precision: str | None = None,
 ) -> list[str]:
     """Write the repository; returns the model names. ONNX files are exported fresh every time. `build_plans` (gpu
-    only) builds the TensorRT plans here, which needs TensorRT; without it the plans are built on the target GPU."""
+    only) builds the TensorRT plans here, which needs TensorRT; without it the plans are built on the target GPU.
+    `precision` of the vision model's ONNX file: "int8" (cpu default, when the committed calibration matches the
+    backbone) or "fp32" (gpu default: TensorRT builds its FP16 engine from it)."""
     if profile not in ("cpu", "gpu"):
         raise ValueError(f"profile must be cpu or gpu, got {profile!r}")
     if build_plans:
@@ -384,28 +242,29 @@ def generate(
     python_params = {"EXECUTION_ENV_PATH": str(env_path), "IMGSEL_PROJECT_ROOT": str(project_root)}
     stage = write_cpu_preprocess(out, python_params) if profile == "cpu" else write_gpu_preprocess(out)
 
-    core = onnx_models(backbone_weights, heads_dir)
-    category = category_head_model(heads_dir)
-    for model in core + ([category] if category else []) + type_head_models(heads_dir):
-        version_dir = out / model.name / "1"
+    with tempfile.TemporaryDirectory(prefix="imgsel-vision-") as scratch:
+        heads = vision_heads(Path(scratch), heads_dir)
+        version_dir = out / VISION / "1"
         version_dir.mkdir(parents=True)
-        model.onnx_builder(version_dir / "model.onnx")
-        if profile == "cpu":
-            shutil.copy(TRITON_PYTHON / "onnx_model.py", version_dir / "model.py")
-            params = {**python_params, "ORT_THREADS": model.ort_threads}
-            config = model_config(model, 'backend: "python"', "KIND_CPU", params)
-        else:
-            config = model_config(model, 'platform: "tensorrt_plan"', "KIND_GPU", {}, comments=TENSORRT_COMMENTS)
-            if build_plans:
-                from build_engines.tensorrt_build import build_engine
+        precision = precision or ("int8" if profile == "cpu" else "fp32")  # TensorRT builds FP16 from the fp32 file
+        served = write_vision_onnx(version_dir / "model.onnx", heads, backbone_weights, precision, Path(scratch))
+        vision = vision_model(heads, served)
+    if profile == "cpu":
+        shutil.copy(TRITON_PYTHON / "onnx_model.py", version_dir / "model.py")
+        params = {**python_params, "ORT_THREADS": vision.ort_threads, **vision.parameters}
+        config = model_config(vision, 'backend: "python"', "KIND_CPU", params)
+    else:
+        config = model_config(vision, 'platform: "tensorrt_plan"', "KIND_GPU", {}, comments=TENSORRT_COMMENTS)
+        if build_plans:
+            from build_engines.tensorrt_build import build_engine
 
-                inputs = {t.name: t.dims for t in model.inputs}
-                build_engine(version_dir / "model.onnx", version_dir / "model.plan", inputs, MAX_BATCH)
-                (version_dir / "model.onnx").unlink()  # the chart's engine build uses a plan it finds without ONNX
-        (out / model.name / "config.pbtxt").write_text(config)
+            inputs = {t.name: t.dims for t in vision.inputs}
+            build_engine(version_dir / "model.onnx", version_dir / "model.plan", inputs, MAX_BATCH)
+            (version_dir / "model.onnx").unlink()  # the chart's engine build uses a plan it finds without ONNX
+    (out / VISION / "config.pbtxt").write_text(config)
 
     (out / ENSEMBLE / "1").mkdir(parents=True)  # an ensemble needs an (empty) version folder
-    (out / ENSEMBLE / "config.pbtxt").write_text(ensemble_config(stage, *core, category))
+    (out / ENSEMBLE / "config.pbtxt").write_text(ensemble_config(stage, vision))
     (out / "PROFILE").write_text(profile + "\n")
     return sorted(p.name for p in out.iterdir() if p.is_dir())
 
@@ -437,6 +296,12 @@ def main(argv: list[str] | None = None) -> int:
         help="gpu profile: build the TensorRT plans here (needs TensorRT and the target GPU) instead of shipping "
         "1/model.onnx for the Helm chart's engine-build init container",
     )
+    parser.add_argument(
+        "--precision",
+        choices=["int8", "fp32"],
+        default=None,
+        help="the vision model's ONNX precision (default: int8 for cpu, fp32 for gpu, whose engine build makes FP16)",
+    )
     args = parser.parse_args(argv)
     if args.build_plans and args.profile != "gpu":
         parser.error("--build-plans is for --profile gpu")
@@ -450,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
             args.project_root.absolute(),
             args.backbone_weights,
             build_plans=args.build_plans,
+            precision=args.precision,
         )
     except TensorRTUnavailable as error:
         print(f"cannot build the TensorRT plans here: {error}", file=sys.stderr)

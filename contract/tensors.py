@@ -7,14 +7,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # ---------------------------------------------------------------------------------------------------- models
-ENSEMBLE = "analyze"  # one call per request batch: preprocess -> backbone -> quality (-> category)
+ENSEMBLE = "analyze"  # one call per request batch: preprocess -> vision
 PREPROCESS = "preprocess"  # DALI: decode once, resize, normalise, thumbnail, blur features
+VISION = "vision"  # ONE graph: the backbone and every head below, one output per head (build_engines/vision.py)
+# The parts of the vision model (the trained files in build_engines/heads/ and the prefixes of their nodes):
 BACKBONE = "backbone"  # EfficientNet-Lite0 -> embedding
 QUALITY = "quality"  # learned quality head (or the interim classical measures)
-CATEGORY_HEAD_MODEL = "category"  # top-level category head, an ensemble step when trained
-TYPE_HEAD_PREFIX = "type_"  # a category's type head is served as `type_<category>`
-# Models /readyz requires; the heads are optional (a category without a trained head has no type model).
-REQUIRED_MODELS = (ENSEMBLE, PREPROCESS, BACKBONE, QUALITY)
+CATEGORY_HEAD_MODEL = "category"  # top-level category head, when trained
+TYPE_HEAD_PREFIX = "type_"  # a category's type head file is `type_<category>.onnx`; its output TYPE_PROBS_<category>
+# Models /readyz requires.
+REQUIRED_MODELS = (ENSEMBLE, PREPROCESS, VISION)
 MAX_BATCH = 64  # every model's max_batch_size; the gateway splits larger requests into calls of at most this
 
 # -------------------------------------------------------------------------------------------- image geometry
@@ -52,12 +54,20 @@ QUALITY_SCORES = TensorSpec("QUALITY_SCORES", "float32", (len(QUALITY_OUTPUTS),)
 
 PREPROCESS_INPUTS = (IMAGE_BYTES, IMAGE_LENGTH)
 PREPROCESS_OUTPUTS = (VALID, ORIG_SIZE, PIXELS, THUMB, QUALITY_FEATURES)
-# What the analyze ensemble returns per image (PIXELS stays inside Triton); the category head adds its output.
+# What the analyze ensemble always returns per image (PIXELS stays inside Triton); the vision model adds
+# CATEGORY_PROBS when the category head is trained and one TYPE_PROBS_<category> per trained type head.
 ANALYZE_OUTPUTS = (VALID, ORIG_SIZE, THUMB, EMBEDDING, QUALITY_SCORES)
 
 QUALITY_INPUTS = (EMBEDDING.name, QUALITY_FEATURES.name)  # the learned head's inputs (backbone, preprocess)
 TYPE_HEAD_INPUT = EMBEDDING.name
-TYPE_HEAD_OUTPUT = "TYPE_PROBS"  # softmax over the category's `types`, in categories.toml order
+TYPE_HEAD_OUTPUT = "TYPE_PROBS"  # softmax over the category's `types`, in categories.toml order (in the head file)
+
+
+def type_probs_output(category: str) -> str:
+    """The vision model's (and the analyze ensemble's) output for a category's type head: TYPE_PROBS_<category>."""
+    return f"{TYPE_HEAD_OUTPUT}_{category}"
+
+
 # The top-level category head: softmax over categories.toml [category_head].classes, in that order.
 CATEGORY_HEAD_INPUT = EMBEDDING.name
 CATEGORY_HEAD_OUTPUT = "CATEGORY_PROBS"

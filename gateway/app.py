@@ -89,7 +89,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.triton = triton
         app.state.database = database
         app.state.placeholders = placeholder_library
-        app.state.curation = CurationService(catalog, analysis, triton, placeholder_library, voting)
+        app.state.curation = CurationService(catalog, analysis, placeholder_library, voting)
         app.state.search = SearchService(catalog.category_head, analysis, index)
         yield
 

@@ -275,3 +275,8 @@ class NotReady(BaseModel):
 class Ready(BaseModel):
     ready: Literal[True]
     models: dict[str, str]
+    heads: list[str] = Field(
+        default_factory=list,
+        description="Optional outputs of the analyze ensemble that the vision model serves: CATEGORY_PROBS when the "
+        "category head is trained, TYPE_PROBS_<category> for every category with a trained type head.",
+    )

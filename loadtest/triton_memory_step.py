@@ -18,7 +18,7 @@ from loadtest.products import benchmark_images
 from loadtest.stack_processes import rss_mb, stack_processes
 from tools.launcher import running_stack, settings_on_free_ports
 
-WATCHED = ("tritonserver", "stub preprocess", "stub backbone")
+WATCHED = ("tritonserver", "stub preprocess", "stub vision")
 
 
 def select_body(files: list[bytes], tag: str) -> dict:

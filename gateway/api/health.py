@@ -67,7 +67,12 @@ async def readyz(triton: TritonDep, database: DatabaseDep, settings: SettingsDep
     if reason is not None:
         content = {"ready": False, "reason": reason, "models": states}
         return JSONResponse(status_code=503, content=content, headers=retry)
-    return JSONResponse(status_code=200, content={"ready": True, "models": states})
+    try:
+        heads = await triton.head_outputs()
+    except TritonUnavailable as error:
+        content = {"ready": False, **unreachable_reason(triton.breaker.status(), error, datetime.now(UTC))}
+        return JSONResponse(status_code=503, content=content, headers=retry)
+    return JSONResponse(status_code=200, content={"ready": True, "models": states, "heads": heads})
 
 
 @router.get("/metrics", response_class=PlainTextResponse)  # Prometheus text exposition, not JSON

@@ -1,4 +1,4 @@
-"""Async gRPC client for the Triton ensemble and the per-category type heads.
+"""Async gRPC client for the Triton `analyze` ensemble (one call gives every head's output for every image).
 
 One `analyze` call carries many images: files are zero-padded to the longest file of the call (IMAGE_BYTES is a
 ragged uint8 input) with their true lengths in IMAGE_LENGTH. Calls are planned so padding stays small. A server
@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import numpy as np
@@ -23,14 +23,12 @@ from tritonclient.utils import InferenceServerException
 
 from contract.tensors import (
     ANALYZE_OUTPUTS,
-    CATEGORY_HEAD_MODEL,
     CATEGORY_HEAD_OUTPUT,
     ENSEMBLE,
     IMAGE_BYTES,
     IMAGE_LENGTH,
     MAX_BATCH,
     QUALITY_OUTPUTS,
-    TYPE_HEAD_INPUT,
     TYPE_HEAD_OUTPUT,
 )
 from gateway.clients.breaker import CircuitBreaker
@@ -64,6 +62,17 @@ class RawAnalysis:
     embedding: np.ndarray  # float32 [EMBEDDING_DIM], L2-normalised
     quality: dict[str, float]  # QUALITY_OUTPUTS -> score in [0, 1]
     category_probs: np.ndarray | None = None  # CATEGORY_PROBS; None when the category head is not served
+    # TYPE_PROBS_<category> of every served type head, by category name (the caller picks its category's).
+    type_probs: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+TYPE_PROBS_PREFIX = TYPE_HEAD_OUTPUT + "_"  # contract.tensors.type_probs_output
+
+
+def optional_outputs(names: list[str]) -> list[str]:
+    """The ensemble's outputs beyond ANALYZE_OUTPUTS that the gateway reads: the category head's and the type heads'
+    (present exactly when those heads are trained into the vision model)."""
+    return [n for n in names if n == CATEGORY_HEAD_OUTPUT or n.startswith(TYPE_PROBS_PREFIX)]
 
 
 def plan_calls(lengths: list[int], max_batch: int = MAX_BATCH) -> list[list[int]]:
@@ -128,6 +137,8 @@ class TritonAnalyzer:
         self.client = grpcclient.InferenceServerClient(url, channel_args=channel_args())
         self._ready_models: set[str] = set()
         self._ready_at = 0.0
+        self._head_outputs: list[str] = []
+        self._outputs_at = -READY_CACHE_S
 
     async def close(self) -> None:
         await self.client.close()
@@ -181,12 +192,11 @@ class TritonAnalyzer:
         inputs[0].set_data_from_numpy(padded)
         inputs[1].set_data_from_numpy(lengths)
         names = [t.name for t in ANALYZE_OUTPUTS]  # VALID, ORIG_SIZE, THUMB, EMBEDDING, QUALITY_SCORES
-        # The repository makes the category head an ensemble step (and CATEGORY_PROBS an output) exactly when it
-        # serves the `category` model.
-        with_category = CATEGORY_HEAD_MODEL in await self.ready_models()
-        result = await self._infer(ENSEMBLE, inputs, names + [CATEGORY_HEAD_OUTPUT] * with_category)
+        optional = await self.head_outputs()
+        result = await self._infer(ENSEMBLE, inputs, names + optional)
         valid, size, thumb, embedding, quality = (result.as_numpy(n) for n in names)
-        category = result.as_numpy(CATEGORY_HEAD_OUTPUT) if with_category else None
+        category = result.as_numpy(CATEGORY_HEAD_OUTPUT) if CATEGORY_HEAD_OUTPUT in optional else None
+        types = {n.removeprefix(TYPE_PROBS_PREFIX): result.as_numpy(n) for n in optional if n != CATEGORY_HEAD_OUTPUT}
         return [
             RawAnalysis(
                 bool(valid[i, 0]),
@@ -196,6 +206,7 @@ class TritonAnalyzer:
                 embedding[i],
                 dict(zip(QUALITY_OUTPUTS, map(float, quality[i]))),
                 None if category is None else category[i],
+                {name: probs[i] for name, probs in types.items()},
             )
             for i in range(len(files))
         ]
@@ -225,16 +236,16 @@ class TritonAnalyzer:
                 results[index] = raw
         return results
 
-    async def classify(self, head: str, embeddings: np.ndarray) -> np.ndarray:
-        """Type probabilities [n, n_types] from the category's head."""
-        probabilities = []
-        for start in range(0, len(embeddings), MAX_BATCH):
-            chunk = np.ascontiguousarray(embeddings[start : start + MAX_BATCH], dtype=np.float32)
-            tensor = grpcclient.InferInput(TYPE_HEAD_INPUT, list(chunk.shape), WIRE_DTYPES["float32"])
-            tensor.set_data_from_numpy(chunk)
-            result = await self._infer(head, [tensor], [TYPE_HEAD_OUTPUT])
-            probabilities.append(result.as_numpy(TYPE_HEAD_OUTPUT))
-        return np.concatenate(probabilities)
+    async def head_outputs(self) -> list[str]:
+        """optional_outputs of the served ensemble, from its metadata, cached like ready_models (a model repository
+        reloaded with another set of heads is seen within READY_CACHE_S)."""
+        if time.monotonic() - self._outputs_at > READY_CACHE_S:
+            metadata = await self._guarded(
+                "analyze metadata", self.client.get_model_metadata(ENSEMBLE, as_json=True), 5.0
+            )
+            self._head_outputs = optional_outputs([o["name"] for o in metadata.get("outputs", [])])
+            self._outputs_at = time.monotonic()
+        return self._head_outputs
 
     async def model_states(self) -> dict[str, str]:
         """Every model in the repository with its state (READY, UNAVAILABLE, ...)."""

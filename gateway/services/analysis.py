@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -32,6 +32,7 @@ class Analyzed:
     embedding: np.ndarray | None
     thumb: np.ndarray | None = None  # Triton's 128x128 RGB thumbnail (aspect squashed); None when not analysed
     category_probs: np.ndarray | None = None  # the top-level category head's output, when served
+    type_probs: dict[str, np.ndarray] = field(default_factory=dict)  # every served type head's output, by category
 
 
 def to_analysis(index: int, image: ImageIn, raw: RawAnalysis | None, reason: str | None) -> Analyzed:
@@ -49,7 +50,7 @@ def to_analysis(index: int, image: ImageIn, raw: RawAnalysis | None, reason: str
         hashes=compute_hashes(raw.thumb),
         **common,
     )
-    return Analyzed(analysis, raw.embedding, raw.thumb, raw.category_probs)
+    return Analyzed(analysis, raw.embedding, raw.thumb, raw.category_probs, raw.type_probs)
 
 
 class AnalysisStep:

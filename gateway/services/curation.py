@@ -1,10 +1,9 @@
 """Curation of one product (POST /v1/select, /v1/report) and pure de-duplication (POST /v1/dedup): the analysis step,
-placeholder evidence, the category, the type heads, then the pure selection."""
+placeholder evidence, the category, its type head's output, then the pure selection."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 
@@ -19,12 +18,6 @@ from gateway.metrics import IMAGE_OUTCOMES
 from gateway.schemas import ImageIn, SelectRequest
 from gateway.services.analysis import AnalysisStep, Analyzed
 from gateway.services.placeholders import ExemplarVoting, PlaceholderLibraryService
-
-
-class TypeHeadClient(Protocol):
-    async def ready_models(self) -> set[str]: ...
-
-    async def classify(self, head: str, embeddings: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass
@@ -43,13 +36,11 @@ class CurationService:
         self,
         catalog: Catalog,
         analysis: AnalysisStep,
-        type_heads: TypeHeadClient,
         library: PlaceholderLibraryService,
         voting: ExemplarVoting | None,
     ):
         self.catalog = catalog
         self.analysis = analysis
-        self.type_heads = type_heads
         self.library = library
         self.voting = voting  # None: no category vote
 
@@ -60,7 +51,7 @@ class CurationService:
         category = choice.category
         if self.voting is not None:
             await self.voting.vote(analyzed, category.name, request.product_id)
-        await self._assign_types(analyzed, category)
+        assign_types(analyzed, category)
         selected, verdicts = select([a.analysis for a in analyzed], category, request.max_images)
         if self.voting is not None:
             await self.voting.remember(analyzed, verdicts, category.name, request.product_id)
@@ -86,12 +77,12 @@ class CurationService:
         ]
         return predict_category(rows, head)
 
-    async def _assign_types(self, analyzed: list[Analyzed], category: Category) -> None:
-        """Route embeddings to the category's type head; without a served head every type stays `unknown`."""
-        typed = [a for a in analyzed if a.embedding is not None]
-        if not typed or category.head not in await self.type_heads.ready_models():
-            return
-        probabilities = await self.type_heads.classify(category.head, np.stack([a.embedding for a in typed]))
-        for item, probs in zip(typed, probabilities):
+
+def assign_types(analyzed: list[Analyzed], category: Category) -> None:
+    """Each image's type from its category's type head (one output of the vision model, already in the analysis);
+    without a served head for the category every type stays `unknown`."""
+    for item in analyzed:
+        probs = item.type_probs.get(category.name)
+        if item.embedding is not None and probs is not None:
             call = type_from_head(probs, category)
             item.analysis.type, item.analysis.type_confidence = call.type, call.confidence

@@ -265,6 +265,9 @@ class DaliBackedTriton:
     async def get_model_repository_index(self, as_json=False):
         return {"models": [{"name": name, "state": "READY"} for name in ("analyze", "preprocess", FEATURES_MODEL)]}
 
+    async def get_model_metadata(self, model, as_json=False):
+        return {"name": model, "outputs": [{"name": "EMBEDDING"}, {"name": "QUALITY_SCORES"}]}  # no optional heads
+
     async def close(self):
         pass
 

@@ -4,9 +4,9 @@ two profiles compared, the gpu profile's TensorRT and DALI configs checked, and 
 chart's engine-build script (stand-in trtexec) as the init container would.
 
 The gpu profile is generated without TensorRT (as `make repo PROFILE=gpu` on a machine without it). The backbone's
-ONNX export (torch, the slow part) is replaced by a copy of an already exported file: the generated repository's,
-or one exported once into .cache/tests/. Names, dtypes and shapes, which these tests are about, do not depend on
-the weights."""
+ONNX export (torch, the slow part) is replaced by a copy of a file exported once into .cache/tests/ (same weights, so
+the cpu profile's int8 quantisation with the committed calibration runs for real). Names, dtypes and shapes, which
+these tests are about, do not depend on the weights."""
 
 from __future__ import annotations
 
@@ -21,24 +21,21 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from build_engines import repository
+from build_engines import repository, vision
 from build_engines.dali_model import DALI_OUTPUTS, FEATURES_MODEL
-from contract.tensors import BACKBONE, ENSEMBLE, MAX_BATCH, PREPROCESS, REQUIRED_MODELS
+from contract.tensors import ENSEMBLE, MAX_BATCH, PREPROCESS, REQUIRED_MODELS, VISION
 
 ROOT = Path(__file__).resolve().parents[2]
-GENERATED_BACKBONE = ROOT / "model_repository" / BACKBONE / "1" / "model.onnx"
 CACHED_BACKBONE = ROOT / ".cache" / "tests" / "backbone.onnx"
 ENGINE_BUILD = ROOT / "helm" / "imgsel" / "files" / "engine_build.py"
 NUMPY_DTYPES = {mc.TYPE_BOOL: np.bool_, mc.TYPE_UINT8: np.uint8, mc.TYPE_INT32: np.int32, mc.TYPE_FP32: np.float32}
 
 
 def exported_backbone() -> Path:
-    if GENERATED_BACKBONE.is_file():
-        return GENERATED_BACKBONE
     if not CACHED_BACKBONE.is_file():
         CACHED_BACKBONE.parent.mkdir(parents=True, exist_ok=True)
         partial = CACHED_BACKBONE.with_suffix(".partial")
-        repository.export_backbone(partial, None)
+        vision.export_backbone(partial, None)
         partial.replace(CACHED_BACKBONE)
     return CACHED_BACKBONE
 
@@ -49,7 +46,7 @@ def repositories(tmp_path_factory) -> dict[str, Path]:
     source = exported_backbone()
     root = tmp_path_factory.mktemp("repositories")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(repository, "export_backbone", lambda path, weights: shutil.copy(source, path))
+        patch.setattr(vision, "export_backbone", lambda path, weights: shutil.copy(source, path))
         repository.generate("cpu", root / "cpu", Path(sys.prefix), ROOT)
         assert repository.main(["--profile", "gpu", "--out", str(root / "gpu")]) == 0
     return {"cpu": root / "cpu", "gpu": root / "gpu"}
@@ -137,11 +134,11 @@ def test_the_ensemble_wiring_holds(configs, profile):
 
 def test_the_wiring_check_finds_broken_wiring(configs):
     broken = {name: mc.ModelConfig.FromString(c.SerializeToString()) for name, c in configs["gpu"].items()}
-    broken[BACKBONE].input[0].dims[0] = 4  # PIXELS [4, 224, 224]
+    broken[VISION].input[0].dims[0] = 4  # PIXELS [4, 224, 224]
     broken[FEATURES_MODEL].output[0].data_type = mc.TYPE_INT32  # VALID as int32
     del broken[ENSEMBLE].ensemble_scheduling.step[1].input_map["LAPLACIAN"]
     errors = "\n".join(wiring_errors(broken))
-    assert "backbone.PIXELS <- PIXELS" in errors
+    assert "vision.PIXELS <- PIXELS" in errors
     assert "ensemble output VALID: declared" in errors
     assert "preprocess_features: inputs ['LAPLACIAN'] not mapped" in errors
 
@@ -170,7 +167,7 @@ def test_both_profiles_have_the_same_models_with_the_same_tensors(configs):
 def test_gpu_classifiers_are_tensorrt_models_batched_as_on_cpu(repositories, configs):
     cpu, gpu = configs["cpu"], configs["gpu"]
     onnx_models = [name for name in cpu if (repositories["cpu"] / name / "1" / "model.onnx").is_file()]
-    assert {BACKBONE, "quality"} <= set(onnx_models)
+    assert onnx_models == [VISION]
     for name in onnx_models:
         config, version_dir = gpu[name], repositories["gpu"] / name / "1"
         assert config.platform == "tensorrt_plan" and not config.backend, name

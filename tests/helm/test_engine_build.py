@@ -53,8 +53,8 @@ def write_model(root: Path, name: str, config: str, onnx: bytes | None = None) -
 def setup(tmp_path):
     """A gpu-profile repository (configs from the project's own generator), the stand-ins, and a runner."""
     source = tmp_path / "models"
-    backbone = Model("backbone", [PIXELS], [EMBEDDING], onnx_builder=object())
-    quality = Model("quality", [EMBEDDING, QUALITY_FEATURES], [QUALITY_SCORES], onnx_builder=object())
+    backbone = Model("backbone", [PIXELS], [EMBEDDING], preferred_batches=(8, 16, 32))
+    quality = Model("quality", [EMBEDDING, QUALITY_FEATURES], [QUALITY_SCORES], preferred_batches=(8, 16, 32))
     write_model(source, "backbone", model_config(backbone, TENSORRT, "KIND_GPU", {}), b"backbone-onnx")
     write_model(source, "quality", model_config(quality, TENSORRT, "KIND_GPU", {}), b"quality-onnx")
     write_model(source, "preprocess", 'name: "preprocess"\nbackend: "dali"\nmax_batch_size: 64\n')
@@ -80,8 +80,8 @@ def setup(tmp_path):
 
 
 def test_optimisation_profile_comes_from_the_generated_config():
-    backbone = Model("backbone", [PIXELS], [EMBEDDING], onnx_builder=object())
-    quality = Model("quality", [EMBEDDING, QUALITY_FEATURES], [QUALITY_SCORES], onnx_builder=object())
+    backbone = Model("backbone", [PIXELS], [EMBEDDING], preferred_batches=(8, 16, 32))
+    quality = Model("quality", [EMBEDDING, QUALITY_FEATURES], [QUALITY_SCORES], preferred_batches=(8, 16, 32))
     parse = engine_build.parse_pbtxt
     assert engine_build.shape_arguments(parse(model_config(backbone, TENSORRT, "KIND_GPU", {})), "backbone") == [
         "--minShapes=PIXELS:1x3x224x224",

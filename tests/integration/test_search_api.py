@@ -26,7 +26,7 @@ def test_index_search_delete_round_trip(client):
     assert [f["image_id"] for f in body["failed"]] == ["broken-1"]
     by_id = {i["image_id"]: i for i in body["indexed"]}
     assert by_id["shirt-0-1"]["category"] == "apparel" and by_id["shirt-0-1"]["category_source"] == "request"
-    served = "category" in client.get("/readyz").json()["models"]
+    served = "CATEGORY_PROBS" in client.get("/readyz").json()["heads"]
     if served:  # no category given: the head's top class is the partition
         assert by_id["guess-1"]["category_source"] == "predicted"
     assert client.get("/v1/index").json()["partitions"]["apparel"] >= 4
@@ -68,7 +68,7 @@ def test_unknown_partitions_are_422_and_slashed_product_ids_can_be_deleted(clien
     bad = client.post(
         "/v1/index", json={"items": [{"product_id": "p", "image_id": "x", "category": "footwear", "data": photo}]}
     )
-    served = "category" in client.get("/readyz").json()["models"]
+    served = "CATEGORY_PROBS" in client.get("/readyz").json()["heads"]
     if served:  # with a head, a partition must be one of its classes (else the cascade could never reach it)
         assert bad.status_code == 422 and bad.json()["message"].startswith("items.0.category:")
         search = client.post("/v1/search", json={"image": {"data": photo}, "category": "fashion"})

@@ -1,4 +1,5 @@
-"""Routing to the category's type head: apparel has a trained head, `default` has none."""
+"""Routing to the category's type head (one output of the vision model, TYPE_PROBS_<category>): apparel has a trained
+head, `default` has none."""
 
 from __future__ import annotations
 
@@ -15,14 +16,14 @@ def test_apparel_images_get_types_from_the_head_and_unknown_category_does_not(cl
         for i, colour in enumerate([(200, 40, 40), (30, 90, 200)])
     ]
     apparel = client.post("/v1/select", json={"product_id": "p", "category": "apparel", "images": images}).json()
-    types = set(client.get("/readyz").json()["models"])
-    assert "type_apparel" in types
+    heads = set(client.get("/readyz").json()["heads"])
+    assert "TYPE_PROBS_apparel" in heads
     for image in apparel["images"]:
         assert image["type"] in ("front", "back", "detail")  # the learned apparel types
         assert 0.0 < image["type_confidence"] <= 1.0
     unknown = client.post("/v1/select", json={"product_id": "p", "category": "no-such", "images": images}).json()
     prediction = unknown["category_prediction"]
-    if "category" not in types:  # no top-level head served: straight to `default`
+    if "CATEGORY_PROBS" not in heads:  # no top-level head served: straight to `default`
         assert prediction is None and unknown["category_source"] == "default"
     else:  # the head's verdict decides, and the response says what it saw
         assert prediction["images"] == 2 and sum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
@@ -39,6 +40,6 @@ def test_category_is_predicted_only_when_the_request_has_none_known(client):
     given = client.post("/v1/select", json={"product_id": "q", "category": "apparel", "images": [image]}).json()
     assert given["category_source"] == "request" and given["category_prediction"] is None
     absent = client.post("/v1/select", json={"product_id": "q", "images": [image]}).json()
-    served = "category" in client.get("/readyz").json()["models"]
+    served = "CATEGORY_PROBS" in client.get("/readyz").json()["heads"]
     assert (absent["category_prediction"] is not None) == served
     assert absent["category_source"] in (("predicted", "default") if served else ("default",))

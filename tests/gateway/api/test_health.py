@@ -63,15 +63,15 @@ def test_unreachable_reason_with_a_closed_breaker_gives_the_error():
 
 
 def test_models_reason_ready():
-    states = {name: "READY" for name in ("analyze", "preprocess", "backbone", "quality", "category")}
+    states = {name: "READY" for name in ("analyze", "preprocess", "vision")}
     assert models_reason(states) is None
 
 
 def test_models_reason_names_each_model_not_ready_and_each_missing():
-    states = {"analyze": "READY", "preprocess": "UNAVAILABLE", "backbone": "LOADING"}
+    states = {"analyze": "READY", "preprocess": "UNAVAILABLE", "backbone": "LOADING"}  # a stale repository
     reason = models_reason(states)
     assert reason.startswith("models not ready: backbone LOADING, preprocess UNAVAILABLE; missing: ")
-    assert "quality" in reason
+    assert "vision" in reason
 
 
 def test_healthz_is_200_without_triton(client):

@@ -23,7 +23,7 @@ CATEGORY = HEAD.classes[0] if HEAD else "apparel"
 
 def analysed_by_a_fake_triton(client: TestClient) -> None:
     """Swap the analysis step of the started app's services for one over FakeTriton (one answer per image)."""
-    analysis = analysis_step(FakeTriton([raw(1), raw(2)], served=frozenset()))
+    analysis = analysis_step(FakeTriton([raw(1), raw(2)]))
     for service in (client.app.state.placeholders, client.app.state.search, client.app.state.curation):
         service.analysis = analysis
 

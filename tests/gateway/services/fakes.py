@@ -25,21 +25,13 @@ class FakeFetcher:
 
 
 class FakeTriton:
-    """Returns one prepared RawAnalysis per file (in order); `served` models are ready; `type_probs` per call."""
+    """Returns one prepared RawAnalysis per file (in order): what the served heads give is in each row."""
 
-    def __init__(self, raws, served=frozenset({"category"}), type_probs=None):
-        self.raws, self.served, self.type_probs = raws, served, type_probs
+    def __init__(self, raws):
+        self.raws = raws
 
     async def analyze(self, files):
         return self.raws[: len(files)]
-
-    async def ready_models(self):
-        return self.served
-
-    async def classify(self, head, embeddings):
-        if self.type_probs is None:
-            raise AssertionError("no type head is served in this test")
-        return self.type_probs[: len(embeddings)]
 
 
 def one_hot(cls: str, confidence: float) -> np.ndarray:
@@ -53,10 +45,15 @@ def unit(seed: int, dim: int = EMBEDDING_DIM) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-def raw(seed: int, probs: np.ndarray | None = None, placeholder: float = 0.0, embedding=None) -> RawAnalysis:
+def raw(
+    seed: int, probs: np.ndarray | None = None, placeholder: float = 0.0, embedding=None, type_probs=None
+) -> RawAnalysis:
+    """One analysed image; `probs`: the category head's output (None: no category head served); `type_probs`:
+    category -> that category's type head output (the served type heads)."""
     thumb = np.asarray(product_photo(128, (20 * seed % 255, 90, 200), seed=seed))
     quality = {"blur": 0.1, "small_object": 0.1, "placeholder": placeholder}
-    return RawAnalysis(True, 1000, 1000, thumb, unit(seed) if embedding is None else embedding, quality, probs)
+    embedding = unit(seed) if embedding is None else embedding
+    return RawAnalysis(True, 1000, 1000, thumb, embedding, quality, probs, type_probs or {})
 
 
 def jpeg_b64(seed: int) -> str:

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.anyio
 def service(database: Database, triton: FakeTriton, voting: ExemplarVoting | None = None) -> CurationService:
     analysis = analysis_step(triton)
     library = PlaceholderLibraryService(PlaceholderLibrary(database), analysis, 16)
-    return CurationService(CATALOG, analysis, triton, library, voting)
+    return CurationService(CATALOG, analysis, library, voting)
 
 
 def request(count: int, category=None, product_id="p") -> SelectRequest:
@@ -31,8 +31,8 @@ def request(count: int, category=None, product_id="p") -> SelectRequest:
     return SelectRequest(product_id=product_id, category=category, images=images)
 
 
-async def curate(database, raws, category=None, served=frozenset({"category"})):
-    curation = service(database, FakeTriton(raws, served))
+async def curate(database, raws, category=None):
+    curation = service(database, FakeTriton(raws))
     return select_response(await curation.curate(request(len(raws), category)))
 
 
@@ -73,7 +73,7 @@ async def test_request_category_wins_and_no_served_head_means_default(database):
     raws = [raw(1, one_hot("fruit", 0.95))]
     given = await curate(database, raws, category="Apparel")
     assert (given.category, given.category_source, given.category_prediction) == ("apparel", "request", None)
-    unserved = await curate(database, [raw(1, None)], served=frozenset())
+    unserved = await curate(database, [raw(1, None)])
     assert (unserved.category, unserved.category_source, unserved.category_prediction) == ("default", "default", None)
 
 
@@ -94,10 +94,12 @@ async def test_types_come_from_the_categorys_head_when_it_is_served(database):
     probs = np.zeros((2, len(apparel.types) + 1), np.float32)
     probs[0, 1] = 0.8  # the second type
     probs[1, -1] = 0.7  # an output past the category's types
-    triton = FakeTriton([raw(1), raw(2)], served=frozenset({apparel.head}), type_probs=probs)
+    gear = np.zeros(len(apparel.types), np.float32)
+    gear[0] = 1.0  # another category's head: never read for an apparel product
+    triton = FakeTriton([raw(k + 1, type_probs={"apparel": probs[k], "gear": gear}) for k in range(2)])
     response = select_response(await service(database, triton).curate(request(2, category="apparel")))
     assert [(i.type, i.type_confidence) for i in response.images] == [(apparel.types[1], 0.8), ("unknown", 0.7)]
-    unserved = select_response(await service(database, FakeTriton([raw(1)], frozenset())).curate(request(1)))
+    unserved = select_response(await service(database, FakeTriton([raw(1)])).curate(request(1, category="apparel")))
     assert (unserved.images[0].type, unserved.images[0].type_confidence) == ("unknown", None)
 
 
@@ -106,12 +108,12 @@ async def test_selected_images_feed_the_exemplar_store_and_vote_on_later_product
     voting = ExemplarVoting(store, VoteRule(exemplars=2, min_votes=2, min_similarity_alone=0.5), 0.05)
     shirt = raw(1).embedding
     for p in range(2):
-        triton = FakeTriton([raw(1, embedding=shirt), raw(50 + p, placeholder=0.3)], frozenset())
+        triton = FakeTriton([raw(1, embedding=shirt), raw(50 + p, placeholder=0.3)])
         curated = await service(database, triton, voting).curate(request(2, "apparel", f"p{p}"))
         assert curated.selected == ["i0", "i1"]
     # One per product: the doubtful image (placeholder 0.3) is never fed.
     assert await store.categories() == {"apparel": 2}
-    later = FakeTriton([raw(1, embedding=shirt, placeholder=0.1), raw(99, placeholder=0.1)], frozenset())
+    later = FakeTriton([raw(1, embedding=shirt, placeholder=0.1), raw(99, placeholder=0.1)])
     curated = await service(database, later, voting).curate(request(2, "apparel", "p9"))
     assert [v.vote.outcome for v in curated.verdicts] == ["product", "placeholder"]
     assert curated.selected == ["i0"] and curated.verdicts[1].reasons == ["placeholder"]
