@@ -55,6 +55,14 @@ def dali_floor(files: list[bytes], seconds: float, batch: int = 64, threads: int
     return done / (time.perf_counter() - started)
 
 
+def ensure_repository(repository: Path) -> None:
+    """Generate the cpu model repository at `repository` when it has none."""
+    if not (repository / ENSEMBLE / "config.pbtxt").is_file():
+        from build_engines.repository import generate
+
+        generate("cpu", repository, Path(sys.prefix), PROJECT_ROOT)
+
+
 PHASE_FIELDS = ("gateway", "triton", "fetch", "database")  # of the gateway's Server-Timing header, besides total
 
 
@@ -149,10 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    if not (args.repository / ENSEMBLE / "config.pbtxt").is_file():
-        from build_engines.repository import generate
-
-        generate("cpu", args.repository, Path(sys.prefix), PROJECT_ROOT)
+    ensure_repository(args.repository)
     naive_model = args.naive_model or naive_loop.default_model(args.repository)  # missing: fail before the runs
     files, data_note = benchmark_images(64)
     bodies = select_payloads(files, 32)

@@ -1,0 +1,120 @@
+"""Where the time goes on the running stack: CPU seconds per image of every stack process under load, and (with
+py-spy installed) the functions each process spends it in.
+
+    python -m loadtest.profile_stack [--seconds 20] [--concurrency 4] [--py-spy /path/to/py-spy]
+
+Starts a private stack on the cpu model repository, drives `/v1/select` with `concurrency` closed-loop clients
+(8-image products of 800x800 JPEGs, as `make bench`), and reads utime+stime of each process from /proc before and
+after the window. With `--py-spy` (not a dependency: `pip install py-spy`), each process is also sampled for the
+window (`py-spy record --format raw`, Python frames), and the functions with the most own samples are listed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from loadtest.bench import drive, ensure_repository
+from loadtest.products import IMAGES_PER_PRODUCT, PROJECT_ROOT, benchmark_images, select_payloads
+from loadtest.stack_processes import stack_processes
+from tools.launcher import running_stack, settings_on_free_ports
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads), in seconds; 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # fields 14 and 15 of proc(5), after the command
+
+
+def top_frames(raw: str, limit: int) -> list[tuple[str, float]]:
+    """(function, share of samples) with the most own (leaf) samples in py-spy's raw (collapsed) output."""
+    own: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        leaf = stack.split(";")[-1]
+        own[leaf] += int(count)
+        total += int(count)
+    return [(frame, round(count / total, 3)) for frame, count in own.most_common(limit)] if total else []
+
+
+def sample(py_spy: str, pid: int, seconds: float, out: Path) -> subprocess.Popen:
+    command = [py_spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200"]
+    command += ["--format", "raw", "--nonblocking", "--output", str(out)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=out.with_suffix(".log").open("w"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--repository", type=Path, default=PROJECT_ROOT / "model_repository")
+    parser.add_argument("--py-spy", default=None, help="py-spy binary: also list each process's hottest functions")
+    parser.add_argument("--top", type=int, default=12)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+
+    ensure_repository(args.repository)
+    files, data_note = benchmark_images(64)
+    bodies = select_payloads(files, 32)
+    settings = settings_on_free_ports(model_repository=str(args.repository))
+    report: dict = {"data": data_note, "concurrency": args.concurrency, "repository": str(args.repository)}
+    with running_stack(settings), tempfile.TemporaryDirectory() as scratch:
+        url = f"http://{settings.host}:{settings.port}"
+        drive(url, bodies, 2, 5.0)  # warm-up
+        processes = stack_processes(settings)
+        processes["load generator"] = os.getpid()
+        samplers = {}
+        if args.py_spy:
+            samplers = {
+                name: sample(args.py_spy, pid, args.seconds, Path(scratch) / f"{pid}.txt")
+                for name, pid in processes.items()
+                if name != "load generator"
+            }
+        before = {name: cpu_seconds(pid) for name, pid in processes.items()}
+        wall = time.perf_counter()
+        result: dict = {}
+        load = threading.Thread(target=lambda: result.update(drive(url, bodies, args.concurrency, args.seconds)))
+        load.start()
+        load.join()
+        wall = time.perf_counter() - wall
+        after = {name: cpu_seconds(pid) for name, pid in processes.items()}
+        for sampler in samplers.values():
+            sampler.wait(timeout=args.seconds + 30)
+        images = result["products"] * IMAGES_PER_PRODUCT
+        report["run"] = result
+        report["cpu_ms_per_image"] = {
+            name: round(1000 * (after[name] - before[name]) / max(images, 1), 2) for name in processes
+        }
+        report["cpu_ms_per_image"]["total (2 cores = 2000 ms/s)"] = round(
+            sum(report["cpu_ms_per_image"].values()), 2
+        )
+        report["cpu_busy_fraction"] = round(sum(after[n] - before[n] for n in processes) / (wall * os.cpu_count()), 3)
+        if samplers:
+            report["hottest"] = {
+                name: top_frames((Path(scratch) / f"{processes[name]}.txt").read_text(), args.top)
+                for name in samplers
+                if (Path(scratch) / f"{processes[name]}.txt").is_file()
+            }
+    print(json.dumps(report, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
