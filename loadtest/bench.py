@@ -153,12 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--repository", type=Path, default=PROJECT_ROOT / "model_repository")
     parser.add_argument(
-        "--naive-model", type=Path, default=None, help="backbone ONNX of the naive loop (default: the repository's)"
+        "--naive-model", type=Path, default=None, help="backbone ONNX of the naive loop (default: the float32 backbone)"
     )
     args = parser.parse_args(argv)
 
     ensure_repository(args.repository)
-    naive_model = args.naive_model or naive_loop.default_model(args.repository)  # missing: fail before the runs
+    naive_model = args.naive_model or naive_loop.default_model()
     files, data_note = benchmark_images(64)
     bodies = select_payloads(files, 32)
     settings = settings_on_free_ports(

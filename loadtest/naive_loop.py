@@ -8,9 +8,11 @@ service's images/s is compared with (issue #13).
 
     python -m loadtest.naive_loop [--seconds 20] [--processes 2] [--model PATH]
 
-The model is model_repository/backbone/1/model.onnx, or where the repository serves the backbone fused with the heads,
-model_repository/vision/1/model.onnx (its 4-D input takes the pixels, any other input zeros; only the embedding is
-asked for). `loadtest.bench` runs both rows after its stack has stopped, on the same files.
+The model is the project's float32 backbone ONNX (EfficientNet-Lite0 with the committed fine-tune, exported once into
+.cache/bench/, the file the repository served as `backbone` before issue #13), as the issue defines the reference;
+`--model` takes another, e.g. model_repository/vision/1/model.onnx (the served int8 backbone fused with the heads: its
+4-D input takes the pixels, any other input zeros; only the embedding is asked for). `loadtest.bench` runs both rows
+after its stack has stopped, on the same files.
 """
 
 from __future__ import annotations
@@ -37,13 +39,18 @@ STAGES = ("pillow_floor", "naive_loop")
 WARM_UP_IMAGES = 4
 
 
-def default_model(repository: Path = PROJECT_ROOT / "model_repository") -> Path:
-    """The backbone's ONNX file in `repository`: the backbone model's, else the fused vision model's."""
-    for name in ("backbone", "vision"):
-        path = repository / name / "1" / "model.onnx"
-        if path.is_file():
-            return path
-    raise FileNotFoundError(f"no backbone/1/model.onnx or vision/1/model.onnx under {repository}: run `make repo`")
+def default_model() -> Path:
+    """The project's float32 backbone ONNX, exported once per weights into .cache/bench/."""
+    from build_engines.backbone import backbone_fingerprint
+    from build_engines.vision import export_backbone
+
+    path = PROJECT_ROOT / ".cache" / "bench" / f"backbone-fp32-{backbone_fingerprint()}.onnx"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial")
+        export_backbone(partial, None)
+        partial.replace(path)
+    return path
 
 
 def decode_resize(data: bytes) -> tuple[Image.Image, Image.Image]:

@@ -50,14 +50,17 @@ def model(tmp_path):
     return path
 
 
-def test_the_backbone_file_is_preferred_to_the_fused_model(tmp_path, model):
-    assert default_model(tmp_path) == model
-    backbone = tmp_path / "backbone" / "1" / "model.onnx"
-    backbone.parent.mkdir(parents=True)
-    backbone.write_bytes(model.read_bytes())
-    assert default_model(tmp_path) == backbone
-    with pytest.raises(FileNotFoundError, match="make repo"):
-        default_model(tmp_path / "nowhere")
+def test_the_default_model_is_the_float32_backbone_exported_once(monkeypatch, tmp_path):
+    from loadtest import naive_loop
+
+    exports = []
+    monkeypatch.setattr(naive_loop, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(
+        "build_engines.vision.export_backbone", lambda path, weights: exports.append(path) or path.write_bytes(b"x")
+    )
+    first = default_model()
+    assert first == default_model() and first.read_bytes() == b"x" and len(exports) == 1
+    assert first.parent == tmp_path / ".cache" / "bench" and "fp32" in first.name
 
 
 def test_one_image_is_embedded_from_normalised_224_pixels_and_hashed_from_a_128_thumbnail(model):
