@@ -56,6 +56,20 @@ DALI_INSTANCES = 2  # a second call decodes while the first one's results are co
 FEATURES_INSTANCES = 2  # ~numpy work per image on the CPU, beside the GPU
 
 
+@dataclass(frozen=True)
+class CpuServing:
+    """The cpu profile's serving knobs, chosen by the sweep `python -m loadtest.sweep_serving` (table in
+    BENCHMARKS.md "Serving knobs"); the defaults here are the chosen values written into the generated configs."""
+
+    preprocess_instances: int = 1
+    dali_threads: int = 2
+    preprocess_queue_delay_us: int = 1000
+    vision_instances: int = 1
+    vision_threads: int = 2
+    vision_preferred_batches: tuple[int, ...] = (8, 16, 32)
+    vision_queue_delay_us: int = 2000
+
+
 def pbtxt(tensor: TensorSpec) -> str:
     """One entry of a config.pbtxt input/output list."""
     ragged = " allow_ragged_batch: true" if tensor.ragged else ""
@@ -74,19 +88,20 @@ class Model:
     parameters: dict[str, str] = field(default_factory=dict)
 
 
-def preprocess_model() -> Model:
-    return Model(name=PREPROCESS, inputs=list(PREPROCESS_INPUTS), outputs=list(PREPROCESS_OUTPUTS), queue_delay_us=1000)
+def preprocess_model(queue_delay_us: int = CpuServing.preprocess_queue_delay_us) -> Model:
+    return Model(PREPROCESS, list(PREPROCESS_INPUTS), list(PREPROCESS_OUTPUTS), queue_delay_us=queue_delay_us)
 
 
-def vision_model(heads: list, precision: str) -> Model:
+def vision_model(heads: list, precision: str, serving: CpuServing = CpuServing()) -> Model:
     """The `vision` model of the given spliced heads (build_engines.vision): PIXELS and QUALITY_FEATURES in, the
     embedding and one output per head out. `precision`: "int8" or "fp32", what its ONNX file holds."""
     return Model(
         VISION,
         [PIXELS, QUALITY_FEATURES],
         [EMBEDDING, *head_outputs(heads)],
-        preferred_batches=(8, 16, 32),
-        ort_threads="2",
+        preferred_batches=serving.vision_preferred_batches,
+        queue_delay_us=serving.vision_queue_delay_us,
+        ort_threads=str(serving.vision_threads),
         parameters={"PRECISION": precision},
     )
 
@@ -152,12 +167,13 @@ TENSORRT_COMMENTS = (
 )
 
 
-def write_cpu_preprocess(out: Path, python_params: dict[str, str]) -> list[Model]:
-    pre = preprocess_model()
+def write_cpu_preprocess(out: Path, python_params: dict[str, str], serving: CpuServing) -> list[Model]:
+    pre = preprocess_model(serving.preprocess_queue_delay_us)
     (out / pre.name / "1").mkdir(parents=True)
     shutil.copy(TRITON_PYTHON / "preprocess.py", out / pre.name / "1" / "model.py")
-    pre_params = {**python_params, "DALI_DEVICE": "cpu", "DALI_THREADS": "2"}
-    (out / pre.name / "config.pbtxt").write_text(model_config(pre, 'backend: "python"', "KIND_CPU", pre_params))
+    pre_params = {**python_params, "DALI_DEVICE": "cpu", "DALI_THREADS": str(serving.dali_threads)}
+    config = model_config(pre, 'backend: "python"', "KIND_CPU", pre_params, instances=serving.preprocess_instances)
+    (out / pre.name / "config.pbtxt").write_text(config)
     return [pre]
 
 
@@ -225,11 +241,12 @@ def generate(
     heads_dir: Path = HEADS_DIR,
     build_plans: bool = False,
     precision: str | None = None,
+    serving: CpuServing = CpuServing(),
 ) -> list[str]:
     """Write the repository; returns the model names. ONNX files are exported fresh every time. `build_plans` (gpu
     only) builds the TensorRT plans here, which needs TensorRT; without it the plans are built on the target GPU.
     `precision` of the vision model's ONNX file: "int8" (cpu default, when the committed calibration matches the
-    backbone) or "fp32" (gpu default: TensorRT builds its FP16 engine from it)."""
+    backbone) or "fp32" (gpu default: TensorRT builds its FP16 engine from it). `serving`: the cpu profile's knobs."""
     if profile not in ("cpu", "gpu"):
         raise ValueError(f"profile must be cpu or gpu, got {profile!r}")
     if build_plans:
@@ -240,7 +257,7 @@ def generate(
         import_tensorrt()  # fail before touching `out` when engines cannot be built here
     clear_repository(out)
     python_params = {"EXECUTION_ENV_PATH": str(env_path), "IMGSEL_PROJECT_ROOT": str(project_root)}
-    stage = write_cpu_preprocess(out, python_params) if profile == "cpu" else write_gpu_preprocess(out)
+    stage = write_cpu_preprocess(out, python_params, serving) if profile == "cpu" else write_gpu_preprocess(out)
 
     with tempfile.TemporaryDirectory(prefix="imgsel-vision-") as scratch:
         heads = vision_heads(Path(scratch), heads_dir)
@@ -248,11 +265,11 @@ def generate(
         version_dir.mkdir(parents=True)
         precision = precision or ("int8" if profile == "cpu" else "fp32")  # TensorRT builds FP16 from the fp32 file
         served = write_vision_onnx(version_dir / "model.onnx", heads, backbone_weights, precision, Path(scratch))
-        vision = vision_model(heads, served)
+        vision = vision_model(heads, served, serving)
     if profile == "cpu":
         shutil.copy(TRITON_PYTHON / "onnx_model.py", version_dir / "model.py")
         params = {**python_params, "ORT_THREADS": vision.ort_threads, **vision.parameters}
-        config = model_config(vision, 'backend: "python"', "KIND_CPU", params)
+        config = model_config(vision, 'backend: "python"', "KIND_CPU", params, instances=serving.vision_instances)
     else:
         config = model_config(vision, 'platform: "tensorrt_plan"', "KIND_GPU", {}, comments=TENSORRT_COMMENTS)
         if build_plans:

@@ -1,0 +1,110 @@
+"""Serving-knob sweep of the cpu profile (the Model Analyzer idea, on our own repository): for each set of knobs
+(instances and threads of the preprocess and vision models, preferred batch sizes, queue delays), generate the model
+repository, start a private stack on it and drive `/v1/select` (8-image products of 800x800 JPEGs, as `make bench`)
+at each concurrency; one markdown row per set and level.
+
+    python -m loadtest.sweep_serving [--seconds 15] [--concurrency 1 8] [--only NAME ...]
+
+The chosen set is build_engines.repository.CpuServing's defaults (what `make repo` writes); BENCHMARKS.md "Serving
+knobs" has the table and why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from build_engines import vision
+from build_engines.repository import CpuServing, generate
+from loadtest.bench import drive
+from loadtest.products import PROJECT_ROOT, benchmark_images, select_payloads
+from tools.launcher import running_stack, settings_on_free_ports
+
+BASE = CpuServing()
+# name -> the knobs it changes from the defaults; each varies one thing (or one pair that only makes sense together).
+VARIANTS: dict[str, dict] = {
+    "chosen (defaults)": {},
+    "dali threads 1": {"dali_threads": 1},
+    "dali threads 3": {"dali_threads": 3},
+    "2 preprocess instances x 1 dali thread": {"preprocess_instances": 2, "dali_threads": 1},
+    "vision threads 1": {"vision_threads": 1},
+    "2 vision instances x 1 thread": {"vision_instances": 2, "vision_threads": 1},
+    "vision preferred batches none": {"vision_preferred_batches": ()},
+    "vision queue delay 500 us": {"vision_queue_delay_us": 500},
+    "vision queue delay 8000 us": {"vision_queue_delay_us": 8000},
+    "preprocess queue delay 0": {"preprocess_queue_delay_us": 0},
+    "preprocess queue delay 4000 us": {"preprocess_queue_delay_us": 4000},
+}
+
+
+def build_repository(out: Path, serving: CpuServing, backbone: Path) -> None:
+    """generate() with the backbone export replaced by a copy of one export (the knobs do not touch the weights)."""
+    original = vision.export_backbone
+    vision.export_backbone = lambda path, weights: shutil.copy(backbone, path)
+    try:
+        generate("cpu", out, Path(sys.prefix), PROJECT_ROOT, serving=serving)
+    finally:
+        vision.export_backbone = original
+
+
+def measure(repository: Path, bodies: list[bytes], concurrency: list[int], seconds: float) -> list[dict]:
+    settings = settings_on_free_ports(model_repository=str(repository))
+    with running_stack(settings):
+        url = f"http://{settings.host}:{settings.port}"
+        drive(url, bodies, 2, 4.0)  # warm-up
+        return [drive(url, bodies, level, seconds) for level in concurrency]
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = [
+        "| knobs | clients | images/s | p50 ms | p99 ms | gateway p99 ms | failures |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        for run in row["runs"]:
+            lines.append(
+                f"| {row['name']} | {run['concurrency']} | {run['images_per_s']} | {run['p50_ms']} | {run['p99_ms']} "
+                f"| {run.get('gateway_p99_ms')} | {run['failures']} |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=15.0, help="per concurrency level")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--only", nargs="+", default=None, help="names of VARIANTS to run (default: all)")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+
+    files, data_note = benchmark_images(64)
+    bodies = select_payloads(files, 32)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="imgsel-sweep-") as scratch:
+        backbone = Path(scratch) / "backbone.onnx"
+        vision.export_backbone(backbone, None)
+        for name, changes in VARIANTS.items():
+            if args.only and name not in args.only:
+                continue
+            serving = dataclasses.replace(BASE, **changes)
+            repository = Path(scratch) / "repository"
+            build_repository(repository, serving, backbone)
+            started = time.perf_counter()
+            runs = measure(repository, bodies, args.concurrency, args.seconds)
+            rows.append({"name": name, "knobs": dataclasses.asdict(serving), "runs": runs})
+            print(json.dumps({"name": name, "runs": runs, "s": round(time.perf_counter() - started)}), flush=True)
+    print(f"Data: {data_note}.\n")
+    print(markdown(rows))
+    if args.json:
+        args.json.write_text(json.dumps({"data": data_note, "rows": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
