@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.fftpack
-from PIL import Image, ImageFilter
+from PIL import Image
 
 from gateway.hashing.colour import MIN_FOREGROUND_PIXELS, colour_histogram
 from gateway.hashing.rule import ImageHashes
@@ -39,16 +39,32 @@ def _pack_bits(bits: np.ndarray) -> int:
 
 def phash(img: Image.Image) -> int:
     """imagehash.phash(img) (hash_size 8, highfreq_factor 4) as a 64-bit int."""
+    return _phash_of_grey(img.convert("L"))
+
+
+def _phash_of_grey(grey: Image.Image) -> int:
     size = HASH_SIZE * PHASH_HIGHFREQ_FACTOR
-    pixels = np.asarray(img.convert("L").resize((size, size), Image.Resampling.LANCZOS))
+    pixels = np.asarray(grey.resize((size, size), Image.Resampling.LANCZOS))
     dct = scipy.fftpack.dct(scipy.fftpack.dct(pixels, axis=0), axis=1)
     low_frequencies = dct[:HASH_SIZE, :HASH_SIZE]
-    return _pack_bits(low_frequencies > np.median(low_frequencies))
+    return _pack_bits(low_frequencies > _median(low_frequencies))
+
+
+def _median(values: np.ndarray) -> float:
+    """np.median(values) (an even count: (a + b) / 2 of the middle two, as its mean computes it) from a sort of the
+    64 values, without np.median's partition and NaN checks (a DCT of pixels has no NaN)."""
+    ordered = np.sort(values, axis=None)
+    middle = ordered.size // 2
+    return ordered[middle] if ordered.size % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def dhash(img: Image.Image) -> int:
     """imagehash.dhash(img) (hash_size 8, horizontal gradients) as a 64-bit int."""
-    pixels = np.asarray(img.convert("L").resize((HASH_SIZE + 1, HASH_SIZE), Image.Resampling.LANCZOS))
+    return _dhash_of_grey(img.convert("L"))
+
+
+def _dhash_of_grey(grey: Image.Image) -> int:
+    pixels = np.asarray(grey.resize((HASH_SIZE + 1, HASH_SIZE), Image.Resampling.LANCZOS))
     return _pack_bits(pixels[:, 1:] > pixels[:, :-1])
 
 
@@ -61,7 +77,25 @@ def dhash_edge(img: Image.Image) -> int:
     limited: EDGE_ENHANCE_MORE keeps the mean, and the 9x8 downsample averages most added detail away, so on
     synthetic tests it behaves close to a plain dHash; small changes are mostly caught by pHash or the histogram.
     """
-    return dhash(img.convert("L").filter(ImageFilter.EDGE_ENHANCE_MORE))
+    return _dhash_edge_of_grey(img.convert("L"))
+
+
+def _dhash_edge_of_grey(grey: Image.Image) -> int:
+    return _dhash_of_grey(_edge_enhanced_more(grey))
+
+
+def _edge_enhanced_more(grey: Image.Image) -> Image.Image:
+    """grey.filter(ImageFilter.EDGE_ENHANCE_MORE) bit for bit, in less than half its time. The kernel is -1 around a
+    centre of 9 (scale 1, offset 0): sums of small integers, which PIL's float accumulation holds exactly, so an inner
+    pixel becomes 10 c - (its 3x3 box sum), clipped to 0..255, and the outermost rows and columns stay as they were
+    (all of a picture under 3 px). Tests pin it to PIL's filter."""
+    pixels = np.asarray(grey)
+    wide = pixels.astype(np.int16)
+    rows = wide[:-2] + wide[1:-1] + wide[2:]
+    box = rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]
+    out = pixels.copy()
+    out[1:-1, 1:-1] = np.clip(10 * wide[1:-1, 1:-1] - box, 0, 255)
+    return Image.fromarray(out)
 
 
 def content_box(mask: np.ndarray) -> tuple[float, float, float, float]:
@@ -71,7 +105,7 @@ def content_box(mask: np.ndarray) -> tuple[float, float, float, float]:
     can move by a pixel between two encodings, and that shift alone flipped 24 pHash bits of a symmetric product."""
     height, width = mask.shape
     whole = (0.0, 0.0, float(width), float(height))
-    if mask.sum() < MIN_FOREGROUND_PIXELS:
+    if np.count_nonzero(mask) < MIN_FOREGROUND_PIXELS:
         return whole
 
     def extent(mass: np.ndarray) -> tuple[float, float]:
@@ -91,22 +125,28 @@ def content_box(mask: np.ndarray) -> tuple[float, float, float, float]:
     return float(left), float(top), float(right), float(bottom)
 
 
-def _as_image(thumb: np.ndarray | Image.Image) -> Image.Image:
+def _as_rgb(thumb: np.ndarray | Image.Image) -> tuple[Image.Image, np.ndarray]:
+    """The thumbnail as an RGB image and as its (h, w, 3) uint8 pixels. A uint8 HxWx3 array (what Triton returns)
+    is used as it is: no RGB conversion and no copy back out of the image."""
     if isinstance(thumb, Image.Image):
-        return thumb
-    array = np.asarray(thumb)
-    if array.dtype != np.uint8 or not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)):
-        raise ValueError(f"thumbnail must be uint8 HxWx3 (or HxW), got {array.dtype} {array.shape}")
-    return Image.fromarray(array)
+        img = thumb.convert("RGB")
+    else:
+        array = np.asarray(thumb)
+        if array.dtype != np.uint8 or not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)):
+            raise ValueError(f"thumbnail must be uint8 HxWx3 (or HxW), got {array.dtype} {array.shape}")
+        if array.ndim == 3:
+            return Image.fromarray(array), array
+        img = Image.fromarray(array).convert("RGB")
+    return img, np.asarray(img)
 
 
 def compute_hashes(thumb: np.ndarray | Image.Image) -> ImageHashes:
     """pHash and dHash-edge of the content box (resampled to CONTENT_SIDE square), colour histogram of the
     foreground (see the module docstring)."""
-    img = _as_image(thumb).convert("RGB")
-    rgb = np.asarray(img)
+    img, rgb = _as_rgb(thumb)
     mask = foreground_mask(rgb)
     content = img.resize((CONTENT_SIDE, CONTENT_SIDE), Image.Resampling.LANCZOS, box=content_box(mask))
+    grey = content.convert("L")  # once for both hashes (phash and dhash_edge of `content` each convert it)
     histogram = colour_histogram(rgb, mask)
     histogram.setflags(write=False)
-    return ImageHashes(phash=phash(content), dhash_edge=dhash_edge(content), hsv_hist=histogram)
+    return ImageHashes(phash=_phash_of_grey(grey), dhash_edge=_dhash_edge_of_grey(grey), hsv_hist=histogram)
