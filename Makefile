@@ -15,8 +15,8 @@ HELM := .cache/helm/helm
 help:
 	@echo "make run        install what is missing, build the cpu model repository if absent, start Triton + gateway"
 	@echo "make test       the whole test suite (unit + integration against the real tritonserver)"
-	@echo "make repo PROFILE=cpu|gpu   (re)generate the Triton model repository"
-	@echo "make models     fine-tune the backbone's last layers, retrain every head from DATA (../shared/data), regenerate the repository"
+	@echo "make repo PROFILE=cpu|gpu [PRECISION=int8|fp32]   (re)generate the Triton model repository"
+	@echo "make models     fine-tune the backbone's last layers, retrain every head, recalibrate int8, from DATA (../shared/data); regenerate the repository"
 	@echo "make bench      throughput/latency benchmark of /v1/select vs DALI decode floor -> BENCHMARKS.md numbers"
 	@echo "make loadtest   locust, headless, bounded, against a stack it starts"
 	@echo "make fuzz       schemathesis on every operation (FUZZ_EXAMPLES per operation) + 1,000 mutated image files"
@@ -56,8 +56,11 @@ REPO_INPUTS := $(wildcard build_engines/*.py build_engines/*.json build_engines/
 $(REPO_DIR)/analyze/config.pbtxt: $(REPO_INPUTS) | $(VENV)/.installed
 	$(PY) -m build_engines.repository --profile cpu --out $(REPO_DIR) --env-path $(abspath $(VENV))
 
+# PRECISION: the vision model's ONNX precision (empty: int8 for cpu, fp32 for gpu, whose engine build makes FP16).
+PRECISION ?=
 repo: $(VENV)/.installed
-	$(PY) -m build_engines.repository --profile $(PROFILE) --out $(REPO_DIR) --env-path $(abspath $(VENV))
+	$(PY) -m build_engines.repository --profile $(PROFILE) --out $(REPO_DIR) --env-path $(abspath $(VENV)) \
+	  $(if $(PRECISION),--precision $(PRECISION))
 
 DATA ?= ../shared/data
 models: $(VENV)/.installed
@@ -66,7 +69,8 @@ models: $(VENV)/.installed
 	  $(PY) -m training.type_heads --category apparel --manifest $(DATA)/catalog/manifest.csv && \
 	  $(PY) -m training.quality_heads --data $(DATA) && \
 	  $(PY) -m training.category_head --grocery $(DATA)/grocery --catalog $(DATA)/catalog/manifest.csv \
-	    --ood $(DATA)/placeholders; \
+	    --ood $(DATA)/placeholders && \
+	  $(PY) -m build_engines.vision calibrate --data $(DATA); \
 	else echo "$(DATA) absent: keeping the committed heads in build_engines/heads/"; fi
 	$(MAKE) repo PROFILE=$(PROFILE)
 

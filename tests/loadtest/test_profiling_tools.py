@@ -1,0 +1,43 @@
+"""The pure parts of the profiling and sweep tools: py-spy's collapsed stacks read into own-sample shares, /proc CPU
+time of this process, every sweep variant a valid set of serving knobs."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+
+import pytest
+
+from build_engines.repository import CpuServing
+from loadtest.profile_stack import children, cpu_seconds, top_frames
+from loadtest.sweep_serving import BASE, VARIANTS, markdown
+
+
+def test_top_frames_counts_the_leaf_of_each_stack():
+    raw = "main;run;resize 30\nmain;run;hash 10\nmain;idle 60\nnot a sample line\n"
+    assert top_frames(raw, 2) == [("idle", 0.6), ("resize", 0.3)]
+    assert top_frames("", 3) == []
+
+
+def test_cpu_seconds_of_this_process_grows_with_work_and_is_zero_for_no_process():
+    before = cpu_seconds(os.getpid())
+    deadline = time.process_time() + 0.05
+    while time.process_time() < deadline:
+        pass
+    assert cpu_seconds(os.getpid()) >= before + 0.04
+    assert cpu_seconds(2**22 + 12345) == 0.0  # above the kernel's pid_max default: never a live process
+    assert os.getpid() in children(os.getppid())
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_every_sweep_variant_is_a_set_of_serving_knobs(name):
+    knobs = dataclasses.replace(BASE, **VARIANTS[name])
+    assert isinstance(knobs, CpuServing)
+    assert name == "chosen (defaults)" or knobs != BASE
+
+
+def test_the_sweep_table_has_a_row_per_variant_and_level():
+    runs = [{"concurrency": c, "images_per_s": 50.0, "p50_ms": 1.0, "p99_ms": 2.0, "failures": 0} for c in (1, 8)]
+    table = markdown([{"name": "chosen (defaults)", "runs": runs}])
+    assert table.count("| chosen (defaults) |") == 2 and "| 8 | 50.0 |" in table
