@@ -8,7 +8,8 @@ never mix; tasks a request starts (asyncio.gather, wait_for) copy the context an
 
 A phase is wall time the request spent with at least one call of that kind in flight: parallel or nested calls are
 counted once (a depth counter per phase; the clock runs from depth 0->1 to 1->0). `gateway` is the total less the
-time any phase was in flight, so overlapping phases of different kinds are not subtracted twice either.
+time any phase was in flight, so overlapping phases of different kinds are not subtracted twice either. A phase of
+GATEWAY_WORK (the thumbnails' hashes) is the gateway's own work: reported on its own, and still part of `gateway`.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 
-TRITON, FETCH, DATABASE = "triton", "fetch", "database"
+TRITON, FETCH, DATABASE, HASHING = "triton", "fetch", "database", "hashing"
 PHASES = (TRITON, FETCH, DATABASE)
+GATEWAY_WORK = (HASHING,)  # shown apart, not subtracted from `gateway`
 _ANY = "*"  # every phase together: the time the request waited on anything outside the gateway
 
 
@@ -29,7 +31,7 @@ class PhaseTimes:
     """Seconds of one request: its total, each phase, and the gateway's own share."""
 
     total: float
-    phases: dict[str, float]  # every name of PHASES (0 when not entered) and any other name used
+    phases: dict[str, float]  # every name of PHASES and GATEWAY_WORK (0 when not entered) and any other name used
     gateway: float
 
     def server_timing(self) -> str:
@@ -48,9 +50,12 @@ class RequestTimer:
         self._depth: dict[str, int] = {}
         self._since: dict[str, float] = {}
 
+    def _keys(self, name: str) -> tuple[str, ...]:
+        return (name,) if name in GATEWAY_WORK else (name, _ANY)
+
     def enter(self, name: str) -> None:
         now = self.clock()
-        for key in (name, _ANY):
+        for key in self._keys(name):
             depth = self._depth.get(key, 0)
             if depth == 0:
                 self._since[key] = now
@@ -58,7 +63,7 @@ class RequestTimer:
 
     def leave(self, name: str) -> None:
         now = self.clock()
-        for key in (name, _ANY):
+        for key in self._keys(name):
             depth = self._depth[key] - 1
             self._depth[key] = depth
             if depth == 0:
@@ -72,7 +77,8 @@ class RequestTimer:
     def snapshot(self) -> PhaseTimes:
         now = self.clock()
         total = now - self.started
-        names = list(PHASES) + [name for name in self._depth if name not in PHASES and name != _ANY]
+        known = PHASES + GATEWAY_WORK
+        names = list(known) + [name for name in self._depth if name not in known and name != _ANY]
         phases = {name: self.spent(name, now) for name in names}
         return PhaseTimes(total, phases, max(0.0, total - self.spent(_ANY, now)))
 

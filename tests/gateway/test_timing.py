@@ -7,7 +7,17 @@ import asyncio
 
 import pytest
 
-from gateway.timing import DATABASE, FETCH, PHASES, TRITON, RequestTimer, end_request, phase, start_request
+from gateway.timing import (
+    DATABASE,
+    FETCH,
+    HASHING,
+    PHASES,
+    TRITON,
+    RequestTimer,
+    end_request,
+    phase,
+    start_request,
+)
 
 
 class ManualClock:
@@ -48,7 +58,7 @@ def test_phases_and_gateway_add_up_to_the_total(clock):
         clock.advance(0.002)
 
     times = timed(clock, body)
-    assert times.phases == pytest.approx({FETCH: 0.010, TRITON: 0.200, DATABASE: 0.004})
+    assert times.phases == pytest.approx({FETCH: 0.010, TRITON: 0.200, DATABASE: 0.004, HASHING: 0.0})
     assert times.total == pytest.approx(0.217)
     assert times.gateway == pytest.approx(0.003)
 
@@ -61,7 +71,7 @@ def test_repeated_calls_add_and_unused_phases_are_zero(clock):
             clock.advance(0.01)
 
     times = timed(clock, body)
-    assert times.phases == pytest.approx({TRITON: 0.15, FETCH: 0.0, DATABASE: 0.0})
+    assert times.phases == pytest.approx({TRITON: 0.15, FETCH: 0.0, DATABASE: 0.0, HASHING: 0.0})
     assert times.gateway == pytest.approx(0.03)
 
 
@@ -184,5 +194,21 @@ def test_server_timing_header_lists_total_each_phase_and_gateway_in_ms(clock):
         clock.advance(0.001)
 
     header = timed(clock, body).server_timing()
-    assert header == "total;dur=13.50, triton;dur=12.50, fetch;dur=0.00, database;dur=0.00, gateway;dur=1.00"
-    assert [part.split(";")[0] for part in header.split(", ")] == ["total", *PHASES, "gateway"]
+    assert header == (
+        "total;dur=13.50, triton;dur=12.50, fetch;dur=0.00, database;dur=0.00, hashing;dur=0.00, gateway;dur=1.00"
+    )
+    assert [part.split(";")[0] for part in header.split(", ")] == ["total", *PHASES, HASHING, "gateway"]
+
+
+def test_the_gateways_own_work_is_shown_apart_and_stays_in_its_share(clock):
+    def body():
+        clock.advance(0.001)
+        with phase(HASHING):
+            clock.advance(0.004)
+            with phase(TRITON):  # a call made while hashing: still waiting on Triton
+                clock.advance(0.002)
+        clock.advance(0.001)
+
+    times = timed(clock, body)
+    assert times.phases[HASHING] == pytest.approx(0.006) and times.phases[TRITON] == pytest.approx(0.002)
+    assert times.gateway == pytest.approx(0.006)  # total 0.008 less Triton's 0.002; hashing not subtracted
