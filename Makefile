@@ -51,7 +51,7 @@ helm-check: $(VENV)/.installed $(HELM)
 
 # Regenerated when the generator, the model code, the trained heads or the categories change.
 REPO_INPUTS := $(wildcard build_engines/*.py build_engines/*.json build_engines/triton_python/*.py \
-                          build_engines/heads/*.onnx build_engines/heads/*.pt preprocessing/*.py \
+                          build_engines/heads/*.onnx build_engines/heads/*.pt build_engines/heads/*.json preprocessing/*.py \
                           contract/*.py contract/categories.toml)
 $(REPO_DIR)/analyze/config.pbtxt: $(REPO_INPUTS) | $(VENV)/.installed
 	$(PY) -m build_engines.repository --profile cpu --out $(REPO_DIR) --env-path $(abspath $(VENV))
