@@ -1,12 +1,15 @@
 """Placeholder detection on development data: library match, category vote, learned head, and their combination.
 
     python -m evaluation.placeholder_detection [--variants 40] [--unseen 300] [--in-store 8] [--cache DIR]
+        [--vision <cpu repository>/vision/1/model.onnx]
 
 Data (evaluation.placeholder_data; ../shared/data): the real placeholders as the library, `--variants` seeded
 transforms of each (known-variant recall), `--unseen` rendered placeholders with captions the learned head never saw
 (unseen recall), and real product photos: every catalog photo, every grocery iconic image and `--in-store` grocery
 in-store phone photos per product that the quality head was not trained on (false-positive rate). Every image goes
-through the production path, cached under `--cache` by content (evaluation.placeholder_mechanisms).
+through the production path (evaluation.placeholder_mechanisms): the torch float32 backbone and `--head`, cached under
+`--cache` by content; or, with `--vision`, the served vision model file (e.g. the cpu profile's int8 model), its own
+embedding and placeholder score, not cached.
 
 The vote: each query meets K exemplars of its category (catalog apparel / catalog gear / grocery), drawn from the
 real photos of other products (other style / other grocery product), as the gateway's store of recently accepted
@@ -51,6 +54,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--vote-fpr", type=float, default=0.05, help="the vote's own false-positive budget on calibration photos"
     )
     parser.add_argument("--head", type=Path, default=HEADS_DIR / "quality.onnx")
+    parser.add_argument(
+        "--vision",
+        type=Path,
+        help="a vision ONNX model (e.g. <cpu repository>/vision/1/model.onnx): embeddings and placeholder scores from "
+        "it instead of the torch backbone and --head (not cached)",
+    )
     parser.add_argument("--cache", type=Path, default=Path("/tmp/imgsel-phvote"))
     parser.add_argument("--json", type=Path, help="write every number here too")
     return parser.parse_args(argv)
@@ -64,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     items = assemble(known, args.variants, args.unseen, args.in_store, args.seed)
     started = time.monotonic()
-    analysed = analyse(items, args.cache)
+    analysed = analyse(items, args.cache, args.vision)
     print(f"analysed {len(items)} images in {time.monotonic() - started:.0f} s")
     if not analysed["valid"].all():
         bad = [items[i].key for i in np.flatnonzero(~analysed["valid"])]
@@ -94,8 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     report["vote_per_category"] = print_vote_per_category(signals, args.max_fpr)
     if signals.head is not None:
         print_head_scores(signals)
-        report["head_model_sha256"] = hashlib.sha256(args.head.read_bytes()).hexdigest()[:16]
-        print(f"head model {args.head.name} sha256 {report['head_model_sha256']}")
+        head_model = args.vision or args.head
+        report["head_model_sha256"] = hashlib.sha256(head_model.read_bytes()).hexdigest()[:16]
+        print(f"head model {head_model} sha256 {report['head_model_sha256']}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=float))
     return 0

@@ -7,7 +7,8 @@
 - the learned head: the served placeholder score of heads/quality.onnx.
 
 Every image goes through the production path (DALI preprocessing -> thumbnail, quality features; EfficientNet-Lite0 ->
-embedding), cached by content (training.embedding_cache.AnalysisStore).
+embedding), cached by content (training.embedding_cache.AnalysisStore); or, given a `vision` model file, through that
+model (evaluation.vision_runtime: embedding and the served placeholder score of the same file), uncached.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from contract.tensors import EMBEDDING, QUALITY_FEATURES
+from contract.tensors import EMBEDDING, QUALITY_FEATURES, QUALITY_OUTPUTS, QUALITY_SCORES
 from evaluation.placeholder_data import CATEGORIES, Item, load, split_of
 from training.embedding_cache import AnalysisStore, content_digest
 
@@ -29,11 +30,14 @@ VOTE_SIMILARITIES = np.round(np.arange(0.10, 0.70, 0.01), 2)
 HEAD_WITH_VOTE = (0.0, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3)
 
 
-def analyse(items: list[Item], cache: Path) -> dict[str, np.ndarray]:
-    """Embedding, raw quality features, thumbnail and validity of every item, cached by content sha256."""
+def analyse(items: list[Item], cache: Path, vision: Path | None = None) -> dict[str, np.ndarray]:
+    """Embedding, raw quality features, thumbnail and validity of every item, cached by content sha256 (with
+    `vision`: from that model file, uncached, plus its placeholder score under "head")."""
+    files = [load(item) for item in items]
+    if vision is not None:
+        return analyse_with_model(files, vision)
     cache.mkdir(parents=True, exist_ok=True)
     store = AnalysisStore(cache, "analysed", ANALYSED, batch_size=BATCH, threads=1)
-    files = [load(item) for item in items]
     digests = [content_digest(f) for f in files]
     # New contents in order (the last of equal files stands for them all: same bytes).
     todo = sorted({d: i for i, d in enumerate(digests) if d not in store}.items(), key=lambda kv: kv[1])
@@ -52,13 +56,29 @@ def analyse(items: list[Item], cache: Path) -> dict[str, np.ndarray]:
     }
 
 
+def analyse_with_model(files: list[np.ndarray], vision: Path) -> dict[str, np.ndarray]:
+    """`analyse` through a served vision model: its EMBEDDING, and its QUALITY_SCORES' placeholder column as the
+    head's score (the spliced quality head, as the gateway reads it)."""
+    from evaluation.vision_runtime import SERVED, analyse_with_vision
+
+    started = time.monotonic()
+    result = analyse_with_vision(vision, files, with_thumbs=True)
+    print(f"  {len(files)} images through {vision} ({time.monotonic() - started:.0f} s)", flush=True)
+    outputs = result.outputs[SERVED]
+    return {
+        "embeddings": outputs[EMBEDDING.name].astype(np.float32),
+        "features": result.features.astype(np.float32),
+        "thumbs": result.thumbs,
+        "valid": result.valid,
+        "head": outputs[QUALITY_SCORES.name][:, QUALITY_OUTPUTS.index("placeholder")],
+    }
+
+
 def head_scores(embeddings: np.ndarray, features: np.ndarray, model: Path) -> np.ndarray | None:
     """The served placeholder score of heads/quality.onnx (0.5 = its calibrated threshold); None without a head."""
     if not model.is_file():
         return None
     import onnxruntime as ort
-
-    from contract.tensors import QUALITY_OUTPUTS
 
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     out = session.run(None, {EMBEDDING.name: embeddings, QUALITY_FEATURES.name: features})[0]
@@ -128,7 +148,7 @@ class Signals:
         library = kinds == "library"
         emb = analysed["embeddings"]
         library_fires = library_distances(analysed["thumbs"], library) <= max_distance
-        head = head_scores(emb, analysed["features"], model)
+        head = analysed["head"] if "head" in analysed else head_scores(emb, analysed["features"], model)
         sims = exemplar_similarities(items, emb, exemplars, seed)
         kth_lowest = np.sort(sims, axis=1)[:, min_votes - 1]  # one number per query decides the vote for every s
         split = np.array([split_of(it) for it in items])

@@ -2,14 +2,17 @@
 evaluation.search_scale).
 
     python -m evaluation.search_recall [--data ../shared/data] [--scale 100000] [--json out.json]
+        [--vision <cpu repository>/vision/1/model.onnx]
 
 Real data (cross-domain, the Grocery Store Dataset's use case): the index holds the grocery training photos and the
 81 iconic catalog images (product = fine class, partition = its top-level class: fruit / vegetables / packages) plus
 the 400 catalog studio photos as distractors (partitions apparel / gear); queries are the 296 grocery validation
 phone photos (new photos of indexed products). Embeddings and the category head's probabilities come from the
 production path (DALI preprocessing -> EfficientNet-Lite0 -> heads/category.onnx), from the embedding cache the
-category-head training fills (training.embedding_cache, same file list) or computed here. A query is a hit@k when its
-product is among the k products returned (one best image per product, as the API returns them by default).
+category-head training fills (training.embedding_cache, same file list) or computed here; with `--vision`, from
+that served vision model file instead (e.g. the cpu profile's int8 model: its EMBEDDING and CATEGORY_PROBS). A query
+is a hit@k when its product is among the k products returned (one best image per product, as the API returns them by
+default).
 
 Scale: a synthetic catalog of `--scale` vectors made from the real embeddings (each a real embedding plus Gaussian
 noise, renormalised, in its source's partition) queried with the real validation embeddings: search latency of flat
@@ -34,6 +37,7 @@ import numpy as np
 
 from build_engines.artifacts import HEADS_DIR
 from contract.categories_file import load_catalog
+from contract.tensors import CATEGORY_HEAD_OUTPUT, EMBEDDING
 from evaluation.search_scale import (
     RealNoiseCatalog,
     bench_database,
@@ -86,16 +90,33 @@ async def run_queries(index: SearchIndex, queries, truth, probs, classes, mode: 
     }
 
 
-def real_data(data_root: Path, cache_dir: Path) -> dict:
+def served_embeddings(paths: list[Path], vision: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(embeddings, valid, category probabilities) of `paths` from one vision model file, as the served analyze call
+    gives them (the category head spliced into the same model)."""
+    from evaluation.vision_runtime import SERVED, analyse_with_vision
+
+    result = analyse_with_vision(vision, (np.fromfile(p, dtype=np.uint8) for p in paths))
+    outputs = result.outputs[SERVED]
+    if CATEGORY_HEAD_OUTPUT not in outputs:
+        raise SystemExit(f"{vision} has no {CATEGORY_HEAD_OUTPUT} output: no category head was spliced in")
+    return outputs[EMBEDDING.name].astype(np.float32), result.valid, outputs[CATEGORY_HEAD_OUTPUT]
+
+
+def real_data(data_root: Path, cache_dir: Path, vision: Path | None = None) -> dict:
+    """The real photos' embeddings and category probabilities: the torch float32 backbone (cached) and
+    heads/category.onnx, or with `vision` that served model file (uncached)."""
     head = load_catalog().category_head
     classes = head.classes
     labelled = development_data(data_root / "grocery", data_root / "catalog" / "manifest.csv", classes)
     started = time.perf_counter()
-    embeddings, valid = cached_embeddings(labelled.paths, cache_dir)  # same file list as the head's training: cached
-    embed_s = time.perf_counter() - started
-    n = len(labelled.paths)
-    embeddings = embeddings[:n]
-    probs = category_probabilities(embeddings)
+    if vision is not None:
+        embeddings, valid, probs = served_embeddings(labelled.paths, vision)
+        embed_s = time.perf_counter() - started
+    else:
+        embeddings, valid = cached_embeddings(labelled.paths, cache_dir)  # same file list as the head's training
+        embed_s = time.perf_counter() - started
+        embeddings = embeddings[: len(labelled.paths)]
+        probs = category_probabilities(embeddings)
     is_query = np.array([s == "grocery" and v for s, v in zip(labelled.sources, labelled.validation)])
     return {
         "classes": classes,
@@ -138,11 +159,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--scale", type=int, default=100_000, help="synthetic catalog size (0: skip)")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--vision",
+        type=Path,
+        help="a vision ONNX model (e.g. <cpu repository>/vision/1/model.onnx): embeddings and category probabilities "
+        "from it instead of the torch backbone and heads/category.onnx (not cached)",
+    )
     args = parser.parse_args(argv)
     if not (args.data / "grocery" / "classes.csv").is_file():
         print(f"{args.data}: no grocery data (../shared/data)")
         return 2
-    real = real_data(args.data, args.cache_dir)
+    real = real_data(args.data, args.cache_dir, args.vision)
     with tempfile.TemporaryDirectory(prefix="imgsel-search-") as tmp:
         report = {"embed_seconds": real["embed_seconds"]}
         with database_server(Path(tmp)) as server:

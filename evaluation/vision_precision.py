@@ -26,9 +26,7 @@ import platform
 import sys
 import tempfile
 import time
-import types
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -37,11 +35,8 @@ from build_engines.artifacts import HEADS_DIR
 from contract.tensors import (
     CATEGORY_HEAD_OUTPUT,
     EMBEDDING,
-    PIXELS,
-    QUALITY_FEATURES,
     QUALITY_OUTPUTS,
     QUALITY_SCORES,
-    VALID,
     type_probs_output,
 )
 from evaluation.vision_precision_report import (
@@ -57,34 +52,14 @@ from evaluation.vision_precision_report import (
     top1_agreement,
     verdict,
 )
+from evaluation.vision_runtime import Analysis, VisionModels
 from training.datasets import DEFAULT_DATA, IMAGE_SUFFIXES, CategoryExamples
 
 PRECISIONS = ("fp32", "int8")
-BATCH = 32
 SPEED_BATCHES = (8, 32)
 
 
-def batched(items: Iterable, size: int) -> Iterator[list]:
-    batch = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 # ---------------------------------------------------------------------------------------------- the two models
-
-
-def serving_options():
-    """The cpu profile's onnxruntime session options (build_engines/triton_python/onnx_model.py), imported rather than
-    copied; that module imports the Triton stub's utilities at the top, absent outside Triton."""
-    sys.modules.setdefault("triton_python_backend_utils", types.ModuleType("triton_python_backend_utils"))
-    from build_engines.triton_python.onnx_model import session_options
-
-    return session_options({"ORT_THREADS": "2", "ORT_SPIN": "0"})
 
 
 def build_models(scratch: Path) -> dict[str, Path]:
@@ -101,55 +76,6 @@ def build_models(scratch: Path) -> dict[str, Path]:
         if written != precision:
             raise SystemExit(f"asked for a {precision} vision model, got {written}: nothing to compare")
     return paths
-
-
-@dataclass
-class Analysis:
-    """Per image: `valid`, raw QUALITY_FEATURES, ORIG_SIZE, and every vision output per precision."""
-
-    valid: np.ndarray
-    features: np.ndarray
-    sizes: np.ndarray
-    outputs: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
-
-
-class VisionModels:
-    """Both models in onnxruntime with the serving options, fed by the production preprocessing."""
-
-    def __init__(self, paths: dict[str, Path]):
-        import onnxruntime as ort
-
-        from preprocessing.runner import PreprocessRunner
-
-        self.paths = paths
-        self.sessions = {
-            p: ort.InferenceSession(str(path), serving_options(), providers=["CPUExecutionProvider"])
-            for p, path in paths.items()
-        }
-        self.runner = PreprocessRunner(max_batch=BATCH)
-        self.sample_feeds: dict[str, np.ndarray] | None = None  # one full batch of real images, for the speed runs
-
-    def analyse(self, files: Iterable[np.ndarray]) -> Analysis:
-        valid, features, sizes = [], [], []
-        outputs: dict[str, dict[str, list]] = {p: {} for p in self.sessions}
-        for batch in batched(files, BATCH):
-            out = self.runner.run(batch)
-            feeds = {PIXELS.name: out[PIXELS.name], QUALITY_FEATURES.name: out[QUALITY_FEATURES.name]}
-            if self.sample_feeds is None and len(batch) == BATCH:
-                self.sample_feeds = feeds
-            valid.append(out[VALID.name][:, 0])
-            features.append(out[QUALITY_FEATURES.name])
-            sizes.append(out["ORIG_SIZE"])
-            for precision, session in self.sessions.items():
-                names = [o.name for o in session.get_outputs()]
-                for name, value in zip(names, session.run(names, feeds)):
-                    outputs[precision].setdefault(name, []).append(value)
-        return Analysis(
-            np.concatenate(valid).astype(bool),
-            np.concatenate(features),
-            np.concatenate(sizes),
-            {p: {name: np.concatenate(parts) for name, parts in by_name.items()} for p, by_name in outputs.items()},
-        )
 
 
 # ---------------------------------------------------------------------------------------------- the heads

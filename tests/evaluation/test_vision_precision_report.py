@@ -10,7 +10,6 @@ import pytest
 
 from build_engines.artifacts import HEADS_DIR
 from contract.tensors import CATEGORY_HEAD_OUTPUT, EMBEDDING, QUALITY_SCORES, type_probs_output
-from evaluation.vision_precision import batched
 from evaluation.vision_precision_report import (
     Row,
     committed_reports,
@@ -28,6 +27,7 @@ from evaluation.vision_precision_report import (
     top1_agreement,
     verdict,
 )
+from evaluation.vision_runtime import batched
 
 
 @pytest.fixture(scope="module")
