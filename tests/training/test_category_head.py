@@ -126,24 +126,23 @@ def test_committed_category_head_matches_the_categories_file():
     assert probs.shape == (3, len(SHIPPED.classes))
 
 
-def test_repository_makes_the_head_an_ensemble_step_only_when_trained(tmp_path, capsys):
-    from build_engines.repository import category_head_model, ensemble_config, onnx_models, preprocess_model
+def test_the_vision_model_carries_the_head_only_when_trained(tmp_path, capsys, monkeypatch):
+    from build_engines import vision
+    from build_engines.repository import ensemble_config, preprocess_model, vision_model
 
-    assert category_head_model(tmp_path) is None  # nothing trained here
+    assert all(h.output != CATEGORY_HEAD_OUTPUT for h in vision.vision_heads(tmp_path, tmp_path))  # nothing trained
     assert "fall back to `default`" in capsys.readouterr().err
     head = SoftmaxHead(len(SHIPPED.classes), [True] * len(SHIPPED.classes))
     category_head.export(head, tmp_path / "category.onnx")
-    model = category_head_model(tmp_path)
-    assert model is not None and model.name == "category"
-    backbone, quality = onnx_models(None, tmp_path)
-    config = ensemble_config([preprocess_model()], backbone, quality, model)
-    step = config.split('model_name: "category"')[1].split("}\n    }")[0]
-    assert f'input_map {{ key: "{CATEGORY_HEAD_INPUT}" value: "EMBEDDING" }}' in step
+    heads = vision.vision_heads(tmp_path, tmp_path)
+    (spliced,) = [h for h in heads if h.output == CATEGORY_HEAD_OUTPUT]
+    assert spliced.path == tmp_path / "category.onnx" and spliced.model == "category"
+    config = ensemble_config([preprocess_model()], vision_model(heads, "fp32"))
     outputs = config.split("output [")[1].split("ensemble_scheduling")[0]
     assert f'name: "{CATEGORY_HEAD_OUTPUT}" data_type: TYPE_FP32 dims: [ {len(SHIPPED.classes)} ]' in outputs
-    assert CATEGORY_HEAD_OUTPUT not in ensemble_config([preprocess_model()], backbone, quality)
-    model.onnx_builder(tmp_path / "served.onnx")  # checks the width against categories.toml
+    step = config.split('model_name: "vision"')[1]
+    assert f'input_map {{ key: "{CATEGORY_HEAD_INPUT}"' not in step  # the head reads EMBEDDING inside the graph
     wrong = SoftmaxHead(2, [True, True])
     category_head.export(wrong, tmp_path / "category.onnx")
     with pytest.raises(ValueError, match="retrain"):
-        category_head_model(tmp_path).onnx_builder(tmp_path / "served2.onnx")
+        vision.vision_heads(tmp_path, tmp_path)

@@ -16,41 +16,38 @@ from training.quality_data import rng_for
 FONTS = ps.font_paths()[:3]
 
 
-def test_repository_serves_the_learned_head_with_both_inputs(tmp_path):
-    from build_engines.repository import ensemble_config, onnx_models, preprocess_model, quality_model
+def test_the_vision_model_serves_the_learned_head_with_both_inputs(tmp_path):
+    from build_engines.repository import ensemble_config, preprocess_model, vision_model
+    from build_engines.vision import quality_head
 
     if not (HEADS_DIR / "quality.onnx").is_file():
         pytest.skip("build_engines/heads/quality.onnx not trained")
-    quality = quality_model(HEADS_DIR)
-    assert [t.name for t in quality.inputs] == ["EMBEDDING", "QUALITY_FEATURES"]
-    assert quality.outputs[0].dims == (len(QUALITY_OUTPUTS),)
-    backbone = onnx_models(None, HEADS_DIR)[0]
-    config = ensemble_config([preprocess_model()], backbone, quality)
-    quality_step = config.split('model_name: "quality"')[1].split("}\n    }")[0]
-    assert 'input_map { key: "EMBEDDING" value: "EMBEDDING" }' in quality_step
-    assert 'input_map { key: "QUALITY_FEATURES" value: "QUALITY_FEATURES" }' in quality_step
-    assert "dims: [ 3 ]" in config.split("output [")[1].split("ensemble_scheduling")[0]
-    quality.onnx_builder(tmp_path / "model.onnx")  # checks the file against the contract
-    assert (tmp_path / "model.onnx").is_file()
+    head = quality_head(tmp_path, HEADS_DIR)  # checks the file against the contract
+    assert head.path == HEADS_DIR / "quality.onnx" and head.output == "QUALITY_SCORES"
+    assert [i.name for i in ort.InferenceSession(str(head.path)).get_inputs()] == ["EMBEDDING", "QUALITY_FEATURES"]
+    vision = vision_model([head], "fp32")
+    assert [t.name for t in vision.inputs] == ["PIXELS", "QUALITY_FEATURES"]
+    config = ensemble_config([preprocess_model()], vision)
+    step = config.split('model_name: "vision"')[1].split("}\n    }")[0]
+    assert 'input_map { key: "QUALITY_FEATURES" value: "QUALITY_FEATURES" }' in step
+    assert 'name: "QUALITY_SCORES" data_type: TYPE_FP32 dims: [ 3 ]' in config.split("output [")[1]
 
 
-def test_repository_falls_back_to_the_classical_measures(tmp_path, capsys):
-    from build_engines.repository import quality_model
+def test_the_vision_model_falls_back_to_the_classical_measures(tmp_path, capsys):
+    from build_engines.vision import quality_head
 
-    quality = quality_model(tmp_path)  # no quality.onnx here
-    assert [t.name for t in quality.inputs] == ["QUALITY_FEATURES"]
-    assert quality.outputs[0].dims == (2,)
+    head = quality_head(tmp_path, tmp_path / "no-heads")  # no quality.onnx there
     assert "INTERIM CLASSICAL" in capsys.readouterr().err
-    quality.onnx_builder(tmp_path / "model.onnx")
-    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(head.path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["QUALITY_FEATURES"]
     assert session.run(None, {"QUALITY_FEATURES": np.array([[1e4, 0.5]], np.float32)})[0].shape == (1, 2)
 
 
-def test_repository_refuses_a_stale_learned_head(tmp_path):
-    from build_engines.repository import copy_quality_head
+def test_a_stale_learned_head_is_refused(tmp_path):
+    from build_engines.vision import check_quality_head
 
     with pytest.raises(ValueError, match="retrain"):
-        copy_quality_head(HEADS_DIR / "type_apparel.onnx", tmp_path / "model.onnx")
+        check_quality_head(HEADS_DIR / "type_apparel.onnx")
 
 
 def test_committed_head_flags_blur_and_placeholders_on_generated_images():
