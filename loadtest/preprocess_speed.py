@@ -6,7 +6,7 @@ count. Run it at two commits to compare preprocessing changes.
     python -m loadtest.preprocess_speed [--seconds 8] [--batch 8 64] [--threads 1 2] [--stages]
 
 `--stages` also times cumulative DALI graphs (decode, then one operator more each time), so each operator's CPU cost
-is the difference between two rows; fn.laplacian and the 3x3 fn.experimental.filter are both timed there.
+is the difference between two rows; fn.laplacian and the 3x3 fn.filter are both timed there.
 """
 
 from __future__ import annotations
@@ -61,9 +61,7 @@ def stage_graphs() -> dict:
         "decode + grey": lambda e: fn.color_space_conversion(decode(e), image_type=types.RGB, output_type=types.GRAY),
         "decode + grey + resize to 512": grey_512,
         "... + fn.laplacian(window_size=3)": lambda e: fn.laplacian(grey_512(e), window_size=3, dtype=types.FLOAT),
-        "... + fn.experimental.filter(3x3 kernel)": lambda e: fn.experimental.filter(
-            grey_512(e), kernel(), dtype=types.FLOAT
-        ),
+        "... + fn.filter(3x3 kernel)": lambda e: fn.filter(grey_512(e), kernel(), dtype=types.FLOAT),
     }
 
 

@@ -72,7 +72,7 @@ def preprocess_graph(padded, length, decoder_device: str = "cpu", blur_side: int
     grey = fn.resize(grey, resize_longer=dmath.min(longer_side, float(blur_side)), antialias=True)
     if decoder_device == "cpu":
         kernel = fn.constant(fdata=[v for row in LAPLACIAN_KERNEL for v in row], shape=(3, 3), dtype=types.FLOAT)
-        laplacian = fn.experimental.filter(grey, kernel, dtype=types.FLOAT)
+        laplacian = fn.filter(grey, kernel, dtype=types.FLOAT)
     else:  # on the GPU fn.laplacian is cheap, and where the filter's kernel may live there is unverified here
         laplacian = fn.laplacian(grey, window_size=3, dtype=types.FLOAT)
     return pixels, orig_size, thumb, laplacian

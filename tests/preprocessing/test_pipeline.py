@@ -19,9 +19,7 @@ def test_the_laplacian_kernel_equals_dali_laplacian_on_photos():
         encoded = fn.external_source(name="E", dtype=types.UINT8, ndim=1)
         grey = fn.decoders.image(encoded, device="cpu", output_type=types.GRAY)
         kernel = fn.constant(fdata=[v for row in LAPLACIAN_KERNEL for v in row], shape=(3, 3), dtype=types.FLOAT)
-        return fn.laplacian(grey, window_size=3, dtype=types.FLOAT), fn.experimental.filter(
-            grey, kernel, dtype=types.FLOAT
-        )
+        return fn.laplacian(grey, window_size=3, dtype=types.FLOAT), fn.filter(grey, kernel, dtype=types.FLOAT)
 
     pipe = both()
     pipe.build()
