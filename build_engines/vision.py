@@ -152,6 +152,20 @@ def export_backbone(path: Path, weights: str | None) -> None:
         raise RuntimeError(f"backbone ONNX parity error {error:.2e} > 1e-4")
 
 
+def cached_backbone_export(cache_dir: Path) -> Path:
+    """The float32 backbone ONNX of the default weights, exported once per weights fingerprint into `cache_dir`: for
+    benchmarks and tests that need the real backbone without a fresh torch export every time."""
+    from build_engines.backbone import backbone_fingerprint
+
+    path = cache_dir / f"backbone-fp32-{backbone_fingerprint()}.onnx"
+    if not path.is_file():
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial")
+        export_backbone(partial, None)
+        partial.replace(path)
+    return path
+
+
 def export_quality(path: Path) -> None:
     import torch
 

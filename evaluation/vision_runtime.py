@@ -35,13 +35,13 @@ def batched(items: Iterable, size: int) -> Iterator[list]:
         yield batch
 
 
-def serving_options():
+def serving_options(threads: int = 2):
     """The cpu profile's onnxruntime session options (build_engines/triton_python/onnx_model.py), imported rather than
     copied; that module imports the Triton stub's utilities at the top, absent outside Triton."""
     sys.modules.setdefault("triton_python_backend_utils", types.ModuleType("triton_python_backend_utils"))
     from build_engines.triton_python.onnx_model import session_options
 
-    return session_options({"ORT_THREADS": "2", "ORT_SPIN": "0"})
+    return session_options({"ORT_THREADS": str(threads), "ORT_SPIN": "0"})
 
 
 @dataclass

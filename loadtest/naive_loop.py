@@ -41,16 +41,9 @@ WARM_UP_IMAGES = 4
 
 def default_model() -> Path:
     """The project's float32 backbone ONNX, exported once per weights into .cache/bench/."""
-    from build_engines.backbone import backbone_fingerprint
-    from build_engines.vision import export_backbone
+    from build_engines.vision import cached_backbone_export
 
-    path = PROJECT_ROOT / ".cache" / "bench" / f"backbone-fp32-{backbone_fingerprint()}.onnx"
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".partial")
-        export_backbone(partial, None)
-        partial.replace(path)
-    return path
+    return cached_backbone_export(PROJECT_ROOT / ".cache" / "bench")
 
 
 def decode_resize(data: bytes) -> tuple[Image.Image, Image.Image]:

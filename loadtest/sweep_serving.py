@@ -87,8 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     bodies = select_payloads(files, 32)
     rows = []
     with tempfile.TemporaryDirectory(prefix="imgsel-sweep-") as scratch:
-        backbone = Path(scratch) / "backbone.onnx"
-        vision.export_backbone(backbone, None)
+        backbone = vision.cached_backbone_export(PROJECT_ROOT / ".cache" / "bench")
         for name, changes in VARIANTS.items():
             if args.only and name not in args.only:
                 continue

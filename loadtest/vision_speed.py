@@ -8,37 +8,26 @@ benchmark images (PIXELS and QUALITY_FEATURES from preprocessing.runner).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import sys
 import tempfile
 import time
-import types
 from pathlib import Path
 
 import numpy as np
 
-from build_engines.vision import vision_heads, write_vision_onnx
 from contract.tensors import PIXELS, QUALITY_FEATURES
+from evaluation.vision_precision import build_models
 from loadtest.products import benchmark_images
 from preprocessing.runner import PreprocessRunner
 
 
 def serving_session(path: Path, threads: int):
-    """An onnxruntime session with the python-backend model's own options (build_engines/triton_python/onnx_model.py,
-    which imports Triton's utilities: a stand-in module is enough outside Triton)."""
+    """An onnxruntime session with the python-backend model's own options."""
     import onnxruntime as ort
 
-    sys.modules.setdefault("triton_python_backend_utils", types.ModuleType("triton_python_backend_utils"))
-    source = Path(__file__).resolve().parents[1] / "build_engines" / "triton_python" / "onnx_model.py"
-    spec = importlib.util.spec_from_file_location("imgsel_triton_onnx_model", source)  # not onnxruntime's onnx_model
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    session_options = module.session_options
+    from evaluation.vision_runtime import serving_options
 
-    return ort.InferenceSession(
-        str(path), session_options({"ORT_THREADS": str(threads)}), providers=["CPUExecutionProvider"]
-    )
+    return ort.InferenceSession(str(path), serving_options(threads), providers=["CPUExecutionProvider"])
 
 
 def measure(session, feeds: dict[str, np.ndarray], batch: int, seconds: float) -> tuple[float, float]:
@@ -62,14 +51,16 @@ def main(argv: list[str] | None = None) -> int:
     out = PreprocessRunner(max_batch=64).run([np.frombuffer(f, np.uint8) for f in encoded])
     feeds = {PIXELS.name: out[PIXELS.name][:32], QUALITY_FEATURES.name: out[QUALITY_FEATURES.name][:32]}
     with tempfile.TemporaryDirectory(prefix="imgsel-vision-speed-") as scratch:
-        heads = vision_heads(Path(scratch))
-        for precision in ("fp32", "int8"):
-            path = Path(scratch) / f"{precision}.onnx"
-            served = write_vision_onnx(path, heads, None, precision, Path(scratch))
+        for precision, path in build_models(Path(scratch)).items():  # as the repository builds them
             session = serving_session(path, args.threads)
             for batch in args.batch:
                 rate, cpu_ms = measure(session, feeds, batch, args.seconds)
-                row = {"precision": served, "batch": batch, "images_per_s": round(rate, 1), "cpu_ms": round(cpu_ms, 2)}
+                row = {
+                    "precision": precision,
+                    "batch": batch,
+                    "images_per_s": round(rate, 1),
+                    "cpu_ms": round(cpu_ms, 2),
+                }
                 print(json.dumps(row), flush=True)
     print(f"data: {note}; onnxruntime {args.threads} intra-op threads")
     return 0

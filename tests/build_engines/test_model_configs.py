@@ -26,18 +26,12 @@ from build_engines.dali_model import DALI_OUTPUTS, FEATURES_MODEL
 from contract.tensors import ENSEMBLE, MAX_BATCH, PREPROCESS, REQUIRED_MODELS, VISION
 
 ROOT = Path(__file__).resolve().parents[2]
-CACHED_BACKBONE = ROOT / ".cache" / "tests" / "backbone.onnx"
 ENGINE_BUILD = ROOT / "helm" / "imgsel" / "files" / "engine_build.py"
 NUMPY_DTYPES = {mc.TYPE_BOOL: np.bool_, mc.TYPE_UINT8: np.uint8, mc.TYPE_INT32: np.int32, mc.TYPE_FP32: np.float32}
 
 
 def exported_backbone() -> Path:
-    if not CACHED_BACKBONE.is_file():
-        CACHED_BACKBONE.parent.mkdir(parents=True, exist_ok=True)
-        partial = CACHED_BACKBONE.with_suffix(".partial")
-        vision.export_backbone(partial, None)
-        partial.replace(CACHED_BACKBONE)
-    return CACHED_BACKBONE
+    return vision.cached_backbone_export(ROOT / ".cache" / "tests")
 
 
 @pytest.fixture(scope="module")
