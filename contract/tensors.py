@@ -61,11 +61,12 @@ ANALYZE_OUTPUTS = (VALID, ORIG_SIZE, THUMB, EMBEDDING, QUALITY_SCORES)
 QUALITY_INPUTS = (EMBEDDING.name, QUALITY_FEATURES.name)  # the learned head's inputs (backbone, preprocess)
 TYPE_HEAD_INPUT = EMBEDDING.name
 TYPE_HEAD_OUTPUT = "TYPE_PROBS"  # softmax over the category's `types`, in categories.toml order (in the head file)
+TYPE_PROBS_PREFIX = TYPE_HEAD_OUTPUT + "_"  # the vision model's output of a category's head: type_probs_output
 
 
 def type_probs_output(category: str) -> str:
     """The vision model's (and the analyze ensemble's) output for a category's type head: TYPE_PROBS_<category>."""
-    return f"{TYPE_HEAD_OUTPUT}_{category}"
+    return TYPE_PROBS_PREFIX + category
 
 
 # The top-level category head: softmax over categories.toml [category_head].classes, in that order.

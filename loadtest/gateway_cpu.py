@@ -30,7 +30,7 @@ from PIL import Image
 
 from contract.tensors import THUMB
 from gateway.hashing import compute_hashes
-from gateway.stores.exemplars import ExemplarStore
+from gateway.stores.exemplars import RECENT_QUERY, ExemplarStore
 from loadtest.products import benchmark_images
 from tests.gateway.hashing import reference
 
@@ -83,13 +83,7 @@ def same_hashes(thumbs: list[np.ndarray]) -> bool:
 async def recent_as_text(store: ExemplarStore, category: str, k: int, exclude_product: str) -> np.ndarray:
     """ExemplarStore.recent's query with its results in text form, as the store read them before issue #13."""
     async with store.database.transaction() as db:
-        cursor = await db.execute(
-            "SELECT embedding FROM ("
-            "  SELECT DISTINCT ON (product_id) seq, embedding FROM exemplars"
-            "  WHERE category = %s AND product_id IS DISTINCT FROM %s ORDER BY product_id, seq DESC"
-            ") best ORDER BY seq DESC LIMIT %s",
-            (category, exclude_product, k),
-        )
+        cursor = await db.execute(RECENT_QUERY, (category, exclude_product, k))
         rows = await cursor.fetchall()
     return np.stack([row[0].to_numpy() for row in rows]).astype(np.float32)
 

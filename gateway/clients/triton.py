@@ -29,7 +29,7 @@ from contract.tensors import (
     IMAGE_LENGTH,
     MAX_BATCH,
     QUALITY_OUTPUTS,
-    TYPE_HEAD_OUTPUT,
+    TYPE_PROBS_PREFIX,
 )
 from gateway.clients.breaker import CircuitBreaker
 from gateway.timing import TRITON, phase
@@ -64,9 +64,6 @@ class RawAnalysis:
     category_probs: np.ndarray | None = None  # CATEGORY_PROBS; None when the category head is not served
     # TYPE_PROBS_<category> of every served type head, by category name (the caller picks its category's).
     type_probs: dict[str, np.ndarray] = field(default_factory=dict)
-
-
-TYPE_PROBS_PREFIX = TYPE_HEAD_OUTPUT + "_"  # contract.tensors.type_probs_output
 
 
 def optional_outputs(names: list[str]) -> list[str]:

@@ -17,6 +17,14 @@ from gateway.clients.database import Database
 
 # Advisory-lock key of a category's ring: hashtextextended of this prefix + the category (one key space per use).
 LOCK_PREFIX = "imgsel.exemplars:"
+# The k most recent exemplars of distinct products of a category (each product's newest row), one product left out.
+# Parameters: category, excluded product, k.
+RECENT_QUERY = (
+    "SELECT embedding FROM ("
+    "  SELECT DISTINCT ON (product_id) seq, embedding FROM exemplars"
+    "  WHERE category = %s AND product_id IS DISTINCT FROM %s ORDER BY product_id, seq DESC"
+    ") best ORDER BY seq DESC LIMIT %s"
+)
 
 
 class ExemplarStore:
@@ -61,10 +69,7 @@ class ExemplarStore:
         image), skipping `exclude_product` (a product is never its own exemplar)."""
         async with self.database.transaction() as db:
             cursor = await db.execute(
-                "SELECT embedding FROM ("
-                "  SELECT DISTINCT ON (product_id) seq, embedding FROM exemplars"
-                "  WHERE category = %s AND product_id IS DISTINCT FROM %s ORDER BY product_id, seq DESC"
-                ") best ORDER BY seq DESC LIMIT %s",
+                RECENT_QUERY,
                 (category, exclude_product, k),
                 # Binary results: pgvector's binary loader copies the float16 words, where the text form would be
                 # parsed number by number in Python (~0.6 ms per 1280-d row). Same values: halfvec's text output
