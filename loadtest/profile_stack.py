@@ -119,16 +119,13 @@ def main(argv: list[str] | None = None) -> int:
         if postmaster is not None:
             per_image["postgres (all its processes)"] = postgres
         report["cpu_ms_per_image"] = {name: round(v, 2) for name, v in per_image.items()}
-        report["cpu_ms_per_image"]["total (2 cores = 2000 ms/s)"] = round(
-            sum(report["cpu_ms_per_image"].values()), 2
-        )
+        report["cpu_ms_per_image"]["total (2 cores = 2000 ms/s)"] = round(sum(report["cpu_ms_per_image"].values()), 2)
         report["cpu_busy_fraction"] = round(sum(after[n] - before[n] for n in processes) / (wall * os.cpu_count()), 3)
         if samplers:
             report["hottest"] = {
                 name: top_frames((Path(scratch) / f"{processes[name]}.txt").read_text(), args.top)
                 for name in samplers
-                if not name.startswith("postgres child")
-                and (Path(scratch) / f"{processes[name]}.txt").is_file()
+                if not name.startswith("postgres child") and (Path(scratch) / f"{processes[name]}.txt").is_file()
             }
     print(json.dumps(report, indent=2))
     if args.json:

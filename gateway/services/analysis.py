@@ -67,6 +67,7 @@ class AnalysisStep:
         usable = [i for i, f in enumerate(fetched) if f.data is not None]
         raws = await self.triton.analyze([fetched[i].data for i in usable])
         raw_by_index = dict(zip(usable, raws))
+
         # Hashing is CPU work (~1.4 ms an image): off the event loop so other requests keep flowing.
         def analyses() -> list[Analyzed]:
             return [to_analysis(i, image, raw_by_index.get(i), fetched[i].reason) for i, image in enumerate(images)]
