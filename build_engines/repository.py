@@ -4,8 +4,10 @@
     python -m build_engines.repository --profile gpu --out /tmp/gpu-repository [--build-plans]
 
 Both profiles serve the same `analyze` ensemble (inputs, outputs, dtypes, shapes) and the same model names, so the
-gateway cannot tell them apart:
-  cpu: python-backend models (DALI on CPU, onnxruntime for every ONNX model), runs on the wheel's tritonserver.
+gateway cannot tell them apart, with one difference it reads from the ensemble's metadata: the cpu profile also
+returns duplicate detection's hashes (HASH_OUTPUTS), which the gateway computes from THUMB where they are absent.
+  cpu: python-backend models (DALI on CPU, onnxruntime for every ONNX model), runs on the wheel's tritonserver; the
+       `preprocess` model also hashes each thumbnail (preprocessing.perceptual, Pillow and SciPy).
   gpu: `preprocess` is a DALI-backend model (`model.dali`, nvJPEG decoding), followed by the numpy python-backend step
        `preprocess_features` (the measures DALI cannot compute; see build_engines.dali_model); every ONNX model is a
        `platform: "tensorrt_plan"` model (KIND_GPU) shipped as `1/model.onnx`, built into an FP16 plan on the target
@@ -30,6 +32,7 @@ from build_engines.vision import head_outputs, vision_heads, write_vision_onnx
 from contract.tensors import (
     EMBEDDING,
     ENSEMBLE,
+    HASH_OUTPUTS,
     MAX_BATCH,
     PIXELS,
     PREPROCESS,
@@ -48,6 +51,7 @@ TRITON_DTYPES = {
     "uint8": "TYPE_UINT8",
     "int16": "TYPE_INT16",
     "int32": "TYPE_INT32",
+    "uint64": "TYPE_UINT64",
     "float32": "TYPE_FP32",
 }
 # gpu profile: DALI runs per gateway call; a few threads for the host side of decoding (headers, non-JPEG formats).
@@ -89,7 +93,9 @@ class Model:
 
 
 def preprocess_model(queue_delay_us: int = CpuServing.preprocess_queue_delay_us) -> Model:
-    return Model(PREPROCESS, list(PREPROCESS_INPUTS), list(PREPROCESS_OUTPUTS), queue_delay_us=queue_delay_us)
+    """The cpu profile's python `preprocess` model (preprocessing.runner): every profile's outputs and the hashes."""
+    outputs = [*PREPROCESS_OUTPUTS, *HASH_OUTPUTS]
+    return Model(PREPROCESS, list(PREPROCESS_INPUTS), outputs, queue_delay_us=queue_delay_us)
 
 
 def vision_model(heads: list, precision: str, serving: CpuServing = CpuServing()) -> Model:
@@ -119,7 +125,8 @@ def ensemble_config(stage: list[Model], vision: Model) -> str:
     missing = [t.name for t in PREPROCESS_OUTPUTS if t.name not in produced]
     if missing:
         raise ValueError(f"the preprocessing stage does not produce {missing}")
-    exposed = [t for t in PREPROCESS_OUTPUTS if t != PIXELS] + vision.outputs
+    hashes = [t for t in HASH_OUTPUTS if t.name in produced]  # where the stage makes them (cpu)
+    exposed = [t for t in PREPROCESS_OUTPUTS if t != PIXELS] + hashes + vision.outputs
     return "\n".join(
         [
             f'name: "{ENSEMBLE}"',

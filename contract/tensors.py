@@ -23,6 +23,8 @@ MAX_BATCH = 64  # every model's max_batch_size; the gateway splits larger reques
 BACKBONE_SIDE = 224  # backbone input side (longer side resized to it, padded square)
 THUMB_SIDE = 128  # the gateway's hashing thumbnail (aspect squashed, as imagehash does)
 EMBEDDING_DIM = 1280
+# Bins of the colour histogram duplicate detection compares (preprocessing.colour: 4 tone + 12 hue x 2 saturation).
+HSV_HIST_BINS = 28
 # QUALITY_FEATURES columns (classical measures the preprocess model takes).
 QUALITY_FEATURE_NAMES = ("laplacian_variance", "object_area_fraction")
 # Columns of QUALITY_SCORES, in order (the learned quality head, build_engines/heads/quality.onnx). The interim
@@ -51,11 +53,19 @@ THUMB = TensorSpec("THUMB", "uint8", (THUMB_SIDE, THUMB_SIDE, 3))  # RGB thumbna
 QUALITY_FEATURES = TensorSpec("QUALITY_FEATURES", "float32", (len(QUALITY_FEATURE_NAMES),))
 EMBEDDING = TensorSpec("EMBEDDING", "float32", (EMBEDDING_DIM,))
 QUALITY_SCORES = TensorSpec("QUALITY_SCORES", "float32", (len(QUALITY_OUTPUTS),))
+# Duplicate detection's hashes of THUMB (preprocessing.perceptual.hash_features), made where the preprocessing stage
+# can run that code (the cpu profile's python model); else the gateway makes them from THUMB.
+PHASH = TensorSpec("PHASH", "uint64", (1,))
+DHASH_EDGE = TensorSpec("DHASH_EDGE", "uint64", (1,))
+HSV_HIST = TensorSpec("HSV_HIST", "float32", (HSV_HIST_BINS,))
+HASH_OUTPUTS = (PHASH, DHASH_EDGE, HSV_HIST)
 
 PREPROCESS_INPUTS = (IMAGE_BYTES, IMAGE_LENGTH)
+# What every profile's preprocessing stage produces; the cpu profile's also produces HASH_OUTPUTS.
 PREPROCESS_OUTPUTS = (VALID, ORIG_SIZE, PIXELS, THUMB, QUALITY_FEATURES)
 # What the analyze ensemble always returns per image (PIXELS stays inside Triton); the vision model adds
-# CATEGORY_PROBS when the category head is trained and one TYPE_PROBS_<category> per trained type head.
+# CATEGORY_PROBS when the category head is trained and one TYPE_PROBS_<category> per trained type head, and the
+# ensemble passes on HASH_OUTPUTS where its preprocessing stage makes them.
 ANALYZE_OUTPUTS = (VALID, ORIG_SIZE, THUMB, EMBEDDING, QUALITY_SCORES)
 
 QUALITY_INPUTS = (EMBEDDING.name, QUALITY_FEATURES.name)  # the learned head's inputs (backbone, preprocess)

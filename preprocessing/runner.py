@@ -1,4 +1,5 @@
-"""Runs the DALI pipeline on a batch of encoded images and derives the classical quality measures.
+"""Runs the DALI pipeline on a batch of encoded images and derives the classical quality measures and the hashes
+duplicate detection compares (preprocessing.perceptual).
 
 Used by the CPU profile's `preprocess` python-backend model; importable and testable without Triton.
 A corrupt image fails only itself: a batch that DALI rejects is retried image by image.
@@ -12,9 +13,13 @@ import numpy as np
 from PIL import Image
 
 from contract.tensors import (
+    DHASH_EDGE,
+    HASH_OUTPUTS,
+    HSV_HIST,
     IMAGE_BYTES,
     IMAGE_LENGTH,
     ORIG_SIZE,
+    PHASH,
     PIXELS,
     PREPROCESS_OUTPUTS,
     QUALITY_FEATURE_NAMES,
@@ -23,19 +28,25 @@ from contract.tensors import (
     VALID,
 )
 from preprocessing.foreground import foreground_mask
+from preprocessing.perceptual import hash_features
 from preprocessing.pipeline import BLUR_SIDE, build_pipeline
 
-# Output tensor name -> (dtype, per-image shape), from the contract (the Triton configs are generated from it too).
-OUTPUTS: dict[str, tuple[str, tuple[int, ...]]] = {t.name: (t.dtype, t.dims) for t in PREPROCESS_OUTPUTS}
+# Output tensor name -> (dtype, per-image shape), from the contract (the Triton configs are generated from it too):
+# every profile's outputs, and the hashes, which this python model can make (the gpu profile's numpy step cannot).
+OUTPUTS: dict[str, tuple[str, tuple[int, ...]]] = {
+    t.name: (t.dtype, t.dims) for t in (*PREPROCESS_OUTPUTS, *HASH_OUTPUTS)
+}
 FEATURE_NAMES = QUALITY_FEATURE_NAMES  # QUALITY_FEATURES columns
 
 # Rows/columns with fewer object pixels than this fraction are noise (JPEG ringing, dust), not object.
 MIN_LINE_FRACTION = 0.02
 
 
-def object_bbox(thumb: np.ndarray) -> tuple[int, int, int, int]:
-    """Bounding box (top, bottom, left, right; exclusive ends) of what differs from the border colour."""
-    mask = foreground_mask(thumb)
+def object_bbox(thumb: np.ndarray, mask: np.ndarray | None = None) -> tuple[int, int, int, int]:
+    """Bounding box (top, bottom, left, right; exclusive ends) of what differs from the border colour (`mask`, the
+    thumbnail's foreground_mask, when the caller has it already)."""
+    if mask is None:
+        mask = foreground_mask(thumb)
     rows = np.flatnonzero(mask.mean(axis=1) >= MIN_LINE_FRACTION)
     cols = np.flatnonzero(mask.mean(axis=0) >= MIN_LINE_FRACTION)
     if rows.size == 0 or cols.size == 0:
@@ -43,13 +54,13 @@ def object_bbox(thumb: np.ndarray) -> tuple[int, int, int, int]:
     return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
-def quality_features(thumb: np.ndarray, laplacian: np.ndarray) -> np.ndarray:
+def quality_features(thumb: np.ndarray, laplacian: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """Classical measures: variance of the Laplacian inside the object's box, and the box's area fraction.
 
     The box is found on the thumbnail (area fractions survive the aspect squash) and mapped onto the Laplacian
     image; measuring only inside it keeps a white studio margin from making a sharp product look blurry.
     """
-    top, bottom, left, right = object_bbox(thumb)
+    top, bottom, left, right = object_bbox(thumb, mask)
     side = thumb.shape[0]
     area_fraction = (bottom - top) * (right - left) / float(side * side)
     lap = laplacian.reshape(laplacian.shape[0], laplacian.shape[1])
@@ -149,5 +160,7 @@ class PreprocessRunner:
             out[ORIG_SIZE.name][i] = orig_size
             out[PIXELS.name][i] = pixels
             out[THUMB.name][i] = thumb
-            out[QUALITY_FEATURES.name][i] = quality_features(thumb, laplacian)
+            mask = foreground_mask(thumb)  # one mask for the object box and the hashes
+            out[QUALITY_FEATURES.name][i] = quality_features(thumb, laplacian, mask)
+            out[PHASH.name][i], out[DHASH_EDGE.name][i], out[HSV_HIST.name][i] = hash_features(thumb, mask)
         return out

@@ -95,19 +95,23 @@ def test_decisions_are_pure():
     assert violations("gateway/decisions", allowed) == []
 
 
+HASH_CODE = ("preprocessing.foreground", "preprocessing.perceptual", "preprocessing.colour")
+
+
 def test_hashing_is_pure():
     """gateway.hashing is what decisions may lean on, so it is held to the same rule, plus in-memory image maths
-    (PIL resampling, scipy's DCT: imagehash's exact definitions) and the numpy-only foreground mask it shares with
-    the preprocess model."""
+    (PIL resampling, scipy's DCT: imagehash's exact definitions) and the hashing code it shares with the preprocess
+    model (preprocessing's foreground mask, perceptual hashes and colour histogram, held to the same rule)."""
     hashing = [p for p in modules("gateway") if p.relative_to(ROOT).parts[1].startswith("hashing")]
     assert hashing, "gateway.hashing not found"
-    for path in hashing:
+    shared = [ROOT / (name.replace(".", "/") + ".py") for name in HASH_CODE]
+    for path in hashing + shared:
         for name in imported(path):
             assert (
                 _pure(name)
                 or top(name) in ("PIL", "scipy")
                 or within(name, "gateway.hashing")
-                or within(name, "preprocessing.foreground")
+                or any(within(name, module) for module in HASH_CODE)
             ), f"{path.relative_to(ROOT)} imports {name}"
 
 
@@ -143,7 +147,7 @@ def test_only_the_database_client_and_the_stores_import_database_libraries():
 
 
 # The pure preprocessing modules the gateway shares (never the DALI pipeline or its runner).
-SHARED_PREPROCESSING = ("preprocessing.foreground", "preprocessing.image_header")
+SHARED_PREPROCESSING = (*HASH_CODE, "preprocessing.image_header")
 
 
 def test_gateway_imports_only_the_shared_preprocessing_modules():

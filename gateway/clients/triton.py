@@ -24,10 +24,14 @@ from tritonclient.utils import InferenceServerException
 from contract.tensors import (
     ANALYZE_OUTPUTS,
     CATEGORY_HEAD_OUTPUT,
+    DHASH_EDGE,
     ENSEMBLE,
+    HASH_OUTPUTS,
+    HSV_HIST,
     IMAGE_BYTES,
     IMAGE_LENGTH,
     MAX_BATCH,
+    PHASH,
     QUALITY_OUTPUTS,
     TYPE_PROBS_PREFIX,
 )
@@ -35,7 +39,7 @@ from gateway.clients.breaker import CircuitBreaker
 from gateway.timing import TRITON, phase
 
 # numpy dtype name (contract) -> Triton wire dtype
-WIRE_DTYPES = {"bool": "BOOL", "uint8": "UINT8", "int32": "INT32", "float32": "FP32"}
+WIRE_DTYPES = {"bool": "BOOL", "uint8": "UINT8", "int32": "INT32", "uint64": "UINT64", "float32": "FP32"}
 # Padding budget of one call: padded bytes may exceed real bytes by this factor (plus a small constant).
 MAX_PADDING_FACTOR = 1.5
 PADDING_SLACK_BYTES = 256 * 1024
@@ -64,12 +68,18 @@ class RawAnalysis:
     category_probs: np.ndarray | None = None  # CATEGORY_PROBS; None when the category head is not served
     # TYPE_PROBS_<category> of every served type head, by category name (the caller picks its category's).
     type_probs: dict[str, np.ndarray] = field(default_factory=dict)
+    # (PHASH, DHASH_EDGE, HSV_HIST) where the profile hashes inside Triton (cpu); None: hash THUMB here.
+    hashes: tuple[int, int, np.ndarray] | None = None
+
+
+HASH_NAMES = [t.name for t in HASH_OUTPUTS]
 
 
 def optional_outputs(names: list[str]) -> list[str]:
     """The ensemble's outputs beyond ANALYZE_OUTPUTS that the gateway reads: the category head's and the type heads'
-    (present exactly when those heads are trained into the vision model)."""
-    return [n for n in names if n == CATEGORY_HEAD_OUTPUT or n.startswith(TYPE_PROBS_PREFIX)]
+    (present exactly when those heads are trained into the vision model), and the hashes (all three, or none)."""
+    heads = [n for n in names if n == CATEGORY_HEAD_OUTPUT or n.startswith(TYPE_PROBS_PREFIX)]
+    return heads + (HASH_NAMES if set(HASH_NAMES) <= set(names) else [])
 
 
 def plan_calls(lengths: list[int], max_batch: int = MAX_BATCH) -> list[list[int]]:
@@ -193,7 +203,13 @@ class TritonAnalyzer:
         result = await self._infer(ENSEMBLE, inputs, names + optional)
         valid, size, thumb, embedding, quality = (result.as_numpy(n) for n in names)
         category = result.as_numpy(CATEGORY_HEAD_OUTPUT) if CATEGORY_HEAD_OUTPUT in optional else None
-        types = {n.removeprefix(TYPE_PROBS_PREFIX): result.as_numpy(n) for n in optional if n != CATEGORY_HEAD_OUTPUT}
+        types = {
+            n.removeprefix(TYPE_PROBS_PREFIX): result.as_numpy(n) for n in optional if n.startswith(TYPE_PROBS_PREFIX)
+        }
+        hashes = None
+        if PHASH.name in optional:
+            phash, dhash, hist = (result.as_numpy(n) for n in (PHASH.name, DHASH_EDGE.name, HSV_HIST.name))
+            hashes = [(int(phash[i, 0]), int(dhash[i, 0]), hist[i]) for i in range(len(files))]
         return [
             RawAnalysis(
                 bool(valid[i, 0]),
@@ -204,6 +220,7 @@ class TritonAnalyzer:
                 dict(zip(QUALITY_OUTPUTS, map(float, quality[i]))),
                 None if category is None else category[i],
                 {name: probs[i] for name, probs in types.items()},
+                None if hashes is None else hashes[i],
             )
             for i in range(len(files))
         ]

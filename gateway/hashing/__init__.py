@@ -1,18 +1,28 @@
 """Duplicate detection building blocks, one copy each, in memory only (no I/O):
 
 - `rule`: the duplicate rule (pHash AND edge-dHash AND colour chi-square within the category's thresholds), the
-  ImageHashes / HashVectors data types, pair verification and the per-product duplicate matrix;
+  ImageHashes / HashVectors data types, `compute_hashes` of a thumbnail, pair verification and the per-product
+  duplicate matrix;
 - `distances`: Hamming (popcount) and chi-square;
 - `bands`: multi-index hashing pieces (band keys, bucket tables, probe masks, guarantees);
-- `perceptual`: pHash, dHash, edge dHash, the content box and `compute_hashes`;
-- `colour`: the foreground colour histogram.
+
+The hashes themselves are computed by preprocessing.perceptual (pHash, dHash, edge dHash, the content box) and
+preprocessing.colour (the foreground colour histogram), re-exported here: the cpu profile's preprocess model runs the
+same code inside Triton.
 """
 
 from gateway.hashing.bands import HASH_BITS, guaranteed_distance, miss_probability, radius_for
-from gateway.hashing.colour import HSV_HIST_BINS, HUE_BINS, SAT_BINS, TONE_BINS, colour_histogram, hsv_histogram
 from gateway.hashing.distances import chi2_distance, chi2_pairs, chi2_rows, hamming, popcount64
-from gateway.hashing.perceptual import compute_hashes, content_box, dhash, dhash_edge, phash
-from gateway.hashing.rule import HashVectors, ImageHashes, duplicate_matrix, verify_pairs, within_thresholds
+from gateway.hashing.rule import (
+    HashVectors,
+    ImageHashes,
+    compute_hashes,
+    duplicate_matrix,
+    verify_pairs,
+    within_thresholds,
+)
+from preprocessing.colour import HSV_HIST_BINS, HUE_BINS, SAT_BINS, TONE_BINS, colour_histogram, hsv_histogram
+from preprocessing.perceptual import content_box, dhash, dhash_edge, phash
 
 __all__ = [
     "HASH_BITS",

@@ -14,6 +14,7 @@ import numpy as np
 
 from contract.categories import DedupThresholds
 from gateway.hashing.distances import chi2_pairs, hamming
+from preprocessing.perceptual import hash_features
 
 # A signal's distances: one per pair, or a function giving the distances of the pairs at the positions it is passed.
 Distances = np.ndarray | Callable[[np.ndarray], np.ndarray]
@@ -26,6 +27,12 @@ class ImageHashes:
     phash: int
     dhash_edge: int
     hsv_hist: np.ndarray
+
+
+def compute_hashes(thumb) -> ImageHashes:
+    """preprocessing.perceptual.hash_features of a thumbnail (uint8 HxWx3 array or PIL image) as ImageHashes: what
+    the cpu profile's preprocess model returns as PHASH, DHASH_EDGE and HSV_HIST, for profiles that do not."""
+    return ImageHashes(*hash_features(thumb))
 
 
 @dataclass(frozen=True)

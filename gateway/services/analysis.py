@@ -1,4 +1,5 @@
-"""The analysis step every use case shares: fetch the images, one Triton analyze pass, hashes of the thumbnails."""
+"""The analysis step every use case shares: fetch the images, one Triton analyze pass, hashes of the thumbnails
+(from Triton where the profile computes them, else here)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from gateway.clients.fetch import Fetcher
 from gateway.clients.triton import RawAnalysis
 from gateway.decisions.analysis import ImageAnalysis
 from gateway.decisions.category import head_width_matches
-from gateway.hashing import compute_hashes
+from gateway.hashing import ImageHashes, compute_hashes
 from gateway.schemas import ImageIn
 from gateway.timing import HASHING, phase
 
@@ -48,7 +49,7 @@ def to_analysis(index: int, image: ImageIn, raw: RawAnalysis | None, reason: str
         width=raw.width,
         height=raw.height,
         scores=dict(raw.quality),
-        hashes=compute_hashes(raw.thumb),
+        hashes=compute_hashes(raw.thumb) if raw.hashes is None else ImageHashes(*raw.hashes),
         **common,
     )
     return Analyzed(analysis, raw.embedding, raw.thumb, raw.category_probs, raw.type_probs)
@@ -68,10 +69,12 @@ class AnalysisStep:
         raws = await self.triton.analyze([fetched[i].data for i in usable])
         raw_by_index = dict(zip(usable, raws))
 
-        # Hashing is CPU work (~1.4 ms an image): off the event loop so other requests keep flowing.
         def analyses() -> list[Analyzed]:
             return [to_analysis(i, image, raw_by_index.get(i), fetched[i].reason) for i, image in enumerate(images)]
 
+        if all(raw is None or raw.hashes is not None for raw in raws):
+            return analyses()  # Triton hashed every thumbnail (cpu profile)
+        # Hashing here is CPU work (~1.4 ms an image): off the event loop so other requests keep flowing.
         with phase(HASHING):
             return await asyncio.to_thread(analyses)
 

@@ -23,11 +23,12 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from build_engines import repository, vision
 from build_engines.dali_model import DALI_OUTPUTS, FEATURES_MODEL
-from contract.tensors import ENSEMBLE, MAX_BATCH, PREPROCESS, REQUIRED_MODELS, VISION
+from contract.tensors import ENSEMBLE, HASH_OUTPUTS, MAX_BATCH, PREPROCESS, REQUIRED_MODELS, VISION
 
 ROOT = Path(__file__).resolve().parents[2]
 ENGINE_BUILD = ROOT / "helm" / "imgsel" / "files" / "engine_build.py"
 NUMPY_DTYPES = {mc.TYPE_BOOL: np.bool_, mc.TYPE_UINT8: np.uint8, mc.TYPE_INT32: np.int32, mc.TYPE_FP32: np.float32}
+HASH_NAMES = [t.name for t in HASH_OUTPUTS]
 
 
 def exported_backbone() -> Path:
@@ -137,12 +138,16 @@ def test_the_wiring_check_finds_broken_wiring(configs):
     assert "preprocess_features: inputs ['LAPLACIAN'] not mapped" in errors
 
 
-def test_both_profiles_serve_the_same_ensemble(configs):
+def test_both_profiles_serve_the_same_ensemble_but_only_cpu_returns_the_hashes(configs):
+    """The gpu profile's numpy step cannot run the hashing code (Pillow, SciPy): its gateway hashes THUMB itself."""
     cpu, gpu = configs["cpu"][ENSEMBLE], configs["gpu"][ENSEMBLE]
-    for field in ("input", "output"):
-        assert [m.SerializeToString() for m in getattr(cpu, field)] == [
-            m.SerializeToString() for m in getattr(gpu, field)
-        ]
+    assert [m.SerializeToString() for m in cpu.input] == [m.SerializeToString() for m in gpu.input]
+    cpu_outputs = [m for m in cpu.output if m.name not in HASH_NAMES]
+    assert [m.SerializeToString() for m in cpu_outputs] == [m.SerializeToString() for m in gpu.output]
+    assert signature(cpu.output).keys() - signature(gpu.output).keys() == set(HASH_NAMES)
+    hashes = signature(cpu.output)
+    assert hashes["PHASH"] == hashes["DHASH_EDGE"] == (mc.TYPE_UINT64, (1,))
+    assert hashes["HSV_HIST"] == (mc.TYPE_FP32, (28,))
     assert cpu.max_batch_size == gpu.max_batch_size
 
 
@@ -156,6 +161,9 @@ def test_both_profiles_have_the_same_models_with_the_same_tensors(configs):
         assert signature(gpu[name].input) == signature(cpu[name].input), name
         if name != PREPROCESS:
             assert signature(gpu[name].output) == signature(cpu[name].output), name
+    cpu_preprocess = {n: spec for n, spec in signature(cpu[PREPROCESS].output).items() if n not in HASH_NAMES}
+    gpu_stage = signature(gpu[PREPROCESS].output) | signature(gpu[FEATURES_MODEL].output)
+    assert cpu_preprocess.items() <= gpu_stage.items()
 
 
 def test_gpu_classifiers_are_tensorrt_models_batched_as_on_cpu(repositories, configs):

@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
+from contract import tensors
+from preprocessing.colour import HSV_HIST_BINS
 from preprocessing.image_header import SUPPORTED_FORMATS, sniff_format
+from preprocessing.perceptual import hash_features
 from preprocessing.pipeline import MEAN, STD, THUMB_SIDE
 from preprocessing.runner import OUTPUTS, PreprocessRunner, object_bbox, quality_features
 from tests.helpers import blurred, corrupt_jpeg, encode, product_photo
@@ -82,6 +85,22 @@ def test_pixels_are_padded_with_white(runner):
     assert np.allclose(pixels[:, 0, :], white, atol=1e-4)
     assert np.allclose(pixels[:, -1, :], white, atol=1e-4)
     assert not np.allclose(pixels[:, 112, :], white, atol=0.1)  # the product is in the middle
+
+
+def test_hashes_are_those_the_gateway_computes_from_the_thumbnail(runner):
+    """PHASH, DHASH_EDGE and HSV_HIST are preprocessing.perceptual.hash_features of THUMB (the gateway's fallback
+    for profiles that do not hash in Triton computes exactly these)."""
+    out = run(runner, GOOD_JPEG, OTHER_JPEG, encode(WIDE, "PNG"))
+    for i in range(3):
+        phash, dhash, hist = hash_features(out["THUMB"][i])
+        assert (int(out["PHASH"][i, 0]), int(out["DHASH_EDGE"][i, 0])) == (phash, dhash)
+        np.testing.assert_array_equal(out["HSV_HIST"][i], hist)
+    assert not np.allclose(out["HSV_HIST"][0], out["HSV_HIST"][1])  # one product shape in two colours
+    np.testing.assert_allclose(out["HSV_HIST"].sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_the_histogram_width_is_the_contracts():
+    assert HSV_HIST_BINS == tensors.HSV_HIST_BINS == OUTPUTS["HSV_HIST"][1][0]
 
 
 # ---------------------------------------------------------------------------------------------- failures

@@ -26,7 +26,7 @@ def test_child_output_with_invalid_utf8_is_kept_and_drained():
 
 def test_json_lines_pass_through_and_plain_text_is_prefixed(capsys):
     # The gateway's JSON log lines stay one JSON object per line; Triton's plain text carries the child's name.
-    script = "print('{\"level\": \"info\", \"message\": \"hi\"}'); print('I1203 plain triton line')"
+    script = 'print(\'{"level": "info", "message": "hi"}\'); print(\'I1203 plain triton line\')'
     child = Child("gateway", [sys.executable, "-c", script], dict(os.environ))
     assert child.process.wait(timeout=30) == 0
     assert child.pump_done.wait(30)

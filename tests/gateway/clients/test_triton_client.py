@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 from tritonclient.utils import InferenceServerException
 
-from gateway.clients.triton import MAX_BATCH, MAX_PADDING_FACTOR, PADDING_SLACK_BYTES, is_unavailable, plan_calls
+from gateway.clients.triton import (
+    HASH_NAMES,
+    MAX_BATCH,
+    MAX_PADDING_FACTOR,
+    PADDING_SLACK_BYTES,
+    is_unavailable,
+    optional_outputs,
+    plan_calls,
+)
 
 KB = 1024
 MB = 1024 * KB
@@ -122,3 +130,11 @@ def test_is_unavailable_true(message, status):
 )
 def test_is_unavailable_false(message, status):
     assert not is_unavailable(InferenceServerException(message, status=status))
+
+
+def test_optional_outputs_take_the_heads_and_the_hashes_only_when_all_three_are_served():
+    heads = ["CATEGORY_PROBS", "TYPE_PROBS_apparel"]
+    base = ["VALID", "ORIG_SIZE", "THUMB", "EMBEDDING", "QUALITY_SCORES"]
+    assert optional_outputs(base + heads) == heads
+    assert optional_outputs(base + heads + ["PHASH", "DHASH_EDGE", "HSV_HIST"]) == heads + HASH_NAMES
+    assert optional_outputs(base + ["PHASH", "HSV_HIST"]) == []

@@ -8,7 +8,8 @@ import numpy as np
 import scipy.fftpack
 from PIL import Image, ImageFilter
 
-from gateway.hashing.colour import (
+from gateway.hashing.rule import ImageHashes
+from preprocessing.colour import (
     CHROMA_SATURATION_RAMP,
     CHROMA_VALUE_RAMP,
     HUE_BINS,
@@ -18,9 +19,8 @@ from gateway.hashing.colour import (
     TONE_BINS,
     TONE_PERCENTILES,
 )
-from gateway.hashing.perceptual import CONTENT_SIDE, HASH_SIZE, PHASH_HIGHFREQ_FACTOR, _pack_bits, content_box
-from gateway.hashing.rule import ImageHashes
 from preprocessing.foreground import BACKGROUND_TOLERANCE, border_colour
+from preprocessing.perceptual import CONTENT_SIDE, HASH_SIZE, PHASH_HIGHFREQ_FACTOR, _pack_bits, content_box
 
 
 def foreground_mask(rgb: np.ndarray, tolerance: int = BACKGROUND_TOLERANCE) -> np.ndarray:

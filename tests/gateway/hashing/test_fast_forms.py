@@ -12,9 +12,9 @@ from PIL import Image, ImageDraw, ImageFilter
 from scipy import ndimage
 
 from gateway.hashing import colour_histogram, compute_hashes, dhash, dhash_edge, phash
-from gateway.hashing.colour import TONE_PERCENTILES, _tone_range
-from gateway.hashing.perceptual import _edge_enhanced_more, _median
+from preprocessing.colour import TONE_PERCENTILES, _tone_range
 from preprocessing.foreground import foreground_mask
+from preprocessing.perceptual import _edge_enhanced_more, _median
 from tests.gateway.hashing import reference
 from tests.helpers import product_photo
 

@@ -1,4 +1,4 @@
-"""gateway.hashing.perceptual and .colour: imagehash parity, the content box and the foreground colour histogram, and
+"""preprocessing.perceptual and .colour: imagehash parity, the content box and the foreground colour histogram, and
 the duplicate rule on edited copies of pictures."""
 
 import io

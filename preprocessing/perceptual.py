@@ -1,5 +1,7 @@
-"""Perceptual hashes of the small RGB thumbnails Triton returns (128x128, aspect squashed), and `compute_hashes`,
-everything duplicate detection needs about one image.
+"""Perceptual hashes of the small RGB thumbnails the preprocess model makes (128x128, aspect squashed), and
+`hash_features`, everything duplicate detection needs about one image. The cpu profile's preprocess model computes
+them inside Triton (its PHASH, DHASH_EDGE and HSV_HIST outputs); where a profile does not, the gateway computes the
+same from THUMB (gateway.hashing.compute_hashes), so either way one copy of the code makes them.
 
 `phash` and `dhash` reproduce the `imagehash` package bit for bit (same PIL resampling, same DCT, same bit order), so
 thresholds tuned with `imagehash` carry over. Hashes are 64-bit ints whose most significant bit is the first element
@@ -11,7 +13,7 @@ the foreground's extent (preprocessing.foreground) with 2% of its mass cut on ea
 pixel and resampled to a square, so whitespace padding, a square canvas and a few percent of border crop move the
 hashes little, and a small corner watermark moves the box by about a pixel. Known limit: on a nearly left-right
 symmetric product the odd DCT terms are near zero, so even that shift flips a few pHash bits (10 measured in
-tests/gateway/hashing/test_perceptual.py). The colour histogram (gateway.hashing.colour) handles tone.
+tests/gateway/hashing/test_perceptual.py). The colour histogram (preprocessing.colour) handles tone.
 """
 
 from __future__ import annotations
@@ -20,8 +22,7 @@ import numpy as np
 import scipy.fftpack
 from PIL import Image
 
-from gateway.hashing.colour import MIN_FOREGROUND_PIXELS, colour_histogram
-from gateway.hashing.rule import ImageHashes
+from preprocessing.colour import MIN_FOREGROUND_PIXELS, colour_histogram
 from preprocessing.foreground import foreground_mask
 
 HASH_SIZE = 8
@@ -140,13 +141,15 @@ def _as_rgb(thumb: np.ndarray | Image.Image) -> tuple[Image.Image, np.ndarray]:
     return img, np.asarray(img)
 
 
-def compute_hashes(thumb: np.ndarray | Image.Image) -> ImageHashes:
-    """pHash and dHash-edge of the content box (resampled to CONTENT_SIDE square), colour histogram of the
-    foreground (see the module docstring)."""
+def hash_features(thumb: np.ndarray | Image.Image, mask: np.ndarray | None = None) -> tuple[int, int, np.ndarray]:
+    """(pHash, dHash-edge, colour histogram): both hashes of the content box (resampled to CONTENT_SIDE square), the
+    histogram of the foreground (see the module docstring). `mask`: the thumbnail's foreground_mask, when the caller
+    has it already (the preprocess model shares it with the object box)."""
     img, rgb = _as_rgb(thumb)
-    mask = foreground_mask(rgb)
+    if mask is None:
+        mask = foreground_mask(rgb)
     content = img.resize((CONTENT_SIDE, CONTENT_SIDE), Image.Resampling.LANCZOS, box=content_box(mask))
     grey = content.convert("L")  # once for both hashes (phash and dhash_edge of `content` each convert it)
     histogram = colour_histogram(rgb, mask)
     histogram.setflags(write=False)
-    return ImageHashes(phash=_phash_of_grey(grey), dhash_edge=_dhash_edge_of_grey(grey), hsv_hist=histogram)
+    return _phash_of_grey(grey), _dhash_edge_of_grey(grey), histogram

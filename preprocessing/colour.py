@@ -26,7 +26,7 @@ MIN_TONE_RANGE = 0.05
 # Histogram: achromatic pixels by tone, chromatic pixels by hue x saturation; a pixel's weight moves from the
 # achromatic to the chromatic part as its saturation (and value) ramp up, and every axis uses linear soft bins.
 TONE_BINS, HUE_BINS, SAT_BINS = 4, 12, 2
-HSV_HIST_BINS = TONE_BINS + HUE_BINS * SAT_BINS
+HSV_HIST_BINS = TONE_BINS + HUE_BINS * SAT_BINS  # contract.tensors.HSV_HIST_BINS, the HSV_HIST output's width
 CHROMA_SATURATION_RAMP = (0.12, 0.30)
 CHROMA_VALUE_RAMP = (0.12, 0.25)  # hue means little in near-black pixels
 
