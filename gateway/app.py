@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -91,6 +92,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.placeholders = placeholder_library
         app.state.curation = CurationService(catalog, analysis, placeholder_library, voting)
         app.state.search = SearchService(catalog.category_head, analysis, index)
+        # Everything built so far lives as long as the process: out of the collector's sight, a full collection no
+        # longer walks ~155,000 start-up objects (a 104 ms pause once in 300 products, measured; issue #13).
+        gc.freeze()
         yield
 
 

@@ -8,13 +8,14 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from gateway.api.deps import CurationDep, SettingsDep
+from gateway.api.json_body import JsonRoute
 from gateway.api.limits import check_image_count
 from gateway.api.openapi import UNAVAILABLE
 from gateway.report import render_report, thumbnails_for
 from gateway.schemas import DedupResponse, ImagesRequest, SelectRequest, SelectResponse
 from gateway.services.presenter import select_response
 
-router = APIRouter()
+router = APIRouter(route_class=JsonRoute)
 
 
 @router.post("/v1/select", response_model=SelectResponse, responses=UNAVAILABLE)

@@ -11,13 +11,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from contract.tensors import REQUIRED_MODELS
 from gateway.api.deps import DatabaseDep, SettingsDep, TritonDep
+from gateway.api.json_body import JsonRoute
 from gateway.api.openapi import RETRY_AFTER
 from gateway.clients.breaker import State, Status
 from gateway.clients.database import StoreUnavailable
 from gateway.clients.triton import TritonUnavailable
 from gateway.schemas import NotReady, Ready
 
-router = APIRouter()
+router = APIRouter(route_class=JsonRoute)
 
 
 @router.get("/healthz")

@@ -6,12 +6,13 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from gateway.api.deps import PlaceholdersDep, SettingsDep
+from gateway.api.json_body import JsonRoute
 from gateway.api.limits import check_image_count
 from gateway.api.openapi import NOT_FOUND, UNAVAILABLE
 from gateway.schemas import Deleted, ImagesRequest, PlaceholderList, PlaceholdersAdded
 from gateway.services.presenter import placeholder_list, placeholders_added
 
-router = APIRouter()
+router = APIRouter(route_class=JsonRoute)
 
 
 @router.post("/v1/placeholders", response_model=PlaceholdersAdded, responses=UNAVAILABLE)

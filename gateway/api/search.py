@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from gateway.api.deps import SearchDep, SettingsDep
+from gateway.api.json_body import JsonRoute
 from gateway.api.limits import check_image_count
 from gateway.api.openapi import NOT_FOUND, UNAVAILABLE
 from gateway.schemas import (
@@ -18,7 +19,7 @@ from gateway.schemas import (
 )
 from gateway.services.presenter import index_response, search_response
 
-router = APIRouter()
+router = APIRouter(route_class=JsonRoute)
 
 
 @router.post("/v1/index", response_model=IndexResponse, responses=UNAVAILABLE)

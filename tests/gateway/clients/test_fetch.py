@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import binascii
 
 import numpy as np
+import pybase64
 import pytest
 
 from gateway.clients.fetch import Fetched, check_format, decode_base64
@@ -120,6 +122,20 @@ def test_decode_base64_invalid_is_undecodable(text):
     result = decode_base64(text, max_bytes=1000)
     assert result.data is None
     assert result.reason == "undecodable"
+
+
+@pytest.mark.parametrize("text", ["QQ==QUJD", "=QQ==", "QQ=", "QUJD-_", "QUJD RA==", "é", "", "QUJDRA==", "QUJD\n"])
+def test_the_fast_decoder_accepts_and_refuses_what_strict_binascii_does(text):
+    """pybase64 (the gateway's decoder) against binascii's strict mode, on padding, alphabet and non-ASCII corners."""
+    try:
+        expected = binascii.a2b_base64(text, strict_mode=True)
+    except (binascii.Error, ValueError):
+        expected = None
+    try:
+        got = pybase64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        got = None
+    assert got == expected
 
 
 @pytest.mark.parametrize(
