@@ -3,7 +3,7 @@ single model step after preprocessing (cpu: one onnxruntime session; gpu: one Te
 
     PIXELS [3, 224, 224], QUALITY_FEATURES [2]
       -> EMBEDDING [1280], QUALITY_SCORES [3], CATEGORY_PROBS [5] (when trained), TYPE_PROBS_<category> (per trained
-         type head)
+         type head), COMPLIANCE_<check> [1] (per trained compliance head, heads/compliance_<check>.onnx)
 
 The heads stay the trained files of build_engines/heads/ (tiny: a few hundred KB together); they are spliced onto the
 backbone's EMBEDDING output here, their nodes prefixed with their model name so nothing collides.
@@ -32,6 +32,7 @@ import numpy as np
 from build_engines.artifacts import HEADS_DIR
 from contract.tensors import (
     CATEGORY_HEAD_OUTPUT,
+    COMPLIANCE_HEAD_PREFIX,
     EMBEDDING,
     PIXELS,
     QUALITY,
@@ -40,6 +41,7 @@ from contract.tensors import (
     QUALITY_OUTPUTS,
     QUALITY_SCORES,
     TensorSpec,
+    compliance_output,
     type_probs_output,
 )
 
@@ -131,6 +133,21 @@ def vision_heads(scratch: Path, heads_dir: Path = HEADS_DIR) -> list[SplicedHead
         if source.is_file():
             check_head_width(source, len(category.types))
             heads.append(SplicedHead(category.head, source, type_probs_output(category.name)))
+    return heads + compliance_heads(heads_dir)
+
+
+def compliance_heads(heads_dir: Path) -> list[SplicedHead]:
+    """Every trained compliance check (heads/compliance_<check>.onnx, python -m training.compliance_head), by name."""
+    import onnx
+
+    heads = []
+    for source in sorted(heads_dir.glob(f"{COMPLIANCE_HEAD_PREFIX}*.onnx")):
+        model = source.stem
+        check = model.removeprefix(COMPLIANCE_HEAD_PREFIX)
+        inputs = tuple(i.name for i in onnx.load(str(source)).graph.input)
+        if inputs != (EMBEDDING.name,) or onnx_output_width(source) != 1:
+            raise ValueError(f"{source.name}: a compliance head reads {EMBEDDING.name} and scores it [1], got {inputs}")
+        heads.append(SplicedHead(model, source, compliance_output(check)))
     return heads
 
 

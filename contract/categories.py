@@ -7,14 +7,18 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from contract.reasons import COMPLIANCE_REASONS, NON_COMPLIANT
 from contract.tensors import CATEGORY_HEAD_MODEL, TYPE_HEAD_PREFIX
 
 DEFAULT_CATEGORY = "default"
 
 _WORD = re.compile(r"[a-z][a-z0-9_]*")
-_CATEGORY_FIELDS = frozenset({"types", "priority", "head", "top_level", "max_images", "min_side", "dedup", "quality"})
+_CATEGORY_FIELDS = frozenset(
+    {"types", "priority", "head", "top_level", "max_images", "min_side", "dedup", "quality", "compliance"}
+)
 _DEDUP_FIELDS = ("phash_max_distance", "dhash_edge_max_distance", "hsv_chi2_max")
-_QUALITY_FIELDS = ("blur_max", "small_object_max", "placeholder_max", "nsfw_max", "violence_max")
+_QUALITY_FIELDS = ("blur_max", "small_object_max", "placeholder_max")
+DEFAULT_COMPLIANCE_MAX = "default_max"  # [<cat>.compliance] key for every check without its own threshold
 _HASH_BITS = 64
 
 
@@ -36,8 +40,23 @@ class QualityThresholds:
     blur_max: float
     small_object_max: float
     placeholder_max: float
-    nsfw_max: float
-    violence_max: float
+
+
+@dataclass(frozen=True)
+class ComplianceThresholds:
+    """The compliance checks (trained heads of the vision model, each scoring 0.5 at the operating point chosen when
+    it was trained): a score at or above its check's threshold rejects the image with the check's reason.
+    `reasons` comes from the file's top-level [compliance] table; a served check it does not list is `non_compliant`."""
+
+    default_max: float
+    by_check: dict[str, float]
+    reasons: dict[str, str]
+
+    def threshold(self, check: str) -> float:
+        return self.by_check.get(check, self.default_max)
+
+    def reason(self, check: str) -> str:
+        return self.reasons.get(check, NON_COMPLIANT)
 
 
 @dataclass(frozen=True)
@@ -62,6 +81,7 @@ class Category:
     min_side: int
     dedup: DedupThresholds
     quality: QualityThresholds
+    compliance: ComplianceThresholds
 
 
 class Catalog:
@@ -108,15 +128,19 @@ class Catalog:
 
 def parse_catalog(document: dict[str, Any]) -> Catalog:
     """Build a Catalog from an already parsed TOML document; CategoryConfigError names the category and field."""
-    unknown = set(document) - {"defaults", "categories", "category_head"}
+    unknown = set(document) - {"defaults", "categories", "category_head", "compliance"}
     if unknown:
         raise CategoryConfigError(f"categories: unknown top-level keys {sorted(unknown)}")
     defaults = _table(document.get("defaults", {}), "defaults", "defaults")
     _reject_unknown(defaults, _CATEGORY_FIELDS, "defaults")
     tables = _table(document.get("categories", {}), "categories", "categories")
     head = document.get("category_head")
+    reasons = _compliance_reasons(_table(document.get("compliance", {}), "compliance", "compliance"))
     return Catalog(
-        [_parse_category(name, _table(table, "categories", name), defaults) for name, table in tables.items()],
+        [
+            _parse_category(name, _table(table, "categories", name), defaults, reasons)
+            for name, table in tables.items()
+        ],
         None if head is None else _parse_category_head(_table(head, "categories", "category_head")),
     )
 
@@ -151,7 +175,36 @@ def _parse_category_head(table: dict[str, Any]) -> CategoryHead:
     )
 
 
-def _parse_category(name: str, table: dict[str, Any], defaults: dict[str, Any]) -> Category:
+def _compliance_reasons(table: dict[str, Any]) -> dict[str, str]:
+    """[compliance] reasons = { check = reason }: the reason each named check's rejection carries."""
+    _reject_unknown(table, ("reasons",), "compliance")
+    reasons = _table(table.get("reasons", {}), "compliance", "reasons")
+    for check, reason in reasons.items():
+        if not _WORD.fullmatch(check):
+            raise CategoryConfigError(f"compliance, field 'reasons.{check}': a check name must be a lower-case word")
+        if reason not in COMPLIANCE_REASONS:
+            raise CategoryConfigError(
+                f"compliance, field 'reasons.{check}': must be one of {sorted(COMPLIANCE_REASONS)}, got {reason!r}"
+            )
+    return dict(reasons)
+
+
+def _parse_compliance(defaults: dict, table: dict, where: str, reasons: dict[str, str]) -> ComplianceThresholds:
+    """[defaults.compliance] merged with [<cat>.compliance]: `default_max` and any `<check> = threshold`."""
+    merged = {**_table(defaults.get("compliance", {}), "defaults", "compliance")}
+    merged.update(_table(table.get("compliance", {}), where, "compliance"))
+    if DEFAULT_COMPLIANCE_MAX not in merged:
+        raise CategoryConfigError(f"{where}, field 'compliance.{DEFAULT_COMPLIANCE_MAX}': missing")
+    values = {}
+    for check, value in merged.items():
+        if not _WORD.fullmatch(check):
+            raise CategoryConfigError(f"{where}, field 'compliance.{check}': a check name must be a lower-case word")
+        values[check] = _number(value, where, f"compliance.{check}", 0.0, 1.0)
+    default_max = values.pop(DEFAULT_COMPLIANCE_MAX)
+    return ComplianceThresholds(default_max=default_max, by_check=values, reasons=reasons)
+
+
+def _parse_category(name: str, table: dict[str, Any], defaults: dict[str, Any], reasons: dict[str, str]) -> Category:
     where = f"category {name!r}"
     if not _WORD.fullmatch(name):
         raise CategoryConfigError(f"{where}, field 'name': must be a lower-case word")
@@ -195,6 +248,7 @@ def _parse_category(name: str, table: dict[str, Any], defaults: dict[str, Any]) 
         quality=QualityThresholds(
             **{field: _number(quality[field], where, f"quality.{field}") for field in _QUALITY_FIELDS}
         ),
+        compliance=_parse_compliance(defaults, table, where, reasons),
     )
 
 

@@ -33,8 +33,8 @@ MEANINGS: dict[str, str] = {
     BLURRY: "learned blur score at or above the category's blur threshold",
     SMALL_OBJECT: "the product fills too little of the frame (lost in whitespace)",
     PLACEHOLDER: "a 'no image' placeholder: library match, learned score, or the category vote",
-    NON_COMPLIANT: "adult, violent or offensive content",
-    TEXT_OVERLAY: "overlaid marketing text, badges or watermarks",
+    NON_COMPLIANT: "adult, violent or offensive content: a compliance check's score at its threshold",
+    TEXT_OVERLAY: "overlaid marketing text, badges or watermarks: a compliance check's score at its threshold",
     OVER_LIMIT: "passed every check but did not fit under max_images",
     UNDECODABLE: "empty, not an image, invalid base64, an unreadable header, or the decoder could not read it",
     FETCH_FAILED: "the URL could not be fetched (network error, HTTP error, timeout, too many redirects)",
@@ -50,5 +50,8 @@ REJECTION_REASONS = frozenset(
 # Per-image failures before analysis.
 ERROR_REASONS = frozenset({UNDECODABLE, FETCH_FAILED, FETCH_BLOCKED, TOO_LARGE, UNSUPPORTED_FORMAT})
 
-# Scores an image may carry (only checks that ran), each in [0, 1], higher = worse, 0.5 at the threshold.
-SCORE_NAMES = ("blur", "small_object", "placeholder", "nsfw", "violence")
+# The reasons a compliance check (a trained head of the vision model, categories.toml [compliance]) may carry.
+COMPLIANCE_REASONS = frozenset({NON_COMPLIANT, TEXT_OVERLAY})
+# Quality scores an image may carry (only checks that ran), each in [0, 1], higher = worse, 0.5 at the threshold.
+# Compliance checks add their own scores under their names (`nsfw`, `weapons`, ...), on the same scale.
+SCORE_NAMES = ("blur", "small_object", "placeholder")

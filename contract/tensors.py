@@ -15,6 +15,7 @@ BACKBONE = "backbone"  # EfficientNet-Lite0 -> embedding
 QUALITY = "quality"  # learned quality head (or the interim classical measures)
 CATEGORY_HEAD_MODEL = "category"  # top-level category head, when trained
 TYPE_HEAD_PREFIX = "type_"  # a category's type head file is `type_<category>.onnx`; its output TYPE_PROBS_<category>
+COMPLIANCE_HEAD_PREFIX = "compliance_"  # a compliance check's head file is `compliance_<check>.onnx`
 # Models /readyz requires.
 REQUIRED_MODELS = (ENSEMBLE, PREPROCESS, VISION)
 MAX_BATCH = 64  # every model's max_batch_size; the gateway splits larger requests into calls of at most this
@@ -64,7 +65,8 @@ PREPROCESS_INPUTS = (IMAGE_BYTES, IMAGE_LENGTH)
 # What every profile's preprocessing stage produces; the cpu profile's also produces HASH_OUTPUTS.
 PREPROCESS_OUTPUTS = (VALID, ORIG_SIZE, PIXELS, THUMB, QUALITY_FEATURES)
 # What the analyze ensemble always returns per image (PIXELS stays inside Triton); the vision model adds
-# CATEGORY_PROBS when the category head is trained and one TYPE_PROBS_<category> per trained type head, and the
+# CATEGORY_PROBS when the category head is trained, one TYPE_PROBS_<category> per trained type head and one
+# COMPLIANCE_<check> per trained compliance head, and the
 # ensemble passes on HASH_OUTPUTS where its preprocessing stage makes them.
 ANALYZE_OUTPUTS = (VALID, ORIG_SIZE, THUMB, EMBEDDING, QUALITY_SCORES)
 
@@ -77,6 +79,16 @@ TYPE_PROBS_PREFIX = TYPE_HEAD_OUTPUT + "_"  # the vision model's output of a cat
 def type_probs_output(category: str) -> str:
     """The vision model's (and the analyze ensemble's) output for a category's type head: TYPE_PROBS_<category>."""
     return TYPE_PROBS_PREFIX + category
+
+
+# A compliance check's head (training/compliance_head.py): EMBEDDING -> [1], its score (0.5 at its operating point).
+COMPLIANCE_HEAD_OUTPUT = "COMPLIANCE"
+COMPLIANCE_PREFIX = COMPLIANCE_HEAD_OUTPUT + "_"  # the vision model's output of a check: compliance_output
+
+
+def compliance_output(check: str) -> str:
+    """The vision model's (and the analyze ensemble's) output for a compliance check: COMPLIANCE_<check>."""
+    return COMPLIANCE_PREFIX + check
 
 
 # The top-level category head: softmax over categories.toml [category_head].classes, in that order.

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -48,6 +47,7 @@ from evaluation.search_scale import (
 )
 from gateway.decisions.search import search_partitions
 from gateway.stores.search_index import SearchIndex
+from tools.json_output import emit
 from training.datasets import DEFAULT_DATA, development_data
 from training.embedding_cache import DEFAULT_CACHE, cached_embeddings
 
@@ -178,10 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.scale:
                 with scratch_database(server) as url:
                     report["scale"] = asyncio.run(scale_benchmark(url, RealNoiseCatalog(real, args.scale)))
-    text = json.dumps(report, indent=1)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    emit(report, args.json)
     return 0
 
 

@@ -88,6 +88,13 @@ class PlaceholderVoteOut(BaseModel):
     )
 
 
+class ComplianceCheckOut(BaseModel):
+    check: str = Field(description="the compliance check that fired (a trained head: nsfw, weapons, ...)")
+    reason: Literal["non_compliant", "text_overlay"] = Field(description="the reason code it added to `reasons`")
+    score: float = Field(description="its score (0.5 at the operating point chosen when it was trained)")
+    threshold: float = Field(description="the category's threshold it reached (categories.toml)")
+
+
 class ImageVerdictOut(BaseModel):
     id: str
     supplier: str | None
@@ -99,7 +106,13 @@ class ImageVerdictOut(BaseModel):
     duplicate_of: str | None
     width: int | None
     height: int | None
-    scores: dict[str, float]
+    scores: dict[str, float] = Field(
+        description="every check that ran, in [0, 1], higher = worse, 0.5 at its default threshold: blur, "
+        "small_object, placeholder, and each served compliance check under its name"
+    )
+    compliance: list[ComplianceCheckOut] = Field(
+        default_factory=list, description="the compliance checks that fired, highest score first (rejected images)"
+    )
     placeholder: PlaceholderEvidenceOut | None = Field(
         default=None, description="why the image was called a placeholder (only with reason `placeholder`)"
     )

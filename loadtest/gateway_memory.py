@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import base64
 import io
-import json
 import subprocess
 import tempfile
 import time
@@ -36,6 +35,7 @@ from gateway.settings import PROJECT_ROOT
 from gateway.stores.search_index import SearchIndex
 from loadtest.stack_processes import rss_mb, stack_processes, status_mb
 from tools.database import EmbeddedDatabase
+from tools.json_output import emit
 from tools.launcher import running_stack, settings_on_free_ports
 from training.datasets import DEFAULT_DATA
 from training.embedding_cache import DEFAULT_CACHE, file_list_digest
@@ -207,10 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         report["seed_seconds"] = round(time.perf_counter() - started, 1)
         report["empty"] = measure(empty, args.triton_home, args.model_repository, args.settle)
         report["indexed"] = measure(seeded, args.triton_home, args.model_repository, args.settle)
-    text = json.dumps(report, indent=1)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    emit(report, args.json)
     return 0
 
 

@@ -24,6 +24,7 @@ from tritonclient.utils import InferenceServerException
 from contract.tensors import (
     ANALYZE_OUTPUTS,
     CATEGORY_HEAD_OUTPUT,
+    COMPLIANCE_PREFIX,
     DHASH_EDGE,
     ENSEMBLE,
     HASH_OUTPUTS,
@@ -70,15 +71,18 @@ class RawAnalysis:
     type_probs: dict[str, np.ndarray] = field(default_factory=dict)
     # (PHASH, DHASH_EDGE, HSV_HIST) where the profile hashes inside Triton (cpu); None: hash THUMB here.
     hashes: tuple[int, int, np.ndarray] | None = None
+    # COMPLIANCE_<check> of every served compliance head, by check name.
+    compliance: dict[str, float] = field(default_factory=dict)
 
 
 HASH_NAMES = [t.name for t in HASH_OUTPUTS]
 
 
 def optional_outputs(names: list[str]) -> list[str]:
-    """The ensemble's outputs beyond ANALYZE_OUTPUTS that the gateway reads: the category head's and the type heads'
-    (present exactly when those heads are trained into the vision model), and the hashes (all three, or none)."""
-    heads = [n for n in names if n == CATEGORY_HEAD_OUTPUT or n.startswith(TYPE_PROBS_PREFIX)]
+    """The ensemble's outputs beyond ANALYZE_OUTPUTS that the gateway reads: the category head's, the type heads' and
+    the compliance heads' (present exactly when those heads are trained into the vision model), and the hashes (all
+    three, or none)."""
+    heads = [n for n in names if n == CATEGORY_HEAD_OUTPUT or n.startswith((TYPE_PROBS_PREFIX, COMPLIANCE_PREFIX))]
     return heads + (HASH_NAMES if set(HASH_NAMES) <= set(names) else [])
 
 
@@ -206,6 +210,9 @@ class TritonAnalyzer:
         types = {
             n.removeprefix(TYPE_PROBS_PREFIX): result.as_numpy(n) for n in optional if n.startswith(TYPE_PROBS_PREFIX)
         }
+        checks = {
+            n.removeprefix(COMPLIANCE_PREFIX): result.as_numpy(n) for n in optional if n.startswith(COMPLIANCE_PREFIX)
+        }
         hashes = None
         if PHASH.name in optional:
             phash, dhash, hist = (result.as_numpy(n) for n in (PHASH.name, DHASH_EDGE.name, HSV_HIST.name))
@@ -221,6 +228,7 @@ class TritonAnalyzer:
                 None if category is None else category[i],
                 {name: probs[i] for name, probs in types.items()},
                 None if hashes is None else hashes[i],
+                {check: float(scores[i, 0]) for check, scores in checks.items()},
             )
             for i in range(len(files))
         ]

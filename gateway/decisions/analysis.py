@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from contract.reasons import ERROR_REASONS, SCORE_NAMES, Status
+from gateway.decisions.compliance import ComplianceHit
 from gateway.decisions.placeholders import PlaceholderEvidence, VoteOutcome
 from gateway.hashing import ImageHashes
 
@@ -30,7 +31,8 @@ class ImageAnalysis:
     error_reason: str | None = None  # one of ERROR_REASONS when not ok
     width: int = 0
     height: int = 0
-    scores: dict[str, float] = field(default_factory=dict)  # only the checks that ran
+    scores: dict[str, float] = field(default_factory=dict)  # quality scores (SCORE_NAMES), only the checks that ran
+    compliance: dict[str, float] = field(default_factory=dict)  # compliance checks' scores by check, those served
     type: str = UNKNOWN_TYPE  # UNKNOWN_TYPE when the category has no trained head
     type_confidence: float | None = None
     hashes: ImageHashes | None = None  # None: never treated as anyone's duplicate
@@ -46,6 +48,8 @@ class ImageAnalysis:
         unknown_scores = set(self.scores) - set(SCORE_NAMES)
         if unknown_scores:
             raise ValueError(f"image {self.id!r}: unknown scores {sorted(unknown_scores)}")
+        if set(self.compliance) & set(SCORE_NAMES):
+            raise ValueError(f"image {self.id!r}: compliance checks named like quality scores")
 
 
 @dataclass
@@ -62,6 +66,7 @@ class Verdict:
     duplicate_of: str | None
     width: int
     height: int
-    scores: dict[str, float]
+    scores: dict[str, float]  # quality and compliance scores by name
     placeholder: PlaceholderEvidence | None = None
     vote: VoteOutcome | None = None
+    compliance: list[ComplianceHit] = field(default_factory=list)  # the compliance checks that fired

@@ -4,8 +4,9 @@ reject (a score that is absent never rejects). `over_limit` is decided apart, by
 from __future__ import annotations
 
 from contract.categories import Category
-from contract.reasons import BLURRY, LOW_RESOLUTION, NON_COMPLIANT, PLACEHOLDER, SMALL_OBJECT
+from contract.reasons import BLURRY, LOW_RESOLUTION, NON_COMPLIANT, PLACEHOLDER, SMALL_OBJECT, TEXT_OVERLAY
 from gateway.decisions.analysis import ImageAnalysis
+from gateway.decisions.compliance import fired_reasons
 from gateway.decisions.placeholders import placeholder_evidence
 
 
@@ -32,9 +33,13 @@ def is_placeholder(a: ImageAnalysis, category: Category) -> bool:
 
 
 def is_non_compliant(a: ImageAnalysis, category: Category) -> bool:
-    """Adult or violent content (either score at its threshold)."""
-    q = category.quality
-    return _score_at_least(a, "nsfw", q.nsfw_max) or _score_at_least(a, "violence", q.violence_max)
+    """Adult, violent or offensive content: a compliance check with reason `non_compliant` fired (compliance.py)."""
+    return NON_COMPLIANT in fired_reasons(a.compliance, category)
+
+
+def has_text_overlay(a: ImageAnalysis, category: Category) -> bool:
+    """Overlaid marketing text, badges or watermarks: a compliance check with reason `text_overlay` fired."""
+    return TEXT_OVERLAY in fired_reasons(a.compliance, category)
 
 
 # In the order the reasons are listed in a verdict.
@@ -44,6 +49,7 @@ REJECTION_CHECKS = (
     (SMALL_OBJECT, is_small_object),
     (PLACEHOLDER, is_placeholder),
     (NON_COMPLIANT, is_non_compliant),
+    (TEXT_OVERLAY, has_text_overlay),
 )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from contract.categories import Category
 from contract.reasons import OVER_LIMIT, Status
 from gateway.decisions.analysis import ImageAnalysis, Verdict
+from gateway.decisions.compliance import ComplianceHit, compliance_hits
 from gateway.decisions.duplicates import cluster_duplicates
 from gateway.decisions.placeholders import PlaceholderEvidence, placeholder_evidence
 from gateway.decisions.quality import rejection_reasons
@@ -49,6 +50,7 @@ def _verdict(
     reasons: list[str] | None = None,
     duplicate_of: str | None = None,
     placeholder: PlaceholderEvidence | None = None,
+    compliance: list[ComplianceHit] | None = None,
 ) -> Verdict:
     return Verdict(
         id=a.id,
@@ -61,9 +63,10 @@ def _verdict(
         duplicate_of=duplicate_of,
         width=a.width,
         height=a.height,
-        scores=dict(a.scores),
+        scores={**a.scores, **a.compliance},
         placeholder=placeholder,
         vote=a.vote,
+        compliance=compliance or [],
     )
 
 
@@ -79,7 +82,13 @@ def select(
         if not a.ok:
             verdicts[id(a)] = _verdict(a, "error", reasons=[a.error_reason])
         elif reasons := rejection_reasons(a, category):
-            verdicts[id(a)] = _verdict(a, "rejected", reasons=reasons, placeholder=placeholder_evidence(a, category))
+            verdicts[id(a)] = _verdict(
+                a,
+                "rejected",
+                reasons=reasons,
+                placeholder=placeholder_evidence(a, category),
+                compliance=compliance_hits(a.compliance, category),
+            )
         else:
             candidates_by_type.setdefault(a.type, []).append(a)
 

@@ -49,6 +49,7 @@ def to_analysis(index: int, image: ImageIn, raw: RawAnalysis | None, reason: str
         width=raw.width,
         height=raw.height,
         scores=dict(raw.quality),
+        compliance=dict(raw.compliance),
         hashes=compute_hashes(raw.thumb) if raw.hashes is None else ImageHashes(*raw.hashes),
         **common,
     )

@@ -8,6 +8,7 @@ from gateway.decisions.analysis import Verdict
 from gateway.decisions.category import CategoryPrediction
 from gateway.schemas import (
     CategoryPredictionOut,
+    ComplianceCheckOut,
     ImageVerdictOut,
     IndexedOut,
     IndexFailedOut,
@@ -42,6 +43,10 @@ def verdict_out(v: Verdict) -> ImageVerdictOut:
         width=v.width or None,  # 0: never measured (an error image)
         height=v.height or None,
         scores={name: round(score, DECIMALS) for name, score in v.scores.items()},
+        compliance=[
+            ComplianceCheckOut(check=h.check, reason=h.reason, score=round(h.score, DECIMALS), threshold=h.threshold)
+            for h in v.compliance
+        ],
         placeholder=None if v.placeholder is None else PlaceholderEvidenceOut(**asdict(v.placeholder)),
         placeholder_vote=None if v.vote is None else PlaceholderVoteOut(**asdict(v.vote)),
     )

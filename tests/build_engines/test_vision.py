@@ -112,3 +112,32 @@ def test_int8_agrees_with_float32_on_product_photos(tmp_path, monkeypatch):
     cosine = (int8[EMBEDDING.name] * fp32[EMBEDDING.name]).sum(axis=1)
     assert cosine.min() > 0.97, cosine
     assert np.abs(int8[QUALITY_SCORES.name] - fp32[QUALITY_SCORES.name]).max() < 0.1
+
+
+def test_a_trained_compliance_head_rides_the_int8_model_in_float32(tmp_path, monkeypatch):
+    import shutil
+
+    from contract.tensors import compliance_output
+    from training import compliance_head
+
+    source = exported_backbone()
+    monkeypatch.setattr(vision, "export_backbone", lambda path, weights: path.write_bytes(source.read_bytes()))
+    heads_dir = tmp_path / "heads"
+    shutil.copytree(vision.HEADS_DIR, heads_dir)
+    rng = np.random.default_rng(0)
+    examples = rng.normal(size=(40, EMBEDDING_DIM)).astype(np.float32)
+    head = compliance_head.train(examples[:20] + 0.3, examples[20:] - 0.3, "badge")
+    compliance_head.write(head, heads_dir, examples)
+    heads = vision.vision_heads(tmp_path, heads_dir)
+    assert heads[-1].output == compliance_output("badge")
+    for precision in ("int8", "fp32"):
+        assert vision.write_vision_onnx(tmp_path / f"{precision}.onnx", heads, None, precision, tmp_path) == precision
+    photos = [np.frombuffer(encode(product_photo(400, seed=i)), np.uint8) for i in range(6)]
+    out = PreprocessRunner(max_batch=8).run(photos)
+    feeds = {PIXELS.name: out[PIXELS.name], QUALITY_FEATURES.name: out[QUALITY_FEATURES.name]}
+    int8, fp32 = (
+        session(tmp_path / f"{p}.onnx").run([compliance_output("badge"), EMBEDDING.name], feeds)
+        for p in ("int8", "fp32")
+    )
+    np.testing.assert_allclose(fp32[0][:, 0], head.scores(fp32[1]), atol=1e-5)  # the head itself stays float32
+    np.testing.assert_allclose(int8[0][:, 0], head.scores(int8[1]), atol=1e-5)

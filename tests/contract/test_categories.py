@@ -3,7 +3,13 @@ from pathlib import Path
 
 import pytest
 
-from contract.categories import Category, CategoryConfigError, DedupThresholds, QualityThresholds
+from contract.categories import (
+    Category,
+    CategoryConfigError,
+    ComplianceThresholds,
+    DedupThresholds,
+    QualityThresholds,
+)
 from contract.categories_file import CATEGORIES_FILE_ENV, load_catalog
 
 BASE_TOML = """
@@ -20,8 +26,9 @@ hsv_chi2_max = 0.15
 blur_max = 0.5
 small_object_max = 0.5
 placeholder_max = 0.5
-nsfw_max = 0.5
-violence_max = 0.5
+
+[defaults.compliance]
+default_max = 0.5
 
 [categories.default]
 types = ["front", "back"]
@@ -42,7 +49,10 @@ max_images = 5
 phash_max_distance = 6
 
 [categories.watch.quality]
-nsfw_max = 0.2
+blur_max = 0.2
+
+[categories.watch.compliance]
+nsfw = 0.8
 """
 
 
@@ -83,9 +93,8 @@ def test_category_overrides_defaults_field_by_field(tmp_path):
         max_images=5,
         min_side=400,
         dedup=DedupThresholds(phash_max_distance=6, dhash_edge_max_distance=12, hsv_chi2_max=0.15),
-        quality=QualityThresholds(
-            blur_max=0.5, small_object_max=0.5, placeholder_max=0.5, nsfw_max=0.2, violence_max=0.5
-        ),
+        quality=QualityThresholds(blur_max=0.2, small_object_max=0.5, placeholder_max=0.5),
+        compliance=ComplianceThresholds(default_max=0.5, by_check={"nsfw": 0.8}, reasons={}),
     )
     assert catalog.default.max_images == 8
     assert catalog.default.dedup.phash_max_distance == 10
@@ -124,7 +133,8 @@ def test_env_var_selects_the_file(tmp_path, monkeypatch):
         ("max_images = 5", "max_images = 5\ncolour = 1", "colour"),
         ("phash_max_distance = 6", "phash_max_distance = 65", "dedup.phash_max_distance"),
         ("phash_max_distance = 6", "phash_max_distance = true", "dedup.phash_max_distance"),
-        ("nsfw_max = 0.2", 'nsfw_max = "low"', "quality.nsfw_max"),
+        ("blur_max = 0.2", 'blur_max = "low"', "quality.blur_max"),
+        ("nsfw = 0.8", 'nsfw = "low"', "compliance.nsfw"),
         ('top_level = "fashion"', "", "top_level"),
     ],
 )
@@ -147,3 +157,32 @@ def test_threshold_without_default_value_is_rejected(tmp_path):
     text = BASE_TOML.replace("hsv_chi2_max = 0.15\n", "")
     with pytest.raises(ValueError, match=r"category 'default', field 'dedup.hsv_chi2_max'"):
         load_catalog(write_catalog(tmp_path, text))
+
+
+def test_compliance_thresholds_and_reasons(tmp_path):
+    reasons = '[compliance]\nreasons = { badge = "text_overlay" }\n'
+    catalog = load_catalog(write_catalog(tmp_path, reasons + BASE_TOML + WATCH_TOML))
+    watch, default = catalog.get("watch").compliance, catalog.default.compliance
+    assert (watch.threshold("nsfw"), watch.threshold("weapons"), default.threshold("nsfw")) == (0.8, 0.5, 0.5)
+    assert (watch.reason("badge"), watch.reason("weapons")) == ("text_overlay", "non_compliant")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('[compliance]\nreasons = { badge = "shouting" }\n', "compliance, field 'reasons.badge'"),
+        ("[categories.default.compliance]\nnsfw = 1.5\n", "field 'compliance.nsfw'"),
+        ("[compliance]\ncolours = 1\n", "compliance"),
+    ],
+    ids=["unknown-reason", "threshold-out-of-range", "unknown-key"],
+)
+def test_bad_compliance_tables_name_the_field(tmp_path, extra, message):
+    with pytest.raises(CategoryConfigError, match=message):
+        load_catalog(write_catalog(tmp_path, extra + BASE_TOML))
+
+
+def test_the_shipped_file_gives_every_category_a_compliance_threshold():
+    catalog = load_catalog()
+    for name in catalog.names():
+        assert 0.0 < catalog.get(name).compliance.default_max <= 1.0
+    assert catalog.default.compliance.reason("text_overlay") == "text_overlay"

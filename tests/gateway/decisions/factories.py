@@ -34,6 +34,7 @@ def image(
     scores: dict[str, float] | None = None,
     hashes: ImageHashes | None = None,
     supplier_priority: int | None = None,
+    compliance: dict[str, float] | None = None,
 ) -> ImageAnalysis:
     return ImageAnalysis(
         id=image_id,
@@ -47,6 +48,7 @@ def image(
         type_confidence=None if type == "unknown" else 0.9,
         hashes=picture(index) if hashes is None else hashes,
         supplier_priority=supplier_priority,
+        compliance=compliance or {},
     )
 
 

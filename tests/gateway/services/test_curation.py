@@ -4,6 +4,8 @@ the real library, stores (on a fresh PostgreSQL database) and decisions."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -124,3 +126,20 @@ async def test_dedup_groups_the_requests_duplicates(database):
     triton = FakeTriton([same, raw(2), same])
     groups = await service(database, triton).dedup(request(3).images)
     assert groups == [["i0", "i2"], ["i1"]]
+
+
+async def test_served_compliance_checks_reject_with_their_reason_and_are_named_in_the_response(database):
+    raws = [
+        dataclasses.replace(raw(1), compliance={"weapons": 0.97, "text_overlay": 0.1}),
+        dataclasses.replace(raw(2), compliance={"weapons": 0.02, "text_overlay": 0.81}),
+        dataclasses.replace(raw(3), compliance={"weapons": 0.02, "text_overlay": 0.1}),
+    ]
+    response = await curate(database, raws, category="apparel")
+    first, second, third = response.images
+    assert (first.status, first.reasons) == ("rejected", ["non_compliant"])
+    assert [(c.check, c.reason, c.score, c.threshold) for c in first.compliance] == [
+        ("weapons", "non_compliant", 0.97, 0.5)
+    ]
+    assert (second.status, second.reasons, second.compliance[0].check) == ("rejected", ["text_overlay"], "text_overlay")
+    assert third.status == "selected" and third.compliance == [] and third.scores["weapons"] == 0.02
+    assert response.selected == ["i2"]
