@@ -15,7 +15,7 @@ HELM := .cache/helm/helm
 help:
 	@echo "make run        install what is missing, build the cpu model repository if absent, start Triton + gateway"
 	@echo "make test       the whole test suite (unit + integration against the real tritonserver)"
-	@echo "make repo PROFILE=cpu|gpu [PRECISION=int8|fp32]   (re)generate the Triton model repository"
+	@echo "make repo PROFILE=cpu|gpu [PRECISION=int8|fp32] [NSFW=1|0]   (re)generate the Triton model repository"
 	@echo "make models     fine-tune the backbone's last layers, retrain every head, recalibrate int8, from DATA (../shared/data); regenerate the repository"
 	@echo "make bench      throughput/latency benchmark of /v1/select vs DALI decode floor -> BENCHMARKS.md numbers"
 	@echo "make loadtest   locust, headless, bounded, against a stack it starts"
@@ -57,10 +57,12 @@ $(REPO_DIR)/analyze/config.pbtxt: $(REPO_INPUTS) | $(VENV)/.installed
 	$(PY) -m build_engines.repository --profile cpu --out $(REPO_DIR) --env-path $(abspath $(VENV))
 
 # PRECISION: the vision model's ONNX precision (empty: int8 for cpu, fp32 for gpu, whose engine build makes FP16).
+# NSFW=1 / NSFW=0: serve the nsfw compliance model or not (empty: the profile's default, gpu yes, cpu no).
 PRECISION ?=
+NSFW ?=
 repo: $(VENV)/.installed
 	$(PY) -m build_engines.repository --profile $(PROFILE) --out $(REPO_DIR) --env-path $(abspath $(VENV)) \
-	  $(if $(PRECISION),--precision $(PRECISION))
+	  $(if $(PRECISION),--precision $(PRECISION)) $(if $(filter 1,$(NSFW)),--nsfw) $(if $(filter 0,$(NSFW)),--no-nsfw)
 
 DATA ?= ../shared/data
 models: $(VENV)/.installed

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from build_engines.artifacts import HEADS_DIR
+from build_engines.nsfw import DEFAULT_OPERATING_POINT, NSFW, NSFW_OUTPUT, write_nsfw_onnx
 from build_engines.vision import head_outputs, vision_heads, write_vision_onnx
 from contract.tensors import (
     EMBEDDING,
@@ -112,9 +113,10 @@ def vision_model(heads: list, precision: str, serving: CpuServing = CpuServing()
     )
 
 
-def ensemble_config(stage: list[Model], vision: Model) -> str:
+def ensemble_config(stage: list[Model], vision: Model, compliance: tuple[Model, ...] = ()) -> str:
     """The analyze ensemble. `stage`: the preprocessing models in order (cpu: `preprocess`; gpu: the DALI
-    `preprocess` then `preprocess_features`); whatever the stage, the ensemble returns the same tensors."""
+    `preprocess` then `preprocess_features`); whatever the stage, the ensemble returns the same tensors.
+    `compliance`: compliance models of their own (the nsfw model), reading PIXELS beside `vision`."""
 
     def step(model: Model) -> str:
         maps = [f'      input_map {{ key: "{t.name}" value: "{t.name}" }}' for t in model.inputs]
@@ -127,6 +129,7 @@ def ensemble_config(stage: list[Model], vision: Model) -> str:
         raise ValueError(f"the preprocessing stage does not produce {missing}")
     hashes = [t for t in HASH_OUTPUTS if t.name in produced]  # where the stage makes them (cpu)
     exposed = [t for t in PREPROCESS_OUTPUTS if t != PIXELS] + hashes + vision.outputs
+    exposed += [t for model in compliance for t in model.outputs]
     return "\n".join(
         [
             f'name: "{ENSEMBLE}"',
@@ -134,7 +137,9 @@ def ensemble_config(stage: list[Model], vision: Model) -> str:
             f"max_batch_size: {MAX_BATCH}",
             "input [\n" + ",\n".join(pbtxt(t) for t in PREPROCESS_INPUTS) + "\n]",
             "output [\n" + ",\n".join(pbtxt(t) for t in exposed) + "\n]",
-            "ensemble_scheduling {\n  step [\n" + ",\n".join(step(m) for m in [*stage, vision]) + "\n  ]\n}",
+            "ensemble_scheduling {\n  step [\n"
+            + ",\n".join(step(m) for m in [*stage, vision, *compliance])
+            + "\n  ]\n}",
             "",
         ]
     )
@@ -226,6 +231,51 @@ def write_gpu_preprocess(out: Path) -> list[Model]:
     return [dali, features]
 
 
+def write_onnx_config(
+    out: Path, model: Model, profile: str, python_params: dict[str, str], instances: int, build_plans: bool
+) -> None:
+    """The config of a model whose `1/model.onnx` is written: onnxruntime in the python backend (cpu), a TensorRT
+    plan (gpu; built here with `build_plans`, else by the chart's engine-build init container)."""
+    version_dir = out / model.name / "1"
+    if profile == "cpu":
+        shutil.copy(TRITON_PYTHON / "onnx_model.py", version_dir / "model.py")
+        params = {**python_params, "ORT_THREADS": model.ort_threads, **model.parameters}
+        config = model_config(model, 'backend: "python"', "KIND_CPU", params, instances=instances)
+    else:
+        config = model_config(model, 'platform: "tensorrt_plan"', "KIND_GPU", {}, comments=TENSORRT_COMMENTS)
+        if build_plans:
+            from build_engines.tensorrt_build import build_engine
+
+            inputs = {t.name: t.dims for t in model.inputs}
+            build_engine(version_dir / "model.onnx", version_dir / "model.plan", inputs, MAX_BATCH)
+            (version_dir / "model.onnx").unlink()  # the chart's engine build uses a plan it finds without ONNX
+    (out / model.name / "config.pbtxt").write_text(config)
+
+
+def serves_nsfw(profile: str, nsfw: bool | None) -> bool:
+    """The nsfw model is served when asked, by default on the gpu profile only: on the cpu profile it would cost ~4x
+    the vision model's CPU an image (BENCHMARKS.md), a deliberate choice there (`--nsfw`, `make repo NSFW=1`)."""
+    return profile == "gpu" if nsfw is None else nsfw
+
+
+def write_nsfw(
+    out: Path, profile: str, python_params: dict[str, str], operating_point: float, build_plans: bool
+) -> Model:
+    """The nsfw compliance model (build_engines.nsfw): PIXELS -> COMPLIANCE_nsfw, batched like the vision model."""
+    model = Model(
+        NSFW,
+        [PIXELS],
+        [TensorSpec(NSFW_OUTPUT, "float32", (1,))],
+        preferred_batches=CpuServing.vision_preferred_batches,
+        queue_delay_us=CpuServing.vision_queue_delay_us,
+        ort_threads=str(CpuServing.vision_threads),
+        parameters={"OPERATING_POINT": str(operating_point)},
+    )
+    write_nsfw_onnx(out / NSFW / "1" / "model.onnx", operating_point)
+    write_onnx_config(out, model, profile, python_params, 1, build_plans)
+    return model
+
+
 def clear_repository(out: Path) -> None:
     """Remove every model folder (a folder with a config.pbtxt) and the PROFILE marker: models are regenerated from
     scratch. Anything else (the committed model_repository/README.md, unrelated folders of a mistaken --out) stays."""
@@ -249,11 +299,15 @@ def generate(
     build_plans: bool = False,
     precision: str | None = None,
     serving: CpuServing = CpuServing(),
+    nsfw: bool | None = None,
+    nsfw_operating_point: float = DEFAULT_OPERATING_POINT,
 ) -> list[str]:
     """Write the repository; returns the model names. ONNX files are exported fresh every time. `build_plans` (gpu
     only) builds the TensorRT plans here, which needs TensorRT; without it the plans are built on the target GPU.
     `precision` of the vision model's ONNX file: "int8" (cpu default, when the committed calibration matches the
-    backbone) or "fp32" (gpu default: TensorRT builds its FP16 engine from it). `serving`: the cpu profile's knobs."""
+    backbone) or "fp32" (gpu default: TensorRT builds its FP16 engine from it). `serving`: the cpu profile's knobs.
+    `nsfw`: serve the nsfw compliance model (build_engines.nsfw; default: gpu yes, cpu no, where it would cost ~4x
+    the vision model's CPU an image, BENCHMARKS.md) with its open_nsfw operating point `nsfw_operating_point`."""
     if profile not in ("cpu", "gpu"):
         raise ValueError(f"profile must be cpu or gpu, got {profile!r}")
     if build_plans:
@@ -273,22 +327,13 @@ def generate(
         precision = precision or ("int8" if profile == "cpu" else "fp32")  # TensorRT builds FP16 from the fp32 file
         served = write_vision_onnx(version_dir / "model.onnx", heads, backbone_weights, precision, Path(scratch))
         vision = vision_model(heads, served, serving)
-    if profile == "cpu":
-        shutil.copy(TRITON_PYTHON / "onnx_model.py", version_dir / "model.py")
-        params = {**python_params, "ORT_THREADS": vision.ort_threads, **vision.parameters}
-        config = model_config(vision, 'backend: "python"', "KIND_CPU", params, instances=serving.vision_instances)
-    else:
-        config = model_config(vision, 'platform: "tensorrt_plan"', "KIND_GPU", {}, comments=TENSORRT_COMMENTS)
-        if build_plans:
-            from build_engines.tensorrt_build import build_engine
-
-            inputs = {t.name: t.dims for t in vision.inputs}
-            build_engine(version_dir / "model.onnx", version_dir / "model.plan", inputs, MAX_BATCH)
-            (version_dir / "model.onnx").unlink()  # the chart's engine build uses a plan it finds without ONNX
-    (out / VISION / "config.pbtxt").write_text(config)
+    write_onnx_config(out, vision, profile, python_params, serving.vision_instances, build_plans)
+    compliance = ()
+    if serves_nsfw(profile, nsfw):
+        compliance = (write_nsfw(out, profile, python_params, nsfw_operating_point, build_plans),)
 
     (out / ENSEMBLE / "1").mkdir(parents=True)  # an ensemble needs an (empty) version folder
-    (out / ENSEMBLE / "config.pbtxt").write_text(ensemble_config(stage, vision))
+    (out / ENSEMBLE / "config.pbtxt").write_text(ensemble_config(stage, vision, compliance))
     (out / "PROFILE").write_text(profile + "\n")
     return sorted(p.name for p in out.iterdir() if p.is_dir())
 
@@ -326,6 +371,19 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="the vision model's ONNX precision (default: int8 for cpu, fp32 for gpu, whose engine build makes FP16)",
     )
+    parser.add_argument(
+        "--nsfw",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="serve the nsfw compliance model (open_nsfw; default: on for gpu, off for cpu, where it costs ~4x the "
+        "vision model's CPU an image)",
+    )
+    parser.add_argument(
+        "--nsfw-operating-point",
+        type=float,
+        default=DEFAULT_OPERATING_POINT,
+        help="open_nsfw probability that the served nsfw score maps to 0.5",
+    )
     args = parser.parse_args(argv)
     if args.build_plans and args.profile != "gpu":
         parser.error("--build-plans is for --profile gpu")
@@ -340,6 +398,8 @@ def main(argv: list[str] | None = None) -> int:
             args.backbone_weights,
             build_plans=args.build_plans,
             precision=args.precision,
+            nsfw=args.nsfw,
+            nsfw_operating_point=args.nsfw_operating_point,
         )
     except TensorRTUnavailable as error:
         print(f"cannot build the TensorRT plans here: {error}", file=sys.stderr)

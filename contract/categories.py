@@ -137,10 +137,7 @@ def parse_catalog(document: dict[str, Any]) -> Catalog:
     head = document.get("category_head")
     reasons = _compliance_reasons(_table(document.get("compliance", {}), "compliance", "compliance"))
     return Catalog(
-        [
-            _parse_category(name, _table(table, "categories", name), defaults, reasons)
-            for name, table in tables.items()
-        ],
+        [_parse_category(name, _table(table, "categories", name), defaults, reasons) for name, table in tables.items()],
         None if head is None else _parse_category_head(_table(head, "categories", "category_head")),
     )
 

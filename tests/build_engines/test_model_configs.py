@@ -23,6 +23,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from build_engines import repository, vision
 from build_engines.dali_model import DALI_OUTPUTS, FEATURES_MODEL
+from build_engines.nsfw import NSFW, NSFW_OUTPUT
 from contract.tensors import ENSEMBLE, HASH_OUTPUTS, MAX_BATCH, PREPROCESS, REQUIRED_MODELS, VISION
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +43,7 @@ def repositories(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("repositories")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(vision, "export_backbone", lambda path, weights: shutil.copy(source, path))
-        repository.generate("cpu", root / "cpu", Path(sys.prefix), ROOT)
+        repository.generate("cpu", root / "cpu", Path(sys.prefix), ROOT, nsfw=True)  # the gpu default; cpu opts in
         assert repository.main(["--profile", "gpu", "--out", str(root / "gpu")]) == 0
     return {"cpu": root / "cpu", "gpu": root / "gpu"}
 
@@ -148,6 +149,7 @@ def test_both_profiles_serve_the_same_ensemble_but_only_cpu_returns_the_hashes(c
     hashes = signature(cpu.output)
     assert hashes["PHASH"] == hashes["DHASH_EDGE"] == (mc.TYPE_UINT64, (1,))
     assert hashes["HSV_HIST"] == (mc.TYPE_FP32, (28,))
+    assert NSFW_OUTPUT in signature(cpu.output)
     assert cpu.max_batch_size == gpu.max_batch_size
 
 
@@ -169,7 +171,7 @@ def test_both_profiles_have_the_same_models_with_the_same_tensors(configs):
 def test_gpu_classifiers_are_tensorrt_models_batched_as_on_cpu(repositories, configs):
     cpu, gpu = configs["cpu"], configs["gpu"]
     onnx_models = [name for name in cpu if (repositories["cpu"] / name / "1" / "model.onnx").is_file()]
-    assert onnx_models == [VISION]
+    assert onnx_models == [NSFW, VISION]
     for name in onnx_models:
         config, version_dir = gpu[name], repositories["gpu"] / name / "1"
         assert config.platform == "tensorrt_plan" and not config.backend, name
@@ -278,3 +280,15 @@ def test_build_plans_builds_every_plan_in_place(tmp_path):
     for name, config in load_configs(out).items():
         if config.platform == "tensorrt_plan":
             assert sorted(p.name for p in (out / name / "1").iterdir()) == ["model.plan"], name
+
+
+def test_the_nsfw_model_is_served_by_default_on_gpu_only():
+    assert repository.serves_nsfw("gpu", None) and not repository.serves_nsfw("cpu", None)
+    assert repository.serves_nsfw("cpu", True) and not repository.serves_nsfw("gpu", False)
+
+
+def test_the_nsfw_model_reads_pixels_and_scores_each_image(configs):
+    for profile in ("cpu", "gpu"):
+        config = configs[profile][NSFW]
+        assert signature(config.input) == {"PIXELS": (mc.TYPE_FP32, (3, 224, 224))}
+        assert signature(config.output) == {NSFW_OUTPUT: (mc.TYPE_FP32, (1,))}
