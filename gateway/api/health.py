@@ -15,7 +15,7 @@ from gateway.api.json_body import JsonRoute
 from gateway.api.openapi import RETRY_AFTER
 from gateway.clients.breaker import State, Status
 from gateway.clients.database import StoreUnavailable
-from gateway.clients.triton import TritonUnavailable
+from gateway.clients.triton import HASH_NAMES, TritonUnavailable
 from gateway.schemas import NotReady, Ready
 
 router = APIRouter(route_class=JsonRoute)
@@ -69,7 +69,7 @@ async def readyz(triton: TritonDep, database: DatabaseDep, settings: SettingsDep
         content = {"ready": False, "reason": reason, "models": states}
         return JSONResponse(status_code=503, content=content, headers=retry)
     try:
-        heads = await triton.head_outputs()
+        heads = [name for name in await triton.head_outputs() if name not in HASH_NAMES]  # hashes are no head
     except TritonUnavailable as error:
         content = {"ready": False, **unreachable_reason(triton.breaker.status(), error, datetime.now(UTC))}
         return JSONResponse(status_code=503, content=content, headers=retry)

@@ -12,6 +12,11 @@ from gateway.hashing import compute_hashes
 from tests.helpers import blurred, corrupt_jpeg, encode, product_photo
 
 
+def test_readyz_lists_heads_not_hashes(client):
+    heads = client.get("/readyz").json()["heads"]
+    assert not {"PHASH", "DHASH_EDGE", "HSV_HIST"} & set(heads)
+
+
 def test_triton_returns_the_hashes_the_gateway_would_compute(stack):
     files = [
         encode(product_photo(800, (200, 40, 40), seed=1)),
