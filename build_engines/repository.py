@@ -14,6 +14,9 @@ returns duplicate detection's hashes (HASH_OUTPUTS), which the gateway computes 
        GPU by the Helm chart's engine-build init container. Generating it needs DALI (serialisation works without a
        GPU) but not TensorRT; `--build-plans` builds the plans here instead, where TensorRT is installed.
 
+Both profiles may add the `nsfw` compliance model (build_engines/nsfw.py) beside `vision`, reading PIXELS: by default
+on gpu only (`--nsfw` / `--no-nsfw`).
+
 Size: over ~400 lines because both profiles' model configs are written side by side here, so that a model's cpu
 and gpu configs are read (and changed) together; the DALI pipeline itself is in build_engines/dali_model.py.
 """
