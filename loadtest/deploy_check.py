@@ -353,7 +353,10 @@ def probe_passes(probe: dict, spec: dict, container_name: str) -> bool:
         except (urllib.error.URLError, OSError):
             return False
     if "exec" in probe:
-        result = podman("exec", container_name, *probe["exec"]["command"], check=False, timeout=timeout + 5)
+        try:
+            result = podman("exec", container_name, *probe["exec"]["command"], check=False, timeout=timeout + 5)
+        except subprocess.TimeoutExpired:
+            return False  # as kubelet counts a probe past its timeout: not ready yet, tried again
         return result.returncode == 0
     if "tcpSocket" in probe:
         try:

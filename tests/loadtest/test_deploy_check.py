@@ -9,6 +9,7 @@ import base64
 import http.server
 import json
 import socket
+import subprocess
 import threading
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -197,3 +198,17 @@ def test_free_ports_are_distinct_and_bindable_on_every_address():
     for port in ports:
         with socket.socket() as sock:
             sock.bind(("", port))
+
+
+def test_an_exec_probe_past_its_timeout_is_not_ready_not_a_failed_check(monkeypatch):
+    """As kubelet counts it: a probe command that hangs (pg_isready in a busy container) means "not ready yet"."""
+    calls = []
+
+    def hanging_podman(*args, check=True, timeout=None):
+        calls.append(timeout)
+        raise subprocess.TimeoutExpired(["podman", *args], timeout)
+
+    monkeypatch.setattr(deploy_check, "podman", hanging_podman)
+    probe = {"exec": {"command": ["pg_isready"]}, "timeoutSeconds": 3}
+    assert not deploy_check.probe_passes(probe, {}, "imgsel-check-postgresql-pod-0-postgresql")
+    assert calls == [8]
