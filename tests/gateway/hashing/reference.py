@@ -1,6 +1,7 @@
 """The straightforward forms of compute_hashes, the colour histogram and the foreground mask, as they were before
 issue #13 made them faster, kept verbatim so the tests can pin the fast forms to them bit for bit (the thresholds
-tuned on these hashes and histograms must keep meaning the same)."""
+tuned on these hashes and histograms must keep meaning the same). The pieces issue #13 left as they were (the soft
+binning and the ramps) are imported, not copied."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from preprocessing.colour import (
     SAT_BINS,
     TONE_BINS,
     TONE_PERCENTILES,
+    _ramp,
+    _soft_bins,
 )
 from preprocessing.foreground import BACKGROUND_TOLERANCE, border_colour
 from preprocessing.perceptual import CONTENT_SIDE, HASH_SIZE, PHASH_HIGHFREQ_FACTOR, _pack_bits, content_box
@@ -44,21 +47,6 @@ def _hsv(red: np.ndarray, green: np.ndarray, blue: np.ndarray) -> tuple[np.ndarr
     hue = np.where(spread > 0, hue / 6, np.float32(0.0))
     saturation = np.where(top > 0, np.clip(spread / np.where(top > 0, top, np.float32(1.0)), 0.0, 1.0), np.float32(0.0))
     return hue.astype(np.float32), saturation.astype(np.float32), np.clip(top, 0.0, 1.0)
-
-
-def _soft_bins(x: np.ndarray, n: int, circular: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    position = x * n - 0.5
-    low = np.floor(position)
-    upper_weight = position - low
-    low = low.astype(np.intp)
-    high = low + 1
-    if circular:
-        return low % n, high % n, upper_weight
-    return np.clip(low, 0, n - 1), np.clip(high, 0, n - 1), upper_weight
-
-
-def _ramp(x: np.ndarray, bounds: tuple[float, float]) -> np.ndarray:
-    return np.clip((x - bounds[0]) / (bounds[1] - bounds[0]), 0.0, 1.0)
 
 
 def colour_histogram(rgb: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
