@@ -51,6 +51,14 @@ def encode(image: Image.Image, fmt: str = "JPEG", **options) -> bytes:
     return buffer.getvalue()
 
 
+def concept_photo(k: int, side: int, colours: list, render=None) -> bytes:
+    """Encoded product photo number `k` (colour from `colours`, object fraction drawn from a generator seeded with
+    `k`), with `render(image, rng)` (a training.concepts renderer) drawn on it from the same generator, or clean."""
+    rng = np.random.default_rng(k)
+    image = product_photo(side, colours[k % len(colours)], seed=k, object_fraction=rng.uniform(0.5, 0.8))
+    return encode(render(image, rng) if render else image)
+
+
 def blurred(image: Image.Image, radius_fraction: float = 0.008) -> Image.Image:
     return image.filter(ImageFilter.GaussianBlur(radius_fraction * max(image.size)))
 

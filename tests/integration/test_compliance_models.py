@@ -17,7 +17,7 @@ import pytest
 
 from build_engines.artifacts import HEADS_DIR
 from build_engines.triton_server import DEFAULT_DEST, server_binary
-from tests.helpers import encode, product_photo
+from tests.helpers import concept_photo
 from tools.launcher import running_stack, settings_on_free_ports
 from training import compliance_head
 from training.concepts import warning_sticker
@@ -28,9 +28,7 @@ COLOURS = [(40, 90, 200), (30, 140, 60), (120, 120, 120), (230, 190, 40), (200, 
 
 
 def photo(k: int, sticker: bool) -> bytes:
-    rng = np.random.default_rng(k)
-    image = product_photo(640, COLOURS[k % len(COLOURS)], seed=k, object_fraction=rng.uniform(0.5, 0.8))
-    return encode(warning_sticker(image, rng) if sticker else image)
+    return concept_photo(k, 640, COLOURS, warning_sticker if sticker else None)
 
 
 def embeddings(files: list[bytes]) -> np.ndarray:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from contract.tensors import EMBEDDING_DIM
-from tests.helpers import encode, product_photo
+from tests.helpers import concept_photo
 from training import compliance_head, review
 from training.concepts import warning_sticker
 
@@ -23,10 +23,8 @@ def write_photos(folder: Path, seeds: range, sticker: bool) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for k in seeds:
-        rng = np.random.default_rng(k)
-        image = product_photo(360, COLOURS[k % len(COLOURS)], seed=k, object_fraction=rng.uniform(0.5, 0.8))
         path = folder / f"{'s' if sticker else 'c'}{k:03d}.jpg"
-        path.write_bytes(encode(warning_sticker(image, rng) if sticker else image))
+        path.write_bytes(concept_photo(k, 360, COLOURS, warning_sticker if sticker else None))
         paths.append(path)
     return paths
 
