@@ -262,16 +262,22 @@ def serves_nsfw(profile: str, nsfw: bool | None) -> bool:
 
 
 def write_nsfw(
-    out: Path, profile: str, python_params: dict[str, str], operating_point: float, build_plans: bool
+    out: Path,
+    profile: str,
+    python_params: dict[str, str],
+    serving: CpuServing,
+    operating_point: float,
+    build_plans: bool,
 ) -> Model:
-    """The nsfw compliance model (build_engines.nsfw): PIXELS -> COMPLIANCE_nsfw, batched like the vision model."""
+    """The nsfw compliance model (build_engines.nsfw): PIXELS -> COMPLIANCE_nsfw, batched with the vision model's
+    knobs of this repository (`serving`)."""
     model = Model(
         NSFW,
         [PIXELS],
         [TensorSpec(NSFW_OUTPUT, "float32", (1,))],
-        preferred_batches=CpuServing.vision_preferred_batches,
-        queue_delay_us=CpuServing.vision_queue_delay_us,
-        ort_threads=str(CpuServing.vision_threads),
+        preferred_batches=serving.vision_preferred_batches,
+        queue_delay_us=serving.vision_queue_delay_us,
+        ort_threads=str(serving.vision_threads),
         parameters={"OPERATING_POINT": str(operating_point)},
     )
     write_nsfw_onnx(out / NSFW / "1" / "model.onnx", operating_point)
@@ -333,7 +339,7 @@ def generate(
     write_onnx_config(out, vision, profile, python_params, serving.vision_instances, build_plans)
     compliance = ()
     if serves_nsfw(profile, nsfw):
-        compliance = (write_nsfw(out, profile, python_params, nsfw_operating_point, build_plans),)
+        compliance = (write_nsfw(out, profile, python_params, serving, nsfw_operating_point, build_plans),)
 
     (out / ENSEMBLE / "1").mkdir(parents=True)  # an ensemble needs an (empty) version folder
     (out / ENSEMBLE / "config.pbtxt").write_text(ensemble_config(stage, vision, compliance))
