@@ -200,3 +200,66 @@ def phone_photos(data: Path) -> dict[str, list[Path]]:
             if relative:
                 by_product.setdefault(Path(relative).parent.name, []).append(data / "grocery" / relative)
     return by_product
+
+
+# ---------------------------------------------------------------------------------------------- products/: other shops
+
+PRODUCTS = Path("products")
+# Licences under which development pictures may train weights the repository ships (../shared/data/README.md:
+# GPL/AGPL sources are for evaluation, hard-negative mining and development checks only).
+TRAINABLE_LICENCES = ("OSL-", "AFL-", "LGPL-", "BSD-", "MIT", "Unsplash License")
+
+
+def trainable(licence: str) -> bool:
+    """A manifest licence whose pictures may train shipped weights (a GPL shop's Unsplash photo may: its photo is
+    under the Unsplash License)."""
+    return licence.startswith(TRAINABLE_LICENCES[:-1]) or TRAINABLE_LICENCES[-1] in licence
+
+
+def shop_of(file_name: str) -> str:
+    """The shop platform a products/ file comes from (its file-name prefix; SmartStoreNET is Smartstore's
+    predecessor, PrestaShop 1.4 and 1.7 one platform)."""
+    prefix = file_name.split("_")[0]
+    return {"ssnet": "smartstore", "ps14": "prestashop", "ps17": "prestashop"}.get(prefix, prefix)
+
+
+class ShopPhoto(NamedTuple):
+    path: Path
+    shop: str
+    category: str  # the manifest's category (beauty, furniture, ...)
+    product: str  # views of one product share it: the split unit
+    trainable: bool
+
+
+def shop_photos(data: Path) -> list[ShopPhoto]:
+    """Every product picture of products/ (manifest order); [] when the folder is absent."""
+    manifest = data / PRODUCTS / "manifest.csv"
+    if not manifest.is_file():
+        return []
+    return [
+        ShopPhoto(data / PRODUCTS / r["file"], shop_of(r["file"]), r["category"], r["product"], trainable(r["licence"]))
+        for r in csv.DictReader(manifest.open())
+    ]
+
+
+class ShopPlaceholder(NamedTuple):
+    path: Path
+    family: str  # the platform whose design it is (its variants and languages are one family)
+    trainable: bool
+
+
+def shop_placeholders(data: Path) -> list[ShopPlaceholder]:
+    """The real placeholders of products/placeholders/ (manifest order); [] when absent."""
+    manifest = data / PRODUCTS / "placeholders" / "manifest.csv"
+    if not manifest.is_file():
+        return []
+    family = {"prestashop14": "prestashop", "prestashop17": "prestashop", "spree2011": "spree", "spree4": "spree"}
+    rows = csv.DictReader(manifest.open())
+    return [
+        ShopPlaceholder(
+            data / PRODUCTS / "placeholders" / r["file"],
+            family.get(r["file"].split("_")[0], r["file"].split("_")[0]),
+            trainable(r["licence"]),
+        )
+        for r in rows
+    ]

@@ -41,7 +41,7 @@ def font_paths() -> list[Path]:
     return paths
 
 
-def _font(path: Path | None, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+def load_font(path: Path | None, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.truetype(str(path), size) if path else ImageFont.load_default(size)
 
 
@@ -87,7 +87,7 @@ def draw_text(
     left, top, right, bottom = box
     size = max(6, int(bottom - top))
     for _ in range(40):
-        font = _font(font_path, size)
+        font = load_font(font_path, size)
         x0, y0, x1, y1 = draw.multiline_textbbox((0, 0), text, font=font, align="center")
         if x1 - x0 <= right - left and y1 - y0 <= bottom - top or size <= 6:
             break

@@ -16,7 +16,7 @@ import numpy as np
 
 from contract.tensors import QUALITY_OUTPUTS
 from preprocessing import foreground
-from training import image_codec, placeholder_synthesis, quality_data, quality_samples
+from training import hard_negatives, image_codec, placeholder_synthesis, quality_data, quality_samples
 from training.embedding_cache import AnalysisStore, content_digest
 from training.embeddings import BATCH
 from training.quality_samples import SEED, Spec, render
@@ -24,7 +24,7 @@ from training.quality_samples import SEED, Spec, render
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = PROJECT_ROOT / ".cache" / "quality_heads"
 # The code that decides a sample's pixels and labels: any change to it renders the dataset again.
-GENERATOR_MODULES = (quality_data, placeholder_synthesis, quality_samples, image_codec, foreground)
+GENERATOR_MODULES = (quality_data, placeholder_synthesis, hard_negatives, quality_samples, image_codec, foreground)
 ARRAYS = ("embeddings", "features", "labels", "sigma_work", "area", "sizes")
 
 

@@ -16,6 +16,7 @@ from training import quality_model as qm
 from training.metrics import metrics_where_labelled
 from training.quality_dataset import Dataset
 from training.quality_samples import (
+    HARD_NEGATIVE_KINDS,
     HELD_OUT_PLACEHOLDER_FAMILY,
     PHOTO_KINDS,
     PLACEHOLDER_KINDS,
@@ -55,7 +56,7 @@ def metrics_by_role(ds: Dataset, scores: np.ndarray, classical: np.ndarray) -> d
 def flag_rates_by_kind(ds: Dataset, scores: np.ndarray) -> dict:
     """Share of test samples of each kind that each head flags."""
     by_kind = {}
-    for kind in PHOTO_KINDS + PLACEHOLDER_KINDS:
+    for kind in PHOTO_KINDS + HARD_NEGATIVE_KINDS + PLACEHOLDER_KINDS:
         rows = ds.rows("test", (kind,))
         if rows.size:
             by_kind[kind] = {

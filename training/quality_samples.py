@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from training import hard_negatives as hn
 from training import placeholder_synthesis as ps
 from training import quality_data as qd
-from training.datasets import phone_photos, photo_sources
+from training.datasets import phone_photos, photo_sources, shop_photos, shop_placeholders
 from training.image_codec import encode_image
 from training.splits import role_of
 
@@ -26,6 +27,10 @@ SEED = 0
 HELD_OUT_PLACEHOLDER_FAMILY = "solidus"  # real placeholders never trained on; measured as unseen
 N_TEXT, N_GLYPH, N_BOX = 320, 160, 80  # rendered placeholders
 REAL_PLACEHOLDER_VARIANTS = 20
+SHOP_PLACEHOLDER_VARIANTS = 10  # per real placeholder of products/placeholders
+N_CARD, N_POSTER = 120, 120  # rendered hard negatives
+HARD_NEGATIVE_STRIDE = 3  # every third photo source gives a thin view, the next a drawing, the next a faded copy
+DEGRADED_PER_KIND = {"ph_text": 120, "ph_glyph": 80, "ph_box": 40, "ph_real": 60, "ph_shop": 60}
 PHONE_PHOTOS_PER_PRODUCT = 4  # training in-store photos per grocery product (held-out products: all of them)
 MILD_BLUR_MIN_SIDE = 1000  # mild blur is made from full-resolution photos at least this large
 SCENE_BACKGROUND_SHARE = 0.6  # scene kinds on an in-store photo (the rest on a procedural background)
@@ -45,7 +50,11 @@ PHOTO_KINDS = (
     "flat",  # crop-and-resize turned into a flat-colour illustration: a product, not a placeholder
     "in_store",  # an untransformed in-store phone photo (grocery): not small, not a placeholder; blur unlabelled
 )
-PLACEHOLDER_KINDS = ("ph_text", "ph_glyph", "ph_box", "ph_real")
+# Negatives for the placeholder head only (their blur / small_object labels stay unknown): other shops' untransformed
+# product photos and renders of what the head mistook for placeholders there (training.hard_negatives).
+HARD_NEGATIVE_KINDS = ("shop", "thin", "drawing", "blank", "card", "poster")
+# ph_shop: variants of products/placeholders; ph_degraded: any placeholder shrunk, padded, softened, re-encoded.
+PLACEHOLDER_KINDS = ("ph_text", "ph_glyph", "ph_box", "ph_real", "ph_shop", "ph_degraded")
 # Photo kinds on a plain studio background (where the classical measures are meant to work) and on scenes.
 STUDIO_KINDS = (
     "original",
@@ -85,7 +94,15 @@ def in_store_picks(paths: list[Path]) -> list[Path]:
 
 def build_specs(data: Path) -> list[Spec]:
     phones = phone_photos(data)
-    return [*photo_specs(data, phones), *in_store_specs(data, phones), *placeholder_specs(data)]
+    placeholders = placeholder_specs(data)
+    return [
+        *photo_specs(data, phones),
+        *in_store_specs(data, phones),
+        *shop_specs(data),
+        *hard_negative_specs(data),
+        *placeholders,
+        *degraded_specs(placeholders),
+    ]
 
 
 def photo_specs(data: Path, phones: dict[str, list[Path]]) -> list[Spec]:
@@ -126,8 +143,50 @@ def in_store_specs(data: Path, phones: dict[str, list[Path]]) -> list[Spec]:
     return specs
 
 
+def shop_specs(data: Path) -> list[Spec]:
+    """Other shops' product photos as they are (products/): split by product where their licence lets them train
+    shipped weights, test only (shops never trained on) where it does not."""
+    return [
+        Spec(
+            f"shop:{p.path.name}",
+            "shop",
+            str(p.path),
+            f"product:{p.product}",
+            role_of(f"product:{p.product}") if p.trainable else "test",
+        )
+        for p in shop_photos(data)
+    ]
+
+
+def hard_negative_specs(data: Path) -> list[Spec]:
+    """Thin side views, spec drawings and faded copies of the trainable photos (each on its source's side of the
+    split), and rendered gift cards and text posters."""
+    sources = [(s.path, s.group) for s in photo_sources(data)]
+    sources += [(p.path, f"product:{p.product}") for p in shop_photos(data) if p.trainable]
+    specs = []
+    for index, (path, group) in enumerate(sources):
+        kind = ("thin", "drawing", "blank")[index % HARD_NEGATIVE_STRIDE]
+        specs.append(Spec(f"{kind}:{path.name}", kind, str(path), group, role_of(group)))
+    for kind, count in (("card", N_CARD), ("poster", N_POSTER)):
+        specs.extend(Spec(f"{kind}:{i}", kind, "", f"{kind}:{i}", role_of(f"{kind}:{i}")) for i in range(count))
+    return specs
+
+
+def degraded_specs(placeholders: list[Spec]) -> list[Spec]:
+    """Shrunk, padded, softened copies of the first placeholders of each kind, on their parent's side of the split;
+    the key names the parent (`ph_degraded:<parent key>`)."""
+    specs = []
+    for kind, count in DEGRADED_PER_KIND.items():
+        parents = [p for p in placeholders if p.kind == kind][
+            :: max(1, sum(p.kind == kind for p in placeholders) // count)
+        ]
+        specs.extend(Spec(f"ph_degraded:{p.key}", "ph_degraded", p.source, p.group, p.role) for p in parents[:count])
+    return specs
+
+
 def placeholder_specs(data: Path) -> list[Spec]:
-    """Rendered placeholders (split by caption) and variants of the real ones (one family only in test)."""
+    """Rendered placeholders (split by caption) and variants of the real ones (one family only in test; the
+    products/ placeholders of a licence that may not train shipped weights only in test too)."""
     specs = []
     for i in range(N_TEXT):
         phrase = ps.PHRASES[i % len(ps.PHRASES)]
@@ -143,6 +202,11 @@ def placeholder_specs(data: Path) -> list[Spec]:
         role = "test" if family == HELD_OUT_PLACEHOLDER_FAMILY else "train"
         for i in range(REAL_PLACEHOLDER_VARIANTS + 1):  # variant 0: the file itself on white
             specs.append(Spec(f"ph_real:{path.name}:{i}", "ph_real", str(path), f"real-placeholder:{family}", role))
+    for placeholder in shop_placeholders(data):
+        group = f"real-placeholder:{placeholder.family}"
+        role = "train" if placeholder.trainable else "test"
+        for i in range(SHOP_PLACEHOLDER_VARIANTS + 1):
+            specs.append(Spec(f"ph_shop:{placeholder.path.name}:{i}", "ph_shop", str(placeholder.path), group, role))
     return specs
 
 
@@ -159,10 +223,21 @@ def render(spec: Spec, fonts: list[Path] | None = None) -> tuple[np.ndarray, dic
     labels: dict[str, float | None] = {"blur": None, "small_object": None, "placeholder": None}
     if spec.kind in PLACEHOLDER_KINDS:
         labels["placeholder"] = 1.0
+        if spec.kind == "ph_degraded":
+            parent_key = spec.key.removeprefix("ph_degraded:")
+            parent = Spec(parent_key, parent_key.split(":")[0], spec.source, spec.group, spec.role)
+            image = hn.degraded_placeholder(render_placeholder(parent, qd.rng_for(SEED, parent_key), fonts), rng)
+            return encode_image(image, "JPEG", int(rng.integers(25, 75))), {
+                "labels": labels,
+                "sigma_work": None,
+                "area": None,
+            }
         image = render_placeholder(spec, rng, fonts)
         return encode(image, rng, png=bool(rng.random() < 0.5)), {"labels": labels, "sigma_work": None, "area": None}
 
     labels["placeholder"] = 0.0
+    if spec.kind in HARD_NEGATIVE_KINDS:
+        return render_hard_negative(spec, rng, fonts), {"labels": labels, "sigma_work": None, "area": None}
     if spec.kind in ("original", "in_store"):
         data = np.fromfile(spec.source, dtype=np.uint8)
         with Image.open(spec.source) as image:
@@ -183,6 +258,26 @@ def render(spec: Spec, fonts: list[Path] | None = None) -> tuple[np.ndarray, dic
     return encode(image, rng), {"labels": labels, "sigma_work": sigma_work, "area": area}
 
 
+def render_hard_negative(spec: Spec, rng: np.random.Generator, fonts: list[Path] | None) -> np.ndarray:
+    """A hard negative's encoded file: a shop photo as it is, or a render (training.hard_negatives)."""
+    if spec.kind == "shop":
+        return np.fromfile(spec.source, dtype=np.uint8)
+    fonts = ps.font_paths() if fonts is None else fonts
+    font = fonts[int(rng.integers(len(fonts)))] if fonts else None
+    if spec.kind == "card":
+        return encode(hn.gift_card(rng, font), rng)
+    if spec.kind == "poster":
+        return encode(hn.text_poster(rng, font), rng)
+    with Image.open(spec.source) as opened:
+        opened.draft("RGB", (1000, 1000))  # JPEG: decode near the size every render shrinks to
+        source = ps.on_white(opened)
+    if spec.kind == "thin":
+        return encode(hn.thin_side_view(source, rng), rng)
+    if spec.kind == "drawing":
+        return encode(hn.line_drawing(source, rng, font), rng, png=True)
+    return encode(hn.near_blank(source, rng), rng)
+
+
 def render_placeholder(spec: Spec, rng: np.random.Generator, fonts: list[Path] | None) -> Image.Image:
     fonts = ps.font_paths() if fonts is None else fonts
     font = fonts[int(rng.integers(len(fonts)))] if fonts else None
@@ -193,7 +288,7 @@ def render_placeholder(spec: Spec, rng: np.random.Generator, fonts: list[Path] |
         return ps.glyph_placeholder(rng, phrase, font)
     if spec.kind == "ph_box":
         return ps.grey_box(rng, phrase, font)
-    with Image.open(spec.source) as png:
+    with Image.open(spec.source) as png:  # ph_real, ph_shop
         return ps.real_placeholder_variant(png, rng, plain=spec.key.endswith(":0"))
 
 
