@@ -1,7 +1,7 @@
 """Does the learned placeholder score hold on shops it never saw? False-positive rate per shop and per category on the
 real product photos of products/, and recall on real placeholders of families it never saw (issue #15).
 
-    python -m evaluation.placeholder_shops [--head build_engines/heads/quality.onnx] [--loso] [--json PATH]
+    python -m evaluation.placeholder_shops [--head build_engines/heads/quality.onnx] [--loso [--lofo]] [--json PATH]
 
 Data: the quality heads' dataset (training.quality_samples: every sample rendered and embedded through the production
 path, cached under .cache/quality_heads). Three views:
@@ -11,8 +11,8 @@ path, cached under .cache/quality_heads). Three views:
   real placeholders of families never trained on (nopCommerce, Smartstore; Solidus of placeholders/).
 - `--loso` leave-one-shop-out: for each shop that training may use, the head is trained again without every sample
   made from that shop's pictures (its photos and the hard negatives rendered from them), its thresholds chosen again
-  on the calibration half without them, and scored on all that shop's photos; the same for each trainable
-  placeholder family (its variants and degraded copies left out, recall on all of them).
+  on the calibration half without them, and scored on all that shop's photos; `--lofo` the same for each trainable
+  placeholder family (its variants and degraded copies left out, recall on all of them). One full training each.
 
 Every rate is at the operating point (score >= 0.5, the threshold chosen on the calibration half at precision 0.99).
 """
@@ -32,7 +32,7 @@ from evaluation.placeholder_mechanisms import head_scores
 from training.datasets import DEFAULT_DATA, PRODUCTS, shop_of, shop_photos
 from training.quality_calibration import MIN_PRECISION, calibrate
 from training.quality_dataset import CACHE_DIR, Dataset, build_dataset
-from training.quality_model import predict, train
+from training.quality_model import STEPS, predict, train
 from training.quality_samples import PLACEHOLDER_KINDS, build_specs
 
 PLACEHOLDER = QUALITY_OUTPUTS.index("placeholder")
@@ -94,38 +94,46 @@ def served_view(ds: Dataset, scores: np.ndarray, categories: dict[str, str], tra
     }
 
 
-def retrained_scores(ds: Dataset, left_out: np.ndarray, min_precision: float) -> np.ndarray:
+def retrained_scores(ds: Dataset, left_out: np.ndarray, min_precision: float, steps: int = STEPS) -> np.ndarray:
     """Placeholder scores of every sample from a head trained and calibrated without the rows in `left_out`."""
     keep = np.ones(len(ds.specs), bool)
     keep[left_out] = False
     train_rows = np.intersect1d(ds.rows("train"), np.flatnonzero(keep))
     calib_rows = np.intersect1d(ds.rows("calibration"), np.flatnonzero(keep))
-    head = train(ds.embeddings[train_rows], ds.features[train_rows], ds.labels[train_rows])
+    head = train(ds.embeddings[train_rows], ds.features[train_rows], ds.labels[train_rows], steps=steps)
     calibrate(head, ds.embeddings[calib_rows], ds.features[calib_rows], ds.labels[calib_rows], min_precision)
     return predict(head, ds.embeddings, ds.features)[:, PLACEHOLDER]
 
 
-def leave_one_out(ds: Dataset, categories: dict[str, str], trainable_shops: set[str], min_precision: float) -> dict:
-    shops, families = {}, {}
+def leave_one_out(
+    ds: Dataset,
+    categories: dict[str, str],
+    trainable_shops: set[str],
+    min_precision: float,
+    families: bool = True,
+    steps: int = STEPS,
+) -> dict:
+    """Leave-one-shop-out photo rates (and, with `families`, leave-one-family-out placeholder recall)."""
+    shops, by_family = {}, {}
     for shop in sorted(trainable_shops):
         left_out = np.array([i for i, s in enumerate(ds.specs) if shop_of_spec(s) == shop])
-        scores = retrained_scores(ds, left_out, min_precision)
+        scores = retrained_scores(ds, left_out, min_precision, steps)
         photos = np.array([i for i in left_out if ds.specs[i].kind == "shop"])
         shops[shop] = photo_rates(ds, scores, photos, categories)
         print(json.dumps({"left_out_shop": shop, **shops[shop]["all"]}), flush=True)
     trainable_families = sorted(
         {family_of_spec(s) for s in ds.specs if s.kind == "ph_shop" and s.role == "train"} - {None}
     )
-    for family in trainable_families:
+    for family in trainable_families if families else []:
         left_out = np.array([i for i, s in enumerate(ds.specs) if family_of_spec(s) == family])
-        scores = retrained_scores(ds, left_out, min_precision)
-        families[family] = {
+        scores = retrained_scores(ds, left_out, min_precision, steps)
+        by_family[family] = {
             "variants": rate(scores[left_out] >= FLAGGED),
             "originals_on_white": rate(
                 np.array([scores[i] >= FLAGGED for i in left_out if ds.specs[i].key.endswith(":0")])
             ),
         }
-        print(json.dumps({"left_out_family": family, **families[family]["variants"]}), flush=True)
+        print(json.dumps({"left_out_family": family, **by_family[family]["variants"]}), flush=True)
     all_photos = np.concatenate(
         [[1] * v["all"]["flagged"] + [0] * (v["all"]["n"] - v["all"]["flagged"]) for v in shops.values()]
     )
@@ -140,7 +148,7 @@ def leave_one_out(ds: Dataset, categories: dict[str, str], trainable_shops: set[
         "by_category": {
             k: {"n": n, "flagged": f, "rate": round(f / n, 4)} for k, (f, n) in sorted(by_category.items())
         },
-        "placeholder_families": families,
+        "placeholder_families": by_family,
     }
 
 
@@ -148,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--head", type=Path, default=HEADS_DIR / "quality.onnx", help="the served quality head")
-    parser.add_argument("--loso", action="store_true", help="also leave-one-shop-out and leave-one-family-out")
+    parser.add_argument("--loso", action="store_true", help="also leave-one-shop-out (one training per shop)")
+    parser.add_argument("--lofo", action="store_true", help="with --loso: also leave-one-placeholder-family-out")
     parser.add_argument("--min-precision", type=float, default=MIN_PRECISION)
     parser.add_argument("--cache", type=Path, default=CACHE_DIR)
     parser.add_argument("--json", type=Path)
@@ -164,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {"head": str(args.head), "served": served_view(ds, scores, categories, trainable_shops)}
     print(json.dumps(report, indent=1), flush=True)
     if args.loso:
-        report["leave_one_out"] = leave_one_out(ds, categories, trainable_shops, args.min_precision)
+        report["leave_one_out"] = leave_one_out(ds, categories, trainable_shops, args.min_precision, args.lofo)
         print(json.dumps(report["leave_one_out"], indent=1))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
