@@ -8,7 +8,9 @@ other shops, never used to choose anything):
 - hero = own variant: the first selected image is one of the product's own, before (the check off) and after;
 - false inconsistent: the share of a product's own images called inconsistent when nothing is planted;
 - two planted: the other colourway's front and another view of it (2 of up to 5 images), hero = own.
-Products with fewer own images than the check needs (1 own + 1 planted) are counted apart: without a supplier
+Another colourway whose front is one of the product's own photographs filed under a second colour (Magento's wsh05,
+wsh10, wb02; evaluation.dedup.audit) is not planted: no colour signal can tell them apart. Products with fewer own
+images than the check needs (1 own + 1 planted) are counted apart: without a supplier
 priority nothing tells which colour is the product's, and the check stays off (the old order stands); with the own
 supplier preferred (`supplier_priority`), the priority decides.
 
@@ -28,6 +30,7 @@ import numpy as np
 
 from contract.categories import Category, VariantThresholds
 from contract.categories_file import load_catalog
+from evaluation.dedup.audit import same_photo
 from evaluation.variant_data import VariantImages, load_variant_images
 from gateway.decisions.analysis import ImageAnalysis
 from gateway.decisions.image_types import type_from_head
@@ -71,8 +74,8 @@ def trials(v: VariantImages, planted_views: int) -> Iterator[Trial]:
         for other in sorted(by_family[v.families[rows[0]]]):
             other_rows = rows_of[other]
             fronts = [r for r in other_rows if v.types[r] == "front"]
-            if other == product or not fronts:
-                continue
+            if other == product or not fronts or any(same_photo(v.paths[fronts[0]], v.paths[r]) for r in rows):
+                continue  # the "other colourway" is this product's own photograph filed twice (evaluation.dedup.audit)
             rest = [r for r in other_rows if r != fronts[0]]
             planted = (fronts[0], *rest[: planted_views - 1])
             if len(planted) == planted_views:
