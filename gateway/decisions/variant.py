@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # analysis.py holds VariantCheck in each Verdict
 
 
 # Ordering compares distances to the consensus in steps of this chi-square: re-exports of one picture differ by less
-# (duplicate detection's hsv_chi2_max is 0.015), so two shots of the product's own colour tie and the usual order
+# (duplicate detection's hsv_chi2_max is 0.02), so two shots of the product's own colour tie and the usual order
 # (resolution, sharpness) picks between them, while another colourway's shot (0.1 and more) sorts after.
 VARIANT_DISTANCE_STEP = 0.02
 
