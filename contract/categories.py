@@ -14,10 +14,11 @@ DEFAULT_CATEGORY = "default"
 
 _WORD = re.compile(r"[a-z][a-z0-9_]*")
 _CATEGORY_FIELDS = frozenset(
-    {"types", "priority", "head", "top_level", "max_images", "min_side", "dedup", "quality", "compliance"}
+    {"types", "priority", "head", "top_level", "max_images", "min_side", "dedup", "quality", "compliance", "variant"}
 )
 _DEDUP_FIELDS = ("phash_max_distance", "dhash_edge_max_distance", "hsv_chi2_max")
 _QUALITY_FIELDS = ("blur_max", "small_object_max", "placeholder_max")
+_VARIANT_FIELDS = ("max_distance", "min_images")
 DEFAULT_COMPLIANCE_MAX = "default_max"  # [<cat>.compliance] key for every check without its own threshold
 _HASH_BITS = 64
 
@@ -31,6 +32,16 @@ class DedupThresholds:
     phash_max_distance: int
     dhash_edge_max_distance: int
     hsv_chi2_max: float
+
+
+@dataclass(frozen=True)
+class VariantThresholds:
+    """The own-variant check (gateway/decisions/variant.py): an accepted image whose colour-histogram chi-square to
+    the product's consensus image exceeds `max_distance` is inconsistent (another colourway, say); the check runs
+    on products with at least `min_images` accepted images (fewer only when supplier priorities single one out)."""
+
+    max_distance: float
+    min_images: int
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,7 @@ class Category:
     dedup: DedupThresholds
     quality: QualityThresholds
     compliance: ComplianceThresholds
+    variant: VariantThresholds | None = None  # None: no [variant] table, the check does not run
 
 
 class Catalog:
@@ -246,6 +258,18 @@ def _parse_category(name: str, table: dict[str, Any], defaults: dict[str, Any], 
             **{field: _number(quality[field], where, f"quality.{field}") for field in _QUALITY_FIELDS}
         ),
         compliance=_parse_compliance(defaults, table, where, reasons),
+        variant=_parse_variant(defaults, table, where),
+    )
+
+
+def _parse_variant(defaults: dict[str, Any], table: dict[str, Any], where: str) -> VariantThresholds | None:
+    if "variant" not in defaults and "variant" not in table:
+        return None
+    variant = _merge_table(defaults, table, "variant", _VARIANT_FIELDS, where)
+    return VariantThresholds(
+        # Chi-square of two normalised histograms (with the 0.5 factor) lies in [0, 1].
+        max_distance=_number(variant["max_distance"], where, "variant.max_distance", 0.0, 1.0),
+        min_images=_integer(variant["min_images"], where, "variant.min_images", minimum=2),
     )
 
 

@@ -17,7 +17,9 @@ class ImageIn(BaseModel):
     data: str | None = Field(default=None, description="base64 of the encoded file")
     supplier: str | None = Field(default=None, max_length=256)
     supplier_priority: int | None = Field(
-        default=None, description="lower is preferred when duplicates tie on resolution and quality"
+        default=None,
+        description="lower is preferred: when duplicates tie on resolution and quality, and as a heavier weight in the "
+        "product's consensus colour (the own-variant check)",
     )
 
     @model_validator(mode="after")
@@ -95,6 +97,15 @@ class ComplianceCheckOut(BaseModel):
     threshold: float = Field(description="the category's threshold it reached (categories.toml)")
 
 
+class VariantOut(BaseModel):
+    consistent: bool = Field(
+        description="false: the image's colour is unlike the product's consensus (another colourway, a swatch); it "
+        "is ordered after the consistent images of its type, never rejected for it"
+    )
+    distance: float = Field(description="colour-histogram chi-square to the product's consensus image")
+    threshold: float = Field(description="the category's variant.max_distance (categories.toml)")
+
+
 class ImageVerdictOut(BaseModel):
     id: str
     supplier: str | None
@@ -118,6 +129,11 @@ class ImageVerdictOut(BaseModel):
     )
     placeholder_vote: PlaceholderVoteOut | None = Field(
         default=None, description="the category vote on this image (absent when it did not run)"
+    )
+    variant: VariantOut | None = Field(
+        default=None,
+        description="the own-variant check on an accepted image (absent on rejected, duplicate and error images, "
+        "and when the product has too few images for a consensus)",
     )
 
 

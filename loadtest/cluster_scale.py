@@ -12,8 +12,8 @@ BENCHMARKS.md.
 The hash vectors are synthetic (loadtest.synthetic_hashes: shaped after the studio photos of ../shared/data/catalog
 as the production hashes see them, with planted duplicates and colourway look-alikes).
 
-The exact probe radius is `radius_for(phash_max_distance, bands)` (3 for the tuned pHash threshold 14 and 4 bands);
-smaller radii trade recall for speed.
+The exact probe radius is `radius_for(phash_max_distance, bands)` (3 for the tuned pHash threshold, 12 or 14, and 4
+bands); smaller radii trade recall for speed.
 """
 
 from __future__ import annotations

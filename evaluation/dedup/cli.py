@@ -1,4 +1,4 @@
-"""Command line: `python -m evaluation.dedup generate|evaluate|tune ...` (see the package docstring)."""
+"""Command line: `python -m evaluation.dedup generate|evaluate|audit|tune ...` (see the package docstring)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import evaluation.dedup
 from contract.categories_file import CATEGORIES_FILE_ENV, DEFAULT_CATEGORIES_FILE
+from evaluation.dedup.audit import audit
 from evaluation.dedup.evaluate import evaluate
 from evaluation.dedup.generate import generate
 from evaluation.dedup.metrics import DEFAULT_MIN_PRECISION, DEFAULT_RECALL_TOLERANCE, Rule
@@ -45,6 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-cnn", action="store_true", help="skip the CNN cosine baseline (needs torch)")
     ev.add_argument("--ours-only", action="store_true", help="only our ensemble (e.g. thresholds on held-out pairs)")
     ev.add_argument("--json", type=Path, help="also write the results here (default: PAIRS[0]/evaluation.json)")
+    ev.add_argument(
+        "--exclude-same-photo",
+        action="store_true",
+        help="leave out the distinct-labelled pairs that are one photograph (the `audit` command's same_photo.json)",
+    )
+
+    au = commands.add_parser("audit", help="find distinct-labelled pairs whose two originals are one photograph")
+    au.add_argument("--pairs", type=Path, nargs="+", required=True)
 
     tu = commands.add_parser("tune", help="precision-first joint sweep of the three dedup thresholds")
     tu.add_argument("--pairs", type=Path, nargs="+", required=True)
@@ -58,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tu.add_argument("--folds", type=int, default=5)
     tu.add_argument("--write", action="store_true", help="store the thresholds in the categories file")
+    tu.add_argument("--exclude-same-photo", action="store_true", help="as for evaluate")
     tu.add_argument(
         "--categories-file",
         type=Path,
@@ -83,11 +93,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "evaluate":
         rule = Rule(args.min_precision, args.recall_tolerance)
         with_cnn = not (args.no_cnn or args.ours_only)
-        result = evaluate(args.pairs, rule, with_cnn, args.folds, baselines=not args.ours_only)
+        result = evaluate(
+            args.pairs,
+            rule,
+            with_cnn,
+            args.folds,
+            baselines=not args.ours_only,
+            exclude_same_photo=args.exclude_same_photo,
+        )
         out = args.json or args.pairs[0] / "evaluation.json"
         out.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
         print(f"\nwrote {out}", file=sys.stderr)
+    elif args.command == "audit":
+        audit(args.pairs)
     else:
         rule = Rule(args.min_precision, args.recall_tolerance)
-        tune(args.pairs, args.category, rule, args.folds, args.write, args.categories_file)
+        tune(args.pairs, args.category, rule, args.folds, args.write, args.categories_file, args.exclude_same_photo)
     return 0

@@ -73,10 +73,18 @@ def kind_breakdown(pairs: PairSet, predictions: dict[str, np.ndarray]) -> list[s
     return lines
 
 
-def evaluate(directories: Sequence[Path], rule: Rule, with_cnn: bool, folds: int, baselines: bool = True) -> dict:
+def evaluate(
+    directories: Sequence[Path],
+    rule: Rule,
+    with_cnn: bool,
+    folds: int,
+    baselines: bool = True,
+    exclude_same_photo: bool = False,
+) -> dict:
     """Rows of the comparison table (ours configured and tuned, each signal alone, the baselines), printed as markdown
-    and returned as JSON-able data."""
-    pairs = load_pairs(directories)
+    and returned as JSON-able data. `exclude_same_photo`: without the distinct-labelled pairs that are one photograph
+    (evaluation.dedup.audit)."""
+    pairs = load_pairs(directories, exclude_same_photo)
     print(f"{len(pairs)} pairs over {len(pairs.files)} images: {describe_pairs(pairs)}", file=sys.stderr)
     sig = production_signatures(pairs.files, with_cnn)
     predictions: dict[str, np.ndarray] = {}  # per method: called duplicate, for the per-kind table

@@ -27,6 +27,41 @@ from evaluation.dedup.sources import folder_images, layout_statistic, load_manif
 PREVIEW_SIDE = 256  # planning (look-alike statistic, synthetic edits) works on small copies
 
 
+def preview_of(picture: Image.Image) -> Image.Image:
+    """The small copy planning works on (PREVIEW_SIDE on the longer side)."""
+    preview = picture.copy()
+    preview.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.BOX)
+    return preview
+
+
+def planned_pairs(
+    source: Path, manifest: Path | None, seed: int, n_pairs: int | None
+) -> tuple[list, list[Image.Image], list[PlannedPair], Callable[[int], Image.Image]]:
+    """(source images, their previews, the planned pairs, a cached loader of an original by index): everything
+    `generate` draws from `seed`, so a pairs directory's plan can be replayed from its meta.json (evaluation.dedup
+    audit)."""
+    images = load_manifest(manifest, source) if manifest else folder_images(source)
+    if len(images) < 2:
+        raise ValueError(f"{source}: need at least 2 images, found {len(images)}")
+    if n_pairs is None:
+        n_pairs = min(4000, 6 * len(images))
+    rng = np.random.default_rng(seed)
+
+    @lru_cache(maxsize=8)
+    def original(i: int) -> Image.Image:
+        with Image.open(source / images[i].path) as file:
+            return file.convert("RGB")
+
+    previews = [preview_of(original(i)) for i in range(len(images))]
+    stats = np.stack([layout_statistic(preview) for preview in previews])
+    return (
+        images,
+        previews,
+        plan_pairs(images, previews, stats, n_pairs, rng, has_manifest=manifest is not None),
+        original,
+    )
+
+
 def generate(
     source: Path,
     out: Path,
@@ -41,25 +76,7 @@ def generate(
     source = source.resolve()
     if manifest is None and (source / "manifest.csv").is_file():
         manifest = source / "manifest.csv"
-    images = load_manifest(manifest, source) if manifest else folder_images(source)
-    if len(images) < 2:
-        raise ValueError(f"{source}: need at least 2 images, found {len(images)}")
-    if n_pairs is None:
-        n_pairs = min(4000, 6 * len(images))
-    rng = np.random.default_rng(seed)
-
-    @lru_cache(maxsize=8)
-    def original(i: int) -> Image.Image:
-        with Image.open(source / images[i].path) as file:
-            return file.convert("RGB")
-
-    previews = []
-    for i in range(len(images)):
-        preview = original(i).copy()
-        preview.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.BOX)
-        previews.append(preview)
-    stats = np.stack([layout_statistic(preview) for preview in previews])
-    plans = plan_pairs(images, previews, stats, n_pairs, rng, has_manifest=manifest is not None)
+    images, previews, plans, original = planned_pairs(source, manifest, seed, n_pairs)
     index_of = {image.path: i for i, image in enumerate(images)}
     rows = _write_images(out, plans, lambda path: original(index_of[path]), sorted_by=lambda p: index_of[p.a])
     for row in rows:
@@ -78,6 +95,7 @@ def generate(
         "manifest": str(manifest.resolve()) if manifest else None,
         "seed": seed,
         "pairs": len(plans),
+        "requested_pairs": n_pairs,  # what planned_pairs was asked for (a replay's input), None: the default
         "positives": sum(p.label for p in plans),
         "negatives": sum(1 - p.label for p in plans),
         "source_images": len(images),

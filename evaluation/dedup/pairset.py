@@ -15,6 +15,7 @@ GENERATOR_VERSION = 1
 PAIRS_FILE = "pairs.csv"
 META_FILE = "meta.json"
 IMAGES_DIR = "images"
+SAME_PHOTO_FILE = "same_photo.json"  # written by `audit`: distinct-labelled pairs that are one photograph
 SOURCE_PREFIX = "source/"
 PAIR_COLUMNS = ("pair_id", "label", "kind", "a", "b", "a_recipe", "b_recipe", "group", "category", "source")
 
@@ -49,10 +50,13 @@ class PairSet:
         )
 
 
-def load_pairs(directories: Sequence[Path]) -> PairSet:
+def load_pairs(directories: Sequence[Path], exclude_same_photo: bool = False) -> PairSet:
+    """The pairs of every directory, in order; `exclude_same_photo`: without the pairs each directory's
+    same_photo.json lists (evaluation.dedup.audit)."""
     files: list[Path] = []
     index: dict[Path, int] = {}
     labels, kinds, groups, categories, a_index, b_index, metas = [], [], [], [], [], [], []
+    excluded: list[bool] = []
 
     def file_index(path: Path) -> int:
         if path not in index:
@@ -67,6 +71,7 @@ def load_pairs(directories: Sequence[Path]) -> PairSet:
         meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
         metas.append({**meta, "pairs_dir": str(directory)})
         source = Path(meta["source"])
+        same_photo = _same_photo_ids(directory) if exclude_same_photo else set()
         with (directory / PAIRS_FILE).open(newline="", encoding="utf-8") as file:
             for row in csv.DictReader(file):
                 paths = [
@@ -78,10 +83,11 @@ def load_pairs(directories: Sequence[Path]) -> PairSet:
                 labels.append(int(row["label"]))
                 kinds.append(row["kind"])
                 groups.append(f"{row['source']}:{row['group']}")
+                excluded.append(exclude_same_photo and int(row["pair_id"]) in same_photo)
                 categories.append(row["category"])
     if not labels:
         raise ValueError("no pairs found")
-    return PairSet(
+    pairs = PairSet(
         labels=np.array(labels, dtype=np.int8),
         kinds=kinds,
         groups=groups,
@@ -91,6 +97,14 @@ def load_pairs(directories: Sequence[Path]) -> PairSet:
         files=files,
         metas=metas,
     )
+    return pairs.subset(~np.array(excluded)) if any(excluded) else pairs
+
+
+def _same_photo_ids(directory: Path) -> set[int]:
+    path = directory / SAME_PHOTO_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: run `python -m evaluation.dedup audit --pairs {directory}` first")
+    return {pair["pair_id"] for pair in json.loads(path.read_text(encoding="utf-8"))}
 
 
 def describe_pairs(pairs: PairSet) -> str:

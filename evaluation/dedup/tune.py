@@ -21,9 +21,11 @@ from gateway.hashing import within_thresholds
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
-def _options(category: str | None, rule: Rule) -> str:
+def _options(category: str | None, rule: Rule, exclude_same_photo: bool = False) -> str:
     """The non-default tune options, as typed."""
     options = f" --category {category}" if category else ""
+    if exclude_same_photo:
+        options += " --exclude-same-photo"
     if rule.min_precision != DEFAULT_MIN_PRECISION:
         options += f" --min-precision {rule.min_precision:g}"
     if rule.recall_tolerance != DEFAULT_RECALL_TOLERANCE:
@@ -46,8 +48,9 @@ def tune(
     folds: int,
     write: bool,
     categories_file: Path,
+    exclude_same_photo: bool = False,
 ) -> OperatingPoint:
-    pairs = load_pairs(directories)
+    pairs = load_pairs(directories, exclude_same_photo)
     if category is not None:
         pairs = pairs.subset(np.array(pairs.categories) == category)
         if not len(pairs):
@@ -69,7 +72,7 @@ def tune(
     if write:
         if not point.met:
             raise SystemExit(f"precision {rule.min_precision} not reachable on these pairs: nothing written")
-        notes = _provenance(pairs, category, rule, point, cv, folds)
+        notes = _provenance(pairs, category, rule, point, cv, folds, exclude_same_photo)
         shadowing = write_dedup_thresholds(categories_file, category, t, notes)
         print(f"wrote [{'defaults' if category is None else 'categories.' + category}.dedup] in {categories_file}")
         if shadowing:
@@ -78,12 +81,18 @@ def tune(
 
 
 def _provenance(
-    pairs: PairSet, category: str | None, rule: Rule, point: OperatingPoint, cv: Metrics, folds: int
+    pairs: PairSet,
+    category: str | None,
+    rule: Rule,
+    point: OperatingPoint,
+    cv: Metrics,
+    folds: int,
+    exclude_same_photo: bool = False,
 ) -> list[str]:
     """The `# tuned:` lines written above the thresholds: command, data, result, rule."""
     m = point.metrics
     return [
-        f"written by `python -m evaluation.dedup tune --write{_options(category, rule)}`"
+        f"written by `python -m evaluation.dedup tune --write{_options(category, rule, exclude_same_photo)}`"
         f" ({time.strftime('%Y-%m-%d')}, generator v{GENERATOR_VERSION})",
         f"on {len(pairs)} labelled pairs ({int(pairs.labels.sum())} duplicates):",
         *(

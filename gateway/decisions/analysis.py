@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from contract.reasons import ERROR_REASONS, SCORE_NAMES, Status
 from gateway.decisions.compliance import ComplianceHit
 from gateway.decisions.placeholders import PlaceholderEvidence, VoteOutcome
+from gateway.decisions.variant import VariantCheck
 from gateway.hashing import ImageHashes
 
 UNKNOWN_TYPE = "unknown"
@@ -70,3 +71,4 @@ class Verdict:
     placeholder: PlaceholderEvidence | None = None
     vote: VoteOutcome | None = None
     compliance: list[ComplianceHit] = field(default_factory=list)  # the compliance checks that fired
+    variant: VariantCheck | None = None  # accepted images checked against the product's own variant

@@ -1,4 +1,5 @@
-"""The product page: reject, de-duplicate per type, order by the category's type priority, cap."""
+"""The product page: reject, de-duplicate per type, check each image against the product's own variant, order by the
+category's type priority, cap."""
 
 from __future__ import annotations
 
@@ -10,22 +11,36 @@ from gateway.decisions.duplicates import cluster_duplicates
 from gateway.decisions.placeholders import PlaceholderEvidence, placeholder_evidence
 from gateway.decisions.quality import rejection_reasons
 from gateway.decisions.ranking import representative_key, sharpness_key
+from gateway.decisions.variant import VariantCheck, closeness_key, inconsistency_key, variant_checks
 
 
-def order_selection(representatives: list[ImageAnalysis], category: Category) -> list[ImageAnalysis]:
+def order_selection(
+    representatives: list[ImageAnalysis], category: Category, variants: dict[int, VariantCheck] | None = None
+) -> list[ImageAnalysis]:
     """Page order: the best image of each type in priority order (hero first), then the other images of each type
     in priority order, then images of an unknown or foreign type. Without any known type (no trained head),
-    sharpest first."""
+    sharpest first. The own-variant check (`variants`, by id()) reorders inside that: within a type the images
+    closest to the product's colour come first (decisions.variant.closeness_key), and among the best images of the
+    types, those inconsistent with the product go after the consistent ones, so the hero is consistent whenever
+    any image is."""
+    variants = variants or {}
+
+    def closest_first(images: list[ImageAnalysis]) -> list[ImageAnalysis]:
+        return sorted(images, key=lambda a: closeness_key(variants.get(id(a))))  # stable: equals keep their order
+
+    def consistent_first(images: list[ImageAnalysis]) -> list[ImageAnalysis]:
+        return sorted(images, key=lambda a: inconsistency_key(variants.get(id(a))))  # type priority among equals
+
     known_types = set(category.types)
     if not any(a.type in known_types for a in representatives):
-        return sorted(representatives, key=sharpness_key)
+        return closest_first(sorted(representatives, key=sharpness_key))
     by_type = {
-        image_type: sorted((a for a in representatives if a.type == image_type), key=representative_key)
+        image_type: closest_first(sorted((a for a in representatives if a.type == image_type), key=representative_key))
         for image_type in category.priority
     }
-    firsts = [group[0] for group in by_type.values() if group]
+    firsts = consistent_first([group[0] for group in by_type.values() if group])
     extras = [a for group in by_type.values() for a in group[1:]]
-    others = sorted((a for a in representatives if a.type not in known_types), key=representative_key)
+    others = closest_first(sorted((a for a in representatives if a.type not in known_types), key=representative_key))
     return firsts + extras + others
 
 
@@ -51,6 +66,7 @@ def _verdict(
     duplicate_of: str | None = None,
     placeholder: PlaceholderEvidence | None = None,
     compliance: list[ComplianceHit] | None = None,
+    variant: VariantCheck | None = None,
 ) -> Verdict:
     return Verdict(
         id=a.id,
@@ -67,6 +83,7 @@ def _verdict(
         placeholder=placeholder,
         vote=a.vote,
         compliance=compliance or [],
+        variant=variant,
     )
 
 
@@ -101,9 +118,10 @@ def select(
             for duplicate in cluster[1:]:
                 verdicts[id(duplicate)] = _verdict(duplicate, "duplicate", duplicate_of=representative.id)
 
-    selected, over_limit = split_at_cap(order_selection(representatives, category), cap)
+    variants = variant_checks(representatives, category.variant)
+    selected, over_limit = split_at_cap(order_selection(representatives, category, variants), cap)
     for position, a in enumerate(selected, start=1):
-        verdicts[id(a)] = _verdict(a, "selected", position=position)
+        verdicts[id(a)] = _verdict(a, "selected", position=position, variant=variants.get(id(a)))
     for a in over_limit:
-        verdicts[id(a)] = _verdict(a, "rejected", reasons=[OVER_LIMIT])
+        verdicts[id(a)] = _verdict(a, "rejected", reasons=[OVER_LIMIT], variant=variants.get(id(a)))
     return [a.id for a in selected], [verdicts[id(a)] for a in sorted(analyses, key=lambda a: a.index)]

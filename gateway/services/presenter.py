@@ -21,6 +21,7 @@ from gateway.schemas import (
     SearchHitOut,
     SearchResponse,
     SelectResponse,
+    VariantOut,
 )
 from gateway.services.curation import Curation
 from gateway.services.placeholders import AddedPlaceholders
@@ -49,6 +50,13 @@ def verdict_out(v: Verdict) -> ImageVerdictOut:
         ],
         placeholder=None if v.placeholder is None else PlaceholderEvidenceOut(**asdict(v.placeholder)),
         placeholder_vote=None if v.vote is None else PlaceholderVoteOut(**asdict(v.vote)),
+        variant=None
+        if v.variant is None
+        else VariantOut(
+            consistent=v.variant.consistent,
+            distance=round(v.variant.distance, DECIMALS),
+            threshold=v.variant.threshold,
+        ),
     )
 
 

@@ -9,6 +9,7 @@ from contract.categories import (
     ComplianceThresholds,
     DedupThresholds,
     QualityThresholds,
+    VariantThresholds,
 )
 from contract.categories_file import CATEGORIES_FILE_ENV, load_catalog
 
@@ -186,3 +187,17 @@ def test_the_shipped_file_gives_every_category_a_compliance_threshold():
     for name in catalog.names():
         assert 0.0 < catalog.get(name).compliance.default_max <= 1.0
     assert catalog.default.compliance.reason("text_overlay") == "text_overlay"
+
+
+def test_variant_thresholds_are_optional_merged_and_checked(tmp_path):
+    assert load_catalog(write_catalog(tmp_path, BASE_TOML)).default.variant is None  # no table: the check is off
+    shipped = load_catalog().get("apparel").variant
+    assert shipped is not None and 0 < shipped.max_distance <= 1 and shipped.min_images >= 2
+    variant = "\n[defaults.variant]\nmax_distance = 0.4\nmin_images = 3\n"
+    override = "\n[categories.watch.variant]\nmax_distance = 0.2\n"
+    catalog = load_catalog(write_catalog(tmp_path, BASE_TOML + variant + WATCH_TOML + override))
+    assert catalog.default.variant == VariantThresholds(max_distance=0.4, min_images=3)
+    assert catalog.get("watch").variant == VariantThresholds(max_distance=0.2, min_images=3)
+    bad = BASE_TOML + variant.replace("min_images = 3", "min_images = 1") + WATCH_TOML
+    with pytest.raises(CategoryConfigError, match=r"category 'default', field 'variant.min_images'"):
+        load_catalog(write_catalog(tmp_path, bad))

@@ -7,6 +7,7 @@ from gateway.decisions.analysis import Verdict
 from gateway.decisions.category import CategoryChoice, CategoryPrediction
 from gateway.decisions.placeholders import PlaceholderEvidence, VoteOutcome
 from gateway.decisions.search import IndexPlacement, SearchPlan
+from gateway.decisions.variant import VariantCheck
 from gateway.services.curation import Curation
 from gateway.services.placeholders import AddedPlaceholders
 from gateway.services.presenter import (
@@ -48,6 +49,12 @@ def test_verdict_carries_the_placeholder_evidence_and_the_vote():
     assert out.placeholder_vote.model_dump() == {
         "outcome": "placeholder", "unlike": 9, "exemplars": 11, "needed": 11, "similarity": 0.16, "head_min": 0.02,
     }  # fmt: skip
+
+
+def test_verdict_carries_the_variant_check_rounded():
+    out = verdict_out(verdict(variant=VariantCheck(consistent=False, distance=0.623456, threshold=0.5)))
+    assert out.variant.model_dump() == {"consistent": False, "distance": 0.6235, "threshold": 0.5}
+    assert verdict_out(verdict()).variant is None
 
 
 def test_select_response_says_where_the_category_came_from():

@@ -1,0 +1,89 @@
+"""Own-variant check: which accepted images agree with the product's consensus colour, so that a front shot of another
+colourway (a supplier's mix-up) never becomes the hero. Never a rejection: a swatch or a colour chart is legitimate,
+it is only ordered after the consistent images of its type.
+
+Consensus: the weighted medoid of the accepted images under the colour-histogram chi-square (the tone-normalised
+foreground histogram duplicate detection already computes), each image weighted by its supplier's priority. A medoid
+is a real image, so it stays inside the product's own colour as long as the outliers carry less than half the
+weight (2 of 5 images, say), unlike a mean histogram that an outlier drags toward itself. The backbone embedding is
+not used: on the development colourways it tells views apart, not colours (other colourways of the same view are
+closer in it than the back and front of one product; BENCHMARKS.md "Own variant as hero").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from contract.categories import VariantThresholds
+from gateway.hashing import chi2_pairs
+
+if TYPE_CHECKING:  # analysis.py holds VariantCheck in each Verdict
+    from gateway.decisions.analysis import ImageAnalysis
+
+
+# Ordering compares distances to the consensus in steps of this chi-square: re-exports of one picture differ by less
+# (duplicate detection's hsv_chi2_max is 0.02), so two shots of the product's own colour tie and the usual order
+# (resolution, sharpness) picks between them, while another colourway's shot (0.1 and more) sorts after.
+VARIANT_DISTANCE_STEP = 0.02
+
+
+@dataclass(frozen=True)
+class VariantCheck:
+    """An accepted image against the product's consensus: consistent when distance <= threshold."""
+
+    consistent: bool
+    distance: float  # colour-histogram chi-square to the consensus image
+    threshold: float
+
+
+def closeness_key(check: VariantCheck | None) -> tuple[bool, int]:
+    """Sort key among images of one type: consistent images first, each group closest to the consensus first, in
+    steps of VARIANT_DISTANCE_STEP (closer than that ties, and the usual order decides); unchecked images count as
+    consistent and closest."""
+    if check is None:
+        return False, 0
+    return not check.consistent, int(check.distance // VARIANT_DISTANCE_STEP)
+
+
+def inconsistency_key(check: VariantCheck | None) -> tuple[bool, float]:
+    """Sort key among images of different types: consistent (and unchecked) images first, in their order; then the
+    inconsistent ones, closest first."""
+    if check is None or check.consistent:
+        return False, 0.0
+    return True, check.distance
+
+
+def supplier_weights(priorities: list[int | None]) -> np.ndarray:
+    """Consensus weight per image: 1 / (1 + rank of its supplier priority among those present), lower priority
+    values preferred and images without one ranked last; all 1 when no image carries a priority."""
+    ranks = {p: r for r, p in enumerate(sorted({p for p in priorities if p is not None}))}
+    last = len(ranks)
+    return np.array([1.0 / (1 + (last if p is None else ranks[p])) for p in priorities])
+
+
+def variant_checks(images: list[ImageAnalysis], t: VariantThresholds | None) -> dict[int, VariantCheck]:
+    """VariantCheck by id() of each accepted image with a colour histogram; empty when the check is off (`t` None),
+    when fewer than t.min_images images take part and no supplier priority singles one out, or when the consensus
+    is ambiguous (two images far apart tie as medoid)."""
+    hashed = [a for a in images if a.hashes is not None]
+    if t is None or len(hashed) < 2:
+        return {}
+    weights = supplier_weights([a.supplier_priority for a in hashed])
+    if len(hashed) < t.min_images and np.ptp(weights) == 0:
+        return {}
+    n = len(hashed)
+    hist = np.stack([a.hashes.hsv_hist for a in hashed])
+    i, j = np.triu_indices(n, 1)
+    distance = np.zeros((n, n))
+    distance[i, j] = distance[j, i] = chi2_pairs(hist, i, j)
+    cost = distance @ weights  # weighted sum of distances from each candidate consensus to every image
+    best = np.flatnonzero(np.isclose(cost, cost.min()))
+    if np.any(distance[np.ix_(best, best)] > t.max_distance):
+        return {}
+    to_consensus = distance[best[0]]
+    return {
+        id(a): VariantCheck(bool(d <= t.max_distance), float(d), t.max_distance) for a, d in zip(hashed, to_consensus)
+    }

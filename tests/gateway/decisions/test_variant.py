@@ -1,0 +1,109 @@
+"""The own-variant check: the weighted medoid of the accepted images' colour histograms, the verdict field, and the
+page order it gives (an outlier never leads its type, is never rejected)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from contract.categories import VariantThresholds
+from gateway.decisions.selection import order_selection, select
+from gateway.decisions.variant import supplier_weights, variant_checks
+from gateway.hashing import HSV_HIST_BINS, ImageHashes
+from tests.gateway.decisions.factories import APPAREL, ids, image, picture
+
+T = VariantThresholds(max_distance=0.3, min_images=3)
+CATEGORY = dataclasses.replace(APPAREL, variant=T)
+
+
+def coloured(index: int, blue: float) -> ImageHashes:
+    """A distinct picture (its own hashes) whose colour is `blue` parts of one bin and the rest of another: two
+    colourways are the values near 1 and near 0."""
+    histogram = np.zeros(HSV_HIST_BINS, np.float32)
+    histogram[10], histogram[20] = blue, 1.0 - blue
+    return dataclasses.replace(picture(index), hsv_hist=histogram)
+
+
+def shot(image_id: str, index: int, blue: float, **kwargs):
+    return image(image_id, index, hashes=coloured(index, blue), **kwargs)
+
+
+def test_supplier_weights_rank_priorities_and_put_missing_last():
+    assert supplier_weights([None, None]).tolist() == [1.0, 1.0]
+    assert supplier_weights([2, 1, None, 2]).tolist() == [0.5, 1.0, 1 / 3, 0.5]
+
+
+def test_other_colourway_is_inconsistent_even_at_two_of_five():
+    images = [
+        shot("red-front", 0, 0.0, type="front"),
+        shot("red-back", 1, 0.05, type="back"),
+        shot("blue-front", 2, 1.0, type="front"),
+        shot("blue-detail", 3, 0.95, type="detail"),
+        shot("blue-back", 4, 0.9, type="back"),
+    ]
+    checks = variant_checks(images, T)
+    consistent = {a.id: checks[id(a)].consistent for a in images}
+    assert consistent == {
+        "red-front": False,
+        "red-back": False,
+        "blue-front": True,
+        "blue-detail": True,
+        "blue-back": True,
+    }
+    assert all(checks[id(a)].threshold == T.max_distance for a in images)
+    assert checks[id(images[0])].distance > T.max_distance > checks[id(images[4])].distance
+
+
+def test_supplier_priority_decides_a_two_image_product():
+    own, other = shot("own", 1, 1.0, type="front", supplier_priority=1), shot("other", 0, 0.0, type="front")
+    checks = variant_checks([other, own], T)
+    assert checks[id(own)].consistent and not checks[id(other)].consistent
+    assert variant_checks([shot("a", 0, 0.0), shot("b", 1, 1.0)], T) == {}  # no priority: nothing tells them apart
+
+
+def test_check_is_off_without_thresholds_or_hashes_and_when_consensus_is_ambiguous():
+    images = [shot("a", 0, 0.0), shot("b", 1, 1.0), shot("c", 2, 0.5)]
+    assert variant_checks(images, None) == {}
+    assert variant_checks([image("x", 0, hashes=None), image("y", 1, hashes=None), image("z", 2, hashes=None)], T) == {}
+    # three equally far colours (every distance 1): no consensus, no verdict
+    assert variant_checks([image("p", 0), image("q", 1), image("r", 2)], T) == {}
+
+
+def test_planted_front_of_another_colourway_is_not_the_hero_and_is_not_rejected():
+    planted = shot("other-front", 0, 0.0, type="front", size=(2000, 2000))  # first, and larger
+    own = [
+        shot("front", 1, 1.0, type="front"),
+        shot("back", 2, 0.95, type="back"),
+        shot("detail", 3, 0.9, type="detail"),
+    ]
+    selected, verdicts = select([planted, *own], CATEGORY)
+    assert selected == ["front", "back", "detail", "other-front"]
+    by_id = {v.id: v for v in verdicts}
+    assert by_id["other-front"].status == "selected" and by_id["other-front"].reasons == []
+    assert by_id["other-front"].variant.consistent is False
+    assert by_id["front"].variant.consistent is True
+    off = dataclasses.replace(CATEGORY, variant=None)
+    assert select([planted, *own], off)[0][0] == "other-front"  # the order before the check
+    assert all(v.variant is None for v in select([planted, *own], off)[1])
+
+
+def test_hero_comes_from_consistent_images_when_no_front_is_consistent():
+    images = [
+        shot("other-front", 0, 0.0, type="front"),
+        shot("back", 1, 1.0, type="back"),
+        shot("detail", 2, 0.95, type="detail"),
+    ]
+    assert ids(order_selection(images, CATEGORY, variant_checks(images, T))) == ["back", "detail", "other-front"]
+
+
+@pytest.mark.parametrize("blues", [(1.0, 0.995), (0.995, 1.0)])
+def test_shots_of_the_own_colour_keep_the_resolution_order(blues):
+    """Distances within one step tie: the larger of two own-colour fronts leads, whichever is nearer the medoid."""
+    images = [
+        shot("small", 0, blues[0], type="front", size=(800, 800)),
+        shot("large", 1, blues[1], type="front", size=(1600, 1600)),
+        shot("back", 2, 1.0, type="back"),
+    ]
+    assert ids(order_selection(images, CATEGORY, variant_checks(images, T)))[0] == "large"
