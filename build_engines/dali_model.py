@@ -42,6 +42,7 @@ from contract.tensors import (
     ORIG_SIZE,
     PIXELS,
     QUALITY_FEATURES,
+    TEXT_IMAGE,
     THUMB,
     VALID,
     TensorSpec,
@@ -54,6 +55,7 @@ LAPLACIAN_SIZE = TensorSpec("LAPLACIAN_SIZE", "int32", (2,))  # height, width of
 # The DALI backend maps config outputs to pipeline outputs by position: one tuple orders both.
 DALI_INPUTS = (IMAGE_BYTES, IMAGE_LENGTH)
 DALI_OUTPUTS = (PIXELS, ORIG_SIZE, THUMB, LAPLACIAN, LAPLACIAN_SIZE)
+DALI_TEXT_OUTPUTS = (*DALI_OUTPUTS, TEXT_IMAGE)  # where the text_overlay check is served
 FEATURES_INPUTS = (THUMB, LAPLACIAN, LAPLACIAN_SIZE)  # the order triton_python/features.py reads them in
 FEATURES_OUTPUTS = (VALID, QUALITY_FEATURES)
 
@@ -84,9 +86,10 @@ def quiet_shapes_deprecation():
         warnings.showwarning = shown
 
 
-def triton_pipeline(on_gpu: bool = True, max_batch: int = 64, threads: int = 2):
+def triton_pipeline(on_gpu: bool = True, max_batch: int = 64, threads: int = 2, text: bool = False):
     """The DALI-backend model's pipeline (not built). `on_gpu` (nvJPEG, "mixed") is what is served; False runs the
     same graph on the CPU (tests). `device_id=None` lets a GPU pipeline be defined and serialised without CUDA.
+    `text`: also TEXT_IMAGE (DALI_TEXT_OUTPUTS), where the text_overlay check is served.
 
     DALI puts each operator's Python call stack into its errors (and into model.dali). The gateway tells an
     undecodable image (retried alone) from a server fault by the word "decode" in the error, so no line on the
@@ -94,6 +97,8 @@ def triton_pipeline(on_gpu: bool = True, max_batch: int = 64, threads: int = 2):
     from nvidia.dali import fn, pipeline_def, types
 
     from preprocessing.pipeline import preprocess_graph
+
+    outputs = DALI_TEXT_OUTPUTS if text else DALI_OUTPUTS
 
     # Declared output types and ranks: DALI checks them at run time and the DALI backend against config.pbtxt.
     # exec_dynamic=False: the executor the DALI backend runs; DALI then refuses any GPU -> CPU data flow right here.
@@ -103,13 +108,16 @@ def triton_pipeline(on_gpu: bool = True, max_batch: int = 64, threads: int = 2):
         device_id=None,
         prefetch_queue_depth=1,
         exec_dynamic=False,
-        output_dtype=[dali_type(t.dtype) for t in DALI_OUTPUTS],
-        output_ndim=[len(t.dims) for t in DALI_OUTPUTS],
+        output_dtype=[dali_type(t.dtype) for t in outputs],
+        output_ndim=[len(t.dims) for t in outputs],
     )
     def preprocess():
         padded = fn.external_source(name=IMAGE_BYTES.name, dtype=dali_type(IMAGE_BYTES.dtype), ndim=1)
         length = fn.external_source(name=IMAGE_LENGTH.name, dtype=dali_type(IMAGE_LENGTH.dtype), ndim=1)
-        pixels, orig_size, thumb, laplacian = preprocess_graph(padded, length, "mixed" if on_gpu else "cpu", BLUR_SIDE)
+        text_side = TEXT_IMAGE.dims[0] if text else None
+        pixels, orig_size, thumb, laplacian, *text_image = preprocess_graph(
+            padded, length, "mixed" if on_gpu else "cpu", BLUR_SIDE, text_side
+        )
         plane = laplacian[:, :, 0]  # grey: drop the channel axis
         with quiet_shapes_deprecation():
             size = fn.shapes(plane, dtype=types.INT32)  # on the GPU, beside the plane
@@ -121,8 +129,9 @@ def triton_pipeline(on_gpu: bool = True, max_batch: int = 64, threads: int = 2):
             THUMB.name: thumb,
             LAPLACIAN.name: padded_plane,
             LAPLACIAN_SIZE.name: size,
+            **({TEXT_IMAGE.name: text_image[0]} if text_image else {}),
         }
-        return tuple(nodes[t.name] for t in DALI_OUTPUTS)
+        return tuple(nodes[t.name] for t in outputs)
 
     return preprocess()
 
@@ -133,10 +142,10 @@ def dali_version() -> str:
     return nvidia.dali.__version__
 
 
-def serialize_pipeline(path: Path, max_batch: int, threads: int) -> Path:
+def serialize_pipeline(path: Path, max_batch: int, threads: int, text: bool = False) -> Path:
     """Write the served (mixed-decoder) pipeline to `path` (model.dali); works without a GPU."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(triton_pipeline(True, max_batch, threads).serialize())
+    path.write_bytes(triton_pipeline(True, max_batch, threads, text).serialize())
     return path
 
 

@@ -243,7 +243,10 @@ def features(
             off += a * (1.0 - float(cells.mean())) if cells.size else 0.0
         values["off_silhouette"] = off / total
         near = (
-            (unit[:, 0] < EDGE_BAND) | (unit[:, 1] > 1 - EDGE_BAND) | (unit[:, 2] < EDGE_BAND) | (unit[:, 3] > 1 - EDGE_BAND)
+            (unit[:, 0] < EDGE_BAND)
+            | (unit[:, 1] > 1 - EDGE_BAND)
+            | (unit[:, 2] < EDGE_BAND)
+            | (unit[:, 3] > 1 - EDGE_BAND)
         )
         values["edge_band"] = float(area[near].sum() / total)
         values["coloured_backing"] = max(_ring_backing(image, box) for box in boxes[:MAX_LINES])
@@ -275,19 +278,28 @@ def served_score(values: np.ndarray, head: dict) -> np.ndarray:
 
 
 def analyse(
-    image: np.ndarray,
-    prob: np.ndarray,
-    orig_size: np.ndarray,
-    foreground: np.ndarray,
+    images: np.ndarray,
+    probs: np.ndarray,
+    orig_sizes: np.ndarray,
+    foregrounds: list[np.ndarray],
     recognise,
     charset: list[str],
     min_line_fraction: float,
-) -> tuple[np.ndarray, list[tuple[str, float]]]:
-    """One picture's features and recognised lines: boxes from the probability map, the MAX_LINES largest read by
-    `recognise(crops uint8 [n, 48, 320, 3]) -> (codes [n, T], probabilities [n, T])` (the served recogniser)."""
-    boxes = text_boxes(prob, image.shape[0] / prob.shape[0], image.shape[0])
-    lines: list[tuple[str, float]] = []
-    if len(boxes):
-        codes, probs = recognise(line_crops(image, boxes[:MAX_LINES]))
-        lines = [ctc_decode(c, p, charset) for c, p in zip(codes, probs)]
-    return features(image, boxes, lines, orig_size, foreground, min_line_fraction), lines
+) -> list[tuple[np.ndarray, list[tuple[str, float]]]]:
+    """Per picture of a batch: its features and recognised lines. Boxes from each probability map; the MAX_LINES
+    largest lines of every picture read in one call of `recognise(crops uint8 [n, 48, 320, 3]) -> (codes [n, T],
+    probabilities [n, T])` (the served recogniser)."""
+    boxes = [text_boxes(prob, image.shape[0] / prob.shape[0], image.shape[0]) for image, prob in zip(images, probs)]
+    crops = [line_crops(image, found[:MAX_LINES]) for image, found in zip(images, boxes)]
+    counts = [len(c) for c in crops]
+    decoded: list[tuple[str, float]] = []
+    if sum(counts):
+        codes, code_probs = recognise(np.concatenate(crops))
+        decoded = [ctc_decode(c, p, charset) for c, p in zip(codes, code_probs)]
+    starts = np.cumsum([0, *counts])
+    return [
+        (features(image, found, decoded[start:end], size, foreground, min_line_fraction), decoded[start:end])
+        for image, found, size, foreground, start, end in zip(
+            images, boxes, orig_sizes, foregrounds, starts[:-1], starts[1:]
+        )
+    ]

@@ -53,7 +53,9 @@ def rapidocr_models() -> Path:
 
     spec = importlib.util.find_spec("rapidocr_onnxruntime")
     if spec is None or spec.origin is None:
-        raise FileNotFoundError("rapidocr-onnxruntime is not installed: pip install --no-deps rapidocr-onnxruntime==1.4.4")
+        raise FileNotFoundError(
+            "rapidocr-onnxruntime is not installed: pip install --no-deps rapidocr-onnxruntime==1.4.4"
+        )
     return Path(spec.origin).parent / "models"
 
 
@@ -91,9 +93,7 @@ def _wrap(source: Path, out: Path, input_spec: TensorSpec, outputs: list[TensorS
     graph.input.append(helper.make_tensor_value_info(input_spec.name, TensorProto.UINT8, ["N", *input_spec.dims]))
     del graph.output[:]
     onnx_types = {"float32": TensorProto.FLOAT, "int32": TensorProto.INT32}
-    graph.output.extend(
-        helper.make_tensor_value_info(t.name, onnx_types[t.dtype], ["N", *t.dims]) for t in outputs
-    )
+    graph.output.extend(helper.make_tensor_value_info(t.name, onnx_types[t.dtype], ["N", *t.dims]) for t in outputs)
     del model.metadata_props[:]  # the character list goes to charset.txt, not into every served copy
     onnx.checker.check_model(model)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -174,7 +174,9 @@ class LocalTextOverlay:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         providers = ["CPUExecutionProvider"]
-        self.detect = ort.InferenceSession(str(write_detect_onnx(scratch / "detect.onnx")), options, providers=providers)
+        self.detect = ort.InferenceSession(
+            str(write_detect_onnx(scratch / "detect.onnx")), options, providers=providers
+        )
         self.recognise_session = ort.InferenceSession(
             str(write_recognize_onnx(scratch / "recognize.onnx")), options, providers=providers
         )
@@ -190,7 +192,5 @@ class LocalTextOverlay:
         from preprocessing.runner import MIN_LINE_FRACTION
 
         (probs,) = self.detect.run(None, {TEXT_IMAGE.name: text_images})
-        return [
-            ocr.analyse(image, prob, size, foreground_mask(thumb), self.recognise, self.charset, MIN_LINE_FRACTION)
-            for image, prob, size, thumb in zip(text_images, probs, orig_sizes, thumbs)
-        ]
+        foregrounds = [foreground_mask(thumb) for thumb in thumbs]
+        return ocr.analyse(text_images, probs, orig_sizes, foregrounds, self.recognise, self.charset, MIN_LINE_FRACTION)
