@@ -352,7 +352,9 @@ def write_text_overlay(
         TEXT_OVERLAY, [TEXT_IMAGE, TEXT_PROB, ORIG_SIZE, THUMB], [TensorSpec(TEXT_OVERLAY_OUTPUT, "float32", (1,))]
     )
     write_scorer_code(out / TEXT_OVERLAY / "1", head)
+    # cpu: the wheel's server has no Python with numpy of its own, so the venv's (EXECUTION_ENV_PATH); gpu: the image's.
     params = {
+        **(python_params if profile == "cpu" else {}),
         "RECOGNIZER": TEXT_RECOGNIZE,
         "RECOGNIZER_TENSORS": ",".join(t.name for t in (TEXT_LINE, TEXT_CODES, TEXT_CODE_PROBS)),
         "RECOGNIZER_MAX_BATCH": str(MAX_BATCH),

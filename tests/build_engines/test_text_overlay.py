@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -85,7 +84,9 @@ def test_ctc_merges_repeats_drops_blanks_and_averages_the_kept_probabilities():
 def features_of(boxes, lines, foreground=None):
     image = np.full((100, 100, 3), 255, np.uint8)
     foreground = np.ones((16, 16), bool) if foreground is None else foreground
-    values = ocr.features(image, np.array(boxes, np.float32).reshape(-1, 5), lines, np.array([100, 100]), foreground, 0.02)
+    values = ocr.features(
+        image, np.array(boxes, np.float32).reshape(-1, 5), lines, np.array([100, 100]), foreground, 0.02
+    )
     return dict(zip(ocr.FEATURE_NAMES, values))
 
 
