@@ -83,6 +83,7 @@ TRITON_DTYPES = {
 DALI_THREADS = 4
 DALI_INSTANCES = 2  # a second call decodes while the first one's results are copied out
 FEATURES_INSTANCES = 2  # ~numpy work per image on the CPU, beside the GPU
+DETECT_RUN_BATCH = 8  # text_detect on cpu: see MODELS.md "text_overlay" for its memory at 8 and 64 pictures a run
 
 
 @dataclass(frozen=True)
@@ -337,6 +338,8 @@ def write_text_overlay(
         preferred_batches=serving.vision_preferred_batches,
         queue_delay_us=serving.vision_queue_delay_us,
         ort_threads=str(serving.vision_threads),
+        # cpu: onnxruntime runs at most DETECT_RUN_BATCH pictures at once (its arena keeps the peak of the largest run).
+        parameters={"RUN_BATCH": str(DETECT_RUN_BATCH)},
     )
     write_detect_onnx(out / TEXT_DETECT / "1" / "model.onnx")
     write_onnx_config(out, detect, profile, python_params, 1, build_plans)
