@@ -4,9 +4,11 @@ the preprocess model's extra TEXT_IMAGE copy (DALI, the same graph with and with
 features, foreground mask). On the benchmark images (loadtest.products: catalog photos at 800x800, or synthetic
 ones) and the same images with a rendered overlay (training.concepts.text_overlay, every kind in turn).
 
-    python -m loadtest.text_overlay_speed [--images 32] [--batch 8] [--threads 2] [--json PATH]
+    python -m loadtest.text_overlay_speed [--images 32] [--batch 8] [--threads 2] [--memory-batches 8 64] [--json PATH]
 
-CPU ms (process time) are the figure to read on a shared machine; wall ms are printed beside them.
+CPU ms (process time) are the figure to read on a shared machine; wall ms are printed beside them. Memory: the peak
+resident size of a fresh process that opens text_detect as the cpu profile does (build_engines/triton_python/
+onnx_model.py's session and arena) and runs one batch of each size in `--memory-batches` (the arena keeps that peak).
 """
 
 from __future__ import annotations
@@ -112,11 +114,32 @@ def measure(files: list[bytes], batch: int, threads: int, scratch: Path) -> dict
     }
 
 
+def detect_peak_mb(batch: int, threads: int) -> float:
+    """Peak RSS (MB) of a fresh process that opens text_detect as served on cpu and runs one batch of `batch`."""
+    import subprocess
+    import sys
+
+    code = (
+        "import resource, sys, tempfile, types, numpy as np; from pathlib import Path;"
+        "sys.modules.setdefault('triton_python_backend_utils', types.ModuleType('triton_python_backend_utils'));"
+        "from build_engines.triton_python.onnx_model import open_session;"
+        "from build_engines.text_overlay import write_detect_onnx;"
+        "path = write_detect_onnx(Path(tempfile.mkdtemp()) / 'd.onnx');"
+        f"session = open_session(str(path), {{'ORT_THREADS': '{threads}'}});"
+        f"session.run(None, {{'TEXT_IMAGE': np.zeros(({batch}, 512, 512, 3), np.uint8)}});"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    )
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True)
+    return round(float(result.stdout.strip().splitlines()[-1]), 1)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=32)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--memory-batches", type=int, nargs="*", default=[8, 64])
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     files, source = benchmark_images(args.images)
@@ -127,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             "ort_threads": args.threads,
             "clean": measure(files, args.batch, args.threads, Path(scratch)),
             "with_overlays": measure(with_overlays(files), args.batch, args.threads, Path(scratch)),
+            "text_detect_peak_rss_mb": {str(b): detect_peak_mb(b, args.threads) for b in args.memory_batches},
         }
     emit(report, args.json, indent=2)
     return 0
