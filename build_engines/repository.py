@@ -83,7 +83,7 @@ TRITON_DTYPES = {
 DALI_THREADS = 4
 DALI_INSTANCES = 2  # a second call decodes while the first one's results are copied out
 FEATURES_INSTANCES = 2  # ~numpy work per image on the CPU, beside the GPU
-DETECT_RUN_BATCH = 8  # text_detect on cpu: see MODELS.md "text_overlay" for its memory at 8 and 64 pictures a run
+DETECT_RUN_BATCH = 4  # text_detect on cpu, pictures a run: peak RSS 290 MB (8: 1,020 MB; 64: 3,266 MB; MODELS.md)
 
 
 @dataclass(frozen=True)

@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=32)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--memory-batches", type=int, nargs="*", default=[8, 64])
+    parser.add_argument("--memory-batches", type=int, nargs="*", default=[1, 4, 8, 64])
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     files, source = benchmark_images(args.images)
