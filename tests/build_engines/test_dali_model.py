@@ -16,8 +16,8 @@ from PIL import Image
 from tritonclient.utils import InferenceServerException
 
 from build_engines.dali_model import (
-    DALI_TEXT_OUTPUTS,
     DALI_OUTPUTS,
+    DALI_TEXT_OUTPUTS,
     FEATURES_INPUTS,
     FEATURES_MODEL,
     FEATURES_OUTPUTS,
