@@ -83,7 +83,11 @@ TRITON_DTYPES = {
 DALI_THREADS = 4
 DALI_INSTANCES = 2  # a second call decodes while the first one's results are copied out
 FEATURES_INSTANCES = 2  # ~numpy work per image on the CPU, beside the GPU
-DETECT_RUN_BATCH = 4  # text_detect on cpu, pictures a run: peak RSS 290 MB (8: 1,020 MB; 64: 3,266 MB; MODELS.md)
+# cpu: images one onnxruntime run of the OCR models takes (onnx_model.py RUN_BATCH; its arena keeps the largest run's
+# peak): text_detect peaks at 290 MB with 4 pictures (1,020 MB with 8, 3,266 MB with 64), text_recognize at 227 MB
+# with 16 lines (589 MB with 64); `python -m loadtest.text_overlay_speed`, MODELS.md "text_overlay".
+DETECT_RUN_BATCH = 4
+RECOGNIZE_RUN_BATCH = 16
 
 
 @dataclass(frozen=True)
@@ -338,13 +342,16 @@ def write_text_overlay(
         preferred_batches=serving.vision_preferred_batches,
         queue_delay_us=serving.vision_queue_delay_us,
         ort_threads=str(serving.vision_threads),
-        # cpu: onnxruntime runs at most DETECT_RUN_BATCH pictures at once (its arena keeps the peak of the largest run).
         parameters={"RUN_BATCH": str(DETECT_RUN_BATCH)},
     )
     write_detect_onnx(out / TEXT_DETECT / "1" / "model.onnx")
     write_onnx_config(out, detect, profile, python_params, 1, build_plans)
     recognize = Model(
-        TEXT_RECOGNIZE, [TEXT_LINE], [TEXT_CODES, TEXT_CODE_PROBS], ort_threads=str(serving.vision_threads)
+        TEXT_RECOGNIZE,
+        [TEXT_LINE],
+        [TEXT_CODES, TEXT_CODE_PROBS],
+        ort_threads=str(serving.vision_threads),
+        parameters={"RUN_BATCH": str(RECOGNIZE_RUN_BATCH)},
     )
     write_recognize_onnx(out / TEXT_RECOGNIZE / "1" / "model.onnx")
     write_onnx_config(out, recognize, profile, python_params, 1, build_plans)

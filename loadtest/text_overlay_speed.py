@@ -4,11 +4,13 @@ the preprocess model's extra TEXT_IMAGE copy (DALI, the same graph with and with
 features, foreground mask). On the benchmark images (loadtest.products: catalog photos at 800x800, or synthetic
 ones) and the same images with a rendered overlay (training.concepts.text_overlay, every kind in turn).
 
-    python -m loadtest.text_overlay_speed [--images 32] [--batch 8] [--threads 2] [--memory-batches 8 64] [--json PATH]
+    python -m loadtest.text_overlay_speed [--images 32] [--batch 8] [--threads 2] [--detect-memory-batches 1 4 8 64]
+        [--recognize-memory-batches 16 64] [--json PATH]
 
 CPU ms (process time) are the figure to read on a shared machine; wall ms are printed beside them. Memory: the peak
 resident size of a fresh process that opens text_detect as the cpu profile does (build_engines/triton_python/
-onnx_model.py's session and arena) and runs one batch of each size in `--memory-batches` (the arena keeps that peak).
+onnx_model.py's session and arena) and runs one batch of each size given (the arena keeps that peak); the same for
+text_recognize.
 """
 
 from __future__ import annotations
@@ -115,19 +117,23 @@ def measure(files: list[bytes], batch: int, threads: int, scratch: Path) -> dict
     }
 
 
-def detect_peak_mb(batch: int, threads: int) -> float:
-    """Peak RSS (MB) of a fresh process that opens text_detect as served on cpu and runs one batch of `batch`."""
+def peak_rss_mb(model: str, batch: int, threads: int) -> float:
+    """Peak RSS (MB) of a fresh process that opens `model` ("detect" or "recognize") as served on cpu and runs one
+    batch of `batch`."""
     import subprocess
     import sys
 
+    writer, tensor = {"detect": ("write_detect_onnx", TEXT_IMAGE), "recognize": ("write_recognize_onnx", TEXT_LINE)}[
+        model
+    ]
     code = (
         "import resource, sys, tempfile, types, numpy as np; from pathlib import Path;"
         "sys.modules.setdefault('triton_python_backend_utils', types.ModuleType('triton_python_backend_utils'));"
         "from build_engines.triton_python.onnx_model import open_session;"
-        "from build_engines.text_overlay import write_detect_onnx;"
-        "path = write_detect_onnx(Path(tempfile.mkdtemp()) / 'd.onnx');"
+        f"from build_engines.text_overlay import {writer};"
+        f"path = {writer}(Path(tempfile.mkdtemp()) / 'm.onnx');"
         f"session = open_session(str(path), {{'ORT_THREADS': '{threads}'}});"
-        f"session.run(None, {{'TEXT_IMAGE': np.zeros(({batch}, 512, 512, 3), np.uint8)}});"
+        f"session.run(None, {{'{tensor.name}': np.zeros(({batch}, *{tensor.dims}), np.uint8)}});"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
     )
     root = Path(__file__).resolve().parents[1]
@@ -140,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=32)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--memory-batches", type=int, nargs="*", default=[1, 4, 8, 64])
+    parser.add_argument("--detect-memory-batches", type=int, nargs="*", default=[1, 4, 8, 64])
+    parser.add_argument("--recognize-memory-batches", type=int, nargs="*", default=[16, 64])
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     files, source = benchmark_images(args.images)
@@ -151,7 +158,12 @@ def main(argv: list[str] | None = None) -> int:
             "ort_threads": args.threads,
             "clean": measure(files, args.batch, args.threads, Path(scratch)),
             "with_overlays": measure(with_overlays(files), args.batch, args.threads, Path(scratch)),
-            "text_detect_peak_rss_mb": {str(b): detect_peak_mb(b, args.threads) for b in args.memory_batches},
+            "text_detect_peak_rss_mb": {
+                str(b): peak_rss_mb("detect", b, args.threads) for b in args.detect_memory_batches
+            },
+            "text_recognize_peak_rss_mb": {
+                str(b): peak_rss_mb("recognize", b, args.threads) for b in args.recognize_memory_batches
+            },
         }
     emit(report, args.json, indent=2)
     return 0

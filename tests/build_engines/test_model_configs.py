@@ -334,3 +334,6 @@ def test_the_text_overlay_models_read_the_text_copy_and_score_each_image(reposit
     assert "EXECUTION_ENV_PATH" in configs["cpu"][TEXT_OVERLAY].parameters  # the venv's numpy
     assert "EXECUTION_ENV_PATH" not in configs["gpu"][TEXT_OVERLAY].parameters  # the Triton image's own Python
     assert configs["cpu"][PREPROCESS].parameters["TEXT_IMAGE"].string_value == "1"
+    # cpu: onnxruntime runs of bounded size, so the arenas keep a small peak (repository.DETECT_RUN_BATCH).
+    assert configs["cpu"][TEXT_DETECT].parameters["RUN_BATCH"].string_value == str(repository.DETECT_RUN_BATCH)
+    assert configs["cpu"][TEXT_RECOGNIZE].parameters["RUN_BATCH"].string_value == str(repository.RECOGNIZE_RUN_BATCH)
