@@ -244,7 +244,7 @@ def test_errors_of_other_operators_do_not_read_as_decoding_errors(dali, files):
     dali.pipe.feed_input(IMAGE_LENGTH.name, [np.array([longest + 1000], np.int32)])
     with pytest.raises(RuntimeError) as failure:
         dali.pipe.run()
-    dali.pipe = Dali._build()
+    dali.pipe = dali._build()
     assert not is_decode_error(InferenceServerException(f"DALI error: {failure.value}", status="StatusCode.INTERNAL"))
 
 
