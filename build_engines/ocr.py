@@ -171,16 +171,6 @@ def content_box(orig_size: np.ndarray, side: int) -> tuple[float, float, float, 
     return (side - h) / 2, (side + h) / 2, (side - w) / 2, (side + w) / 2
 
 
-def _object_box(mask: np.ndarray, min_line_fraction: float) -> tuple[float, float, float, float]:
-    """The foreground's box on the thumbnail's unit square (rows/columns with enough foreground), whole when none."""
-    rows = np.flatnonzero(mask.mean(axis=1) >= min_line_fraction)
-    cols = np.flatnonzero(mask.mean(axis=0) >= min_line_fraction)
-    if rows.size == 0 or cols.size == 0:
-        return 0.0, 1.0, 0.0, 1.0
-    side_h, side_w = mask.shape
-    return rows[0] / side_h, (rows[-1] + 1) / side_h, cols[0] / side_w, (cols[-1] + 1) / side_w
-
-
 def _ring_backing(image: np.ndarray, box: np.ndarray) -> float:
     """How much the box sits on a solid coloured patch (a badge, a banner, a price tag): the share of the ring around
     it within reach of the ring's median colour, times that colour's saturation (0 for white, grey and black)."""
@@ -205,10 +195,11 @@ def features(
     lines: list[tuple[str, float]],
     orig_size: np.ndarray,
     foreground: np.ndarray,
-    min_line_fraction: float,
+    object_box: tuple[int, int, int, int],
 ) -> np.ndarray:
     """FEATURE_NAMES for one picture: `image` TEXT_IMAGE, `boxes` its text_boxes, `lines` the (text, confidence) of
-    the first len(lines) boxes, `foreground` the thumbnail's foreground mask (the aspect-squashed whole picture)."""
+    the first len(lines) boxes, `foreground` the thumbnail's foreground mask (the aspect-squashed whole picture) and
+    `object_box` the object's box on it (top, bottom, left, right; preprocessing.runner.object_bbox; empty: none)."""
     side = image.shape[0]
     c_top, c_bottom, c_left, c_right = content_box(orig_size, side)
     c_height, c_width = max(c_bottom - c_top, 1.0), max(c_right - c_left, 1.0)
@@ -229,11 +220,15 @@ def features(
         total = max(float(area.sum()), 1e-9)
         values["text_area"] = float(area.sum())
         values["tallest_line"] = float((unit[:, 1] - unit[:, 0]).max())
-        o_top, o_bottom, o_left, o_right = _object_box(foreground, min_line_fraction)
+        mask_h, mask_w = foreground.shape
+        o_top, o_bottom, o_left, o_right = (
+            (object_box[0] / mask_h, object_box[1] / mask_h, object_box[2] / mask_w, object_box[3] / mask_w)
+            if object_box[1] > object_box[0] and object_box[3] > object_box[2]
+            else (0.0, 1.0, 0.0, 1.0)  # no object found: the whole picture
+        )
         inside_h = (np.minimum(unit[:, 1], o_bottom) - np.maximum(unit[:, 0], o_top)).clip(0)
         inside_w = (np.minimum(unit[:, 3], o_right) - np.maximum(unit[:, 2], o_left)).clip(0)
         values["outside_object"] = float((area - inside_h * inside_w).sum() / total)
-        mask_h, mask_w = foreground.shape
         off = 0.0
         for (top, bottom, left, right), a in zip(unit, area):
             cells = foreground[
@@ -282,11 +277,12 @@ def analyse(
     probs: np.ndarray,
     orig_sizes: np.ndarray,
     foregrounds: list[np.ndarray],
+    object_boxes: list[tuple[int, int, int, int]],
     recognise,
     charset: list[str],
-    min_line_fraction: float,
 ) -> list[tuple[np.ndarray, list[tuple[str, float]]]]:
-    """Per picture of a batch: its features and recognised lines. Boxes from each probability map; the MAX_LINES
+    """Per picture of a batch: its features and recognised lines (`foregrounds` and `object_boxes` of the thumbnails,
+    as in `features`). Boxes from each probability map; the MAX_LINES
     largest lines of every picture read in one call of `recognise(crops uint8 [n, 48, 320, 3]) -> (codes [n, T],
     probabilities [n, T])` (the served recogniser)."""
     boxes = [text_boxes(prob, image.shape[0] / prob.shape[0], image.shape[0]) for image, prob in zip(images, probs)]
@@ -298,8 +294,8 @@ def analyse(
         decoded = [ctc_decode(c, p, charset) for c, p in zip(codes, code_probs)]
     starts = np.cumsum([0, *counts])
     return [
-        (features(image, found, decoded[start:end], size, foreground, min_line_fraction), decoded[start:end])
-        for image, found, size, foreground, start, end in zip(
-            images, boxes, orig_sizes, foregrounds, starts[:-1], starts[1:]
+        (features(image, found, decoded[start:end], size, foreground, box), decoded[start:end])
+        for image, found, size, foreground, box, start, end in zip(
+            images, boxes, orig_sizes, foregrounds, object_boxes, starts[:-1], starts[1:]
         )
     ]

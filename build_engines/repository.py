@@ -356,8 +356,6 @@ def write_text_overlay(
     write_recognize_onnx(out / TEXT_RECOGNIZE / "1" / "model.onnx")
     write_onnx_config(out, recognize, profile, python_params, 1, build_plans)
 
-    from preprocessing.runner import MIN_LINE_FRACTION
-
     scorer = Model(
         TEXT_OVERLAY, [TEXT_IMAGE, TEXT_PROB, ORIG_SIZE, THUMB], [TensorSpec(TEXT_OVERLAY_OUTPUT, "float32", (1,))]
     )
@@ -368,11 +366,10 @@ def write_text_overlay(
         "RECOGNIZER": TEXT_RECOGNIZE,
         "RECOGNIZER_TENSORS": ",".join(t.name for t in (TEXT_LINE, TEXT_CODES, TEXT_CODE_PROBS)),
         "RECOGNIZER_MAX_BATCH": str(MAX_BATCH),
-        "MIN_LINE_FRACTION": repr(MIN_LINE_FRACTION),
         "HEAD": HEAD_FILE,
         "CHARSET": CHARSET_FILE,
     }
-    comments = ("numpy only (imgsel_ocr.py, imgsel_foreground.py copied beside model.py): runs on any Triton Python.",)
+    comments = ("numpy only (imgsel_ocr.py and the measures written beside model.py): runs on any Triton Python.",)
     config = model_config(scorer, 'backend: "python"', "KIND_CPU", params, comments=comments)
     (out / TEXT_OVERLAY / "config.pbtxt").write_text(config)
     return detect, scorer

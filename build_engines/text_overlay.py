@@ -144,18 +144,18 @@ def write_charset(out: Path, models: Path | None = None) -> Path:
 
 
 def write_scorer_code(version_dir: Path, head: Path) -> None:
-    """The text_overlay python model's folder: model.py, build_engines/ocr.py and preprocessing/foreground.py copied
-    beside it (numpy only: the gpu profile's Triton image has no project checkout), the head and the charset."""
+    """The text_overlay python model's folder: model.py, build_engines/ocr.py copied beside it and the cpu runner's
+    measures (build_engines.dali_model.write_measures_code: the foreground mask and the object box), numpy only (the
+    gpu profile's Triton image has no project checkout), the head and the charset."""
     import inspect
 
     from build_engines import ocr
-    from preprocessing import foreground
+    from build_engines.dali_model import write_measures_code
 
     triton_python = Path(__file__).resolve().parent / "triton_python"
-    version_dir.mkdir(parents=True, exist_ok=True)
+    write_measures_code(version_dir)
     shutil.copy(triton_python / "text_overlay.py", version_dir / "model.py")
     shutil.copy(inspect.getsourcefile(ocr), version_dir / "imgsel_ocr.py")
-    shutil.copy(inspect.getsourcefile(foreground), version_dir / "imgsel_foreground.py")
     shutil.copy(head, version_dir / HEAD_FILE)
     write_charset(version_dir / CHARSET_FILE)
 
@@ -189,8 +189,9 @@ class LocalTextOverlay:
         """Per image: (features, recognised lines)."""
         from build_engines import ocr
         from preprocessing.foreground import foreground_mask
-        from preprocessing.runner import MIN_LINE_FRACTION
+        from preprocessing.runner import object_bbox
 
         (probs,) = self.detect.run(None, {TEXT_IMAGE.name: text_images})
-        foregrounds = [foreground_mask(thumb) for thumb in thumbs]
-        return ocr.analyse(text_images, probs, orig_sizes, foregrounds, self.recognise, self.charset, MIN_LINE_FRACTION)
+        masks = [foreground_mask(thumb) for thumb in thumbs]
+        boxes = [object_bbox(thumb, mask) for thumb, mask in zip(thumbs, masks)]
+        return ocr.analyse(text_images, probs, orig_sizes, masks, boxes, self.recognise, self.charset)

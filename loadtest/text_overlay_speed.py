@@ -35,7 +35,7 @@ from contract.tensors import ORIG_SIZE, TEXT_IMAGE, THUMB
 from evaluation.vision_runtime import serving_options
 from loadtest.products import benchmark_images
 from preprocessing.foreground import foreground_mask
-from preprocessing.runner import MIN_LINE_FRACTION, PreprocessRunner
+from preprocessing.runner import PreprocessRunner, object_bbox
 from tools.json_output import emit
 from training.concepts import OVERLAY_KINDS, text_overlay
 
@@ -93,9 +93,8 @@ def measure(files: list[bytes], batch: int, threads: int, scratch: Path) -> dict
     scores = []
     for out, prob in zip(outputs, probs):
         masks = [foreground_mask(thumb) for thumb in out[THUMB.name]]
-        analysed = ocr.analyse(
-            out[TEXT_IMAGE.name], prob, out[ORIG_SIZE.name], masks, run_recogniser, charset, MIN_LINE_FRACTION
-        )
+        objects = [object_bbox(thumb, mask) for thumb, mask in zip(out[THUMB.name], masks)]
+        analysed = ocr.analyse(out[TEXT_IMAGE.name], prob, out[ORIG_SIZE.name], masks, objects, run_recogniser, charset)
         scores.extend(ocr.served_score(np.array([v for v, _ in analysed]), head))
     scorer_cpu = (time.process_time() - total_cpu) * 1000 - sum(c for c, _ in line_ms)
     scorer_wall = (time.perf_counter() - total_wall) * 1000 - sum(w for _, w in line_ms)

@@ -4,8 +4,9 @@ Inputs TEXT_IMAGE (the 512 px copy), TEXT_PROB (text_detect's map), ORIG_SIZE, T
 [1], 0.5 at the trained head's threshold. Every request of a dynamic batch is scored together: DB boxes per picture,
 the largest lines of every picture sent to the `text_recognize` model in calls of at most its max_batch_size
 (business logic scripting), CTC decoding, features, the logistic head. numpy only, nothing of the project outside this
-folder: imgsel_ocr.py (build_engines/ocr.py), imgsel_foreground.py (preprocessing/foreground.py), the head
-(text_overlay.json) and the recogniser's characters (charset.txt) are copied beside this file by the generator.
+folder: imgsel_ocr.py (build_engines/ocr.py), imgsel_foreground.py and imgsel_measures.py (the cpu runner's foreground
+mask and object box), the head (text_overlay.json) and the recogniser's characters (charset.txt) are written beside
+this file by the generator.
 """
 
 import json
@@ -19,6 +20,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import imgsel_ocr  # noqa: E402  (copied beside this file)
 from imgsel_foreground import foreground_mask  # noqa: E402
+from imgsel_measures import object_bbox  # noqa: E402
 
 
 class TritonPythonModel:
@@ -31,7 +33,6 @@ class TritonPythonModel:
         self.recognizer = params["RECOGNIZER"]
         self.line_input, self.codes_output, self.probs_output = params["RECOGNIZER_TENSORS"].split(",")
         self.recognizer_batch = int(params["RECOGNIZER_MAX_BATCH"])
-        self.min_line_fraction = float(params["MIN_LINE_FRACTION"])
         self.head = imgsel_ocr.load_head(HERE / params["HEAD"])
         self.charset = imgsel_ocr.read_charset(HERE / params["CHARSET"])
 
@@ -62,14 +63,15 @@ class TritonPythonModel:
             sizes.append(pb_utils.get_input_tensor_by_name(request, self.size).as_numpy())
             thumbs.append(pb_utils.get_input_tensor_by_name(request, self.thumb).as_numpy())
         thumbs = np.concatenate(thumbs)
+        masks = [foreground_mask(thumb) for thumb in thumbs]
         analysed = imgsel_ocr.analyse(
             np.concatenate(images),
             np.concatenate(probs),
             np.concatenate(sizes),
-            [foreground_mask(thumb) for thumb in thumbs],
+            masks,
+            [object_bbox(thumb, mask) for thumb, mask in zip(thumbs, masks)],
             self.recognise,
             self.charset,
-            self.min_line_fraction,
         )
         scores = imgsel_ocr.served_score(np.array([values for values, _ in analysed]), self.head).reshape(-1, 1)
         responses, start = [], 0

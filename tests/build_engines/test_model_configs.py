@@ -329,7 +329,7 @@ def test_the_text_overlay_models_read_the_text_copy_and_score_each_image(reposit
         assert TEXT_OVERLAY_OUTPUT in outputs and TEXT_PROB.name not in outputs and "TEXT_IMAGE" not in outputs
         version_dir = repositories[profile] / TEXT_OVERLAY / "1"
         assert sorted(p.name for p in version_dir.iterdir() if p.is_file()) == sorted(
-            [CHARSET_FILE, HEAD_FILE, "imgsel_foreground.py", "imgsel_ocr.py", "model.py"]
+            [CHARSET_FILE, HEAD_FILE, "imgsel_foreground.py", "imgsel_measures.py", "imgsel_ocr.py", "model.py"]
         )
     assert "EXECUTION_ENV_PATH" in configs["cpu"][TEXT_OVERLAY].parameters  # the venv's numpy
     assert "EXECUTION_ENV_PATH" not in configs["gpu"][TEXT_OVERLAY].parameters  # the Triton image's own Python

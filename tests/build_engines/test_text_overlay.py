@@ -81,12 +81,11 @@ def test_ctc_merges_repeats_drops_blanks_and_averages_the_kept_probabilities():
     assert ocr.ctc_decode(np.zeros(5, int), np.ones(5), charset) == ("", 0.0)
 
 
-def features_of(boxes, lines, foreground=None):
+def features_of(boxes, lines, foreground=None, object_box=(0, 16, 0, 16)):
     image = np.full((100, 100, 3), 255, np.uint8)
     foreground = np.ones((16, 16), bool) if foreground is None else foreground
-    values = ocr.features(
-        image, np.array(boxes, np.float32).reshape(-1, 5), lines, np.array([100, 100]), foreground, 0.02
-    )
+    rows = np.array(boxes, np.float32).reshape(-1, 5)
+    values = ocr.features(image, rows, lines, np.array([100, 100]), foreground, object_box)
     return dict(zip(ocr.FEATURE_NAMES, values))
 
 
@@ -100,7 +99,7 @@ def test_features_read_marketing_prices_repetition_and_where_the_text_sits():
     assert tiled["price"] == 1 and tiled["repeated"] == pytest.approx(np.log(3))
     background_only = np.zeros((16, 16), bool)
     background_only[4:12, 4:12] = True  # the object in the middle; the text box above it, on background
-    off = features_of([[0, 20, 30, 70, 0.9]], [("SALE", 0.9)], background_only)
+    off = features_of([[0, 20, 30, 70, 0.9]], [("SALE", 0.9)], background_only, (4, 12, 4, 12))
     assert off["off_silhouette"] == pytest.approx(1.0) and off["outside_object"] > 0.5
     nothing = features_of([], [])
     assert all(v == 0 for v in nothing.values())
