@@ -84,8 +84,8 @@ DALI_THREADS = 4
 DALI_INSTANCES = 2  # a second call decodes while the first one's results are copied out
 FEATURES_INSTANCES = 2  # ~numpy work per image on the CPU, beside the GPU
 # cpu: images one onnxruntime run of the OCR models takes (onnx_model.py RUN_BATCH; its arena keeps the largest run's
-# peak): text_detect peaks at 290 MB with 4 pictures (1,020 MB with 8, 3,266 MB with 64), text_recognize at 227 MB
-# with 16 lines (589 MB with 64); `python -m loadtest.text_overlay_speed`, MODELS.md "text_overlay".
+# peak): text_detect peaks at 292 MB with 4 pictures (492 MB with 8, 3,266 MB with 64), text_recognize at 228 MB
+# with 16 lines (590 MB with 64); `python -m loadtest.text_overlay_speed`, BENCHMARKS.md "text_overlay".
 DETECT_RUN_BATCH = 4
 RECOGNIZE_RUN_BATCH = 16
 

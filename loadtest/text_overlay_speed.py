@@ -126,14 +126,15 @@ def peak_rss_mb(model: str, batch: int, threads: int) -> float:
         model
     ]
     code = (
-        "import resource, sys, tempfile, types, numpy as np; from pathlib import Path;"
+        "import sys, tempfile, types, numpy as np; from pathlib import Path;"
         "sys.modules.setdefault('triton_python_backend_utils', types.ModuleType('triton_python_backend_utils'));"
         "from build_engines.triton_python.onnx_model import open_session;"
         f"from build_engines.text_overlay import {writer};"
         f"path = {writer}(Path(tempfile.mkdtemp()) / 'm.onnx');"
         f"session = open_session(str(path), {{'ORT_THREADS': '{threads}'}});"
         f"session.run(None, {{'{tensor.name}': np.zeros(({batch}, *{tensor.dims}), np.uint8)}});"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+        # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so it would report this parent's peak.
+        "print(next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')) / 1024)"
     )
     root = Path(__file__).resolve().parents[1]
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True)
