@@ -321,7 +321,7 @@ def write_nsfw(
 
 def serves_text_overlay(profile: str, text_overlay: bool | None) -> bool:
     """The text_overlay check is served when asked, by default on the gpu profile only: on the cpu profile its OCR
-    would cost several times the vision model's CPU an image (BENCHMARKS.md), a deliberate choice there
+    would cost ~30x the vision model's CPU an image (BENCHMARKS.md), a deliberate choice there
     (`--text-overlay`, `make repo TEXT_OVERLAY=1`)."""
     return profile == "gpu" if text_overlay is None else text_overlay
 
@@ -496,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="serve the text_overlay check (PP-OCRv4 detection + recognition and a trained head; default: on for gpu, "
-        "off for cpu, where its OCR costs several times the vision model's CPU an image)",
+        "off for cpu, where its OCR costs ~30x the vision model's CPU an image)",
     )
     args = parser.parse_args(argv)
     if args.build_plans and args.profile != "gpu":
