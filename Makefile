@@ -15,7 +15,7 @@ HELM := .cache/helm/helm
 help:
 	@echo "make run        install what is missing, build the cpu model repository if absent, start Triton + gateway"
 	@echo "make test       the whole test suite (unit + integration against the real tritonserver)"
-	@echo "make repo PROFILE=cpu|gpu [PRECISION=int8|fp32] [NSFW=1|0]   (re)generate the Triton model repository"
+	@echo "make repo PROFILE=cpu|gpu [PRECISION=int8|fp32] [NSFW=1|0] [TEXT_OVERLAY=1|0]   (re)generate the Triton model repository"
 	@echo "make models     fine-tune the backbone's last layers, retrain every head, recalibrate int8, from DATA (../shared/data); regenerate the repository"
 	@echo "make bench      throughput/latency benchmark of /v1/select vs DALI decode floor -> BENCHMARKS.md numbers"
 	@echo "make loadtest   locust, headless, bounded, against a stack it starts"
@@ -27,10 +27,11 @@ help:
 	@echo "make images     podman images of the cpu profile: gateway (docker/Dockerfile), cpu Triton, PostgreSQL+pgvector"
 	@echo "make deploy-check  the chart's cpu profile played with podman kube play: /v1/select through 2 gateways"
 
-$(VENV)/.installed: requirements.lock pyproject.toml
+$(VENV)/.installed: requirements.lock requirements-nodeps.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "imgsel needs Python 3.11, found " + sys.version' 
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps -r requirements-nodeps.lock
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
@@ -58,11 +59,14 @@ $(REPO_DIR)/analyze/config.pbtxt: $(REPO_INPUTS) | $(VENV)/.installed
 
 # PRECISION: the vision model's ONNX precision (empty: int8 for cpu, fp32 for gpu, whose engine build makes FP16).
 # NSFW=1 / NSFW=0: serve the nsfw compliance model or not (empty: the profile's default, gpu yes, cpu no).
+# TEXT_OVERLAY=1 / TEXT_OVERLAY=0: the same for the text_overlay check (OCR; gpu yes, cpu no).
 PRECISION ?=
 NSFW ?=
+TEXT_OVERLAY ?=
 repo: $(VENV)/.installed
 	$(PY) -m build_engines.repository --profile $(PROFILE) --out $(REPO_DIR) --env-path $(abspath $(VENV)) \
-	  $(if $(PRECISION),--precision $(PRECISION)) $(if $(filter 1,$(NSFW)),--nsfw) $(if $(filter 0,$(NSFW)),--no-nsfw)
+	  $(if $(PRECISION),--precision $(PRECISION)) $(if $(filter 1,$(NSFW)),--nsfw) $(if $(filter 0,$(NSFW)),--no-nsfw) \
+	  $(if $(filter 1,$(TEXT_OVERLAY)),--text-overlay) $(if $(filter 0,$(TEXT_OVERLAY)),--no-text-overlay)
 
 DATA ?= ../shared/data
 models: $(VENV)/.installed

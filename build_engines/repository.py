@@ -15,7 +15,9 @@ returns duplicate detection's hashes (HASH_OUTPUTS), which the gateway computes 
        GPU) but not TensorRT; `--build-plans` builds the plans here instead, where TensorRT is installed.
 
 Both profiles may add the `nsfw` compliance model (build_engines/nsfw.py) beside `vision`, reading PIXELS: by default
-on gpu only (`--nsfw` / `--no-nsfw`).
+on gpu only (`--nsfw` / `--no-nsfw`); and the `text_overlay` check (build_engines/text_overlay.py: `text_detect` and
+the `text_overlay` scorer in the ensemble, `text_recognize` called by the scorer), reading the preprocessing stage's
+TEXT_IMAGE, which the stage makes only then: by default on gpu only (`--text-overlay` / `--no-text-overlay`).
 
 Size: over ~400 lines because both profiles' model configs are written side by side here, so that a model's cpu
 and gpu configs are read (and changed) together; the DALI pipeline itself is in build_engines/dali_model.py.
@@ -32,17 +34,36 @@ from pathlib import Path
 
 from build_engines.artifacts import HEADS_DIR
 from build_engines.nsfw import DEFAULT_OPERATING_POINT, NSFW, NSFW_OUTPUT, write_nsfw_onnx
+from build_engines.text_overlay import (
+    CHARSET_FILE,
+    HEAD_FILE,
+    TEXT_CODE_PROBS,
+    TEXT_CODES,
+    TEXT_DETECT,
+    TEXT_LINE,
+    TEXT_OVERLAY,
+    TEXT_OVERLAY_OUTPUT,
+    TEXT_PROB,
+    TEXT_RECOGNIZE,
+    write_detect_onnx,
+    write_recognize_onnx,
+    write_scorer_code,
+)
 from build_engines.vision import head_outputs, vision_heads, write_vision_onnx
 from contract.tensors import (
+    COMPLIANCE_PREFIX,
     EMBEDDING,
     ENSEMBLE,
     HASH_OUTPUTS,
     MAX_BATCH,
+    ORIG_SIZE,
     PIXELS,
     PREPROCESS,
     PREPROCESS_INPUTS,
     PREPROCESS_OUTPUTS,
     QUALITY_FEATURES,
+    TEXT_IMAGE,
+    THUMB,
     VISION,
     TensorSpec,
 )
@@ -62,6 +83,11 @@ TRITON_DTYPES = {
 DALI_THREADS = 4
 DALI_INSTANCES = 2  # a second call decodes while the first one's results are copied out
 FEATURES_INSTANCES = 2  # ~numpy work per image on the CPU, beside the GPU
+# cpu: images one onnxruntime run of the OCR models takes (onnx_model.py RUN_BATCH; its arena keeps the largest run's
+# peak): text_detect peaks at 292 MB with 4 pictures (492 MB with 8, 3,266 MB with 64), text_recognize at 228 MB
+# with 16 lines (590 MB with 64); `python -m loadtest.text_overlay_speed`, BENCHMARKS.md "text_overlay".
+DETECT_RUN_BATCH = 4
+RECOGNIZE_RUN_BATCH = 16
 
 
 @dataclass(frozen=True)
@@ -96,9 +122,10 @@ class Model:
     parameters: dict[str, str] = field(default_factory=dict)
 
 
-def preprocess_model(queue_delay_us: int = CpuServing.preprocess_queue_delay_us) -> Model:
-    """The cpu profile's python `preprocess` model (preprocessing.runner): every profile's outputs and the hashes."""
-    outputs = [*PREPROCESS_OUTPUTS, *HASH_OUTPUTS]
+def preprocess_model(queue_delay_us: int = CpuServing.preprocess_queue_delay_us, text: bool = False) -> Model:
+    """The cpu profile's python `preprocess` model (preprocessing.runner): every profile's outputs and the hashes,
+    and TEXT_IMAGE with `text` (the text_overlay check served)."""
+    outputs = [*PREPROCESS_OUTPUTS, *HASH_OUTPUTS, *([TEXT_IMAGE] if text else [])]
     return Model(PREPROCESS, list(PREPROCESS_INPUTS), outputs, queue_delay_us=queue_delay_us)
 
 
@@ -119,7 +146,8 @@ def vision_model(heads: list, precision: str, serving: CpuServing = CpuServing()
 def ensemble_config(stage: list[Model], vision: Model, compliance: tuple[Model, ...] = ()) -> str:
     """The analyze ensemble. `stage`: the preprocessing models in order (cpu: `preprocess`; gpu: the DALI
     `preprocess` then `preprocess_features`); whatever the stage, the ensemble returns the same tensors.
-    `compliance`: compliance models of their own (the nsfw model), reading PIXELS beside `vision`."""
+    `compliance`: compliance models of their own (nsfw; text_detect then text_overlay), in step order; the ensemble
+    returns their COMPLIANCE_<check> outputs (not the intermediate ones, such as TEXT_PROB)."""
 
     def step(model: Model) -> str:
         maps = [f'      input_map {{ key: "{t.name}" value: "{t.name}" }}' for t in model.inputs]
@@ -132,7 +160,7 @@ def ensemble_config(stage: list[Model], vision: Model, compliance: tuple[Model, 
         raise ValueError(f"the preprocessing stage does not produce {missing}")
     hashes = [t for t in HASH_OUTPUTS if t.name in produced]  # where the stage makes them (cpu)
     exposed = [t for t in PREPROCESS_OUTPUTS if t != PIXELS] + hashes + vision.outputs
-    exposed += [t for model in compliance for t in model.outputs]
+    exposed += [t for model in compliance for t in model.outputs if t.name.startswith(COMPLIANCE_PREFIX)]
     return "\n".join(
         [
             f'name: "{ENSEMBLE}"',
@@ -182,21 +210,27 @@ TENSORRT_COMMENTS = (
 )
 
 
-def write_cpu_preprocess(out: Path, python_params: dict[str, str], serving: CpuServing) -> list[Model]:
-    pre = preprocess_model(serving.preprocess_queue_delay_us)
+def write_cpu_preprocess(
+    out: Path, python_params: dict[str, str], serving: CpuServing, text: bool = False
+) -> list[Model]:
+    pre = preprocess_model(serving.preprocess_queue_delay_us, text)
     (out / pre.name / "1").mkdir(parents=True)
     shutil.copy(TRITON_PYTHON / "preprocess.py", out / pre.name / "1" / "model.py")
     pre_params = {**python_params, "DALI_DEVICE": "cpu", "DALI_THREADS": str(serving.dali_threads)}
+    if text:
+        pre_params["TEXT_IMAGE"] = "1"
     config = model_config(pre, 'backend: "python"', "KIND_CPU", pre_params, instances=serving.preprocess_instances)
     (out / pre.name / "config.pbtxt").write_text(config)
     return [pre]
 
 
-def write_gpu_preprocess(out: Path) -> list[Model]:
-    """The DALI-backend `preprocess` (model.dali, nvJPEG) and the numpy step `preprocess_features` after it."""
+def write_gpu_preprocess(out: Path, text: bool = False) -> list[Model]:
+    """The DALI-backend `preprocess` (model.dali, nvJPEG) and the numpy step `preprocess_features` after it; with
+    `text`, `preprocess` also makes TEXT_IMAGE."""
     from build_engines.dali_model import (
         DALI_INPUTS,
         DALI_OUTPUTS,
+        DALI_TEXT_OUTPUTS,
         FEATURES_INPUTS,
         FEATURES_MODEL,
         FEATURES_OUTPUTS,
@@ -205,8 +239,8 @@ def write_gpu_preprocess(out: Path) -> list[Model]:
         write_features_code,
     )
 
-    dali = Model(PREPROCESS, list(DALI_INPUTS), list(DALI_OUTPUTS))
-    serialize_pipeline(out / dali.name / "1" / "model.dali", MAX_BATCH, DALI_THREADS)
+    dali = Model(PREPROCESS, list(DALI_INPUTS), list(DALI_TEXT_OUTPUTS if text else DALI_OUTPUTS))
+    serialize_pipeline(out / dali.name / "1" / "model.dali", MAX_BATCH, DALI_THREADS, text)
     comments = (
         f"model.dali: serialised by nvidia-dali {dali_version()} (build_engines.dali_model); the Triton image's DALI",
         'must read it (same or newer DALI). Decoding with nvJPEG (device="mixed"), the image ops on the GPU.',
@@ -285,6 +319,62 @@ def write_nsfw(
     return model
 
 
+def serves_text_overlay(profile: str, text_overlay: bool | None) -> bool:
+    """The text_overlay check is served when asked, by default on the gpu profile only: on the cpu profile its OCR
+    would cost ~30x the vision model's CPU an image (BENCHMARKS.md), a deliberate choice there
+    (`--text-overlay`, `make repo TEXT_OVERLAY=1`)."""
+    return profile == "gpu" if text_overlay is None else text_overlay
+
+
+def write_text_overlay(
+    out: Path, profile: str, python_params: dict[str, str], serving: CpuServing, build_plans: bool, heads_dir: Path
+) -> tuple[Model, Model]:
+    """The text_overlay check (build_engines.text_overlay): `text_detect` and `text_recognize` (ONNX: onnxruntime on
+    cpu, TensorRT plans on gpu) and the numpy scorer `text_overlay`, which calls text_recognize. Returns the ensemble's
+    steps: text_detect, then text_overlay."""
+    head = heads_dir / HEAD_FILE
+    if not head.is_file():
+        raise FileNotFoundError(f"{head}: the text_overlay head is not trained (python -m training.text_overlay)")
+    detect = Model(
+        TEXT_DETECT,
+        [TEXT_IMAGE],
+        [TEXT_PROB],
+        preferred_batches=serving.vision_preferred_batches,
+        queue_delay_us=serving.vision_queue_delay_us,
+        ort_threads=str(serving.vision_threads),
+        parameters={"RUN_BATCH": str(DETECT_RUN_BATCH)},
+    )
+    write_detect_onnx(out / TEXT_DETECT / "1" / "model.onnx")
+    write_onnx_config(out, detect, profile, python_params, 1, build_plans)
+    recognize = Model(
+        TEXT_RECOGNIZE,
+        [TEXT_LINE],
+        [TEXT_CODES, TEXT_CODE_PROBS],
+        ort_threads=str(serving.vision_threads),
+        parameters={"RUN_BATCH": str(RECOGNIZE_RUN_BATCH)},
+    )
+    write_recognize_onnx(out / TEXT_RECOGNIZE / "1" / "model.onnx")
+    write_onnx_config(out, recognize, profile, python_params, 1, build_plans)
+
+    scorer = Model(
+        TEXT_OVERLAY, [TEXT_IMAGE, TEXT_PROB, ORIG_SIZE, THUMB], [TensorSpec(TEXT_OVERLAY_OUTPUT, "float32", (1,))]
+    )
+    write_scorer_code(out / TEXT_OVERLAY / "1", head)
+    # cpu: the wheel's server has no Python with numpy of its own, so the venv's (EXECUTION_ENV_PATH); gpu: the image's.
+    params = {
+        **(python_params if profile == "cpu" else {}),
+        "RECOGNIZER": TEXT_RECOGNIZE,
+        "RECOGNIZER_TENSORS": ",".join(t.name for t in (TEXT_LINE, TEXT_CODES, TEXT_CODE_PROBS)),
+        "RECOGNIZER_MAX_BATCH": str(MAX_BATCH),
+        "HEAD": HEAD_FILE,
+        "CHARSET": CHARSET_FILE,
+    }
+    comments = ("numpy only (imgsel_ocr.py and the measures written beside model.py): runs on any Triton Python.",)
+    config = model_config(scorer, 'backend: "python"', "KIND_CPU", params, comments=comments)
+    (out / TEXT_OVERLAY / "config.pbtxt").write_text(config)
+    return detect, scorer
+
+
 def clear_repository(out: Path) -> None:
     """Remove every model folder (a folder with a config.pbtxt) and the PROFILE marker: models are regenerated from
     scratch. Anything else (the committed model_repository/README.md, unrelated folders of a mistaken --out) stays."""
@@ -310,13 +400,15 @@ def generate(
     serving: CpuServing = CpuServing(),
     nsfw: bool | None = None,
     nsfw_operating_point: float = DEFAULT_OPERATING_POINT,
+    text_overlay: bool | None = None,
 ) -> list[str]:
     """Write the repository; returns the model names. ONNX files are exported fresh every time. `build_plans` (gpu
     only) builds the TensorRT plans here, which needs TensorRT; without it the plans are built on the target GPU.
     `precision` of the vision model's ONNX file: "int8" (cpu default, when the committed calibration matches the
     backbone) or "fp32" (gpu default: TensorRT builds its FP16 engine from it). `serving`: the cpu profile's knobs.
     `nsfw`: serve the nsfw compliance model (build_engines.nsfw; default: gpu yes, cpu no, where it would cost ~4x
-    the vision model's CPU an image, BENCHMARKS.md) with its open_nsfw operating point `nsfw_operating_point`."""
+    the vision model's CPU an image, BENCHMARKS.md) with its open_nsfw operating point `nsfw_operating_point`.
+    `text_overlay`: serve the text_overlay check (build_engines.text_overlay; default: gpu yes, cpu no)."""
     if profile not in ("cpu", "gpu"):
         raise ValueError(f"profile must be cpu or gpu, got {profile!r}")
     if build_plans:
@@ -327,7 +419,11 @@ def generate(
         import_tensorrt()  # fail before touching `out` when engines cannot be built here
     clear_repository(out)
     python_params = {"EXECUTION_ENV_PATH": str(env_path), "IMGSEL_PROJECT_ROOT": str(project_root)}
-    stage = write_cpu_preprocess(out, python_params, serving) if profile == "cpu" else write_gpu_preprocess(out)
+    text = serves_text_overlay(profile, text_overlay)
+    if profile == "cpu":
+        stage = write_cpu_preprocess(out, python_params, serving, text)
+    else:
+        stage = write_gpu_preprocess(out, text)
 
     with tempfile.TemporaryDirectory(prefix="imgsel-vision-") as scratch:
         heads = vision_heads(Path(scratch), heads_dir)
@@ -337,9 +433,11 @@ def generate(
         served = write_vision_onnx(version_dir / "model.onnx", heads, backbone_weights, precision, Path(scratch))
         vision = vision_model(heads, served, serving)
     write_onnx_config(out, vision, profile, python_params, serving.vision_instances, build_plans)
-    compliance = ()
+    compliance: tuple[Model, ...] = ()
     if serves_nsfw(profile, nsfw):
         compliance = (write_nsfw(out, profile, python_params, serving, nsfw_operating_point, build_plans),)
+    if text:
+        compliance += write_text_overlay(out, profile, python_params, serving, build_plans, heads_dir)
 
     (out / ENSEMBLE / "1").mkdir(parents=True)  # an ensemble needs an (empty) version folder
     (out / ENSEMBLE / "config.pbtxt").write_text(ensemble_config(stage, vision, compliance))
@@ -393,6 +491,13 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_OPERATING_POINT,
         help="open_nsfw probability that the served nsfw score maps to 0.5",
     )
+    parser.add_argument(
+        "--text-overlay",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="serve the text_overlay check (PP-OCRv4 detection + recognition and a trained head; default: on for gpu, "
+        "off for cpu, where its OCR costs ~30x the vision model's CPU an image)",
+    )
     args = parser.parse_args(argv)
     if args.build_plans and args.profile != "gpu":
         parser.error("--build-plans is for --profile gpu")
@@ -409,6 +514,7 @@ def main(argv: list[str] | None = None) -> int:
             precision=args.precision,
             nsfw=args.nsfw,
             nsfw_operating_point=args.nsfw_operating_point,
+            text_overlay=args.text_overlay,
         )
     except TensorRTUnavailable as error:
         print(f"cannot build the TensorRT plans here: {error}", file=sys.stderr)

@@ -60,6 +60,10 @@ PHASH = TensorSpec("PHASH", "uint64", (1,))
 DHASH_EDGE = TensorSpec("DHASH_EDGE", "uint64", (1,))
 HSV_HIST = TensorSpec("HSV_HIST", "float32", (HSV_HIST_BINS,))
 HASH_OUTPUTS = (PHASH, DHASH_EDGE, HSV_HIST)
+# The text_overlay check's copy of the picture (build_engines/text_overlay.py): longer side TEXT_SIDE, centred on white,
+# made by the preprocessing stage only where that check is served, and read only inside Triton.
+TEXT_SIDE = 512
+TEXT_IMAGE = TensorSpec("TEXT_IMAGE", "uint8", (TEXT_SIDE, TEXT_SIDE, 3))
 
 PREPROCESS_INPUTS = (IMAGE_BYTES, IMAGE_LENGTH)
 # What every profile's preprocessing stage produces; the cpu profile's also produces HASH_OUTPUTS.

@@ -12,6 +12,8 @@ Outputs (per image):
   ORIG_SIZE     int32   [2]            height, width of the encoded image (read from its header)
   THUMB         uint8   [128, 128, 3]  aspect-squashed RGB thumbnail for the gateway's hashes (imagehash squashes too)
   LAPLACIAN     float32 [h, w, 1]      Laplacian of the grey image, longer side <= BLUR_SIDE, for the blur measure
+  TEXT_IMAGE    uint8   [S, S, 3]      only with `text_side` S (where the text_overlay check is served): the RGB
+                                       picture, longer side resized to S, centred on white
 """
 
 from __future__ import annotations
@@ -33,9 +35,12 @@ LAPLACIAN_KERNEL = ((2.0, 0.0, 2.0), (0.0, -8.0, 0.0), (2.0, 0.0, 2.0))
 OUTPUT_NAMES = (PIXELS.name, ORIG_SIZE.name, THUMB.name, "LAPLACIAN")  # LAPLACIAN stays inside the runner
 
 
-def preprocess_graph(padded, length, decoder_device: str = "cpu", blur_side: int = BLUR_SIDE):
-    """The operators from the padded encoded files to (PIXELS, ORIG_SIZE, THUMB, LAPLACIAN), called inside a
-    pipeline definition. `decoder_device`: "cpu", or "mixed" (nvJPEG; every later image op then runs on the GPU).
+def preprocess_graph(
+    padded, length, decoder_device: str = "cpu", blur_side: int = BLUR_SIDE, text_side: int | None = None
+):
+    """The operators from the padded encoded files to (PIXELS, ORIG_SIZE, THUMB, LAPLACIAN), plus TEXT_IMAGE when
+    `text_side` is given, called inside a pipeline definition. `decoder_device`: "cpu", or "mixed" (nvJPEG; every
+    later image op then runs on the GPU).
     Shared by build_pipeline (python-backend model) and the gpu profile's DALI-backend model
     (build_engines.dali_model), so both profiles compute the same thing."""
     from nvidia.dali import fn, types
@@ -75,7 +80,19 @@ def preprocess_graph(padded, length, decoder_device: str = "cpu", blur_side: int
         laplacian = fn.filter(grey, kernel, dtype=types.FLOAT)
     else:  # on the GPU fn.laplacian is cheap, and where the filter's kernel may live there is unverified here
         laplacian = fn.laplacian(grey, window_size=3, dtype=types.FLOAT)
+    if text_side:  # only where the text_overlay check is served: the default cpu profile pays nothing
+        return pixels, orig_size, thumb, laplacian, text_image(rgb, text_side)
     return pixels, orig_size, thumb, laplacian
+
+
+def text_image(rgb, side: int):
+    """The text detector's copy: longer side resized to `side` (up or down), centred on a white `side` square."""
+    from nvidia.dali import fn
+
+    resized = fn.resize(rgb, resize_longer=side, antialias=True)
+    return fn.crop(
+        resized, crop=(side, side), crop_pos_x=0.5, crop_pos_y=0.5, out_of_bounds_policy="pad", fill_values=PAD_WHITE
+    )
 
 
 def build_pipeline(
@@ -84,9 +101,11 @@ def build_pipeline(
     num_threads: int = 2,
     device_id: int | None = None,
     blur_side: int = BLUR_SIDE,
+    text_side: int | None = None,
 ):
     """Build (not yet `.build()`) the pipeline. `device` is "cpu" or "gpu". `blur_side`: longer side of the working
-    copy the blur measure sees (served: BLUR_SIDE; other values only for studies of that choice)."""
+    copy the blur measure sees (served: BLUR_SIDE; other values only for studies of that choice). `text_side`: also
+    output TEXT_IMAGE of that side (the text_overlay check's copy)."""
     from nvidia.dali import fn, pipeline_def, types
 
     if device not in ("cpu", "gpu"):
@@ -101,6 +120,6 @@ def build_pipeline(
     def preprocess():
         padded = fn.external_source(name=IMAGE_BYTES.name, dtype=types.UINT8, ndim=1)
         length = fn.external_source(name=IMAGE_LENGTH.name, dtype=types.INT32, ndim=1)
-        return preprocess_graph(padded, length, "mixed" if device == "gpu" else "cpu", blur_side)
+        return preprocess_graph(padded, length, "mixed" if device == "gpu" else "cpu", blur_side, text_side)
 
     return preprocess()

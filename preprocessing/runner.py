@@ -24,6 +24,7 @@ from contract.tensors import (
     PREPROCESS_OUTPUTS,
     QUALITY_FEATURE_NAMES,
     QUALITY_FEATURES,
+    TEXT_IMAGE,
     THUMB,
     VALID,
 )
@@ -104,16 +105,24 @@ def flatten_transparency(data: np.ndarray) -> np.ndarray:
 class PreprocessRunner:
     """`device="cpu"` for the embedded profile; `"gpu"` decodes with nvJPEG and copies the results back to the host."""
 
-    def __init__(self, max_batch: int = 64, threads: int = 2, device: str = "cpu", blur_side: int = BLUR_SIDE):
+    def __init__(
+        self, max_batch: int = 64, threads: int = 2, device: str = "cpu", blur_side: int = BLUR_SIDE, text: bool = False
+    ):
         self.max_batch = max_batch
         self.threads = threads
         self.device = device
         self.blur_side = blur_side  # see build_pipeline
+        self.text = text  # also TEXT_IMAGE, for the text_overlay check
+        self.outputs = {**OUTPUTS, **({TEXT_IMAGE.name: (TEXT_IMAGE.dtype, TEXT_IMAGE.dims)} if text else {})}
         self._pipe = self._new_pipeline()
 
     def _new_pipeline(self):
         pipe = build_pipeline(
-            self.device, batch_size=self.max_batch, num_threads=self.threads, blur_side=self.blur_side
+            self.device,
+            batch_size=self.max_batch,
+            num_threads=self.threads,
+            blur_side=self.blur_side,
+            text_side=TEXT_IMAGE.dims[0] if self.text else None,
         )
         pipe.build()
         return pipe
@@ -124,11 +133,7 @@ class PreprocessRunner:
         outputs = self._pipe.run()
         if self.device == "gpu":
             outputs = [o.as_cpu() for o in outputs]
-        pixels, orig_size, thumb, laplacian = outputs
-        return [
-            (np.array(pixels[i]), np.array(orig_size[i]), np.array(thumb[i]), np.array(laplacian[i]))
-            for i in range(len(files))
-        ]
+        return [tuple(np.array(output[i]) for output in outputs) for i in range(len(files))]
 
     def _run_isolating_failures(self, files: list[np.ndarray]):
         """Whole batch first; when DALI rejects it, one image at a time so only the bad ones fail."""
@@ -146,16 +151,18 @@ class PreprocessRunner:
         return results
 
     def run(self, files: list[np.ndarray]) -> dict[str, np.ndarray]:
-        """`files`: encoded images as 1-D uint8 arrays (no padding). Returns OUTPUTS, batch-first."""
+        """`files`: encoded images as 1-D uint8 arrays (no padding). Returns self.outputs, batch-first."""
         n = len(files)
-        out = {name: np.zeros((n, *shape), dtype=dtype) for name, (dtype, shape) in OUTPUTS.items()}
+        out = {name: np.zeros((n, *shape), dtype=dtype) for name, (dtype, shape) in self.outputs.items()}
         nonempty = [i for i, f in enumerate(files) if f.size > 0]
         decodable = [flatten_transparency(files[i]) for i in nonempty]
         results = self._run_isolating_failures(decodable) if nonempty else []
         for i, result in zip(nonempty, results):
             if result is None:
                 continue
-            pixels, orig_size, thumb, laplacian = result
+            pixels, orig_size, thumb, laplacian, *text = result
+            if text:
+                out[TEXT_IMAGE.name][i] = text[0]
             out[VALID.name][i] = True
             out[ORIG_SIZE.name][i] = orig_size
             out[PIXELS.name][i] = pixels

@@ -43,10 +43,17 @@ def open_session(path: str, params: dict[str, str]) -> ort.InferenceSession:
     return ort.InferenceSession(path, session_options(params), providers=["CPUExecutionProvider"])
 
 
-def warmup_feeds(config: dict, to_numpy) -> dict[str, np.ndarray]:
-    """Zeros for every input at the largest batch Triton may send (`max_batch_size`); a variable dim (-1) gets 1.
-    `config` is Triton's JSON model config (int64 dims come as strings); `to_numpy` maps TYPE_FP32 etc. to a dtype."""
-    batch = int(config["max_batch_size"])
+def run_batch(config: dict, params: dict[str, str]) -> int:
+    """The most images one onnxruntime run takes: `max_batch_size`, or the RUN_BATCH parameter where a model's
+    activations are too large to run that many at once (text_detect: 512 px feature maps)."""
+    return min(int(config["max_batch_size"]), int(params.get("RUN_BATCH", config["max_batch_size"])))
+
+
+def warmup_feeds(config: dict, to_numpy, batch: int | None = None) -> dict[str, np.ndarray]:
+    """Zeros for every input at the largest batch one run takes (`batch`, default `max_batch_size`); a variable dim
+    (-1) gets 1. `config` is Triton's JSON model config (int64 dims come as strings); `to_numpy` maps TYPE_FP32 etc.
+    to a dtype."""
+    batch = int(config["max_batch_size"]) if batch is None else batch
     return {
         tensor["name"]: np.zeros((batch, *(max(1, int(d)) for d in tensor["dims"])), to_numpy(tensor["data_type"]))
         for tensor in config["input"]
@@ -61,8 +68,9 @@ class TritonPythonModel:
         self.session = open_session(path, params)
         self.input_names = [i["name"] for i in config["input"]]
         self.output_names = [o["name"] for o in config["output"]]
+        self.run_batch = run_batch(config, params)
         # The arena grows to its peak here, once (backbone: ~0.6 s at load), instead of at the first large batch.
-        self.session.run(self.output_names, warmup_feeds(config, pb_utils.triton_string_to_numpy))
+        self.session.run(self.output_names, warmup_feeds(config, pb_utils.triton_string_to_numpy, self.run_batch))
 
     def execute(self, requests):
         batches = {name: [] for name in self.input_names}
@@ -72,7 +80,14 @@ class TritonPythonModel:
                 batches[name].append(pb_utils.get_input_tensor_by_name(request, name).as_numpy())
             counts.append(len(batches[self.input_names[0]][-1]))
         feeds = {name: np.concatenate(parts) for name, parts in batches.items()}
-        results = self.session.run(self.output_names, feeds)
+        total = len(feeds[self.input_names[0]])
+        runs = [
+            self.session.run(
+                self.output_names, {name: value[start : start + self.run_batch] for name, value in feeds.items()}
+            )
+            for start in range(0, total, self.run_batch)
+        ]
+        results = [np.concatenate(parts) for parts in zip(*runs)]
         responses, start = [], 0
         for count in counts:
             tensors = [

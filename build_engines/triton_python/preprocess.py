@@ -16,15 +16,16 @@ class TritonPythonModel:
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         sys.path.insert(0, params["IMGSEL_PROJECT_ROOT"])  # the stub runs Python isolated: PYTHONPATH is ignored
         from contract.tensors import IMAGE_BYTES, IMAGE_LENGTH
-        from preprocessing.runner import OUTPUTS, PreprocessRunner
+        from preprocessing.runner import PreprocessRunner
 
         self.input_names = IMAGE_BYTES.name, IMAGE_LENGTH.name
-        self.output_names = list(OUTPUTS)
         self.runner = PreprocessRunner(
             max_batch=int(config["max_batch_size"]),
             threads=int(params.get("DALI_THREADS", "2")),
             device=params.get("DALI_DEVICE", "cpu"),
+            text=params.get("TEXT_IMAGE", "0") == "1",  # where the text_overlay check is served
         )
+        self.output_names = list(self.runner.outputs)
 
     def execute(self, requests):
         counts, files = [], []

@@ -17,6 +17,7 @@ from tritonclient.utils import InferenceServerException
 
 from build_engines.dali_model import (
     DALI_OUTPUTS,
+    DALI_TEXT_OUTPUTS,
     FEATURES_INPUTS,
     FEATURES_MODEL,
     FEATURES_OUTPUTS,
@@ -26,7 +27,7 @@ from build_engines.dali_model import (
     triton_pipeline,
     write_features_code,
 )
-from contract.tensors import IMAGE_BYTES, IMAGE_LENGTH, ORIG_SIZE, PIXELS, QUALITY_FEATURES, THUMB, VALID
+from contract.tensors import IMAGE_BYTES, IMAGE_LENGTH, ORIG_SIZE, PIXELS, QUALITY_FEATURES, TEXT_IMAGE, THUMB, VALID
 from preprocessing.runner import PreprocessRunner
 from tests.build_engines.triton_stub import python_model
 
@@ -75,12 +76,13 @@ class Dali:
     """The DALI-backend model's graph with the CPU decoder, fed as the DALI backend feeds it (padded bytes plus
     lengths). A failed run leaves a DALI pipeline unusable, so it is rebuilt, as the DALI backend does."""
 
-    def __init__(self):
+    def __init__(self, text: bool = False):
+        self.text = text  # the text_overlay check served: TEXT_IMAGE too
+        self.outputs = DALI_TEXT_OUTPUTS if text else DALI_OUTPUTS
         self.pipe = self._build()
 
-    @staticmethod
-    def _build():
-        pipe = triton_pipeline(on_gpu=False, max_batch=BATCH, threads=1)
+    def _build(self):
+        pipe = triton_pipeline(on_gpu=False, max_batch=BATCH, threads=1, text=self.text)
         pipe.build()
         return pipe
 
@@ -94,7 +96,7 @@ class Dali:
             self.pipe = self._build()
             raise
         return {
-            spec.name: np.stack([np.array(o[i]) for i in range(len(files))]) for spec, o in zip(DALI_OUTPUTS, outputs)
+            spec.name: np.stack([np.array(o[i]) for i in range(len(files))]) for spec, o in zip(self.outputs, outputs)
         }
 
 
@@ -140,6 +142,15 @@ def test_the_served_pipeline_serialises_without_a_gpu(tmp_path):
     mixed_device = b"\x06device\x12\x06string*\x05mixed"
     assert b"decoders__Image" in serialized and serialized.count(mixed_device) == 1
     assert triton_pipeline(on_gpu=False).serialize().count(mixed_device) == 0
+
+
+def test_with_the_text_check_the_dali_model_adds_the_cpu_runners_text_copy(files):
+    outputs = Dali(text=True).run(files)
+    assert list(outputs) == [t.name for t in DALI_TEXT_OUTPUTS]
+    assert outputs[TEXT_IMAGE.name].dtype == np.uint8 and outputs[TEXT_IMAGE.name].shape == (len(files), 512, 512, 3)
+    runner = PreprocessRunner(max_batch=BATCH, threads=1, text=True).run([np.frombuffer(f, np.uint8) for f in files])
+    np.testing.assert_array_equal(outputs[TEXT_IMAGE.name], runner[TEXT_IMAGE.name])
+    assert "TEXT_IMAGE" not in PreprocessRunner(max_batch=BATCH, threads=1).outputs  # made only when asked
 
 
 def test_outputs_come_in_the_config_order_with_its_dtypes_and_shapes(dali, files):
@@ -233,7 +244,7 @@ def test_errors_of_other_operators_do_not_read_as_decoding_errors(dali, files):
     dali.pipe.feed_input(IMAGE_LENGTH.name, [np.array([longest + 1000], np.int32)])
     with pytest.raises(RuntimeError) as failure:
         dali.pipe.run()
-    dali.pipe = Dali._build()
+    dali.pipe = dali._build()
     assert not is_decode_error(InferenceServerException(f"DALI error: {failure.value}", status="StatusCode.INTERNAL"))
 
 

@@ -22,8 +22,17 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from build_engines import repository, vision
-from build_engines.dali_model import DALI_OUTPUTS, FEATURES_MODEL
+from build_engines.dali_model import DALI_TEXT_OUTPUTS, FEATURES_MODEL
 from build_engines.nsfw import NSFW, NSFW_OUTPUT
+from build_engines.text_overlay import (
+    CHARSET_FILE,
+    HEAD_FILE,
+    TEXT_DETECT,
+    TEXT_OVERLAY,
+    TEXT_OVERLAY_OUTPUT,
+    TEXT_PROB,
+    TEXT_RECOGNIZE,
+)
 from contract.tensors import ENSEMBLE, HASH_OUTPUTS, MAX_BATCH, PREPROCESS, REQUIRED_MODELS, VISION
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,7 +52,8 @@ def repositories(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("repositories")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(vision, "export_backbone", lambda path, weights: shutil.copy(source, path))
-        repository.generate("cpu", root / "cpu", Path(sys.prefix), ROOT, nsfw=True)  # the gpu default; cpu opts in
+        # The gpu defaults; cpu opts in.
+        repository.generate("cpu", root / "cpu", Path(sys.prefix), ROOT, nsfw=True, text_overlay=True)
         assert repository.main(["--profile", "gpu", "--out", str(root / "gpu")]) == 0
     return {"cpu": root / "cpu", "gpu": root / "gpu"}
 
@@ -171,7 +181,7 @@ def test_both_profiles_have_the_same_models_with_the_same_tensors(configs):
 def test_gpu_classifiers_are_tensorrt_models_batched_as_on_cpu(repositories, configs):
     cpu, gpu = configs["cpu"], configs["gpu"]
     onnx_models = [name for name in cpu if (repositories["cpu"] / name / "1" / "model.onnx").is_file()]
-    assert onnx_models == [NSFW, VISION]
+    assert onnx_models == [NSFW, TEXT_DETECT, TEXT_RECOGNIZE, VISION]
     for name in onnx_models:
         config, version_dir = gpu[name], repositories["gpu"] / name / "1"
         assert config.platform == "tensorrt_plan" and not config.backend, name
@@ -208,7 +218,7 @@ def test_gpu_preprocess_is_the_dali_backend_without_dynamic_batching(repositorie
     # Each request its own DALI run: an undecodable image then fails only the gateway call that carried it.
     assert not config.HasField("dynamic_batching")
     # The DALI backend maps config outputs to the pipeline's outputs by position.
-    assert [t.name for t in config.output] == [t.name for t in DALI_OUTPUTS]
+    assert [t.name for t in config.output] == [t.name for t in DALI_TEXT_OUTPUTS]  # text_overlay is served on gpu
     model = repositories["gpu"] / PREPROCESS / "1" / "model.dali"
     assert b"decoders__Image" in model.read_bytes()
     assert config.parameters["num_threads"].string_value.isdigit()
@@ -292,3 +302,38 @@ def test_the_nsfw_model_reads_pixels_and_scores_each_image(configs):
         config = configs[profile][NSFW]
         assert signature(config.input) == {"PIXELS": (mc.TYPE_FP32, (3, 224, 224))}
         assert signature(config.output) == {NSFW_OUTPUT: (mc.TYPE_FP32, (1,))}
+
+
+def test_the_text_overlay_check_is_served_by_default_on_gpu_only():
+    assert repository.serves_text_overlay("gpu", None) and not repository.serves_text_overlay("cpu", None)
+    assert repository.serves_text_overlay("cpu", True) and not repository.serves_text_overlay("gpu", False)
+    # Without it the cpu preprocess model makes no TEXT_IMAGE: the default profile pays nothing for the check.
+    assert "TEXT_IMAGE" not in {t.name for t in repository.preprocess_model().outputs}
+    assert "TEXT_IMAGE" in {t.name for t in repository.preprocess_model(text=True).outputs}
+
+
+def test_the_text_overlay_models_read_the_text_copy_and_score_each_image(repositories, configs):
+    for profile in ("cpu", "gpu"):
+        models = configs[profile]
+        assert signature(models[TEXT_DETECT].input) == {"TEXT_IMAGE": (mc.TYPE_UINT8, (512, 512, 3))}
+        assert signature(models[TEXT_DETECT].output) == {TEXT_PROB.name: (mc.TYPE_FP32, (256, 256))}
+        assert signature(models[TEXT_RECOGNIZE].input) == {"TEXT_LINE": (mc.TYPE_UINT8, (48, 320, 3))}
+        scorer = models[TEXT_OVERLAY]
+        assert [t.name for t in scorer.input] == ["TEXT_IMAGE", TEXT_PROB.name, "ORIG_SIZE", "THUMB"]
+        assert signature(scorer.output) == {TEXT_OVERLAY_OUTPUT: (mc.TYPE_FP32, (1,))}
+        assert scorer.backend == "python" and scorer.parameters["RECOGNIZER"].string_value == TEXT_RECOGNIZE
+        # The recogniser is called by the scorer, not an ensemble step; only the score leaves the ensemble.
+        steps = [step.model_name for step in models[ENSEMBLE].ensemble_scheduling.step]
+        assert TEXT_RECOGNIZE not in steps and steps.index(TEXT_DETECT) < steps.index(TEXT_OVERLAY)
+        outputs = {t.name for t in models[ENSEMBLE].output}
+        assert TEXT_OVERLAY_OUTPUT in outputs and TEXT_PROB.name not in outputs and "TEXT_IMAGE" not in outputs
+        version_dir = repositories[profile] / TEXT_OVERLAY / "1"
+        assert sorted(p.name for p in version_dir.iterdir() if p.is_file()) == sorted(
+            [CHARSET_FILE, HEAD_FILE, "imgsel_foreground.py", "imgsel_measures.py", "imgsel_ocr.py", "model.py"]
+        )
+    assert "EXECUTION_ENV_PATH" in configs["cpu"][TEXT_OVERLAY].parameters  # the venv's numpy
+    assert "EXECUTION_ENV_PATH" not in configs["gpu"][TEXT_OVERLAY].parameters  # the Triton image's own Python
+    assert configs["cpu"][PREPROCESS].parameters["TEXT_IMAGE"].string_value == "1"
+    # cpu: onnxruntime runs of bounded size, so the arenas keep a small peak (repository.DETECT_RUN_BATCH).
+    assert configs["cpu"][TEXT_DETECT].parameters["RUN_BATCH"].string_value == str(repository.DETECT_RUN_BATCH)
+    assert configs["cpu"][TEXT_RECOGNIZE].parameters["RUN_BATCH"].string_value == str(repository.RECOGNIZE_RUN_BATCH)

@@ -79,9 +79,12 @@ def write_head(path: Path) -> np.ndarray:
     return weights
 
 
-def load(onnx_model, repository: Path, max_batch: int):
+def load(onnx_model, repository: Path, max_batch: int, run_batch: int | None = None):
     model = onnx_model.TritonPythonModel()
-    config = json.dumps(triton_config(max_batch))
+    config = triton_config(max_batch)
+    if run_batch is not None:
+        config["parameters"]["RUN_BATCH"] = {"string_value": str(run_batch)}
+    config = json.dumps(config)
     model.initialize({"model_config": config, "model_repository": str(repository), "model_version": "1"})
     return model
 
@@ -128,3 +131,24 @@ def test_the_warmup_runs_at_max_batch_size_so_a_smaller_onnx_batch_fails_at_load
     onnx.save(fixed, tmp_path / "1" / "model.onnx")
     with pytest.raises(Exception, match="(?i)dimension|shape"):
         load(onnx_model, tmp_path, max_batch=8)
+
+
+def test_run_batch_splits_a_dynamic_batch_into_smaller_runs_with_the_same_answers(onnx_model, tmp_path):
+    """RUN_BATCH (text_detect): the warm-up and every run take at most that many images; the answers are unchanged."""
+    (tmp_path / "1").mkdir()
+    weights = write_head(tmp_path / "1" / "model.onnx")
+    model = load(onnx_model, tmp_path, max_batch=16, run_batch=3)
+    assert model.run_batch == 3
+    sizes = []
+    run = model.session.run
+    model.session.run = lambda names, feeds: sizes.append(len(feeds["EMBEDDING"])) or run(names, feeds)
+    rng = np.random.default_rng(1)
+    requests = [
+        [Tensor("EMBEDDING", rng.random((n, 4), np.float32)), Tensor("FEATURES", rng.random((n, 2), np.float32))]
+        for n in (5, 2)
+    ]
+    responses = model.execute(requests)
+    assert sizes == [3, 3, 1]
+    for request, response in zip(requests, responses):
+        embedding, features = (t.array for t in request)
+        np.testing.assert_allclose(response.outputs["SCORES"], embedding @ weights + features, rtol=1e-6)

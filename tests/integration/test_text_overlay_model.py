@@ -1,0 +1,63 @@
+"""The text_overlay check through the real tritonserver: a private cpu stack generated with `text_overlay=True`
+(text_detect, text_recognize and the scorer in the analyze ensemble, TEXT_IMAGE from the preprocess model). A product
+photo with a rendered banner is rejected `text_overlay` naming the check and its score; clean photos are selected,
+and every image carries the `text_overlay` score."""
+
+from __future__ import annotations
+
+import base64
+import sys
+import tempfile
+from functools import partial
+from pathlib import Path
+
+import httpx
+import pytest
+
+from build_engines.triton_server import DEFAULT_DEST, server_binary
+from tests.helpers import concept_photo
+from tools.launcher import running_stack, settings_on_free_ports
+from training.concepts import text_overlay
+
+PROJECT = Path(__file__).resolve().parents[2]
+COLOURS = [(200, 40, 40), (40, 90, 200), (60, 160, 80), (230, 200, 60)]  # tests/build_engines/test_text_overlay.py's
+
+
+@pytest.fixture(scope="module")
+def text_stack(tmp_path_factory):
+    if not server_binary(DEFAULT_DEST).is_file():
+        pytest.skip("tritonserver not fetched: run `make triton` (make test does)")
+    from build_engines.repository import generate
+
+    repository = tmp_path_factory.mktemp("text_repository")
+    generate("cpu", repository, Path(sys.prefix), PROJECT, nsfw=False, text_overlay=True)
+    settings = settings_on_free_ports(
+        model_repository=str(repository), triton_home=str(DEFAULT_DEST), startup_timeout_s=240
+    )
+    with running_stack(settings, extra_env={"IMGSEL_DATA_DIR": tempfile.mkdtemp(prefix="imgsel-text-")}):
+        with httpx.Client(base_url=f"http://{settings.host}:{settings.port}", timeout=120) as client:
+            yield client
+
+
+def test_a_banner_is_rejected_as_text_overlay_and_clean_photos_are_selected(text_stack):
+    assert "COMPLIANCE_text_overlay" in text_stack.get("/readyz").json()["heads"]
+    images = [
+        ("banner", concept_photo(1, 640, COLOURS, partial(text_overlay, kind="banner"))),
+        ("clean-a", concept_photo(2, 640, COLOURS)),
+        ("clean-b", concept_photo(3, 640, COLOURS)),
+    ]
+    body = {
+        "product_id": "p",
+        "category": "apparel",
+        "images": [{"id": name, "data": base64.b64encode(data).decode()} for name, data in images],
+    }
+    response = text_stack.post("/v1/select", json=body)
+    assert response.status_code == 200, response.text
+    verdicts = {image["id"]: image for image in response.json()["images"]}
+    banner = verdicts["banner"]
+    assert banner["status"] == "rejected" and banner["reasons"] == ["text_overlay"]
+    assert [c["check"] for c in banner["compliance"]] == ["text_overlay"]
+    assert banner["compliance"][0]["score"] == banner["scores"]["text_overlay"] >= 0.5
+    for name in ("clean-a", "clean-b"):
+        assert verdicts[name]["status"] in ("selected", "duplicate") and verdicts[name]["compliance"] == []
+        assert 0.0 <= verdicts[name]["scores"]["text_overlay"] < 0.5
