@@ -69,9 +69,9 @@ class SearchService:
         outcome (also the catalog backfill's index build, which bulk-loads the rows itself)."""
         items = request.items
         requested = [self._requested_partition(item.category, f"items.{i}.category") for i, item in enumerate(items)]
-        analyzed = await self.analysis.analyze(
-            [ImageIn(id=item.image_id, url=item.url, data=item.data) for item in items]
-        )
+        # The items' sources were checked as IndexItemIn (the same rule): not checked again per image.
+        images = [ImageIn.model_construct(id=i.image_id, url=i.url, data=i.data, supplier=None) for i in items]
+        analyzed = await self.analysis.analyze(images)
         probabilities = [self.analysis.head_output(a) if a.analysis.ok else None for a in analyzed]
         placements = index_placements([item.product_id for item in items], requested, probabilities, self.category_head)
         rows, indexed, failed = [], [], []
