@@ -32,6 +32,8 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("--concurrency", type=int, default=4, help="products in flight per worker")
     common.add_argument("--cpus", type=int, default=None, help="local Ray: CPUs to offer (default: all)")
     common.add_argument("--worker-cpus", type=float, default=1.0, help="CPUs Ray reserves per worker")
+    common.add_argument("--attempts", type=int, default=4, help="tries per product before its dead letter")
+    common.add_argument("--backoff-s", type=float, default=1.0, help="first retry delay, doubled per try")
     common.add_argument("--model-version", default=None, help="instead of hashing IMGSEL_MODEL_REPOSITORY")
     common.add_argument("--local-stack", action="store_true", help="start the embedded database and Triton if absent")
     top = argparse.ArgumentParser(prog="python -m backfill", description=__doc__.split("\n\n")[0])
@@ -78,7 +80,17 @@ def main(argv: list[str] | None = None) -> int:
         output = args.output or scratch
         mode = args.mode if args.command == "run" else "curate"
         report = job.run(
-            products, output, mode, versions, ready, args.workers, args.batch_size, args.concurrency, args.worker_cpus
+            products,
+            output,
+            mode,
+            versions,
+            ready,
+            args.workers,
+            args.batch_size,
+            args.concurrency,
+            args.worker_cpus,
+            args.attempts,
+            args.backoff_s,
         )
         result = {"versions": asdict(versions), "output": output, **asdict(report)}
         result["products_per_s"] = round(report.products_per_s, 3)

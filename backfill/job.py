@@ -78,6 +78,8 @@ def run(
     batch_size: int = 8,
     concurrency: int = 4,
     worker_cpus: float = 1.0,
+    attempts: int = 4,
+    backoff_s: float = 1.0,
 ) -> JobReport:
     """Process every product not done yet; for `index`, then load every current embedding into the search index."""
     import ray.data
@@ -87,7 +89,7 @@ def run(
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     keys = {p.product_id: result_key(p.fingerprint(), versions, mode) for p in products}
     todo = pending(products, keys, done_keys(f"{output}/{mode}"))
-    config = JobConfig(mode, output, versions, run_id, settings, concurrency=concurrency)
+    config = JobConfig(mode, output, versions, run_id, settings, concurrency, attempts, backoff_s)
     statuses: Counter[str] = Counter()
     images = 0
     started = time.perf_counter()
