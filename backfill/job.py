@@ -52,6 +52,7 @@ def start_ray(cpus: int | None) -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if ray.is_initialized():
         return
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # per-operator progress and stats: the report says it
     if os.environ.get("RAY_ADDRESS"):
         ray.init(log_to_driver=False)
         return
