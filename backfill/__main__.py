@@ -64,11 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     try:
         products = read_manifest(args.manifest)
+        if args.command == "plan":
+            products = sample(products, args.category, args.sample, args.seed)
     except (ManifestError, OSError) as error:
         print(f"manifest: {error}", file=sys.stderr)
         return 2
-    if args.command == "plan":
-        products = sample(products, args.category, args.sample, args.seed)
     stack = nullcontext(settings)
     if args.local_stack:
         from backfill.local import local_stack
@@ -95,8 +95,12 @@ def main(argv: list[str] | None = None) -> int:
         result = {"versions": asdict(versions), "output": output, **asdict(report)}
         result["products_per_s"] = round(report.products_per_s, 3)
         if args.command == "plan":
-            result["plan"] = plan_report(output, report, args.triton_replicas, args.catalog_products,
-                                         args.deadline_hours)  # fmt: skip
+            try:
+                result["plan"] = plan_report(output, report, args.triton_replicas, args.catalog_products,
+                                             args.deadline_hours)  # fmt: skip
+            except ValueError as error:  # nothing measured (all done before, all dead letters), or a bad size
+                print(f"plan: {error}", file=sys.stderr)
+                return 2
     print(json.dumps(result, indent=2))
     return 1 if report.dead_letter else 0
 

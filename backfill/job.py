@@ -95,7 +95,10 @@ def run(
     images = 0
     started = time.perf_counter()
     if todo:
-        dataset = ray.data.from_items(todo, override_num_blocks=max(1, len(todo) // batch_size))
+        # Blocks are units of scheduling (batches form inside them): enough to spread over the workers, not one per
+        # batch of a million-product run.
+        blocks = max(1, min(len(todo) // batch_size, 64 * workers))
+        dataset = ray.data.from_items(todo, override_num_blocks=blocks)
         results = dataset.map_batches(
             BackfillWorker,
             fn_constructor_args=(config,),

@@ -122,3 +122,14 @@ def test_parts_are_whole_and_give_the_done_keys(tmp_path):
     row = {name: None for name in RESULT_SCHEMA.names} | {"key": "k1", "product_id": "p1"}
     write_part(folder, "part-1", [row, row | {"key": "k2"}], RESULT_SCHEMA)
     assert done_keys(folder) == {"k1", "k2"}
+
+
+def test_the_cli_refuses_a_bad_manifest_before_starting_anything(tmp_path, capsys):
+    from backfill.__main__ import main
+
+    assert main(["run", str(tmp_path / "absent.jsonl"), "--output", str(tmp_path / "out")]) == 2
+    (tmp_path / "m.csv").write_text("product_id,category,image\np1,apparel,a.jpg\n")
+    assert main(["plan", str(tmp_path / "m.csv"), "--category", "sofa", "--catalog-products", "10",
+                 "--deadline-hours", "1"]) == 2  # fmt: skip
+    assert "no product of category 'sofa'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
