@@ -57,12 +57,10 @@ class Services:
     """The gateway's clients and services (gateway.wiring, as the app builds them) on the worker's event loop."""
 
     async def open(self, settings: Settings) -> Services:
+        # Held for the actor's life: Ray ends an actor by killing its process, which closes its sockets.
         self.cleanup = AsyncExitStack()
         self.wiring = await wire(settings, self.cleanup, fetcher_type=CatalogFetcher)
         return self
-
-    async def close(self) -> None:
-        await self.cleanup.aclose()
 
     async def curate(self, product: Product) -> dict:
         response = select_response(await self.wiring.curation.curate(select_request(product)))
