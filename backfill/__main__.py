@@ -15,7 +15,7 @@ import json
 import random
 import sys
 import tempfile
-from contextlib import nullcontext
+from contextlib import nullcontext, redirect_stdout
 from dataclasses import asdict
 
 from backfill import job
@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         from backfill.local import local_stack
 
         stack = local_stack(settings)
-    with stack as ready, tempfile.TemporaryDirectory(prefix="imgsel-plan-") as scratch:
+    # stdout carries the JSON report only: the local stack's server logs go to stderr.
+    with redirect_stdout(sys.stderr), stack as ready, tempfile.TemporaryDirectory(prefix="imgsel-plan-") as scratch:
         versions = job.default_versions(ready, args.model_version)
         job.start_ray(args.cpus)
         output = args.output or scratch

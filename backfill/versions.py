@@ -27,15 +27,18 @@ class Versions:
 
 
 def model_version(repository: Path) -> str:
-    """sha256 over the repository's files (paths and contents; config.pbtxt less machine paths) in path order."""
+    """sha256 over the files of the repository's models (every folder with a config.pbtxt: paths and contents,
+    config.pbtxt less machine paths) in path order; files beside the models (a README) do not count."""
     digest = hashlib.sha256()
+    models = [config.parent for config in repository.glob("*/config.pbtxt")]
+    if not models:
+        raise FileNotFoundError(f"{repository} holds no model (no config.pbtxt): run `make repo` or pass the path")
     files = sorted(
         p
-        for p in repository.rglob("*")
+        for model in models
+        for p in model.rglob("*")
         if p.is_file() and not any(part in SKIPPED_PARTS for part in p.parts) and p.suffix not in SKIPPED_SUFFIXES
     )
-    if not any(p.name == "config.pbtxt" for p in files):
-        raise FileNotFoundError(f"{repository} holds no model (no config.pbtxt): run `make repo` or pass the path")
     for path in files:
         content = path.read_bytes()
         if path.name == "config.pbtxt":

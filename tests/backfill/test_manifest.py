@@ -100,6 +100,8 @@ def test_model_version_hashes_the_models_not_the_machine_paths(tmp_path):
 
     here = model_version(repository(tmp_path / "a", "/home/a/.venv", b"weights"))
     assert here == model_version(repository(tmp_path / "b", "/opt/venv", b"weights"))
+    (tmp_path / "b" / "README.md").write_text("not a model")
+    assert here == model_version(tmp_path / "b")
     assert here != model_version(repository(tmp_path / "c", "/opt/venv", b"other weights"))
     with pytest.raises(FileNotFoundError, match="make repo"):
         model_version(tmp_path / "empty")
