@@ -70,15 +70,21 @@ def analysed_images(stack: Settings) -> int:
     return httpx.get(url, timeout=10).json()["model_stats"][0]["inference_count"]
 
 
-def settled_count(stack: Settings) -> int:
-    """The count once no call is in flight any more (two equal reads a second apart)."""
-    previous = analysed_images(stack)
-    while True:
+def pending_requests(stack: Settings) -> float:
+    """Requests queued in any model of the stack's Triton (its metrics' pending-request gauges)."""
+    text = httpx.get(f"http://127.0.0.1:{stack.triton_metrics_port}/metrics", timeout=10).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("nv_inference_pending_request_count{"))  # fmt: skip
+
+
+def settled_count(stack: Settings, quiet_s: int = 3) -> int:
+    """The count once no call is queued or running any more: nothing pending, and the count unchanged for `quiet_s`
+    seconds (a call a killed worker sent still completes in Triton)."""
+    readings = [analysed_images(stack)]
+    while len(readings) <= quiet_s or len(set(readings[-quiet_s - 1 :])) > 1 or pending_requests(stack):
         time.sleep(1.0)
-        current = analysed_images(stack)
-        if current == previous:
-            return current
-        previous = current
+        readings.append(analysed_images(stack))
+    return readings[-1]
 
 
 def rows(output: str, mode: str = "curate") -> list[dict]:
