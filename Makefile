@@ -10,7 +10,8 @@ TRITON := .cache/tritonserver/pytriton/tritonserver/bin/tritonserver
 # Where `make helm` installs helm v4.3.1 (tools/helm.py DEFAULT_DEST), used by the chart checks in tests/helm.
 HELM := .cache/helm/helm
 
-.PHONY: help install venv triton helm helm-check repo models run test test-unit bench loadtest fuzz soak faults lint clean
+.PHONY: help install venv triton helm helm-check repo models run test test-unit bench loadtest fuzz soak faults lint clean \
+        backfill plan
 
 help:
 	@echo "make run        install what is missing, build the cpu model repository if absent, start Triton + gateway"
@@ -22,6 +23,8 @@ help:
 	@echo "make fuzz       schemathesis on every operation (FUZZ_EXAMPLES per operation) + 1,000 mutated image files"
 	@echo "make soak       SOAK_MINUTES (10) of mixed load: RSS of every process and latency over time"
 	@echo "make faults     60 s of locust traffic three times: kill -9 tritonserver, one model process, postgres, at 20 s"
+	@echo "make backfill MANIFEST=path [OUTPUT=backfill-out] [MODE=curate|index] [WORKERS=2]   catalog backfill / index build (Ray)"
+	@echo "make plan MANIFEST=path CATALOG_PRODUCTS=n DEADLINE_HOURS=h [CATEGORY=c] [SAMPLE=50]   size a catalog run from a sample"
 	@echo "make lint       ruff"
 	@echo "make helm-check helm lint, helm template with several value sets, schemas of Kubernetes 1.28-1.31"
 	@echo "make images     podman images of the cpu profile: gateway (docker/Dockerfile), cpu Triton, PostgreSQL+pgvector"
@@ -107,6 +110,26 @@ soak: $(VENV)/.installed $(TRITON) $(REPO_DIR)/analyze/config.pbtxt
 
 faults: $(VENV)/.installed $(TRITON) $(REPO_DIR)/analyze/config.pbtxt
 	$(PY) -m loadtest.fault_run
+
+# Catalog backfill and index builds on Ray Data (backfill/), against the embedded stack: the embedded PostgreSQL of
+# IMGSEL_DATA_DIR (the one `make run` uses) and a Triton started on free ports unless one answers on IMGSEL_TRITON_HTTP_PORT.
+MANIFEST ?=
+OUTPUT ?= backfill-out
+MODE ?= curate
+WORKERS ?= 2
+SAMPLE ?= 50
+CATEGORY ?=
+CATALOG_PRODUCTS ?=
+DEADLINE_HOURS ?=
+backfill: $(VENV)/.installed $(TRITON) $(REPO_DIR)/analyze/config.pbtxt
+	@test -n "$(MANIFEST)" || { echo "usage: make backfill MANIFEST=path [OUTPUT=dir] [MODE=curate|index] [WORKERS=n]"; exit 2; }
+	$(PY) -m backfill run $(MANIFEST) --output $(OUTPUT) --mode $(MODE) --workers $(WORKERS) --local-stack
+
+plan: $(VENV)/.installed $(TRITON) $(REPO_DIR)/analyze/config.pbtxt
+	@test -n "$(MANIFEST)" -a -n "$(CATALOG_PRODUCTS)" -a -n "$(DEADLINE_HOURS)" || { echo "usage: make plan \
+	  MANIFEST=path CATALOG_PRODUCTS=n DEADLINE_HOURS=h [CATEGORY=c] [SAMPLE=n] [WORKERS=n]"; exit 2; }
+	$(PY) -m backfill plan $(MANIFEST) --sample $(SAMPLE) $(if $(CATEGORY),--category $(CATEGORY)) --workers $(WORKERS) \
+	  --catalog-products $(CATALOG_PRODUCTS) --deadline-hours $(DEADLINE_HOURS) --local-stack
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .

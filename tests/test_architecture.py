@@ -20,6 +20,7 @@ PROJECT_PACKAGES = (
     "evaluation",
     "loadtest",
     "tools",
+    "backfill",
 )
 STDLIB = sys.stdlib_module_names
 # Standard-library modules that do I/O or concurrency: a pure decision never needs them.
@@ -115,7 +116,17 @@ def test_hashing_is_pure():
             ), f"{path.relative_to(ROOT)} imports {name}"
 
 
-FORBIDDEN_IN_GATEWAY = ("build_engines", "training", "evaluation", "loadtest", "tools", "torch", "onnx")
+FORBIDDEN_IN_GATEWAY = (
+    "build_engines",
+    "training",
+    "evaluation",
+    "loadtest",
+    "tools",
+    "backfill",
+    "ray",
+    "torch",
+    "onnx",
+)
 
 
 def test_gateway_serves_only():
@@ -166,6 +177,13 @@ def test_image_header_is_pure_standard_library():
 @pytest.mark.parametrize("package", ["build_engines", "training", "preprocessing"])
 def test_build_side_never_imports_the_gateway(package):
     assert violations(package, lambda n: top(n) not in ("gateway", "tools")) == []
+
+
+def test_backfill_runs_the_gateway_not_the_build_side():
+    """backfill: the gateway's services and stores, the launcher's local stack, Ray; never the build or training side
+    (its workers run in the gateway's image plus Ray), nor the benchmarks."""
+    forbidden = ("build_engines", "training", "evaluation", "loadtest", "torch", "onnx", "preprocessing")
+    assert violations("backfill", lambda n: top(n) not in forbidden) == []
 
 
 def test_python_backend_model_code_never_imports_the_gateway():

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from contract.categories import CategoryHead
 from contract.reasons import CATEGORY_UNKNOWN, UNDECODABLE
 from gateway.decisions.search import (
@@ -57,11 +59,19 @@ class SearchService:
     async def index_items(self, request: IndexRequest) -> IndexOutcome:
         """Embed catalog images through the same Triton path as product images and store each in the partition
         decisions.search.index_placements gives it; an image that fails, or has no partition, is reported failed."""
+        rows, outcome = await self.embed_items(request)
+        if rows:
+            await self.index.add(rows)
+        return outcome
+
+    async def embed_items(self, request: IndexRequest) -> tuple[list[tuple[str, str, str, np.ndarray]], IndexOutcome]:
+        """index_items without the store: the (product_id, image_id, partition, embedding) rows to store and the
+        outcome (also the catalog backfill's index build, which bulk-loads the rows itself)."""
         items = request.items
         requested = [self._requested_partition(item.category, f"items.{i}.category") for i, item in enumerate(items)]
-        analyzed = await self.analysis.analyze(
-            [ImageIn(id=item.image_id, url=item.url, data=item.data) for item in items]
-        )
+        # The items' sources were checked as IndexItemIn (the same rule): not checked again per image.
+        images = [ImageIn.model_construct(id=i.image_id, url=i.url, data=i.data, supplier=None) for i in items]
+        analyzed = await self.analysis.analyze(images)
         probabilities = [self.analysis.head_output(a) if a.analysis.ok else None for a in analyzed]
         placements = index_placements([item.product_id for item in items], requested, probabilities, self.category_head)
         rows, indexed, failed = [], [], []
@@ -73,9 +83,7 @@ class SearchService:
             else:
                 rows.append((item.product_id, item.image_id, placement.partition, result.embedding))
                 indexed.append(Indexed(item.image_id, item.product_id, placement))
-        if rows:
-            await self.index.add(rows)
-        return IndexOutcome(indexed, failed)
+        return rows, IndexOutcome(indexed, failed)
 
     async def search(self, request: SearchRequest) -> SearchOutcome:
         """Embed the query, choose partitions by the category cascade, search them. A query image that cannot be
