@@ -19,6 +19,8 @@ from contract.tensors import (
     PIXELS,
     QUALITY_FEATURES,
     QUALITY_SCORES,
+    SEARCH_EMBEDDING,
+    SEARCH_HEAD_MODEL,
     type_probs_output,
 )
 from preprocessing.runner import PreprocessRunner
@@ -69,6 +71,8 @@ def test_spliced_heads_equal_backbone_then_each_head(tmp_path):
     }
     if catalog.category_head is not None and (vision.HEADS_DIR / f"{catalog.category_head.model}.onnx").is_file():
         expected.add(CATEGORY_HEAD_OUTPUT)
+    if (vision.HEADS_DIR / f"{SEARCH_HEAD_MODEL}.onnx").is_file():
+        expected.add(SEARCH_EMBEDDING.name)
     assert set(got) == expected | {EMBEDDING.name}
 
 
@@ -141,3 +145,21 @@ def test_a_trained_compliance_head_rides_the_int8_model_in_float32(tmp_path, mon
     )
     np.testing.assert_allclose(fp32[0][:, 0], head.scores(fp32[1]), atol=1e-5)  # the head itself stays float32
     np.testing.assert_allclose(int8[0][:, 0], head.scores(int8[1]), atol=1e-5)
+
+
+@pytest.mark.skipif(not (vision.HEADS_DIR / f"{SEARCH_HEAD_MODEL}.onnx").is_file(), reason="no trained search head")
+def test_the_search_head_rides_the_int8_model_in_float32_with_unit_norm(tmp_path, monkeypatch):
+    """The committed search head spliced onto the real backbone: SEARCH_EMBEDDING is unit-norm on product photos and,
+    in the int8 model, exactly the float32 head applied to that model's EMBEDDING (the head is not quantised)."""
+    source = exported_backbone()
+    monkeypatch.setattr(vision, "export_backbone", lambda path, weights: path.write_bytes(source.read_bytes()))
+    heads = vision.search_head(vision.HEADS_DIR)
+    assert vision.write_vision_onnx(tmp_path / "int8.onnx", heads, None, "int8", tmp_path) == "int8"
+    photos = [np.frombuffer(encode(product_photo(400, seed=i)), np.uint8) for i in range(6)]
+    out = PreprocessRunner(max_batch=8).run(photos)
+    searched, embedding = session(tmp_path / "int8.onnx").run(
+        [SEARCH_EMBEDDING.name, EMBEDDING.name], {PIXELS.name: out[PIXELS.name]}
+    )
+    np.testing.assert_allclose(np.linalg.norm(searched, axis=1), 1.0, atol=1e-5)
+    head = session(heads[0].path)
+    np.testing.assert_allclose(searched, head.run(None, {EMBEDDING.name: embedding})[0], atol=1e-5)
