@@ -59,7 +59,7 @@ def trainable_licence(licence: str) -> bool:
 
 
 def product_family(product: str) -> str:
-    """Colourways share the key up to its last `-` part (thelia_PROD005-owen-c1 / -c2, abante_102-gucci-guilty-r1...)."""
+    """Colourways share the key up to its last `-` part (thelia_PROD005-owen-c1 / -c2, abante_102-gucci-guilty-r...)."""
     return product.rsplit("-", 1)[0]
 
 
@@ -355,7 +355,9 @@ class Splits:
 
 def splits(data: RetrievalSet) -> Splits:
     trainable = np.array([not e for e in data.evaluation_only])
-    unseen = np.array([s == "grocery" and is_validation(data.families[i].split(":", 1)[1]) for i, s in enumerate(data.source)])
+    unseen = np.array(
+        [s == "grocery" and is_validation(data.families[i].split(":", 1)[1]) for i, s in enumerate(data.source)]
+    )
     inner = np.array([cv_fold(split_group(data, i)) == 0 for i in range(data.n)])
     return Splits(trainable, unseen, trainable & ~unseen & inner)
 
@@ -379,7 +381,8 @@ def choose(data: RetrievalSet, parts: Splits) -> tuple[HeadConfig, list[dict]]:
     rows = np.flatnonzero(parts.trainable & ~parts.unseen & ~parts.inner_validation)
     held = np.flatnonzero(parts.inner_validation)
     pool = parts.trainable & ~parts.unseen
-    table = [{"config": "identity (EMBEDDING)", **selection_score(data, project(None, data.embeddings[: data.n]), held, pool)}]
+    identity = selection_score(data, project(None, data.embeddings[: data.n]), held, pool)
+    table = [{"config": "identity (EMBEDDING)", **identity}]
     best, best_score = None, -1.0
     for config in GRID:
         started = time.process_time()

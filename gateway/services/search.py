@@ -18,7 +18,7 @@ from gateway.decisions.search import (
     search_vector,
 )
 from gateway.schemas import ImageIn, IndexRequest, SearchRequest
-from gateway.services.analysis import Analyzed, AnalysisStep
+from gateway.services.analysis import AnalysisStep, Analyzed
 from gateway.services.errors import InvalidField
 from gateway.stores.interfaces import Hit, SearchIndexStore
 

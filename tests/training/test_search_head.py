@@ -50,8 +50,8 @@ def photo_to_catalog_recall(data: search_head.RetrievalSet, head) -> float:
 
 def test_the_trained_head_finds_the_catalog_picture_of_new_products():
     distortion = np.random.default_rng(7).normal(size=(DIM, DIM)) * 0.5
-    train, new = synthetic(80, 4, distortion, seed=0), synthetic(40, 4, distortion, seed=1)
-    config = search_head.HeadConfig(steps=200, temperature=0.1, l2sp=1e-4, rank=32, lr=3e-3)
+    train, new = synthetic(48, 3, distortion, seed=0), synthetic(40, 3, distortion, seed=1)
+    config = search_head.HeadConfig(steps=80, temperature=0.1, l2sp=1e-4, rank=32, lr=1e-2)
     head = search_head.fit(train, np.arange(train.n), config)
     before, after = photo_to_catalog_recall(new, None), photo_to_catalog_recall(new, head)
     assert after > before + 0.15, (before, after)
