@@ -47,7 +47,7 @@ import numpy as np
 
 from build_engines.artifacts import HEADS_DIR
 from contract.categories_file import load_catalog
-from contract.tensors import CATEGORY_HEAD_OUTPUT, EMBEDDING, SEARCH_HEAD_MODEL
+from contract.tensors import CATEGORY_HEAD_OUTPUT, EMBEDDING, SEARCH_EMBEDDING, SEARCH_HEAD_MODEL
 from evaluation.search_scale import (
     RealNoiseCatalog,
     bench_database,
@@ -118,38 +118,42 @@ def routed_recall(
     }
 
 
-def iconic_benchmark(data_root: Path, cache_dir: Path) -> dict:
+def iconic_benchmark(data_root: Path, cache_dir: Path, vision: Path | None = None) -> dict:
     """The iconic protocol (module docstring): EMBEDDING vs SEARCH_EMBEDDING, all grocery val photos and the held-out
-    products' ones, plus the products/ multi-view check."""
+    products' ones, plus the products/ multi-view check. With `vision` (a served vision model file): the queries' and
+    the iconic images' vectors and category probabilities from it instead (no held-out head, no multi-view check)."""
     from training import search_head
 
     data = search_head.retrieval_data(data_root, cache_dir)
     parts = search_head.splits(data)
     plain = data.embeddings[: data.n]
     classes = load_catalog().category_head.classes
-    probs = category_probabilities(plain)
     card = json.loads((HEADS_DIR / f"{SEARCH_HEAD_MODEL}.json").read_text())
-    started = time.process_time()
-    held_out_head = search_head.fit(
-        data, np.flatnonzero(parts.trainable & ~parts.unseen), search_head.HeadConfig(**card["config"])
-    )
-    vectors = {
-        "EMBEDDING": search_head.project(None, plain),
-        "SEARCH_EMBEDDING": search_head_vectors(plain),
-        "SEARCH_EMBEDDING, head trained without these products": search_head.project(held_out_head, plain),
-    }
-    fit_cpu_s = round(time.process_time() - started, 1)
     grocery = np.array([s == "grocery" for s in data.source]) & np.array(data.valid)
     iconic = np.flatnonzero(grocery & np.array(data.catalog))
     photos = grocery & ~np.array(data.catalog) & np.array(data.evaluation_only)
-    query_sets = {"all 81 products": np.flatnonzero(photos), "held-out products": np.flatnonzero(photos & parts.unseen)}
-    index_meta = [(data.products[i], data.partition[i]) for i in iconic]
     report = {
         "index": f"{len(iconic)} grocery iconic images (one per product)",
         "held_out_products": card["unseen_grocery_products"],
-        "held_out_head_fit_cpu_s": fit_cpu_s,
         "results": [],
     }
+    if vision is None:
+        probs = category_probabilities(plain)
+        started = time.process_time()
+        held_out_head = search_head.fit(
+            data, np.flatnonzero(parts.trainable & ~parts.unseen), search_head.HeadConfig(**card["config"])
+        )
+        report["held_out_head_fit_cpu_s"] = round(time.process_time() - started, 1)
+        vectors = {
+            "EMBEDDING": search_head.project(None, plain),
+            "SEARCH_EMBEDDING": search_head_vectors(plain),
+            "SEARCH_EMBEDDING, head trained without these products": search_head.project(held_out_head, plain),
+        }
+    else:
+        vectors, probs = served_vectors(data, np.concatenate([iconic, np.flatnonzero(photos)]), vision)
+        report["vision"] = str(vision)
+    query_sets = {"all 81 products": np.flatnonzero(photos), "held-out products": np.flatnonzero(photos & parts.unseen)}
+    index_meta = [(data.products[i], data.partition[i]) for i in iconic]
     for query_name, rows in query_sets.items():
         truth = [(data.products[i], data.partition[i]) for i in rows]
         for vector_name, z in vectors.items():
@@ -164,17 +168,35 @@ def iconic_benchmark(data_root: Path, cache_dir: Path) -> dict:
                         **routed_recall(z[rows], truth, probs[rows], classes, z[iconic], index_meta, mode),
                     }
                 )
-    shops = np.array([s == "products" for s in data.source]) & np.array(data.valid)
-    unseen_shops = np.flatnonzero(shops & np.array(data.evaluation_only))
-    report["multiview_untrained_shops"] = {
-        "queries": "pictures of multi-view products of GPL/AGPL shops (never trained on)",
-        "index": f"all {int(shops.sum())} products/ pictures, the query itself left out",
-        **{
-            name: search_head.multiview(data, z, unseen_shops, np.flatnonzero(shops))
-            for name, z in list(vectors.items())[:2]
-        },
-    }
+    if vision is None:
+        shops = np.array([s == "products" for s in data.source]) & np.array(data.valid)
+        unseen_shops = np.flatnonzero(shops & np.array(data.evaluation_only))
+        report["multiview_untrained_shops"] = {
+            "queries": "pictures of multi-view products of GPL/AGPL shops (never trained on)",
+            "index": f"all {int(shops.sum())} products/ pictures, the query itself left out",
+            **{
+                name: search_head.multiview(data, z, unseen_shops, np.flatnonzero(shops))
+                for name, z in list(vectors.items())[:2]
+            },
+        }
     return report
+
+
+def served_vectors(data, rows: np.ndarray, vision: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """EMBEDDING, SEARCH_EMBEDDING and CATEGORY_PROBS of `rows` from the served vision model file, in rows of the
+    full set (other rows zero)."""
+    from evaluation.vision_runtime import SERVED, analyse_with_vision
+
+    result = analyse_with_vision(vision, (np.fromfile(data.paths[i], dtype=np.uint8) for i in rows))
+    outputs = result.outputs[SERVED]
+    if SEARCH_EMBEDDING.name not in outputs:
+        raise SystemExit(f"{vision} has no {SEARCH_EMBEDDING.name} output: no search head was spliced in")
+    full = {}
+    for name in (EMBEDDING.name, SEARCH_EMBEDDING.name, CATEGORY_HEAD_OUTPUT):
+        full[name] = np.zeros((data.n, outputs[name].shape[1]), np.float32)
+        full[name][rows] = outputs[name]
+    probs = full.pop(CATEGORY_HEAD_OUTPUT)
+    return full, probs
 
 
 def run_queries(index: SearchIndex, queries, truth, probs, classes, mode: str, k_values=(1, 5)) -> dict:
@@ -296,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.data}: no grocery data (../shared/data)")
         return 2
     if args.protocol == "iconic":
-        emit(iconic_benchmark(args.data, args.cache_dir), args.json)
+        emit(iconic_benchmark(args.data, args.cache_dir, args.vision), args.json)
         return 0
     real = real_data(args.data, args.cache_dir, args.vision)
     if args.vector == "search":

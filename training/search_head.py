@@ -32,7 +32,7 @@ import csv
 import json
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +58,11 @@ def trainable_licence(licence: str) -> bool:
     return any(name in licence for name in TRAINABLE_LICENCES) and "AGPL" not in licence.split("(")[0]
 
 
+def licence_label(licence: str) -> str:
+    """The manifest's licence without its notes, except the photo licence where it differs from the code's."""
+    return "Unsplash License (photo)" if "Unsplash License" in licence else licence.split(" (")[0]
+
+
 def product_family(product: str) -> str:
     """Colourways share the key up to its last `-` part (thelia_PROD005-owen-c1 / -c2, abante_102-gucci-guilty-r...)."""
     return product.rsplit("-", 1)[0]
@@ -76,6 +81,7 @@ class RetrievalSet:
     licence: list[str] = field(default_factory=list)
     partition: list[str] = field(default_factory=list)  # top-level category (the search index's partition)
     valid: list[bool] = field(default_factory=list)  # decoded (an undecodable picture has no embedding)
+    paths: list[Path] = field(default_factory=list)
 
     @property
     def n(self) -> int:
@@ -109,6 +115,7 @@ def grocery_and_catalog(data: Path, cache_dir: Path | None) -> RetrievalSet:
         out.licence.append(licence)
         out.partition.append(cls)
         out.valid.append(bool(ok))
+        out.paths.append(path)
     return out
 
 
@@ -123,9 +130,10 @@ def shop_products(data: Path, cache_dir: Path | None) -> RetrievalSet:
         out.catalog.append(True)
         out.source.append("products")
         out.evaluation_only.append(not (ok and trainable_licence(row["licence"])))
-        out.licence.append(row["licence"].split(" (")[0])
+        out.licence.append(licence_label(row["licence"]))
         out.partition.append(row["category"])
         out.valid.append(bool(ok))
+        out.paths.append(data / "products" / row["file"])
     return out
 
 
@@ -134,7 +142,7 @@ def concatenate(parts: list[RetrievalSet]) -> RetrievalSet:
     plain = np.concatenate([p.embeddings[: p.n] for p in parts])
     mirrored = np.concatenate([p.embeddings[p.n : 2 * p.n] for p in parts])
     out = RetrievalSet(np.concatenate([plain, mirrored]).astype(np.float32))
-    for name in ("products", "families", "catalog", "source", "evaluation_only", "licence", "partition", "valid"):
+    for name in [f.name for f in fields(RetrievalSet) if f.name != "embeddings"]:
         setattr(out, name, [value for p in parts for value in getattr(p, name)])
     return out
 
@@ -400,10 +408,23 @@ def export(head: SearchHead, path: Path, dim: int = EMBEDDING_DIM) -> Path:
     from build_engines.export import export_onnx, max_parity_error
 
     export_onnx(head, torch.zeros(2, dim), path, EMBEDDING.name, SEARCH_EMBEDDING.name)
+    pin_output_width(path, dim)
     error = max_parity_error(head, path, torch.randn(4, dim, generator=torch.Generator().manual_seed(0)))
     if error > 1e-4:
         raise RuntimeError(f"search head ONNX parity error {error:.2e} > 1e-4")
     return path
+
+
+def pin_output_width(path: Path, dim: int) -> None:
+    """The exporter leaves the normalised output's width symbolic; the vision model's config needs it fixed."""
+    import onnx
+
+    model = onnx.load(str(path))
+    width = model.graph.output[0].type.tensor_type.shape.dim[-1]
+    width.ClearField("dim_param")
+    width.dim_value = dim
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
 
 
 def load_config(card: Path) -> HeadConfig:
@@ -436,7 +457,8 @@ def main(argv: list[str] | None = None) -> int:
         "model": SEARCH_HEAD_MODEL,
         "input": EMBEDDING.name,
         "output": SEARCH_EMBEDDING.name,
-        "architecture": "linear 1280 -> 1280 initialised at the identity, L2-normalised",
+        "architecture": f"x + (x A) B, A 1280x{config.rank}, B {config.rank}x1280 starting at zero (the identity), "
+        "L2-normalised",
         "loss": "supervised contrastive (products' pictures and mirrored copies positive) + phone photo -> own "
         "catalog picture InfoNCE + L2-SP towards the identity",
         "config": config.__dict__,
