@@ -70,7 +70,7 @@ def category_probabilities(embeddings: np.ndarray) -> np.ndarray:
     return session.run(None, {session.get_inputs()[0].name: embeddings.astype(np.float32)})[0]
 
 
-async def search_head_vectors(embeddings: np.ndarray) -> np.ndarray:
+def search_head_vectors(embeddings: np.ndarray) -> np.ndarray:
     """SEARCH_EMBEDDING of `embeddings` through the committed head file (heads/search.onnx), as the vision model
     computes it."""
     import onnxruntime as ort
@@ -199,7 +199,7 @@ def served_vectors(data, rows: np.ndarray, vision: Path) -> tuple[dict[str, np.n
     return full, probs
 
 
-def run_queries(index: SearchIndex, queries, truth, probs, classes, mode: str, k_values=(1, 5)) -> dict:
+async def run_queries(index: SearchIndex, queries, truth, probs, classes, mode: str, k_values=(1, 5)) -> dict:
     """mode: flat | cascade1 | cascade2 | oracle (the query's true partition, as if the caller gave the category)."""
     hits = {k: 0 for k in k_values}
     routed, latencies, searched_sizes = 0, [], []
@@ -267,14 +267,14 @@ def real_data(data_root: Path, cache_dir: Path, vision: Path | None = None) -> d
         "partitions": labelled.classes,
         "is_query": is_query,
         "embed_seconds": round(embed_s, 1),
-        "vectors": embeddings,  # what is indexed and queried (EMBEDDING unless --vector search)
     }
 
 
 async def real_benchmark(real: dict, url: str, exact_max: int = 5_000, ef_search: int = 64) -> dict:
     """The real photos in the empty database at `url`, searched as the gateway searches (its default exact_max and
     ef_search: every partition of this small index is scanned exactly)."""
-    e, products, partitions, is_query = real["vectors"], real["products"], real["partitions"], real["is_query"]
+    e = real.get("vectors", real["embeddings"])  # what is indexed and queried: EMBEDDING unless --vector search
+    products, partitions, is_query = real["products"], real["partitions"], real["is_query"]
     rows = [(products[i], f"img{i}", partitions[i], e[i]) for i in np.flatnonzero(~is_query & real["valid"])]
     queries = np.flatnonzero(is_query & real["valid"])
     truth = [(products[i], partitions[i]) for i in queries]
