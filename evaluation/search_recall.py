@@ -70,12 +70,14 @@ def category_probabilities(embeddings: np.ndarray) -> np.ndarray:
     return session.run(None, {session.get_inputs()[0].name: embeddings.astype(np.float32)})[0]
 
 
-def search_head_vectors(embeddings: np.ndarray) -> np.ndarray:
-    """SEARCH_EMBEDDING of `embeddings` through the committed head file (heads/search.onnx), as the vision model
-    computes it."""
+DEFAULT_SEARCH_HEAD = HEADS_DIR / f"{SEARCH_HEAD_MODEL}.onnx"
+
+
+def search_head_vectors(embeddings: np.ndarray, path: Path = DEFAULT_SEARCH_HEAD) -> np.ndarray:
+    """SEARCH_EMBEDDING of `embeddings` through a search head file (default the committed heads/search.onnx), as
+    the vision model computes it."""
     import onnxruntime as ort
 
-    path = HEADS_DIR / f"{SEARCH_HEAD_MODEL}.onnx"
     if not path.is_file():
         raise SystemExit(f"{path} not found: train it with python -m training.search_head")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -118,7 +120,9 @@ def routed_recall(
     }
 
 
-def iconic_benchmark(data_root: Path, cache_dir: Path, vision: Path | None = None) -> dict:
+def iconic_benchmark(
+    data_root: Path, cache_dir: Path, vision: Path | None = None, head: Path = DEFAULT_SEARCH_HEAD
+) -> dict:
     """The iconic protocol (module docstring): EMBEDDING vs SEARCH_EMBEDDING, all grocery val photos and the held-out
     products' ones, plus the products/ multi-view check. With `vision` (a served vision model file): the queries' and
     the iconic images' vectors and category probabilities from it instead (no held-out head, no multi-view check)."""
@@ -128,7 +132,7 @@ def iconic_benchmark(data_root: Path, cache_dir: Path, vision: Path | None = Non
     parts = search_head.splits(data)
     plain = data.embeddings[: data.n]
     classes = load_catalog().category_head.classes
-    card = json.loads((HEADS_DIR / f"{SEARCH_HEAD_MODEL}.json").read_text())
+    card = json.loads(head.with_suffix(".json").read_text())
     grocery = np.array([s == "grocery" for s in data.source]) & np.array(data.valid)
     iconic = np.flatnonzero(grocery & np.array(data.catalog))
     photos = grocery & ~np.array(data.catalog) & np.array(data.evaluation_only)
@@ -146,7 +150,7 @@ def iconic_benchmark(data_root: Path, cache_dir: Path, vision: Path | None = Non
         report["held_out_head_fit_cpu_s"] = round(time.process_time() - started, 1)
         vectors = {
             "EMBEDDING": search_head.project(None, plain),
-            "SEARCH_EMBEDDING": search_head_vectors(plain),
+            "SEARCH_EMBEDDING": search_head_vectors(plain, head),
             "SEARCH_EMBEDDING, head trained without these products": search_head.project(held_out_head, plain),
         }
     else:
@@ -302,6 +306,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--protocol", choices=["gallery", "iconic"], default="gallery")
     parser.add_argument(
+        "--search-head",
+        type=Path,
+        default=DEFAULT_SEARCH_HEAD,
+        help="the search head file (its card .json beside it): default %(default)s; one written elsewhere by "
+        "python -m training.search_head --write-anyway --out DIR",
+    )
+    parser.add_argument(
         "--vector",
         choices=["embedding", "search"],
         default="embedding",
@@ -318,11 +329,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.data}: no grocery data (../shared/data)")
         return 2
     if args.protocol == "iconic":
-        emit(iconic_benchmark(args.data, args.cache_dir, args.vision), args.json)
+        emit(iconic_benchmark(args.data, args.cache_dir, args.vision, args.search_head), args.json)
         return 0
     real = real_data(args.data, args.cache_dir, args.vision)
     if args.vector == "search":
-        real["vectors"] = search_head_vectors(real["embeddings"])
+        real["vectors"] = search_head_vectors(real["embeddings"], args.search_head)
     with tempfile.TemporaryDirectory(prefix="imgsel-search-") as tmp:
         report = {"embed_seconds": real["embed_seconds"]}
         with database_server(Path(tmp)) as server:

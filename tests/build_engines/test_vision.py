@@ -147,13 +147,19 @@ def test_a_trained_compliance_head_rides_the_int8_model_in_float32(tmp_path, mon
     np.testing.assert_allclose(int8[0][:, 0], head.scores(int8[1]), atol=1e-5)
 
 
-@pytest.mark.skipif(not (vision.HEADS_DIR / f"{SEARCH_HEAD_MODEL}.onnx").is_file(), reason="no trained search head")
-def test_the_search_head_rides_the_int8_model_in_float32_with_unit_norm(tmp_path, monkeypatch):
-    """The committed search head spliced onto the real backbone: SEARCH_EMBEDDING is unit-norm on product photos and,
-    in the int8 model, exactly the float32 head applied to that model's EMBEDDING (the head is not quantised)."""
+def test_a_search_head_rides_the_int8_model_in_float32_with_unit_norm(tmp_path, monkeypatch):
+    """A search head (training.search_head, its residual made non-zero) spliced onto the real backbone:
+    SEARCH_EMBEDDING is unit-norm on product photos and, in the int8 model, exactly the float32 head applied to that
+    model's EMBEDDING (the head is not quantised)."""
+    from training import search_head
+
     source = exported_backbone()
     monkeypatch.setattr(vision, "export_backbone", lambda path, weights: path.write_bytes(source.read_bytes()))
-    heads = vision.search_head(vision.HEADS_DIR)
+    head = search_head.SearchHead(EMBEDDING_DIM, rank=8)
+    with torch.no_grad():
+        head.up.normal_(generator=torch.Generator().manual_seed(0))
+    search_head.export(head, tmp_path / f"{SEARCH_HEAD_MODEL}.onnx")
+    heads = vision.search_head(tmp_path)
     assert vision.write_vision_onnx(tmp_path / "int8.onnx", heads, None, "int8", tmp_path) == "int8"
     photos = [np.frombuffer(encode(product_photo(400, seed=i)), np.uint8) for i in range(6)]
     out = PreprocessRunner(max_batch=8).run(photos)
@@ -161,5 +167,5 @@ def test_the_search_head_rides_the_int8_model_in_float32_with_unit_norm(tmp_path
         [SEARCH_EMBEDDING.name, EMBEDDING.name], {PIXELS.name: out[PIXELS.name]}
     )
     np.testing.assert_allclose(np.linalg.norm(searched, axis=1), 1.0, atol=1e-5)
-    head = session(heads[0].path)
-    np.testing.assert_allclose(searched, head.run(None, {EMBEDDING.name: embedding})[0], atol=1e-5)
+    np.testing.assert_allclose(searched, head(torch.from_numpy(embedding)).detach().numpy(), atol=1e-5)
+    assert np.abs(searched - embedding).max() > 0.01  # the head did change the vector
