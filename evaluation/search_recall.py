@@ -84,6 +84,15 @@ def search_head_vectors(embeddings: np.ndarray, path: Path = DEFAULT_SEARCH_HEAD
     return session.run(None, {EMBEDDING.name: np.ascontiguousarray(embeddings, dtype=np.float32)})[0]
 
 
+def mode_plan(mode: str, partition: str, probabilities: dict[str, float], available: list[str]):
+    """The partitions a query searches in `mode`: flat | cascade1 | cascade2 | oracle (the query's true partition,
+    as if the caller gave the category)."""
+    if mode == "oracle":
+        return search_partitions(partition, probabilities, available, True, 1)
+    top = {"cascade1": 1, "cascade2": 2}.get(mode, 1)
+    return search_partitions(None, probabilities, available, mode != "flat", top)
+
+
 def routed_recall(
     queries: np.ndarray, truth: list[tuple[str, str]], probs: np.ndarray, classes, index: np.ndarray, index_meta, mode
 ) -> dict:
@@ -97,11 +106,7 @@ def routed_recall(
     routed = 0
     for row, ((product, partition), p) in enumerate(zip(truth, probs)):
         probabilities = {c: float(v) for c, v in zip(classes, p)}
-        if mode == "oracle":
-            plan = search_partitions(partition, probabilities, available, True, 1)
-        else:
-            top = {"cascade1": 1, "cascade2": 2}.get(mode, 1)
-            plan = search_partitions(None, probabilities, available, mode != "flat", top)
+        plan = mode_plan(mode, partition, probabilities, available)
         routed += partition in plan.partitions
         scores = np.where(np.isin(index_partitions, plan.partitions), similarity[row], -np.inf)
         ranked: list[str] = []
@@ -210,11 +215,7 @@ async def run_queries(index: SearchIndex, queries, truth, probs, classes, mode: 
     sizes = await index.partitions()
     for q, (product, partition), p in zip(queries, truth, probs):
         probabilities = {c: float(v) for c, v in zip(classes, p)}
-        if mode == "oracle":
-            plan = search_partitions(partition, probabilities, list(sizes), True, 1)
-        else:
-            top = {"cascade1": 1, "cascade2": 2}.get(mode, 1)
-            plan = search_partitions(None, probabilities, list(sizes), mode != "flat", top)
+        plan = mode_plan(mode, partition, probabilities, list(sizes))
         routed += partition in plan.partitions
         searched_sizes.append(sum(sizes.get(c, 0) for c in plan.partitions))
         started = time.perf_counter()

@@ -70,3 +70,15 @@ def test_untrained_it_is_the_identity_and_the_export_matches(tmp_path):
     (got,) = session.run(None, {EMBEDDING.name: x.numpy()})
     np.testing.assert_allclose(got, head(x).detach().numpy(), atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+
+
+def test_multiview_leaves_the_query_out_and_needs_another_view():
+    """Two views of product a, one of b: a's views find each other (the query itself is not its own hit); b has no
+    other view and is no query."""
+    z = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]], np.float32)
+    data = search_head.RetrievalSet(np.concatenate([z, z]))
+    data.products = ["a", "a", "b"]
+    got = search_head.multiview(data, z, np.arange(3), np.arange(3))
+    assert got == {"recall_at_1": 1.0, "recall_at_5": 1.0, "queries": 2}
+    shuffled = search_head.multiview(data, z[[0, 2, 1]], np.arange(3), np.arange(3))  # a's second view looks like b
+    assert shuffled["recall_at_1"] == 0.0 and shuffled["recall_at_5"] == 1.0
