@@ -1,28 +1,30 @@
 """Search head: a retrieval embedding for visual search, trained on the cached backbone embeddings with a
-metric-learning loss, spliced into the vision model (output SEARCH_EMBEDDING, L2-normalised) and stored in the search
-index instead of EMBEDDING (the category head keeps routing the cascade on EMBEDDING).
+metric-learning loss; when written (heads/search.onnx) it is spliced into the vision model (output SEARCH_EMBEDDING,
+L2-normalised) and the search index stores it instead of EMBEDDING (the category head keeps routing the cascade).
 
-    python -m training.search_head --data ../shared/data [--out build_engines/heads]
+    python -m training.search_head --data ../shared/data [--out build_engines/heads] [--write-anyway]
 
 Pairs: a product's pictures are positives of each other, every other product in the batch is a negative.
 - grocery (Grocery Store Dataset, MIT): train.txt phone photos <-> their product's iconic catalog image (and each
   other); an extra cross-domain term asks each phone photo to pick its own iconic image among the batch's iconic
-  images (the snap-and-search task itself). val.txt photos are never trained on: they are the evaluation's queries.
+  images and each iconic image its photos (the snap-and-search task itself). val.txt photos are never trained on:
+  they are the evaluation's queries.
 - catalog (Magento sample data, OSL-3.0/AFL-3.0): the views of one style and colour; the style's other colourways
   are drawn into the same batch as hard negatives.
-- products/ (shop sample data): multi-view products of the shops whose licence allows shipping weights trained on them
+- products/ (shop sample data): the shops whose licence allows shipping weights trained on them
   (TRAINABLE_LICENCES); colourways (keys sharing a prefix) are drawn together as hard negatives, never positives.
-  GPL/AGPL shops are only evaluated (evaluation.search_recall --multiview).
+  GPL/AGPL shops are only evaluated (evaluation.search_recall --protocol iconic, its multi-view check).
 Mirrored copies of every picture (the embedding cache's second half) are extra views of the same product.
 
-The head: a linear map 1280 -> 1280 initialised at the identity (the untrained head is EMBEDDING itself, the
-fallback an older model repository serves), pulled back towards it (L2-SP) and L2-normalised. Same width as
-EMBEDDING: the search index's column, the store's API and the fallback stay unchanged.
+The head: x + (x A) B with B starting at zero (the untrained head is EMBEDDING itself, the fallback an older model
+repository serves), pulled back towards it (L2-SP) and L2-normalised. Same width as EMBEDDING: the search index's
+column, the store's API and the fallback stay unchanged.
 
 Hyper-parameters are chosen on an inner split of the TRAINING products (training.splits.cv_fold of the grocery
-product, catalog style, shop product family), never on the grocery val photos. The written report (search.json)
-also holds a second head trained without the held-out grocery products (training.splits.is_validation) so
-evaluation.search_recall can measure products the head never saw.
+product, catalog style, shop product family; the held-out grocery products of training.splits.is_validation left
+out entirely), never on the grocery val photos. The head is written only when the chosen one loses nothing against
+EMBEDDING on that split (beats_identity); the card (search.json) is written either way. evaluation.search_recall
+retrains it without the held-out grocery products to measure products the head never saw.
 """
 
 from __future__ import annotations
