@@ -79,7 +79,10 @@ def search_head_vectors(embeddings: np.ndarray, path: Path = DEFAULT_SEARCH_HEAD
     import onnxruntime as ort
 
     if not path.is_file():
-        raise SystemExit(f"{path} not found: train it with python -m training.search_head")
+        raise SystemExit(
+            f"{path} not found: python -m training.search_head writes it (--write-anyway --out DIR for one that is "
+            "not served, then --search-head DIR/search.onnx)"
+        )
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return session.run(None, {EMBEDDING.name: np.ascontiguousarray(embeddings, dtype=np.float32)})[0]
 
@@ -148,6 +151,7 @@ def iconic_benchmark(
     }
     if vision is None:
         probs = category_probabilities(plain)
+        searched = search_head_vectors(plain, head)  # first: a missing head file fails before the retraining
         started = time.process_time()
         held_out_head = search_head.fit(
             data, np.flatnonzero(parts.trainable & ~parts.unseen), search_head.HeadConfig(**card["config"])
@@ -155,7 +159,7 @@ def iconic_benchmark(
         report["held_out_head_fit_cpu_s"] = round(time.process_time() - started, 1)
         vectors = {
             "EMBEDDING": search_head.project(None, plain),
-            "SEARCH_EMBEDDING": search_head_vectors(plain, head),
+            "SEARCH_EMBEDDING": searched,
             "SEARCH_EMBEDDING, head trained without these products": search_head.project(held_out_head, plain),
         }
     else:
