@@ -79,6 +79,7 @@ models: $(VENV)/.installed
 	  $(PY) -m training.quality_heads --data $(DATA) && \
 	  $(PY) -m training.category_head --grocery $(DATA)/grocery --catalog $(DATA)/catalog/manifest.csv \
 	    --ood $(DATA)/placeholders && \
+	  $(PY) -m training.search_head --data $(DATA) && \
 	  $(PY) -m build_engines.vision calibrate --data $(DATA); \
 	else echo "$(DATA) absent: keeping the committed heads in build_engines/heads/"; fi
 	$(MAKE) repo PROFILE=$(PROFILE)

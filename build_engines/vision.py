@@ -3,7 +3,8 @@ single model step after preprocessing (cpu: one onnxruntime session; gpu: one Te
 
     PIXELS [3, 224, 224], QUALITY_FEATURES [2]
       -> EMBEDDING [1280], QUALITY_SCORES [3], CATEGORY_PROBS [5] (when trained), TYPE_PROBS_<category> (per trained
-         type head), COMPLIANCE_<check> [1] (per trained compliance head, heads/compliance_<check>.onnx)
+         type head), COMPLIANCE_<check> [1] (per trained compliance head, heads/compliance_<check>.onnx),
+         SEARCH_EMBEDDING [1280] (the retrieval embedding, heads/search.onnx, when trained)
 
 The heads stay the trained files of build_engines/heads/ (tiny: a few hundred KB together); they are spliced onto the
 backbone's EMBEDDING output here, their nodes prefixed with their model name so nothing collides.
@@ -40,6 +41,9 @@ from contract.tensors import (
     QUALITY_INPUTS,
     QUALITY_OUTPUTS,
     QUALITY_SCORES,
+    SEARCH_EMBEDDING,
+    SEARCH_HEAD_INPUT,
+    SEARCH_HEAD_MODEL,
     TensorSpec,
     compliance_output,
     type_probs_output,
@@ -133,7 +137,22 @@ def vision_heads(scratch: Path, heads_dir: Path = HEADS_DIR) -> list[SplicedHead
         if source.is_file():
             check_head_width(source, len(category.types))
             heads.append(SplicedHead(category.head, source, type_probs_output(category.name)))
-    return heads + compliance_heads(heads_dir)
+    return heads + search_head(heads_dir) + compliance_heads(heads_dir)
+
+
+def search_head(heads_dir: Path) -> list[SplicedHead]:
+    """The retrieval embedding head (heads/search.onnx, python -m training.search_head) when trained; without it
+    the gateway indexes EMBEDDING (announced here and in its /readyz)."""
+    import onnx
+
+    source = heads_dir / f"{SEARCH_HEAD_MODEL}.onnx"
+    if not source.is_file():
+        print(f"search: {source} not found; the search index stores {EMBEDDING.name}", file=sys.stderr)
+        return []
+    inputs = tuple(i.name for i in onnx.load(str(source)).graph.input)
+    if inputs != (SEARCH_HEAD_INPUT,) or onnx_output_width(source) != SEARCH_EMBEDDING.dims[0]:
+        raise ValueError(f"{source.name}: the search head maps {SEARCH_HEAD_INPUT} to {SEARCH_EMBEDDING.dims}")
+    return [SplicedHead(SEARCH_HEAD_MODEL, source, SEARCH_EMBEDDING.name)]
 
 
 def compliance_heads(heads_dir: Path) -> list[SplicedHead]:

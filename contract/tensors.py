@@ -16,6 +16,7 @@ QUALITY = "quality"  # learned quality head (or the interim classical measures)
 CATEGORY_HEAD_MODEL = "category"  # top-level category head, when trained
 TYPE_HEAD_PREFIX = "type_"  # a category's type head file is `type_<category>.onnx`; its output TYPE_PROBS_<category>
 COMPLIANCE_HEAD_PREFIX = "compliance_"  # a compliance check's head file is `compliance_<check>.onnx`
+SEARCH_HEAD_MODEL = "search"  # the retrieval embedding head (training/search_head.py), when trained
 # Models /readyz requires.
 REQUIRED_MODELS = (ENSEMBLE, PREPROCESS, VISION)
 MAX_BATCH = 64  # every model's max_batch_size; the gateway splits larger requests into calls of at most this
@@ -98,3 +99,9 @@ def compliance_output(check: str) -> str:
 # The top-level category head: softmax over categories.toml [category_head].classes, in that order.
 CATEGORY_HEAD_INPUT = EMBEDDING.name
 CATEGORY_HEAD_OUTPUT = "CATEGORY_PROBS"
+
+
+# The search head: EMBEDDING -> SEARCH_EMBEDDING [EMBEDDING_DIM], L2-normalised, trained for retrieval (shop photo ->
+# catalog picture of the same product). The visual-search index stores it; everything else keeps EMBEDDING.
+SEARCH_HEAD_INPUT = EMBEDDING.name
+SEARCH_EMBEDDING = TensorSpec("SEARCH_EMBEDDING", "float32", (EMBEDDING_DIM,))

@@ -307,5 +307,10 @@ class Ready(BaseModel):
     heads: list[str] = Field(
         default_factory=list,
         description="Optional outputs of the analyze ensemble that the vision model serves: CATEGORY_PROBS when the "
-        "category head is trained, TYPE_PROBS_<category> for every category with a trained type head.",
+        "category head is trained, TYPE_PROBS_<category> for every category with a trained type head, "
+        "COMPLIANCE_<check> per trained compliance head, SEARCH_EMBEDDING when the search head is trained.",
+    )
+    search_vector: str = Field(
+        description="What the visual-search index stores and queries with: SEARCH_EMBEDDING (the retrieval "
+        "embedding) or, from a vision model without the search head, EMBEDDING (rebuild the index when this changes)."
     )

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from contract.tensors import REQUIRED_MODELS
+from contract.tensors import EMBEDDING, REQUIRED_MODELS, SEARCH_EMBEDDING
 from gateway.api.deps import DatabaseDep, SettingsDep, TritonDep
 from gateway.api.json_body import JsonRoute
 from gateway.api.openapi import RETRY_AFTER
@@ -73,7 +73,9 @@ async def readyz(triton: TritonDep, database: DatabaseDep, settings: SettingsDep
     except TritonUnavailable as error:
         content = {"ready": False, **unreachable_reason(triton.breaker.status(), error, datetime.now(UTC))}
         return JSONResponse(status_code=503, content=content, headers=retry)
-    return JSONResponse(status_code=200, content={"ready": True, "models": states, "heads": heads})
+    vector = SEARCH_EMBEDDING.name if SEARCH_EMBEDDING.name in heads else EMBEDDING.name  # decisions.search_vector
+    content = {"ready": True, "models": states, "heads": heads, "search_vector": vector}
+    return JSONResponse(status_code=200, content=content)
 
 
 @router.get("/metrics", response_class=PlainTextResponse)  # Prometheus text exposition, not JSON

@@ -34,6 +34,7 @@ from contract.tensors import (
     MAX_BATCH,
     PHASH,
     QUALITY_OUTPUTS,
+    SEARCH_EMBEDDING,
     TYPE_PROBS_PREFIX,
 )
 from gateway.clients.breaker import CircuitBreaker
@@ -73,16 +74,21 @@ class RawAnalysis:
     hashes: tuple[int, int, np.ndarray] | None = None
     # COMPLIANCE_<check> of every served compliance head, by check name.
     compliance: dict[str, float] = field(default_factory=dict)
+    search_embedding: np.ndarray | None = None  # SEARCH_EMBEDDING; None when the search head is not served
 
 
 HASH_NAMES = [t.name for t in HASH_OUTPUTS]
 
 
 def optional_outputs(names: list[str]) -> list[str]:
-    """The ensemble's outputs beyond ANALYZE_OUTPUTS that the gateway reads: the category head's, the type heads' and
-    the compliance heads' (present exactly when those heads are trained into the vision model), and the hashes (all
-    three, or none)."""
-    heads = [n for n in names if n == CATEGORY_HEAD_OUTPUT or n.startswith((TYPE_PROBS_PREFIX, COMPLIANCE_PREFIX))]
+    """The ensemble's outputs beyond ANALYZE_OUTPUTS that the gateway reads: the category head's, the type heads',
+    the compliance heads' and the search head's (present exactly when those heads are trained into the vision model),
+    and the hashes (all three, or none)."""
+    heads = [
+        n
+        for n in names
+        if n in (CATEGORY_HEAD_OUTPUT, SEARCH_EMBEDDING.name) or n.startswith((TYPE_PROBS_PREFIX, COMPLIANCE_PREFIX))
+    ]
     return heads + (HASH_NAMES if set(HASH_NAMES) <= set(names) else [])
 
 
@@ -213,6 +219,7 @@ class TritonAnalyzer:
         checks = {
             n.removeprefix(COMPLIANCE_PREFIX): result.as_numpy(n) for n in optional if n.startswith(COMPLIANCE_PREFIX)
         }
+        search = result.as_numpy(SEARCH_EMBEDDING.name) if SEARCH_EMBEDDING.name in optional else None
         hashes = None
         if PHASH.name in optional:
             phash, dhash, hist = (result.as_numpy(n) for n in (PHASH.name, DHASH_EDGE.name, HSV_HIST.name))
@@ -229,6 +236,7 @@ class TritonAnalyzer:
                 {name: probs[i] for name, probs in types.items()},
                 None if hashes is None else hashes[i],
                 {check: float(scores[i, 0]) for check, scores in checks.items()},
+                None if search is None else search[i],
             )
             for i in range(len(files))
         ]

@@ -13,6 +13,13 @@ from contract.categories import CategoryHead
 from gateway.decisions.category import predict_category
 
 
+def search_vector(embedding: np.ndarray | None, search_embedding: np.ndarray | None) -> np.ndarray | None:
+    """The vector the search index stores and queries with: the search head's SEARCH_EMBEDDING (a retrieval
+    embedding), or EMBEDDING where the vision model has no search head (an older model repository; /readyz says which).
+    Both are L2-normalised and EMBEDDING_DIM wide. An index must hold one kind only: rebuild it when this changes."""
+    return embedding if search_embedding is None else search_embedding
+
+
 def partition_name(category: str | None) -> str | None:
     """A caller's top-level category as a partition key (lower-case, trimmed); None when absent or blank."""
     return category.strip().lower() if category and category.strip() else None

@@ -35,6 +35,7 @@ class Analyzed:
     thumb: np.ndarray | None = None  # Triton's 128x128 RGB thumbnail (aspect squashed); None when not analysed
     category_probs: np.ndarray | None = None  # the top-level category head's output, when served
     type_probs: dict[str, np.ndarray] = field(default_factory=dict)  # every served type head's output, by category
+    search_embedding: np.ndarray | None = None  # the search head's SEARCH_EMBEDDING, when served
 
 
 def to_analysis(index: int, image: ImageIn, raw: RawAnalysis | None, reason: str | None) -> Analyzed:
@@ -53,7 +54,7 @@ def to_analysis(index: int, image: ImageIn, raw: RawAnalysis | None, reason: str
         hashes=compute_hashes(raw.thumb) if raw.hashes is None else ImageHashes(*raw.hashes),
         **common,
     )
-    return Analyzed(analysis, raw.embedding, raw.thumb, raw.category_probs, raw.type_probs)
+    return Analyzed(analysis, raw.embedding, raw.thumb, raw.category_probs, raw.type_probs, raw.search_embedding)
 
 
 class AnalysisStep:

@@ -3,6 +3,7 @@ remove products. The partition rules are in gateway.decisions.search."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,11 +17,14 @@ from gateway.decisions.search import (
     partition_allowed,
     partition_name,
     search_partitions,
+    search_vector,
 )
 from gateway.schemas import ImageIn, IndexRequest, SearchRequest
-from gateway.services.analysis import AnalysisStep
+from gateway.services.analysis import AnalysisStep, Analyzed
 from gateway.services.errors import InvalidField
 from gateway.stores.interfaces import Hit, SearchIndexStore
+
+log = logging.getLogger("imgsel.service")
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,14 @@ class SearchService:
         self.category_head = category_head
         self.analysis = analysis
         self.index = index
+        self._warned_fallback = False
+
+    def _vector(self, result: Analyzed):
+        """decisions.search.search_vector of an analysed image; the first fallback to EMBEDDING is logged."""
+        if result.search_embedding is None and result.embedding is not None and not self._warned_fallback:
+            self._warned_fallback = True
+            log.warning("the vision model serves no SEARCH_EMBEDDING (no search head): searching with EMBEDDING")
+        return search_vector(result.embedding, result.search_embedding)
 
     def _requested_partition(self, category: str | None, field: str) -> str | None:
         name = partition_name(category)
@@ -76,12 +88,13 @@ class SearchService:
         placements = index_placements([item.product_id for item in items], requested, probabilities, self.category_head)
         rows, indexed, failed = [], [], []
         for item, result, placement in zip(items, analyzed, placements):
-            if not result.analysis.ok or result.embedding is None:
+            vector = self._vector(result)
+            if not result.analysis.ok or vector is None:
                 failed.append((item.image_id, result.analysis.error_reason or UNDECODABLE))
             elif placement is None:
                 failed.append((item.image_id, CATEGORY_UNKNOWN))
             else:
-                rows.append((item.product_id, item.image_id, placement.partition, result.embedding))
+                rows.append((item.product_id, item.image_id, placement.partition, vector))
                 indexed.append(Indexed(item.image_id, item.product_id, placement))
         return rows, IndexOutcome(indexed, failed)
 
@@ -90,12 +103,13 @@ class SearchService:
         fetched or decoded is an InvalidField naming `image`."""
         self._requested_partition(request.category, "category")
         (result,) = await self.analysis.analyze([ImageIn(id="query", url=request.image.url, data=request.image.data)])
-        if not result.analysis.ok or result.embedding is None:
+        vector = self._vector(result)
+        if not result.analysis.ok or vector is None:
             raise InvalidField("image", f"the query image failed ({result.analysis.error_reason or UNDECODABLE})")
         probabilities = self.analysis.class_probabilities(result)
         available = list(await self.index.partitions())
         plan = search_partitions(request.category, probabilities, available, request.cascade, request.top_categories)
-        hits = await self.index.search(result.embedding, list(plan.partitions), request.k, request.per_product)
+        hits = await self.index.search(vector, list(plan.partitions), request.k, request.per_product)
         return SearchOutcome(plan, probabilities, hits)
 
     async def partitions(self) -> dict[str, int]:

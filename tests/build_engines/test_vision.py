@@ -19,6 +19,8 @@ from contract.tensors import (
     PIXELS,
     QUALITY_FEATURES,
     QUALITY_SCORES,
+    SEARCH_EMBEDDING,
+    SEARCH_HEAD_MODEL,
     type_probs_output,
 )
 from preprocessing.runner import PreprocessRunner
@@ -69,6 +71,8 @@ def test_spliced_heads_equal_backbone_then_each_head(tmp_path):
     }
     if catalog.category_head is not None and (vision.HEADS_DIR / f"{catalog.category_head.model}.onnx").is_file():
         expected.add(CATEGORY_HEAD_OUTPUT)
+    if (vision.HEADS_DIR / f"{SEARCH_HEAD_MODEL}.onnx").is_file():
+        expected.add(SEARCH_EMBEDDING.name)
     assert set(got) == expected | {EMBEDDING.name}
 
 
@@ -141,3 +145,27 @@ def test_a_trained_compliance_head_rides_the_int8_model_in_float32(tmp_path, mon
     )
     np.testing.assert_allclose(fp32[0][:, 0], head.scores(fp32[1]), atol=1e-5)  # the head itself stays float32
     np.testing.assert_allclose(int8[0][:, 0], head.scores(int8[1]), atol=1e-5)
+
+
+def test_a_search_head_rides_the_int8_model_in_float32_with_unit_norm(tmp_path, monkeypatch):
+    """A search head (training.search_head, its residual made non-zero) spliced onto the real backbone:
+    SEARCH_EMBEDDING is unit-norm on product photos and, in the int8 model, exactly the float32 head applied to that
+    model's EMBEDDING (the head is not quantised)."""
+    from training import search_head
+
+    source = exported_backbone()
+    monkeypatch.setattr(vision, "export_backbone", lambda path, weights: path.write_bytes(source.read_bytes()))
+    head = search_head.SearchHead(EMBEDDING_DIM, rank=8)
+    with torch.no_grad():
+        head.up.normal_(generator=torch.Generator().manual_seed(0))
+    search_head.export(head, tmp_path / f"{SEARCH_HEAD_MODEL}.onnx")
+    heads = vision.search_head(tmp_path)
+    assert vision.write_vision_onnx(tmp_path / "int8.onnx", heads, None, "int8", tmp_path) == "int8"
+    photos = [np.frombuffer(encode(product_photo(400, seed=i)), np.uint8) for i in range(6)]
+    out = PreprocessRunner(max_batch=8).run(photos)
+    searched, embedding = session(tmp_path / "int8.onnx").run(
+        [SEARCH_EMBEDDING.name, EMBEDDING.name], {PIXELS.name: out[PIXELS.name]}
+    )
+    np.testing.assert_allclose(np.linalg.norm(searched, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(searched, head(torch.from_numpy(embedding)).detach().numpy(), atol=1e-5)
+    assert np.abs(searched - embedding).max() > 0.01  # the head did change the vector

@@ -8,7 +8,7 @@ import asyncio
 import numpy as np
 
 from contract.tensors import EMBEDDING_DIM
-from evaluation.search_recall import real_benchmark, run_queries
+from evaluation.search_recall import real_benchmark, routed_recall, run_queries
 from evaluation.search_scale import (
     PARTITION_SHARES,
     GaussianCatalog,
@@ -105,3 +105,23 @@ def test_gaussian_catalog_rows_do_not_depend_on_the_batch_size_and_queries_copy_
     queries = catalog.queries(20)
     best = [max((float(q.vector @ r[3]), r[2]) for r in whole) for q in queries]
     assert all(score > 0.7 and [partition] == q.partitions for (score, partition), q in zip(best, queries))
+
+
+def test_routed_recall_searches_the_partitions_of_its_mode():
+    """The iconic protocol's exact search: every mode finds the product when routing is right; a head that favours
+    the wrong partition makes the top-1 cascade miss every query while flat and oracle still find them."""
+    real = synthetic_real()
+    index = np.flatnonzero(~real["is_query"])
+    queries = np.flatnonzero(real["is_query"])
+    truth = [(real["products"][i], real["partitions"][i]) for i in queries]
+    meta = [(real["products"][i], real["partitions"][i]) for i in index]
+    e, probs = real["embeddings"], real["probs"][queries]
+
+    def recall(mode, p):
+        return routed_recall(e[queries], truth, p, CLASSES, e[index], meta, mode)
+
+    for mode in ("flat", "cascade1", "cascade2", "oracle"):
+        assert recall(mode, probs)["recall_at_1"] == 1.0, mode
+    wrong = probs[:, ::-1]
+    assert recall("cascade1", wrong)["recall_at_5"] == 0.0 and recall("cascade1", wrong)["true_partition_searched"] == 0
+    assert recall("flat", wrong)["recall_at_1"] == 1.0 and recall("oracle", wrong)["recall_at_1"] == 1.0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 
+from build_engines.artifacts import HEADS_DIR
+from contract.tensors import EMBEDDING, SEARCH_EMBEDDING, SEARCH_HEAD_MODEL
 from tests.helpers import encode, product_photo
 
 COLOURS = [(200, 40, 40), (30, 90, 200), (40, 160, 60), (150, 60, 150)]
@@ -26,7 +28,11 @@ def test_index_search_delete_round_trip(client):
     assert [f["image_id"] for f in body["failed"]] == ["broken-1"]
     by_id = {i["image_id"]: i for i in body["indexed"]}
     assert by_id["shirt-0-1"]["category"] == "apparel" and by_id["shirt-0-1"]["category_source"] == "request"
-    served = "CATEGORY_PROBS" in client.get("/readyz").json()["heads"]
+    ready = client.get("/readyz").json()
+    served = "CATEGORY_PROBS" in ready["heads"]
+    # The committed search head rides the generated repository: the index holds its retrieval embedding.
+    trained = (HEADS_DIR / f"{SEARCH_HEAD_MODEL}.onnx").is_file()
+    assert ready["search_vector"] == (SEARCH_EMBEDDING.name if trained else EMBEDDING.name)
     if served:  # no category given: the head's top class is the partition
         assert by_id["guess-1"]["category_source"] == "predicted"
     assert client.get("/v1/index").json()["partitions"]["apparel"] >= 4

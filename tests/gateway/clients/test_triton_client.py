@@ -133,7 +133,7 @@ def test_is_unavailable_false(message, status):
 
 
 def test_optional_outputs_take_the_heads_and_the_hashes_only_when_all_three_are_served():
-    heads = ["CATEGORY_PROBS", "TYPE_PROBS_apparel", "COMPLIANCE_weapons"]
+    heads = ["CATEGORY_PROBS", "TYPE_PROBS_apparel", "COMPLIANCE_weapons", "SEARCH_EMBEDDING"]
     base = ["VALID", "ORIG_SIZE", "THUMB", "EMBEDDING", "QUALITY_SCORES"]
     assert optional_outputs(base + heads) == heads
     assert optional_outputs(base + heads + ["PHASH", "DHASH_EDGE", "HSV_HIST"]) == heads + HASH_NAMES

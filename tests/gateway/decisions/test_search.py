@@ -9,6 +9,7 @@ from gateway.decisions.search import (
     partition_allowed,
     partition_name,
     search_partitions,
+    search_vector,
 )
 
 HEAD = CategoryHead(classes=("fruit", "gear"), routes={"fruit": "default", "gear": "apparel"}, min_confidence=0.9)
@@ -69,3 +70,10 @@ def test_requested_category_wins_and_flat_searches_everything():
     assert flat.partitions == ("fruit", "packages", "apparel") and flat.category == "fruit"
     no_head = search_partitions(None, None, ["gear", "apparel"], cascade=True, top_categories=1)
     assert (no_head.category, no_head.source, no_head.partitions) == (None, "none", ("apparel", "gear"))
+
+
+def test_the_search_vector_is_the_search_heads_output_else_the_embedding():
+    embedding, searched = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    assert search_vector(embedding, searched) is searched
+    assert search_vector(embedding, None) is embedding
+    assert search_vector(None, None) is None

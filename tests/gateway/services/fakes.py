@@ -46,14 +46,21 @@ def unit(seed: int, dim: int = EMBEDDING_DIM) -> np.ndarray:
 
 
 def raw(
-    seed: int, probs: np.ndarray | None = None, placeholder: float = 0.0, embedding=None, type_probs=None
+    seed: int,
+    probs: np.ndarray | None = None,
+    placeholder: float = 0.0,
+    embedding=None,
+    type_probs=None,
+    search_embedding=None,
 ) -> RawAnalysis:
     """One analysed image; `probs`: the category head's output (None: no category head served); `type_probs`:
-    category -> that category's type head output (the served type heads)."""
+    category -> that category's type head output (the served type heads); `search_embedding`: the search head's."""
     thumb = np.asarray(product_photo(128, (20 * seed % 255, 90, 200), seed=seed))
     quality = {"blur": 0.1, "small_object": 0.1, "placeholder": placeholder}
     embedding = unit(seed) if embedding is None else embedding
-    return RawAnalysis(True, 1000, 1000, thumb, embedding, quality, probs, type_probs or {})
+    raw = RawAnalysis(True, 1000, 1000, thumb, embedding, quality, probs, type_probs or {})
+    raw.search_embedding = search_embedding
+    return raw
 
 
 def jpeg_b64(seed: int) -> str:

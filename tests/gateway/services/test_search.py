@@ -11,7 +11,7 @@ from gateway.schemas import IndexRequest, SearchRequest
 from gateway.services.errors import InvalidField
 from gateway.services.search import SearchService
 from gateway.stores.search_index import SearchIndex
-from tests.gateway.services.fakes import HEAD, FakeTriton, analysis_step, jpeg_b64, one_hot, raw
+from tests.gateway.services.fakes import HEAD, FakeTriton, analysis_step, jpeg_b64, one_hot, raw, unit
 
 pytestmark = [pytest.mark.skipif(HEAD is None, reason="categories.toml has no [category_head]"), pytest.mark.anyio]
 
@@ -68,3 +68,19 @@ async def test_search_follows_the_cascade_and_an_unreadable_query_is_a_field_err
     broken = SearchService(HEAD, analysis_step(FakeTriton([])), search.index)
     with pytest.raises(InvalidField, match=r"image: the query image failed \(fetch_failed\)"):
         await broken.search(SearchRequest(image={"url": "https://cdn.example/q.jpg"}))
+
+
+async def test_the_index_stores_and_queries_the_search_embedding_when_served(database, caplog):
+    """SEARCH_EMBEDDING (the search head's) is what is indexed and what a query compares; EMBEDDING only without it."""
+    indexed = raw(1, one_hot("fruit", 0.9), search_embedding=unit(101))
+    other = raw(2, one_hot("fruit", 0.9), embedding=indexed.embedding, search_embedding=unit(102))
+    search = service(database, [indexed, other])
+    await search.index_items(IndexRequest(items=[item("p1", "a", 1), item("p2", "b", 2)]))
+    query = raw(3, one_hot("fruit", 0.9), embedding=unit(7), search_embedding=unit(101))
+    search.analysis.triton.raws = [query]
+    outcome = await search.search(SearchRequest(image={"data": jpeg_b64(3)}))
+    assert [h.image_id for h in outcome.hits][0] == "a" and outcome.hits[0].score == pytest.approx(1.0, abs=1e-3)
+    search.analysis.triton.raws = [raw(3, one_hot("fruit", 0.9), embedding=unit(101))]  # an older repository
+    with caplog.at_level("WARNING"):
+        await search.search(SearchRequest(image={"data": jpeg_b64(3)}))
+    assert "no SEARCH_EMBEDDING" in caplog.text
