@@ -25,14 +25,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 from build_engines.artifacts import HEADS_DIR
+from contract.tensors import QUALITY_OUTPUTS
 from training.datasets import DEFAULT_DATA
 from training.downscaling_study import downscaling_study
 from training.quality_calibration import MIN_PRECISION, calibrate
-from training.quality_dataset import CACHE_DIR, build_dataset
-from training.quality_model import export, laplacian_baseline, predict, train
+from training.quality_dataset import CACHE_DIR, Dataset, build_dataset
+from training.quality_model import QualityHead, SplitQualityHead, export, laplacian_baseline, predict, train
 from training.quality_report import (
     blur_by_sigma,
     description,
@@ -42,7 +44,20 @@ from training.quality_report import (
     unseen_real_placeholders,
     untransformed_photos,
 )
-from training.quality_samples import build_specs
+from training.quality_samples import PHOTO_KINDS, PLACEHOLDER_KINDS, build_specs
+
+# What the blur and small_object heads' network learns from (quality_model.SplitQualityHead): the photo kinds and the
+# placeholders they were designed with; the placeholder head's own network learns from every kind.
+CORE_KINDS = PHOTO_KINDS + PLACEHOLDER_KINDS[:4]
+
+
+def fit(ds: Dataset, kinds: tuple[str, ...] | None, min_precision: float) -> QualityHead:
+    """A head trained on the training half's samples of `kinds` (None: all), calibrated on the same kinds of the
+    calibration half."""
+    train_rows, calib_rows = ds.rows("train", kinds), ds.rows("calibration", kinds)
+    head = train(ds.embeddings[train_rows], ds.features[train_rows], ds.labels[train_rows])
+    calibrate(head, ds.embeddings[calib_rows], ds.features[calib_rows], ds.labels[calib_rows], min_precision)
+    return head
 
 
 def run(
@@ -53,11 +68,14 @@ def run(
     specs = build_specs(data)
     print(f"{len(specs)} samples; embedding through the DALI runner + backbone (cached in {cache_dir})", flush=True)
     ds = build_dataset(specs, cache_dir, workers=workers)
-    train_rows, calib_rows = ds.rows("train"), ds.rows("calibration")
-    head = train(ds.embeddings[train_rows], ds.features[train_rows], ds.labels[train_rows])
-    offsets, thresholds = calibrate(
-        head, ds.embeddings[calib_rows], ds.features[calib_rows], ds.labels[calib_rows], min_precision
-    )
+    # blur and small_object: one network on the kinds that carry their labels; placeholder: its own network on
+    # every sample (quality_model.SplitQualityHead says why).
+    base = fit(ds, CORE_KINDS, min_precision)
+    own = fit(ds, None, min_precision)
+    head = SplitQualityHead(base, own, ("placeholder",))
+    train_rows = ds.rows("train", CORE_KINDS)
+    offsets = head.offset.tolist()
+    thresholds = {name: 1 / (1 + math.exp(-o)) for name, o in zip(QUALITY_OUTPUTS, offsets)}
 
     scores = predict(head, ds.embeddings, ds.features)  # calibrated: 0.5 is each head's decision point
     classical = laplacian_baseline(ds.features)
