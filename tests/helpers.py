@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import tempfile
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -84,3 +87,20 @@ def rendered_placeholder(side: int = 600, text: str = "NO IMAGE", seed: int = 0)
     width = draw.textlength(text, font=font)
     draw.text(((side - width) / 2, side * 0.66), text, fill=ink, font=font)
     return image
+
+
+@contextlib.contextmanager
+def private_stack_client(repository: Path, data_prefix: str):
+    """A cpu stack of its own on free ports (tritonserver on `repository`, the gateway with a fresh data dir) and an
+    HTTP client to its gateway: for tests whose models the session stack does not serve."""
+    import httpx
+
+    from build_engines.triton_server import DEFAULT_DEST
+    from tools.launcher import running_stack, settings_on_free_ports
+
+    settings = settings_on_free_ports(
+        model_repository=str(repository), triton_home=str(DEFAULT_DEST), startup_timeout_s=240
+    )
+    with running_stack(settings, extra_env={"IMGSEL_DATA_DIR": tempfile.mkdtemp(prefix=data_prefix)}):
+        with httpx.Client(base_url=f"http://{settings.host}:{settings.port}", timeout=120) as client:
+            yield client

@@ -8,17 +8,14 @@ from __future__ import annotations
 import base64
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 
 from build_engines.artifacts import HEADS_DIR
 from build_engines.triton_server import DEFAULT_DEST, server_binary
-from tests.helpers import concept_photo
-from tools.launcher import running_stack, settings_on_free_ports
+from tests.helpers import concept_photo, private_stack_client
 from training import compliance_head
 from training.concepts import warning_sticker
 from training.embeddings import analyse_encoded
@@ -49,12 +46,8 @@ def compliance_stack(tmp_path_factory):
     compliance_head.write(head, heads, np.concatenate([positives, negatives]))
     repository = tmp_path_factory.mktemp("compliance_repository")
     generate("cpu", repository, Path(sys.prefix), PROJECT, heads_dir=heads, nsfw=True)
-    settings = settings_on_free_ports(
-        model_repository=str(repository), triton_home=str(DEFAULT_DEST), startup_timeout_s=240
-    )
-    with running_stack(settings, extra_env={"IMGSEL_DATA_DIR": tempfile.mkdtemp(prefix="imgsel-compliance-")}):
-        with httpx.Client(base_url=f"http://{settings.host}:{settings.port}", timeout=120) as client:
-            yield client
+    with private_stack_client(repository, "imgsel-compliance-") as client:
+        yield client
 
 
 def test_the_served_checks_score_every_image_and_reject_the_stickered_one(compliance_stack):

@@ -7,16 +7,13 @@ from __future__ import annotations
 
 import base64
 import sys
-import tempfile
 from functools import partial
 from pathlib import Path
 
-import httpx
 import pytest
 
 from build_engines.triton_server import DEFAULT_DEST, server_binary
-from tests.helpers import concept_photo
-from tools.launcher import running_stack, settings_on_free_ports
+from tests.helpers import concept_photo, private_stack_client
 from training.concepts import text_overlay
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -31,12 +28,8 @@ def text_stack(tmp_path_factory):
 
     repository = tmp_path_factory.mktemp("text_repository")
     generate("cpu", repository, Path(sys.prefix), PROJECT, nsfw=False, text_overlay=True)
-    settings = settings_on_free_ports(
-        model_repository=str(repository), triton_home=str(DEFAULT_DEST), startup_timeout_s=240
-    )
-    with running_stack(settings, extra_env={"IMGSEL_DATA_DIR": tempfile.mkdtemp(prefix="imgsel-text-")}):
-        with httpx.Client(base_url=f"http://{settings.host}:{settings.port}", timeout=120) as client:
-            yield client
+    with private_stack_client(repository, "imgsel-text-") as client:
+        yield client
 
 
 def test_a_banner_is_rejected_as_text_overlay_and_clean_photos_are_selected(text_stack):
