@@ -166,6 +166,12 @@ def description(data: Path, ds: Dataset, offsets: list[float], thresholds: dict,
             "grocery": "grocery iconic images, in-store photos as scene backgrounds (Grocery Store Dataset, MIT)",
             "placeholders": "placeholders/*.png (Solidus BSD-3, OpenCart GPLv3); rendered ones with DejaVu/Liberation "
             f"fonts; real family held out: {HELD_OUT_PLACEHOLDER_FAMILY}",
+            "other_shops": "products/ (training.datasets.shop_photos): photos of shops whose licence lets them train "
+            "shipped weights (AbanteCart, OroCommerce, PrestaShop OSL-3.0; Odoo LGPL-3.0; Spree BSD-3; Vendure's "
+            "Unsplash photos) split by product, as placeholder negatives and as sources of the rendered hard "
+            "negatives; GPL/AGPL shops (Smartstore, Thelia, nopCommerce, Commerce Kickstart) in test only; "
+            "products/placeholders of the same licences as placeholders (nopCommerce, Smartstore: test only)",
+            "hard_negative_kinds": list(HARD_NEGATIVE_KINDS),
             "photo_kinds": list(PHOTO_KINDS),
             "placeholder_kinds": list(PLACEHOLDER_KINDS),
         },
