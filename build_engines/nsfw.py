@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from build_engines.onnx_graph import rewire_and_save
 from contract.tensors import PIXELS, compliance_output
 from preprocessing.pipeline import MEAN, STD
 
@@ -78,17 +79,13 @@ def write_nsfw_onnx(out: Path, operating_point: float = DEFAULT_OPERATING_POINT,
         helper.make_node("Div", ["score/for", "score/total"], ["score/value"]),
         helper.make_node("Unsqueeze", ["score/value"], [NSFW_OUTPUT], axes=[1]),
     ]
-    nodes = adapter + list(graph.node) + score
-    del graph.node[:]
-    graph.node.extend(nodes)
-    del graph.input[:]
-    graph.input.append(helper.make_tensor_value_info(PIXELS.name, TensorProto.FLOAT, ["N", *PIXELS.dims]))
-    del graph.output[:]
-    graph.output.append(helper.make_tensor_value_info(NSFW_OUTPUT, TensorProto.FLOAT, ["N", 1]))
-    onnx.checker.check_model(model)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(out))
-    return out
+    return rewire_and_save(
+        model,
+        adapter + list(graph.node) + score,
+        [helper.make_tensor_value_info(PIXELS.name, TensorProto.FLOAT, ["N", *PIXELS.dims])],
+        [helper.make_tensor_value_info(NSFW_OUTPUT, TensorProto.FLOAT, ["N", 1])],
+        out,
+    )
 
 
 def served_score(p_nsfw: np.ndarray, operating_point: float = DEFAULT_OPERATING_POINT) -> np.ndarray:

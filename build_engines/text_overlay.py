@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from build_engines.onnx_graph import rewire_and_save
 from contract.tensors import TEXT_IMAGE, TensorSpec, compliance_output
 
 TEXT_OVERLAY = "text_overlay"  # the check: model `text_overlay`, output COMPLIANCE_text_overlay, score `text_overlay`
@@ -86,18 +87,15 @@ def _wrap(source: Path, out: Path, input_spec: TensorSpec, outputs: list[TensorS
     tail_nodes, tail_constants = tail(original_output)
     constants.update(tail_constants)
     graph.initializer.extend(numpy_helper.from_array(np.asarray(v), name) for name, v in constants.items())
-    nodes = head + list(graph.node) + tail_nodes
-    del graph.node[:]
-    graph.node.extend(nodes)
-    del graph.input[:]
-    graph.input.append(helper.make_tensor_value_info(input_spec.name, TensorProto.UINT8, ["N", *input_spec.dims]))
-    del graph.output[:]
-    onnx_types = {"float32": TensorProto.FLOAT, "int32": TensorProto.INT32}
-    graph.output.extend(helper.make_tensor_value_info(t.name, onnx_types[t.dtype], ["N", *t.dims]) for t in outputs)
     del model.metadata_props[:]  # the character list goes to charset.txt, not into every served copy
-    onnx.checker.check_model(model)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(out))
+    onnx_types = {"float32": TensorProto.FLOAT, "int32": TensorProto.INT32}
+    rewire_and_save(
+        model,
+        head + list(graph.node) + tail_nodes,
+        [helper.make_tensor_value_info(input_spec.name, TensorProto.UINT8, ["N", *input_spec.dims])],
+        [helper.make_tensor_value_info(t.name, onnx_types[t.dtype], ["N", *t.dims]) for t in outputs],
+        out,
+    )
     return out
 
 
