@@ -104,3 +104,17 @@ def private_stack_client(repository: Path, data_prefix: str):
     with running_stack(settings, extra_env={"IMGSEL_DATA_DIR": tempfile.mkdtemp(prefix=data_prefix)}):
         with httpx.Client(base_url=f"http://{settings.host}:{settings.port}", timeout=120) as client:
             yield client
+
+
+def select_verdicts(client, images: list[tuple[str, bytes]], category: str = "apparel") -> dict[str, dict]:
+    """POST /v1/select with `images` ((id, encoded file)) as base64; the verdicts by image id (answer must be 200)."""
+    import base64
+
+    body = {
+        "product_id": "p",
+        "category": category,
+        "images": [{"id": name, "data": base64.b64encode(data).decode()} for name, data in images],
+    }
+    response = client.post("/v1/select", json=body)
+    assert response.status_code == 200, response.text
+    return {image["id"]: image for image in response.json()["images"]}

@@ -5,7 +5,6 @@ image carries both scores."""
 
 from __future__ import annotations
 
-import base64
 import shutil
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 
 from build_engines.artifacts import HEADS_DIR
 from build_engines.triton_server import DEFAULT_DEST, server_binary
-from tests.helpers import concept_photo, private_stack_client
+from tests.helpers import concept_photo, private_stack_client, select_verdicts
 from training import compliance_head
 from training.concepts import warning_sticker
 from training.embeddings import analyse_encoded
@@ -54,14 +53,7 @@ def test_the_served_checks_score_every_image_and_reject_the_stickered_one(compli
     heads = compliance_stack.get("/readyz").json()["heads"]
     assert {"COMPLIANCE_nsfw", "COMPLIANCE_sticker"} <= set(heads)
     images = [("stickered", photo(500, True)), ("clean-a", photo(600, False)), ("clean-b", photo(601, False))]
-    body = {
-        "product_id": "p",
-        "category": "apparel",
-        "images": [{"id": name, "data": base64.b64encode(data).decode()} for name, data in images],
-    }
-    response = compliance_stack.post("/v1/select", json=body)
-    assert response.status_code == 200, response.text
-    verdicts = {image["id"]: image for image in response.json()["images"]}
+    verdicts = select_verdicts(compliance_stack, images)
     stickered = verdicts["stickered"]
     assert stickered["status"] == "rejected" and stickered["reasons"] == ["non_compliant"]
     assert [c["check"] for c in stickered["compliance"]] == ["sticker"]

@@ -5,7 +5,6 @@ and every image carries the `text_overlay` score."""
 
 from __future__ import annotations
 
-import base64
 import sys
 from functools import partial
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from build_engines.triton_server import DEFAULT_DEST, server_binary
-from tests.helpers import concept_photo, private_stack_client
+from tests.helpers import concept_photo, private_stack_client, select_verdicts
 from training.concepts import text_overlay
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -39,14 +38,7 @@ def test_a_banner_is_rejected_as_text_overlay_and_clean_photos_are_selected(text
         ("clean-a", concept_photo(2, 640, COLOURS)),
         ("clean-b", concept_photo(3, 640, COLOURS)),
     ]
-    body = {
-        "product_id": "p",
-        "category": "apparel",
-        "images": [{"id": name, "data": base64.b64encode(data).decode()} for name, data in images],
-    }
-    response = text_stack.post("/v1/select", json=body)
-    assert response.status_code == 200, response.text
-    verdicts = {image["id"]: image for image in response.json()["images"]}
+    verdicts = select_verdicts(text_stack, images)
     banner = verdicts["banner"]
     assert banner["status"] == "rejected" and banner["reasons"] == ["text_overlay"]
     assert [c["check"] for c in banner["compliance"]] == ["text_overlay"]
