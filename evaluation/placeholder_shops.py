@@ -49,12 +49,12 @@ def family_of_spec(spec) -> str | None:
     return spec.group.removeprefix("real-placeholder:") if spec.group.startswith("real-placeholder:") else None
 
 
+def counted(flagged: int, n: int) -> dict:
+    return {"n": n, "flagged": flagged, "rate": round(flagged / n, 4) if n else None}
+
+
 def rate(flags: np.ndarray) -> dict:
-    return {
-        "n": int(flags.size),
-        "flagged": int(flags.sum()),
-        "rate": round(float(flags.mean()), 4) if flags.size else None,
-    }
+    return counted(int(flags.sum()), int(flags.size))
 
 
 def photo_rates(ds: Dataset, scores: np.ndarray, rows: np.ndarray, categories: dict[str, str]) -> dict:
@@ -134,9 +134,6 @@ def leave_one_out(
             ),
         }
         print(json.dumps({"left_out_family": family, **by_family[family]["variants"]}), flush=True)
-    all_photos = np.concatenate(
-        [[1] * v["all"]["flagged"] + [0] * (v["all"]["n"] - v["all"]["flagged"]) for v in shops.values()]
-    )
     by_category = defaultdict(lambda: [0, 0])
     for view in shops.values():
         for category, r in view["by_category"].items():
@@ -144,10 +141,10 @@ def leave_one_out(
             by_category[category][1] += r["n"]
     return {
         "shops": shops,
-        "all_left_out_photos": rate(all_photos.astype(bool)),
-        "by_category": {
-            k: {"n": n, "flagged": f, "rate": round(f / n, 4)} for k, (f, n) in sorted(by_category.items())
-        },
+        "all_left_out_photos": counted(
+            sum(v["all"]["flagged"] for v in shops.values()), sum(v["all"]["n"] for v in shops.values())
+        ),
+        "by_category": {k: counted(f, n) for k, (f, n) in sorted(by_category.items())},
         "placeholder_families": by_family,
     }
 
