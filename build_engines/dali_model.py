@@ -47,7 +47,7 @@ from contract.tensors import (
     VALID,
     TensorSpec,
 )
-from preprocessing.pipeline import BLUR_SIDE
+from preprocessing.pipeline import BLUR_SIDE, SERVED_BLUR_COPY
 
 FEATURES_MODEL = "preprocess_features"
 LAPLACIAN = TensorSpec("LAPLACIAN", "int16", (BLUR_SIDE, BLUR_SIDE))  # zero-padded; LAPLACIAN_SIZE says how much
@@ -116,7 +116,7 @@ def triton_pipeline(on_gpu: bool = True, max_batch: int = 64, threads: int = 2, 
         length = fn.external_source(name=IMAGE_LENGTH.name, dtype=dali_type(IMAGE_LENGTH.dtype), ndim=1)
         text_side = TEXT_IMAGE.dims[0] if text else None
         pixels, orig_size, thumb, laplacian, *text_image = preprocess_graph(
-            padded, length, "mixed" if on_gpu else "cpu", BLUR_SIDE, text_side
+            padded, length, "mixed" if on_gpu else "cpu", SERVED_BLUR_COPY, text_side
         )
         plane = laplacian[:, :, 0]  # grey: drop the channel axis
         with quiet_shapes_deprecation():

@@ -21,6 +21,12 @@ from loadtest.products import benchmark_images
 from preprocessing.runner import PreprocessRunner
 
 
+def benchmark_files(count: int = 64) -> tuple[list[np.ndarray], str]:
+    """The benchmark's 800x800 JPEGs as the runner takes them, and where they came from."""
+    encoded, note = benchmark_images(count)
+    return [np.frombuffer(f, dtype=np.uint8) for f in encoded], note
+
+
 def measure(runner: PreprocessRunner, files: list[np.ndarray], batch: int, seconds: float) -> tuple[float, float]:
     """(images/s, CPU ms per image)."""
     runner.run(files[:batch])  # warm-up: DALI allocates on the first runs
@@ -92,8 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, nargs="+", default=[2])
     parser.add_argument("--stages", action="store_true", help="also the CPU ms of cumulative DALI graphs (batch 8)")
     args = parser.parse_args(argv)
-    encoded, note = benchmark_images(64)
-    files = [np.frombuffer(f, dtype=np.uint8) for f in encoded]
+    files, note = benchmark_files(64)
     rows = []
     for threads in args.threads:
         for batch in args.batch:

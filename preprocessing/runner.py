@@ -30,7 +30,7 @@ from contract.tensors import (
 )
 from preprocessing.foreground import foreground_mask
 from preprocessing.perceptual import hash_features
-from preprocessing.pipeline import BLUR_SIDE, build_pipeline
+from preprocessing.pipeline import SERVED_BLUR_COPY, BlurCopy, build_pipeline
 
 # Output tensor name -> (dtype, per-image shape), from the contract (the Triton configs are generated from it too):
 # every profile's outputs, and the hashes, which this python model can make (the gpu profile's numpy step cannot).
@@ -106,12 +106,17 @@ class PreprocessRunner:
     """`device="cpu"` for the embedded profile; `"gpu"` decodes with nvJPEG and copies the results back to the host."""
 
     def __init__(
-        self, max_batch: int = 64, threads: int = 2, device: str = "cpu", blur_side: int = BLUR_SIDE, text: bool = False
+        self,
+        max_batch: int = 64,
+        threads: int = 2,
+        device: str = "cpu",
+        blur_copy: BlurCopy = SERVED_BLUR_COPY,
+        text: bool = False,
     ):
         self.max_batch = max_batch
         self.threads = threads
         self.device = device
-        self.blur_side = blur_side  # see build_pipeline
+        self.blur_copy = blur_copy  # see build_pipeline
         self.text = text  # also TEXT_IMAGE, for the text_overlay check
         self.outputs = {**OUTPUTS, **({TEXT_IMAGE.name: (TEXT_IMAGE.dtype, TEXT_IMAGE.dims)} if text else {})}
         self._pipe = self._new_pipeline()
@@ -121,7 +126,7 @@ class PreprocessRunner:
             self.device,
             batch_size=self.max_batch,
             num_threads=self.threads,
-            blur_side=self.blur_side,
+            blur_copy=self.blur_copy,
             text_side=TEXT_IMAGE.dims[0] if self.text else None,
         )
         pipe.build()

@@ -1,7 +1,8 @@
 """What the 224 px backbone input hides (the quality report's `downscaling_study`): blur-only heads on the embedding,
 on the classical features, on both, and the served head, judged on large validation photos (longer side >= 1000 px):
 originals vs mild blur (sigma 0.2-0.5 % of the longer side). Also the Laplacian variance measured on a working copy
-of 512 px (served) vs 384 px (a cheaper preprocess), and the same heads on every blur-labelled test image.
+taken on other working copies (OTHER_BLUR_COPIES: the antialiased 512 px copy served before issue #13, a 384 px one)
+beside the served copy, and the same heads on every blur-labelled test image.
 """
 
 from __future__ import annotations
@@ -9,21 +10,21 @@ from __future__ import annotations
 import numpy as np
 
 from contract.tensors import QUALITY_FEATURES
-from preprocessing.pipeline import BLUR_SIDE
+from preprocessing.pipeline import BLUR_SIDE, SERVED_BLUR_COPY, BlurCopy
 from training.metrics import recall_at_fpr, roc_auc
 from training.placeholder_synthesis import font_paths
 from training.quality_dataset import Dataset
 from training.quality_model import EMBEDDING_DROPOUT, HIDDEN, QualityHead, predict, train
 from training.quality_samples import Spec, render
 
-CHEAPER_BLUR_SIDE = 384
+OTHER_BLUR_COPIES = (BlurCopy(512, "antialiased"), BlurCopy(384, "antialiased"))
 STUDY_MIN_SIDE = 1000
 MILDEST_RELATIVE_SIGMA = 0.003  # sigma / longer side below this: the mildest third of the mild blur
 # (name, input columns, hidden units, embedding dropout) of the blur-only heads trained for the study
 ABLATIONS = (
     ("embedding only (224 px backbone input), logistic", "embedding", 0, 0.0),
     ("embedding only, MLP 64", "embedding", HIDDEN, EMBEDDING_DROPOUT),
-    ("features only (Laplacian variance at <= 512 px, box area), logistic", "features", 0, 0.0),
+    ("features only (Laplacian variance on the served copy, box area), logistic", "features", 0, 0.0),
     ("embedding + features, MLP 64, blur only", "both", HIDDEN, EMBEDDING_DROPOUT),
 )
 
@@ -76,10 +77,14 @@ def downscaling_study(ds: Dataset, train_rows: np.ndarray, shipped: QualityHead)
         *(predict(shipped, ds.embeddings[r], ds.features[r])[:, 0] for r in (study, test_blur)),
     )
     describe(
-        "variance of the Laplacian at 512 px (served measure) alone", -ds.features[study, 0], -ds.features[test_blur, 0]
+        f"variance of the Laplacian on the served copy ({copy_name(SERVED_BLUR_COPY)}) alone",
+        -ds.features[study, 0],
+        -ds.features[test_blur, 0],
     )
-    cheaper = laplacian_at_side([ds.specs[i] for i in study], CHEAPER_BLUR_SIDE)
-    describe(f"variance of the Laplacian at {CHEAPER_BLUR_SIDE} px alone", -cheaper, None)
+    for copy in OTHER_BLUR_COPIES:
+        if copy != SERVED_BLUR_COPY:
+            other = laplacian_at_side([ds.specs[i] for i in study], copy)
+            describe(f"variance of the Laplacian at {copy_name(copy)} alone", -other, None)
     return {
         "data": "validation catalog photos >= 1000 px (calibration + test halves; thresholds play no part): "
         "originals vs Gaussian blur sigma 0.2-0.5 % of the longer side",
@@ -90,11 +95,15 @@ def downscaling_study(ds: Dataset, train_rows: np.ndarray, shipped: QualityHead)
     }
 
 
-def laplacian_at_side(specs: list[Spec], side: int, batch_size: int = 32) -> np.ndarray:
-    """The Laplacian-variance feature of the given samples (rendered again) with the blur working copy at `side` px."""
+def copy_name(copy: BlurCopy) -> str:
+    return f"{copy.side} px, {copy.resampling}"
+
+
+def laplacian_at_side(specs: list[Spec], copy: BlurCopy, batch_size: int = 32) -> np.ndarray:
+    """The Laplacian-variance feature of the given samples (rendered again) with the blur working copy `copy`."""
     from preprocessing.runner import PreprocessRunner
 
-    runner = PreprocessRunner(max_batch=batch_size, blur_side=side)
+    runner = PreprocessRunner(max_batch=batch_size, blur_copy=copy)
     fonts = font_paths()
     out = []
     for start in range(0, len(specs), batch_size):

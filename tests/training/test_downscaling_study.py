@@ -1,5 +1,5 @@
-"""The downscaling study's re-measure of the blur feature at another working-copy size (an explicit runner
-parameter, not a patched module global)."""
+"""The downscaling study's re-measure of the blur feature on another working copy (an explicit runner parameter, not
+a patched module global)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ def test_blur_feature_at_another_side_leaves_the_served_one_alone(tmp_path):
     path = tmp_path / "large.jpg"
     path.write_bytes(encode(product_photo(1200, seed=4)))
     specs = [Spec("original:large", "original", str(path), "catalog:x", "test")]
-    served = laplacian_at_side(specs, pipeline.BLUR_SIDE)
-    smaller = laplacian_at_side(specs, 256)
-    assert pipeline.BLUR_SIDE == 512
-    assert smaller[0] != served[0] and np.isfinite(smaller).all()
-    np.testing.assert_array_equal(laplacian_at_side(specs, pipeline.BLUR_SIDE), served)
+    served = laplacian_at_side(specs, pipeline.SERVED_BLUR_COPY)
+    for other in (pipeline.BlurCopy(256, "nearest"), pipeline.BlurCopy(512, "antialiased")):
+        measured = laplacian_at_side(specs, other)
+        assert measured[0] != served[0] and np.isfinite(measured).all()
+    assert pipeline.SERVED_BLUR_COPY == pipeline.BlurCopy(512, "nearest")
+    np.testing.assert_array_equal(laplacian_at_side(specs, pipeline.SERVED_BLUR_COPY), served)
