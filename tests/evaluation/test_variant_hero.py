@@ -59,3 +59,17 @@ def test_planted_trial_through_the_selection(tmp_path):
     assert variant_hero.run_trial(v, red, apparel, "manifest", priorities=False) == (True, 0)
     off = dataclasses.replace(apparel, variant=None)
     assert variant_hero.run_trial(v, red, off, "manifest", priorities=False)[0] is False  # first in input order wins
+
+
+def test_trials_of_products_whose_own_photos_disagree_are_reported_apart(tmp_path, monkeypatch):
+    v = images(tmp_path)
+    apparel = dataclasses.replace(load_catalog().get("apparel"), min_side=0)
+    monkeypatch.setattr(variant_hero, "OWN_PHOTOS_DISAGREE", frozenset({"s1-red"}))
+    row = variant_hero.summarise(v, apparel, ["catalog"], "manifest")["catalog"]
+    assert row["after"] == {"hero_own": 1.0, "trials": 1}  # every trial stays in the headline figure
+    assert row["after_own_photos_disagree"] == {"hero_own": 1.0, "trials": 1}
+    assert row["after_own_photos_agree"] == {"hero_own": None, "trials": 0}
+    monkeypatch.setattr(variant_hero, "OWN_PHOTOS_DISAGREE", frozenset())
+    row = variant_hero.summarise(v, apparel, ["catalog"], "manifest")["catalog"]
+    assert row["after_own_photos_agree"] == {"hero_own": 1.0, "trials": 1}
+    assert row["false_inconsistent"]["own_photos_agree"]["images"] == row["false_inconsistent"]["images"]
