@@ -12,6 +12,7 @@ closer in it than the back and front of one product; BENCHMARKS.md "Own variant 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -64,26 +65,41 @@ def supplier_weights(priorities: list[int | None]) -> np.ndarray:
     return np.array([1.0 / (1 + (last if p is None else ranks[p])) for p in priorities])
 
 
+def histogram_distances(images: list[ImageAnalysis]) -> np.ndarray:
+    """(n, n) colour-histogram chi-square between the images (each must carry hashes)."""
+    n = len(images)
+    hist = np.stack([a.hashes.hsv_hist for a in images])
+    i, j = np.triu_indices(n, 1)
+    distance = np.zeros((n, n))
+    distance[i, j] = distance[j, i] = chi2_pairs(hist, i, j)
+    return distance
+
+
 def variant_checks(images: list[ImageAnalysis], t: VariantThresholds | None) -> dict[int, VariantCheck]:
     """VariantCheck by id() of each accepted image with a colour histogram; empty when the check is off (`t` None),
     when fewer than t.min_images images take part and no supplier priority singles one out, or when the consensus
     is ambiguous (two images far apart tie as medoid)."""
-    hashed = [a for a in images if a.hashes is not None]
-    if t is None or len(hashed) < 2:
+    return consensus_checks([a for a in images if a.hashes is not None], t, histogram_distances)
+
+
+def consensus_checks(
+    images: list[ImageAnalysis],
+    t: VariantThresholds | None,
+    distances: Callable[[list[ImageAnalysis]], np.ndarray],
+) -> dict[int, VariantCheck]:
+    """variant_checks' rule under any pairwise distance (`distances` of the taking-part images, an (n, n) matrix):
+    the weighted medoid and each image's distance to it. evaluation.variant_descriptors compares descriptors with it."""
+    if t is None or len(images) < 2:
         return {}
-    weights = supplier_weights([a.supplier_priority for a in hashed])
-    if len(hashed) < t.min_images and np.ptp(weights) == 0:
+    weights = supplier_weights([a.supplier_priority for a in images])
+    if len(images) < t.min_images and np.ptp(weights) == 0:
         return {}
-    n = len(hashed)
-    hist = np.stack([a.hashes.hsv_hist for a in hashed])
-    i, j = np.triu_indices(n, 1)
-    distance = np.zeros((n, n))
-    distance[i, j] = distance[j, i] = chi2_pairs(hist, i, j)
+    distance = distances(images)
     cost = distance @ weights  # weighted sum of distances from each candidate consensus to every image
     best = np.flatnonzero(np.isclose(cost, cost.min()))
     if np.any(distance[np.ix_(best, best)] > t.max_distance):
         return {}
     to_consensus = distance[best[0]]
     return {
-        id(a): VariantCheck(bool(d <= t.max_distance), float(d), t.max_distance) for a, d in zip(hashed, to_consensus)
+        id(a): VariantCheck(bool(d <= t.max_distance), float(d), t.max_distance) for a, d in zip(images, to_consensus)
     }

@@ -10,7 +10,7 @@ import pytest
 
 from contract.categories import VariantThresholds
 from gateway.decisions.selection import order_selection, select
-from gateway.decisions.variant import supplier_weights, variant_checks
+from gateway.decisions.variant import consensus_checks, supplier_weights, variant_checks
 from gateway.hashing import HSV_HIST_BINS, ImageHashes
 from tests.gateway.decisions.factories import APPAREL, ids, image, picture
 
@@ -107,3 +107,20 @@ def test_shots_of_the_own_colour_keep_the_resolution_order(blues):
         shot("back", 2, 1.0, type="back"),
     ]
     assert ids(order_selection(images, CATEGORY, variant_checks(images, T)))[0] == "large"
+
+
+def test_consensus_rule_takes_any_pairwise_distance():
+    images = [
+        shot("a", 0, 0.0),
+        shot("b", 1, 0.0),
+        shot("c", 2, 0.0),
+    ]  # one histogram: the shipped check sees no outlier
+    assert all(check.consistent for check in variant_checks(images, T).values())
+    far = np.array([[0.0, 0.1, 0.9], [0.1, 0.0, 0.8], [0.9, 0.8, 0.0]])
+    checks = consensus_checks(images, T, lambda taking_part: far[np.ix_(*[[a.index for a in taking_part]] * 2)])
+    assert [(checks[id(a)].consistent, checks[id(a)].distance) for a in images] == [
+        (True, 0.1),
+        (True, 0.0),
+        (False, 0.8),
+    ]
+    assert consensus_checks(images[:2], T, lambda _: far[:2, :2]) == {}  # the same guards: too few images
