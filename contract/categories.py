@@ -14,11 +14,24 @@ DEFAULT_CATEGORY = "default"
 
 _WORD = re.compile(r"[a-z][a-z0-9_]*")
 _CATEGORY_FIELDS = frozenset(
-    {"types", "priority", "head", "top_level", "max_images", "min_side", "dedup", "quality", "compliance", "variant"}
+    {
+        "types",
+        "priority",
+        "head",
+        "top_level",
+        "max_images",
+        "min_side",
+        "dedup",
+        "quality",
+        "compliance",
+        "variant",
+        "hero",
+    }
 )
 _DEDUP_FIELDS = ("phash_max_distance", "dhash_edge_max_distance", "hsv_chi2_max")
 _QUALITY_FIELDS = ("blur_max", "small_object_max", "placeholder_max")
 _VARIANT_FIELDS = ("max_distance", "min_images")
+_HERO_FIELDS = ("rival", "min_margin")
 DEFAULT_COMPLIANCE_MAX = "default_max"  # [<cat>.compliance] key for every check without its own threshold
 _HASH_BITS = 64
 
@@ -42,6 +55,17 @@ class VariantThresholds:
 
     max_distance: float
     min_images: int
+
+
+@dataclass(frozen=True)
+class HeroMargin:
+    """The hero margin (gateway/decisions/hero.py): an image of the category's hero type (the first type of
+    `priority`) may lead the page only when its type head's probability of that type exceeds its probability of
+    `rival` by at least `min_margin`; when no image of the hero type clears it, the one with the largest margin
+    still leads."""
+
+    rival: str
+    min_margin: float
 
 
 @dataclass(frozen=True)
@@ -94,6 +118,12 @@ class Category:
     quality: QualityThresholds
     compliance: ComplianceThresholds
     variant: VariantThresholds | None = None  # None: no [variant] table, the check does not run
+    hero: HeroMargin | None = None  # None: no [hero] table, any image of the hero type may lead
+
+    @property
+    def hero_type(self) -> str:
+        """The type that leads the page when present (the first of `priority`)."""
+        return self.priority[0]
 
 
 class Catalog:
@@ -259,7 +289,24 @@ def _parse_category(name: str, table: dict[str, Any], defaults: dict[str, Any], 
         ),
         compliance=_parse_compliance(defaults, table, where, reasons),
         variant=_parse_variant(defaults, table, where),
+        hero=_parse_hero(defaults, table, where, types, priority[0]),
     )
+
+
+def _parse_hero(
+    defaults: dict[str, Any], table: dict[str, Any], where: str, types: tuple[str, ...], hero_type: str
+) -> HeroMargin | None:
+    if "hero" not in defaults and "hero" not in table:
+        return None
+    hero = _merge_table(defaults, table, "hero", _HERO_FIELDS, where)
+    rival = hero["rival"]
+    if rival not in types or rival == hero_type:
+        raise CategoryConfigError(
+            f"{where}, field 'hero.rival': must be a type of this category other than the hero type "
+            f"{hero_type!r}, got {rival!r}"
+        )
+    # A difference of two probabilities: in [-1, 1]; below 0 a rival may even outscore the hero type.
+    return HeroMargin(rival=rival, min_margin=_number(hero["min_margin"], where, "hero.min_margin", -1.0, 1.0))
 
 
 def _parse_variant(defaults: dict[str, Any], table: dict[str, Any], where: str) -> VariantThresholds | None:

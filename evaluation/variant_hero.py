@@ -64,7 +64,9 @@ OWN_PHOTOS_DISAGREE = frozenset(
 )
 
 
-def analysis(v: VariantImages, row: int, index: int, supplier: str, image_type: str, priority=None) -> ImageAnalysis:
+def analysis(
+    v: VariantImages, row: int, index: int, supplier: str, image_type: str, priority=None, probabilities=None
+) -> ImageAnalysis:
     height, width = (int(x) for x in v.sizes[row])
     return ImageAnalysis(
         id=f"{supplier}-{row}",
@@ -76,6 +78,7 @@ def analysis(v: VariantImages, row: int, index: int, supplier: str, image_type: 
         type=image_type,
         hashes=ImageHashes(int(v.phash[row]), int(v.dhash_edge[row]), v.hsv_hist[row]),
         supplier_priority=priority,
+        type_probabilities=probabilities,
     )
 
 
@@ -113,13 +116,20 @@ def image_type(v: VariantImages, row: int, types: str) -> str:
     return type_from_head(v.type_probs[row], load_catalog().get("apparel")).type
 
 
+def type_probabilities(v: VariantImages, row: int, types: str) -> dict[str, float] | None:
+    """The served apparel head's output by type (the hero margin reads it), None with the manifest's types."""
+    if types == "manifest" or v.source[row] != "catalog":
+        return None
+    return {t: float(p) for t, p in zip(load_catalog().get("apparel").types, v.type_probs[row])}
+
+
 def run_trial(v: VariantImages, trial: Trial, category: Category, types: str, priorities: bool) -> tuple[bool, int]:
     """(hero is own, own images called inconsistent) for the trial's product page."""
     images = []
     for rows, supplier, priority in ((trial.planted, OTHER, 2), (trial.own, OWN, 1)):
         for row in rows:
-            kind = image_type(v, row, types)
-            images.append(analysis(v, row, len(images), supplier, kind, priority if priorities else None))
+            kind, probs = image_type(v, row, types), type_probabilities(v, row, types)
+            images.append(analysis(v, row, len(images), supplier, kind, priority if priorities else None, probs))
     selected, verdicts = select(images, category)
     inconsistent = sum(
         1 for verdict in verdicts if verdict.supplier == OWN and verdict.variant and not verdict.variant.consistent

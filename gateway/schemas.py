@@ -106,6 +106,16 @@ class VariantOut(BaseModel):
     threshold: float = Field(description="the category's variant.max_distance (categories.toml)")
 
 
+class HeroMarginOut(BaseModel):
+    cleared: bool = Field(
+        description="true: the type head's margin for the hero type over `rival` reached the category's threshold; "
+        "false: the image is ordered after the images of its type that clear it (it still leads when none does)"
+    )
+    margin: float = Field(description="P(hero type) - P(rival) from the category's type head")
+    threshold: float = Field(description="the category's hero.min_margin (categories.toml)")
+    rival: str = Field(description="the type the margin is taken over (apparel: back)")
+
+
 class ImageVerdictOut(BaseModel):
     id: str
     supplier: str | None
@@ -134,6 +144,11 @@ class ImageVerdictOut(BaseModel):
         default=None,
         description="the own-variant check on an accepted image (absent on rejected, duplicate and error images, "
         "and when the product has too few images for a consensus)",
+    )
+    hero_margin: HeroMarginOut | None = Field(
+        default=None,
+        description="the hero margin on an accepted image of the category's hero type (apparel: front); absent on "
+        "other images and in categories without a [hero] table",
     )
 
 

@@ -85,20 +85,26 @@ def train(
     epochs: int | None = None,
     weight_decay: float | None = None,
     config: HeadConfig = LINEAR,
+    sample_weight: np.ndarray | None = None,
 ) -> SoftmaxHead:
     """Full-batch Adam on class-balanced cross-entropy (the classes are very unequal). `epochs` and `weight_decay`
-    override the config's."""
+    override the config's. `sample_weight` (one per row, default 1) multiplies each row's class-balanced weight
+    (hard-negative mining, per-class costs); the loss stays a weighted mean."""
     overrides = {k: v for k, v in (("epochs", epochs), ("weight_decay", weight_decay)) if v is not None}
     config = HeadConfig(**{**config.__dict__, **overrides})
     torch.manual_seed(SEED)
     head = SoftmaxHead(len(trained), trained, config)
-    loss_fn = nn.CrossEntropyLoss(weight=balanced_class_weights(y, len(trained)))
+    class_weight = balanced_class_weights(y, len(trained))
+    row_weight = class_weight[torch.from_numpy(y)]
+    if sample_weight is not None:
+        row_weight = row_weight * torch.as_tensor(sample_weight, dtype=torch.float32)
+    loss_fn = nn.CrossEntropyLoss(reduction="none")
     optimiser = torch.optim.Adam(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     features, targets = torch.from_numpy(x), torch.from_numpy(y)
     head.train()
     for _ in range(config.epochs):
         optimiser.zero_grad()
-        loss = loss_fn(head.logits(features), targets)
+        loss = (loss_fn(head.logits(features), targets) * row_weight).sum() / row_weight.sum()
         loss.backward()
         optimiser.step()
     return head.eval()
@@ -111,15 +117,24 @@ def learned_classes(labels: np.ndarray, rows: np.ndarray, n_classes: int) -> tup
 
 
 def fit_with_mirrors(
-    labels: np.ndarray, embeddings: np.ndarray, rows: np.ndarray, trained: list[bool], config: HeadConfig = LINEAR
+    labels: np.ndarray,
+    embeddings: np.ndarray,
+    rows: np.ndarray,
+    trained: list[bool],
+    config: HeadConfig = LINEAR,
+    mirrors: bool = True,
+    sample_weight: np.ndarray | None = None,
 ) -> tuple[SoftmaxHead, np.ndarray]:
-    """Train on the `rows` of learned classes and their mirrored copies (`embeddings` holds n originals, then their n
-    mirrors). Returns (head, the rows used)."""
+    """Train on the `rows` of learned classes and (`mirrors`) their mirrored copies (`embeddings` holds n originals,
+    then their n mirrors). `sample_weight`: one weight per image (all n), a mirror weighs what its original does.
+    Returns (head, the rows used)."""
     n = len(embeddings) // 2
     keep = rows[np.array([trained[labels[i]] for i in rows], dtype=bool)]
-    x = np.concatenate([embeddings[keep], embeddings[n + keep]])
-    y = np.concatenate([labels[keep], labels[keep]])
-    return train(x, y, trained, config=config), keep
+    copies = [keep, n + keep] if mirrors else [keep]
+    x = np.concatenate([embeddings[c] for c in copies])
+    y = np.concatenate([labels[keep]] * len(copies))
+    w = None if sample_weight is None else np.concatenate([sample_weight[keep]] * len(copies))
+    return train(x, y, trained, config=config, sample_weight=w), keep
 
 
 def predict_probabilities(head: SoftmaxHead, x: np.ndarray) -> np.ndarray:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from contract.reasons import ERROR_REASONS, SCORE_NAMES, Status
 from gateway.decisions.compliance import ComplianceHit
+from gateway.decisions.hero import HeroCheck
 from gateway.decisions.placeholders import PlaceholderEvidence, VoteOutcome
 from gateway.decisions.variant import VariantCheck
 from gateway.hashing import ImageHashes
@@ -36,6 +37,7 @@ class ImageAnalysis:
     compliance: dict[str, float] = field(default_factory=dict)  # compliance checks' scores by check, those served
     type: str = UNKNOWN_TYPE  # UNKNOWN_TYPE when the category has no trained head
     type_confidence: float | None = None
+    type_probabilities: dict[str, float] | None = None  # the type head's output by type; None without a head
     hashes: ImageHashes | None = None  # None: never treated as anyone's duplicate
     supplier_priority: int | None = None  # lower is preferred; None = no preference
     library_match: LibraryMatch | None = None  # nearest known placeholder within the match distance
@@ -72,3 +74,4 @@ class Verdict:
     vote: VoteOutcome | None = None
     compliance: list[ComplianceHit] = field(default_factory=list)  # the compliance checks that fired
     variant: VariantCheck | None = None  # accepted images checked against the product's own variant
+    hero_margin: HeroCheck | None = None  # accepted images of the hero type checked against the category's hero margin

@@ -8,6 +8,7 @@ from contract.reasons import OVER_LIMIT, Status
 from gateway.decisions.analysis import ImageAnalysis, Verdict
 from gateway.decisions.compliance import ComplianceHit, compliance_hits
 from gateway.decisions.duplicates import cluster_duplicates
+from gateway.decisions.hero import HeroCheck, hero_checks, hero_key
 from gateway.decisions.placeholders import PlaceholderEvidence, placeholder_evidence
 from gateway.decisions.quality import rejection_reasons
 from gateway.decisions.ranking import representative_key, sharpness_key
@@ -15,18 +16,31 @@ from gateway.decisions.variant import VariantCheck, closeness_key, inconsistency
 
 
 def order_selection(
-    representatives: list[ImageAnalysis], category: Category, variants: dict[int, VariantCheck] | None = None
+    representatives: list[ImageAnalysis],
+    category: Category,
+    variants: dict[int, VariantCheck] | None = None,
+    heroes: dict[int, HeroCheck] | None = None,
 ) -> list[ImageAnalysis]:
     """Page order: the best image of each type in priority order (hero first), then the other images of each type
     in priority order, then images of an unknown or foreign type. Without any known type (no trained head),
     sharpest first. The own-variant check (`variants`, by id()) reorders inside that: within a type the images
     closest to the product's colour come first (decisions.variant.closeness_key), and among the best images of the
     types, those inconsistent with the product go after the consistent ones, so the hero is consistent whenever
-    any image is."""
+    any image is. The hero margin (`heroes`, by id()) reorders the images of the hero type: among the consistent
+    ones (and among the inconsistent ones), those that clear the margin first, then the others by margin
+    (decisions.hero.hero_key), so a narrow call leads only when no image of the hero type clears the margin."""
     variants = variants or {}
+    heroes = heroes or {}
 
     def closest_first(images: list[ImageAnalysis]) -> list[ImageAnalysis]:
         return sorted(images, key=lambda a: closeness_key(variants.get(id(a))))  # stable: equals keep their order
+
+    def margin_first(images: list[ImageAnalysis]) -> list[ImageAnalysis]:
+        def key(a: ImageAnalysis) -> tuple:
+            inconsistent, step = closeness_key(variants.get(id(a)))
+            return inconsistent, hero_key(heroes.get(id(a))), step
+
+        return sorted(images, key=key)
 
     def consistent_first(images: list[ImageAnalysis]) -> list[ImageAnalysis]:
         return sorted(images, key=lambda a: inconsistency_key(variants.get(id(a))))  # type priority among equals
@@ -35,7 +49,9 @@ def order_selection(
     if not any(a.type in known_types for a in representatives):
         return closest_first(sorted(representatives, key=sharpness_key))
     by_type = {
-        image_type: closest_first(sorted((a for a in representatives if a.type == image_type), key=representative_key))
+        image_type: (margin_first if image_type == category.hero_type else closest_first)(
+            sorted((a for a in representatives if a.type == image_type), key=representative_key)
+        )
         for image_type in category.priority
     }
     firsts = consistent_first([group[0] for group in by_type.values() if group])
@@ -67,6 +83,7 @@ def _verdict(
     placeholder: PlaceholderEvidence | None = None,
     compliance: list[ComplianceHit] | None = None,
     variant: VariantCheck | None = None,
+    hero: HeroCheck | None = None,
 ) -> Verdict:
     return Verdict(
         id=a.id,
@@ -84,6 +101,7 @@ def _verdict(
         vote=a.vote,
         compliance=compliance or [],
         variant=variant,
+        hero_margin=hero,
     )
 
 
@@ -119,9 +137,14 @@ def select(
                 verdicts[id(duplicate)] = _verdict(duplicate, "duplicate", duplicate_of=representative.id)
 
     variants = variant_checks(representatives, category.variant)
-    selected, over_limit = split_at_cap(order_selection(representatives, category, variants), cap)
+    heroes = hero_checks(representatives, category)
+    selected, over_limit = split_at_cap(order_selection(representatives, category, variants, heroes), cap)
     for position, a in enumerate(selected, start=1):
-        verdicts[id(a)] = _verdict(a, "selected", position=position, variant=variants.get(id(a)))
+        verdicts[id(a)] = _verdict(
+            a, "selected", position=position, variant=variants.get(id(a)), hero=heroes.get(id(a))
+        )
     for a in over_limit:
-        verdicts[id(a)] = _verdict(a, "rejected", reasons=[OVER_LIMIT], variant=variants.get(id(a)))
+        verdicts[id(a)] = _verdict(
+            a, "rejected", reasons=[OVER_LIMIT], variant=variants.get(id(a)), hero=heroes.get(id(a))
+        )
     return [a.id for a in selected], [verdicts[id(a)] for a in sorted(analyses, key=lambda a: a.index)]

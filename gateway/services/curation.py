@@ -86,3 +86,4 @@ def assign_types(analyzed: list[Analyzed], category: Category) -> None:
         if item.embedding is not None and probs is not None:
             call = type_from_head(probs, category)
             item.analysis.type, item.analysis.type_confidence = call.type, call.confidence
+            item.analysis.type_probabilities = {t: float(p) for t, p in zip(category.types, probs)}

@@ -9,6 +9,7 @@ from gateway.decisions.category import CategoryPrediction
 from gateway.schemas import (
     CategoryPredictionOut,
     ComplianceCheckOut,
+    HeroMarginOut,
     ImageVerdictOut,
     IndexedOut,
     IndexFailedOut,
@@ -56,6 +57,14 @@ def verdict_out(v: Verdict) -> ImageVerdictOut:
             consistent=v.variant.consistent,
             distance=round(v.variant.distance, DECIMALS),
             threshold=v.variant.threshold,
+        ),
+        hero_margin=None
+        if v.hero_margin is None
+        else HeroMarginOut(
+            cleared=v.hero_margin.cleared,
+            margin=round(v.hero_margin.margin, DECIMALS),
+            threshold=v.hero_margin.threshold,
+            rival=v.hero_margin.rival,
         ),
     )
 

@@ -8,6 +8,7 @@ from contract.categories import (
     CategoryConfigError,
     ComplianceThresholds,
     DedupThresholds,
+    HeroMargin,
     QualityThresholds,
     VariantThresholds,
 )
@@ -201,3 +202,25 @@ def test_variant_thresholds_are_optional_merged_and_checked(tmp_path):
     bad = BASE_TOML + variant.replace("min_images = 3", "min_images = 1") + WATCH_TOML
     with pytest.raises(CategoryConfigError, match=r"category 'default', field 'variant.min_images'"):
         load_catalog(write_catalog(tmp_path, bad))
+
+
+def test_hero_margin_is_optional_per_category_and_its_rival_checked(tmp_path):
+    assert load_catalog(write_catalog(tmp_path, BASE_TOML)).default.hero is None  # no table: any front may lead
+    catalog = load_catalog(
+        write_catalog(tmp_path, BASE_TOML + '\n[categories.default.hero]\nrival = "back"\nmin_margin = 0.45\n')
+    )
+    assert catalog.default.hero == HeroMargin(rival="back", min_margin=0.45)
+    assert catalog.default.hero_type == "front"
+    for table, field in (
+        ('rival = "front"\nmin_margin = 0.4', "hero.rival"),  # the hero type itself
+        ('rival = "side"\nmin_margin = 0.4', "hero.rival"),  # not a type of the category
+        ('rival = "back"\nmin_margin = 1.5', "hero.min_margin"),
+        ('rival = "back"', "hero.min_margin"),
+    ):
+        with pytest.raises(CategoryConfigError, match=rf"category 'default', field '{field}'"):
+            load_catalog(write_catalog(tmp_path, BASE_TOML + f"\n[categories.default.hero]\n{table}\n"))
+
+
+def test_the_shipped_apparel_hero_margin_is_over_back():
+    hero = load_catalog().get("apparel").hero
+    assert hero is not None and hero.rival == "back" and 0.0 <= hero.min_margin <= 1.0

@@ -35,6 +35,7 @@ def image(
     hashes: ImageHashes | None = None,
     supplier_priority: int | None = None,
     compliance: dict[str, float] | None = None,
+    probabilities: dict[str, float] | None = None,
 ) -> ImageAnalysis:
     return ImageAnalysis(
         id=image_id,
@@ -49,6 +50,7 @@ def image(
         hashes=picture(index) if hashes is None else hashes,
         supplier_priority=supplier_priority,
         compliance=compliance or {},
+        type_probabilities=probabilities,
     )
 
 
