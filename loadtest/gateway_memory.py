@@ -38,7 +38,7 @@ from tools.database import EmbeddedDatabase
 from tools.json_output import emit
 from tools.launcher import running_stack, settings_on_free_ports
 from training.datasets import DEFAULT_DATA
-from training.embedding_cache import DEFAULT_CACHE, file_list_digest
+from training.embedding_cache import DEFAULT_CACHE, analysis_fingerprint, file_list_digest
 
 DIMENSIONS = 1280
 # synthetic_catalog's partitions at 100,000 images (BENCHMARKS.md, visual search at catalog scale), largest first.
@@ -52,13 +52,12 @@ def embedding_cache_file(data_root: Path, cache_dir: Path) -> Path | None:
     is on disk (without it real_data would embed every photo first: not this script's business)."""
     if not (data_root / "grocery" / "classes.csv").is_file():
         return None
-    from build_engines.backbone import backbone_fingerprint
     from contract.categories_file import load_catalog
     from training.datasets import development_data
 
     classes = load_catalog().category_head.classes
     labelled = development_data(data_root / "grocery", data_root / "catalog" / "manifest.csv", classes)
-    key = file_list_digest(labelled.paths, salt=backbone_fingerprint())[:24]
+    key = file_list_digest(labelled.paths, salt=analysis_fingerprint())[:24]
     path = cache_dir / f"category-{key}.npz"
     return path if path.is_file() else None
 

@@ -49,7 +49,20 @@ PAD_WHITE = 255.0
 # image at 512 px; tests/preprocessing checks the equality).
 LAPLACIAN_KERNEL = ((2.0, 0.0, 2.0), (0.0, -8.0, 0.0), (2.0, 0.0, 2.0))
 
+# Bump when the graph makes different outputs of the same file: caches keyed by preprocessing_fingerprint() then
+# analyse every image again instead of serving stale features. 2: the nearest-neighbour blur copy (issue #13).
+PIPELINE_VERSION = 2
+
 OUTPUT_NAMES = (PIXELS.name, ORIG_SIZE.name, THUMB.name, "LAPLACIAN")  # LAPLACIAN stays inside the runner
+
+
+def preprocessing_fingerprint() -> str:
+    """Short id of what the served graph makes of a file: the analysis caches key their rows by it beside the
+    backbone's fingerprint (training.embedding_cache.analysis_fingerprint)."""
+    import hashlib
+
+    decided_by = (PIPELINE_VERSION, SERVED_BLUR_COPY, BACKBONE_SIDE, THUMB_SIDE, MEAN, STD, PAD_WHITE, LAPLACIAN_KERNEL)
+    return hashlib.sha256(repr(decided_by).encode()).hexdigest()[:8]
 
 
 def preprocess_graph(

@@ -1,5 +1,6 @@
-"""The embedding caches, one module. Every cache is keyed by the backbone's fingerprint
-(build_engines.backbone.backbone_fingerprint), so a retrained backbone never serves stale embeddings.
+"""The embedding caches, one module. Every cache is keyed by `analysis_fingerprint`: the backbone's fingerprint
+(build_engines.backbone.backbone_fingerprint) and the preprocessing's (preprocessing.pipeline
+.preprocessing_fingerprint), so neither a retrained backbone nor a new blur copy ever serves stale rows.
 
 - `cached_embeddings`: the embeddings (and mirrored copies) of a list of files on disk, one file per (backbone, file
   list), the list identified by each file's resolved path, size and modification time (`file_list_digest`). The
@@ -34,13 +35,20 @@ def file_list_digest(paths: Sequence[Path], salt: str = "", with_mtime: bool = T
     return digest.hexdigest()
 
 
+def analysis_fingerprint() -> str:
+    """What an analysed image's rows (embedding, quality features, thumbnail) depend on besides its bytes."""
+    from build_engines.backbone import backbone_fingerprint
+    from preprocessing.pipeline import preprocessing_fingerprint
+
+    return f"{backbone_fingerprint()}-{preprocessing_fingerprint()}"
+
+
 def cached_embeddings(paths: list[Path], cache_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:
     """(embeddings [2n, D] (rows n.. mirrored), valid [n]) through the production path, cached by file list
     (`cache_dir` None: no cache)."""
-    from build_engines.backbone import backbone_fingerprint
     from training.embeddings import embed_files
 
-    key = file_list_digest(paths, salt=backbone_fingerprint())[:24]
+    key = file_list_digest(paths, salt=analysis_fingerprint())[:24]
     cache = None if cache_dir is None else cache_dir / f"category-{key}.npz"  # "category": its first user
     if cache is not None and cache.is_file():
         stored = np.load(cache)
@@ -63,9 +71,7 @@ class AnalysisStore:
     model (`batch_size` images per run, `threads` DALI threads) and the backbone, both made on first use."""
 
     def __init__(self, cache_dir: Path, name: str, fields: tuple[str, ...], batch_size: int = 64, threads: int = 2):
-        from build_engines.backbone import backbone_fingerprint
-
-        self.path = cache_dir / f"{name}-{backbone_fingerprint()}.npz"  # embeddings depend on the backbone
+        self.path = cache_dir / f"{name}-{analysis_fingerprint()}.npz"
         self.fields = fields
         self.batch_size, self.threads = batch_size, threads
         self.rows: dict[str, tuple[np.ndarray, ...]] = {}

@@ -49,10 +49,10 @@ class Dataset:
 
 def cache_key(specs: list[Spec]) -> str:
     """Changes with anything that changes the samples' pixels or labels: the generator code, the specs, the seed, and
-    the backbone."""
-    from build_engines.backbone import backbone_fingerprint
+    the backbone and the preprocessing."""
+    from training.embedding_cache import analysis_fingerprint
 
-    digest = hashlib.sha256(f"seed={SEED} backbone={backbone_fingerprint()}".encode())
+    digest = hashlib.sha256(f"seed={SEED} analysis={analysis_fingerprint()}".encode())
     for module in GENERATOR_MODULES:
         digest.update(Path(module.__file__).read_bytes())
     for spec in specs:

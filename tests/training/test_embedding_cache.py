@@ -38,3 +38,15 @@ def test_analysis_store_round_trip_keeps_only_what_is_asked(tmp_path):
     assert digests[0] in again and digests[1] in again and digests[2] not in again
     np.testing.assert_array_equal(again.column("sizes", digests[1::-1]), [[1, 2], [0, 0]])
     assert again.column("embeddings", digests[:1]).dtype == np.float32
+
+
+def test_a_new_blur_copy_keys_the_analysis_caches_afresh(tmp_path, monkeypatch):
+    # Quality features come from the preprocessing, not the backbone: a store keyed by the backbone alone served the
+    # antialiased copy's features after the served copy changed.
+    import preprocessing.pipeline as pipeline
+
+    served = AnalysisStore(tmp_path, "samples", ("features",)).path
+    monkeypatch.setattr(pipeline, "SERVED_BLUR_COPY", pipeline.BlurCopy(512, "antialiased"))
+    assert AnalysisStore(tmp_path, "samples", ("features",)).path != served
+    monkeypatch.undo()
+    assert AnalysisStore(tmp_path, "samples", ("features",)).path == served
