@@ -98,6 +98,7 @@ class CpuServing:
     preprocess_instances: int = 1
     dali_threads: int = 2
     preprocess_queue_delay_us: int = 1000
+    preprocess_preferred_batches: tuple[int, ...] = ()
     vision_instances: int = 1
     vision_threads: int = 2
     vision_preferred_batches: tuple[int, ...] = (8, 16, 32)
@@ -122,11 +123,17 @@ class Model:
     parameters: dict[str, str] = field(default_factory=dict)
 
 
-def preprocess_model(queue_delay_us: int = CpuServing.preprocess_queue_delay_us, text: bool = False) -> Model:
+def preprocess_model(serving: CpuServing = CpuServing(), text: bool = False) -> Model:
     """The cpu profile's python `preprocess` model (preprocessing.runner): every profile's outputs and the hashes,
     and TEXT_IMAGE with `text` (the text_overlay check served)."""
     outputs = [*PREPROCESS_OUTPUTS, *HASH_OUTPUTS, *([TEXT_IMAGE] if text else [])]
-    return Model(PREPROCESS, list(PREPROCESS_INPUTS), outputs, queue_delay_us=queue_delay_us)
+    return Model(
+        PREPROCESS,
+        list(PREPROCESS_INPUTS),
+        outputs,
+        preferred_batches=serving.preprocess_preferred_batches,
+        queue_delay_us=serving.preprocess_queue_delay_us,
+    )
 
 
 def vision_model(heads: list, precision: str, serving: CpuServing = CpuServing()) -> Model:
@@ -213,7 +220,7 @@ TENSORRT_COMMENTS = (
 def write_cpu_preprocess(
     out: Path, python_params: dict[str, str], serving: CpuServing, text: bool = False
 ) -> list[Model]:
-    pre = preprocess_model(serving.preprocess_queue_delay_us, text)
+    pre = preprocess_model(serving, text)
     (out / pre.name / "1").mkdir(parents=True)
     shutil.copy(TRITON_PYTHON / "preprocess.py", out / pre.name / "1" / "model.py")
     pre_params = {**python_params, "DALI_DEVICE": "cpu", "DALI_THREADS": str(serving.dali_threads)}

@@ -40,6 +40,9 @@ VARIANTS: dict[str, dict] = {
     "vision queue delay 8000 us": {"vision_queue_delay_us": 8000},
     "preprocess queue delay 0": {"preprocess_queue_delay_us": 0},
     "preprocess queue delay 4000 us": {"preprocess_queue_delay_us": 4000},
+    "preprocess preferred batches 8": {"preprocess_preferred_batches": (8,)},
+    "preprocess preferred batches 8 16": {"preprocess_preferred_batches": (8, 16)},
+    "vision preferred batches 8": {"vision_preferred_batches": (8,)},
 }
 
 
