@@ -33,6 +33,12 @@ VARIANTS: dict[str, dict] = {
     "dali threads 1": {"dali_threads": 1},
     "dali threads 3": {"dali_threads": 3},
     "2 preprocess instances x 1 dali thread": {"preprocess_instances": 2, "dali_threads": 1},
+    "2 preprocess instances x 2 dali threads": {"preprocess_instances": 2},
+    "2 preprocess instances x 1 dali thread, vision threads 1": {
+        "preprocess_instances": 2,
+        "dali_threads": 1,
+        "vision_threads": 1,
+    },
     "vision threads 1": {"vision_threads": 1},
     "2 vision instances x 1 thread": {"vision_instances": 2, "vision_threads": 1},
     "vision preferred batches none": {"vision_preferred_batches": ()},
@@ -43,6 +49,10 @@ VARIANTS: dict[str, dict] = {
     "preprocess preferred batches 8": {"preprocess_preferred_batches": (8,)},
     "preprocess preferred batches 8 16": {"preprocess_preferred_batches": (8, 16)},
     "vision preferred batches 8": {"vision_preferred_batches": (8,)},
+    "vision preferred batches 8, preprocess 8 16": {
+        "vision_preferred_batches": (8,),
+        "preprocess_preferred_batches": (8, 16),
+    },
 }
 
 
