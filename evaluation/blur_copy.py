@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from contract.tensors import QUALITY_FEATURES
 from preprocessing.pipeline import SERVED_BLUR_COPY, BlurCopy
+from training.downscaling_study import blur_feature
 from training.metrics import recall_at_fpr, roc_auc
 from training.quality_dataset import render_all
 from training.quality_samples import BLURRED_CROP_KINDS, Spec, build_specs
@@ -55,29 +55,11 @@ def render_labelled(specs: list[Spec], workers: int) -> tuple[list[np.ndarray], 
     return files, np.array(labels), kept
 
 
-def laplacian_variance(files: list[np.ndarray], copy: BlurCopy, batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    """(the blur feature, decoded longer side) of every file with the working copy `copy`."""
-    from contract.tensors import ORIG_SIZE
-    from preprocessing.runner import PreprocessRunner
-
-    runner = PreprocessRunner(max_batch=batch, blur_copy=copy)
-    feature, longer = [], []
-    for start in range(0, len(files), batch):
-        out = runner.run(files[start : start + batch])
-        feature.append(out[QUALITY_FEATURES.name][:, 0])
-        longer.append(out[ORIG_SIZE.name].max(axis=1))
-    return np.concatenate(feature), np.concatenate(longer)
-
-
 def preprocess_cpu_ms(copy: BlurCopy, seconds: float) -> float:
     from loadtest.preprocess_speed import benchmark_files, measure
     from preprocessing.runner import PreprocessRunner
 
     return measure(PreprocessRunner(max_batch=8, blur_copy=copy), benchmark_files()[0], 8, seconds)[1]
-
-
-def describe(copy: BlurCopy) -> str:
-    return f"{copy.side} px, {copy.resampling}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,12 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(files)} blur-labelled held-out samples, {int(truth.sum())} blurry", flush=True)
     rows = []
     for copy in CANDIDATES:
-        feature, longer = laplacian_variance(files, copy)
+        feature, longer = blur_feature(files, copy)
         score = -np.log1p(feature)  # less Laplacian energy = blurrier
         mild = (longer >= MILD_STUDY_MIN_SIDE) & np.isin(kinds, ("original", "mild_blur"))
         rows.append(
             {
-                "copy": describe(copy),
+                "copy": copy.label,
                 "roc_auc_all": round(roc_auc(score, truth), 4),
                 "recall_at_5_percent_fpr_all": round(recall_at_fpr(score, truth), 4),
                 "roc_auc_mild_blur_vs_originals": round(roc_auc(score[mild], truth[mild]), 4),

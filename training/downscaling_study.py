@@ -77,14 +77,14 @@ def downscaling_study(ds: Dataset, train_rows: np.ndarray, shipped: QualityHead)
         *(predict(shipped, ds.embeddings[r], ds.features[r])[:, 0] for r in (study, test_blur)),
     )
     describe(
-        f"variance of the Laplacian on the served copy ({copy_name(SERVED_BLUR_COPY)}) alone",
+        f"variance of the Laplacian on the served copy ({SERVED_BLUR_COPY.label}) alone",
         -ds.features[study, 0],
         -ds.features[test_blur, 0],
     )
     for copy in OTHER_BLUR_COPIES:
         if copy != SERVED_BLUR_COPY:
-            other = laplacian_at_side([ds.specs[i] for i in study], copy)
-            describe(f"variance of the Laplacian at {copy_name(copy)} alone", -other, None)
+            other = laplacian_on_copy([ds.specs[i] for i in study], copy)
+            describe(f"variance of the Laplacian at {copy.label} alone", -other, None)
     return {
         "data": "validation catalog photos >= 1000 px (calibration + test halves; thresholds play no part): "
         "originals vs Gaussian blur sigma 0.2-0.5 % of the longer side",
@@ -95,18 +95,21 @@ def downscaling_study(ds: Dataset, train_rows: np.ndarray, shipped: QualityHead)
     }
 
 
-def copy_name(copy: BlurCopy) -> str:
-    return f"{copy.side} px, {copy.resampling}"
-
-
-def laplacian_at_side(specs: list[Spec], copy: BlurCopy, batch_size: int = 32) -> np.ndarray:
-    """The Laplacian-variance feature of the given samples (rendered again) with the blur working copy `copy`."""
+def blur_feature(files: list[np.ndarray], copy: BlurCopy, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """(the Laplacian-variance feature, the decoded longer side) of encoded files with the blur working copy `copy`."""
+    from contract.tensors import ORIG_SIZE
     from preprocessing.runner import PreprocessRunner
 
     runner = PreprocessRunner(max_batch=batch_size, blur_copy=copy)
+    feature, longer = [], []
+    for start in range(0, len(files), batch_size):
+        out = runner.run(files[start : start + batch_size])
+        feature.append(out[QUALITY_FEATURES.name][:, 0])
+        longer.append(out[ORIG_SIZE.name].max(axis=1))
+    return np.concatenate(feature), np.concatenate(longer)
+
+
+def laplacian_on_copy(specs: list[Spec], copy: BlurCopy) -> np.ndarray:
+    """The Laplacian-variance feature of the given samples (rendered again) with the blur working copy `copy`."""
     fonts = font_paths()
-    out = []
-    for start in range(0, len(specs), batch_size):
-        files = [render(s, fonts)[0] for s in specs[start : start + batch_size]]
-        out.append(runner.run(files)[QUALITY_FEATURES.name][:, 0])
-    return np.concatenate(out)
+    return blur_feature([render(s, fonts)[0] for s in specs], copy)[0]
