@@ -25,6 +25,9 @@ from gateway.stores.search_bulk import load_partition
 
 log = logging.getLogger("imgsel.backfill")
 MODES = ("curate", "index")
+# A local raylet on a loaded 2-core CI machine once missed Ray's fixed 30 s registration window (2026-12-03); the
+# driver shuts the half-started node down and starts again before it gives up, and says what the raylet logged.
+LOCAL_RAY_ATTEMPTS = 3
 
 
 @dataclass
@@ -57,12 +60,34 @@ def start_ray(cpus: int | None) -> None:
         ray.init(log_to_driver=False)
         return
     path = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
-    ray.init(
-        num_cpus=cpus,
-        include_dashboard=False,
-        log_to_driver=False,
-        runtime_env={"env_vars": {"PYTHONPATH": path, "RAY_USAGE_STATS_ENABLED": "0"}},
-    )
+    for attempt in range(1, LOCAL_RAY_ATTEMPTS + 1):
+        try:
+            ray.init(
+                num_cpus=cpus,
+                include_dashboard=False,
+                log_to_driver=False,
+                runtime_env={"env_vars": {"PYTHONPATH": path, "RAY_USAGE_STATS_ENABLED": "0"}},
+            )
+            return
+        except Exception as error:  # Ray raises a bare Exception when its raylet does not register in time
+            tail = raylet_log_tail()
+            ray.shutdown()  # reaps the half-started GCS and raylet before the next try
+            if attempt == LOCAL_RAY_ATTEMPTS:
+                raise RuntimeError(f"local Ray did not start in {attempt} attempts: {error}\n{tail}") from error
+            log.warning("local Ray did not start (attempt %d of %d): %s\n%s", attempt, LOCAL_RAY_ATTEMPTS, error, tail)
+
+
+def raylet_log_tail(lines: int = 20) -> str:
+    """The last lines of the newest local Ray session's raylet logs: why a raylet did not register, if it said."""
+    logs = Path(os.environ.get("RAY_TMPDIR", "/tmp")) / "ray" / "session_latest" / "logs"
+    tails = []
+    for name in ("raylet.err", "raylet.out"):
+        try:
+            text = (logs / name).read_text(errors="replace").splitlines()[-lines:]
+        except OSError:
+            continue
+        tails.append(f"--- {logs / name}\n" + "\n".join(text))
+    return "\n".join(tails) or f"(no raylet logs under {logs})"
 
 
 def pending(products: list[Product], keys: dict[str, str], done: set[str]) -> list[dict]:
