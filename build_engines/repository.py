@@ -97,10 +97,16 @@ class CpuServing:
 
     preprocess_instances: int = 1
     dali_threads: int = 2
+    # Images one DALI run takes (a larger dynamic batch runs in slices): DALI keeps buffers for the largest batch it
+    # ran, and trimming at idle hands back only what it freed (BENCHMARKS.md, issue #13).
+    preprocess_run_batch: int = 64
     preprocess_queue_delay_us: int = 1000
     preprocess_preferred_batches: tuple[int, ...] = ()
     vision_instances: int = 1
     vision_threads: int = 2
+    # Images one onnxruntime run takes (larger dynamic batches run in slices): its arena keeps the largest run's
+    # activations, ~275 MB resident at 64 against ~120 MB at 16, at the same CPU per image (BENCHMARKS.md, issue #13).
+    vision_run_batch: int = 16
     vision_preferred_batches: tuple[int, ...] = (8, 16, 32)
     vision_queue_delay_us: int = 2000
 
@@ -146,7 +152,7 @@ def vision_model(heads: list, precision: str, serving: CpuServing = CpuServing()
         preferred_batches=serving.vision_preferred_batches,
         queue_delay_us=serving.vision_queue_delay_us,
         ort_threads=str(serving.vision_threads),
-        parameters={"PRECISION": precision},
+        parameters={"PRECISION": precision, "RUN_BATCH": str(serving.vision_run_batch)},
     )
 
 
@@ -223,7 +229,12 @@ def write_cpu_preprocess(
     pre = preprocess_model(serving, text)
     (out / pre.name / "1").mkdir(parents=True)
     shutil.copy(TRITON_PYTHON / "preprocess.py", out / pre.name / "1" / "model.py")
-    pre_params = {**python_params, "DALI_DEVICE": "cpu", "DALI_THREADS": str(serving.dali_threads)}
+    pre_params = {
+        **python_params,
+        "DALI_DEVICE": "cpu",
+        "DALI_THREADS": str(serving.dali_threads),
+        "RUN_BATCH": str(serving.preprocess_run_batch),
+    }
     if text:
         pre_params["TEXT_IMAGE"] = "1"
     config = model_config(pre, 'backend: "python"', "KIND_CPU", pre_params, instances=serving.preprocess_instances)

@@ -25,10 +25,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from build_engines.triton_python.idle_memory import IDLE_S
 from contract.tensors import ENSEMBLE
 from loadtest import naive_loop
 from loadtest.products import IMAGES_PER_PRODUCT, PROJECT_ROOT, benchmark_images, select_payloads
-from loadtest.stack_processes import rss_mb, stack_processes
+from loadtest.stack_processes import database_processes, memory_mb, stack_processes
 from tools.launcher import running_stack, settings_on_free_ports
 
 
@@ -63,6 +64,9 @@ def ensure_repository(repository: Path) -> None:
         generate("cpu", repository, Path(sys.prefix), PROJECT_ROOT)
 
 
+# Memory is read this long after the last request: past the python-backend models' idle trim (IDLE_S, then up to
+# half of it until the trimmer's next look), so it is the memory a quiet stack keeps.
+IDLE_SETTLE_S = IDLE_S + 3.0
 PHASE_FIELDS = ("gateway", "triton", "fetch", "database", "hashing")  # of the Server-Timing header, besides total
 
 
@@ -140,11 +144,10 @@ def drive(url: str, bodies: list[bytes], concurrency: int, seconds: float) -> di
     }
 
 
-def stack_rss_mb(settings) -> dict[str, float]:
-    """Resident memory of each stack process (tritonserver, its python stubs, the gateway), from /proc."""
-    usage = {name: rss_mb(pid) or 0.0 for name, pid in stack_processes(settings).items()}
-    usage["total"] = sum(usage.values())
-    return {k: round(v, 1) for k, v in usage.items()}
+def stack_memory_mb(settings) -> dict[str, dict[str, float]]:
+    """RSS and PSS of each stack process (tritonserver, its python stubs, the gateway) and of the embedded
+    PostgreSQL's processes, with totals (stack_processes.memory_mb)."""
+    return memory_mb({**stack_processes(settings), **database_processes(settings)})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,11 +175,13 @@ def main(argv: list[str] | None = None) -> int:
     with running_stack(settings):
         url = f"http://{settings.host}:{settings.port}"
         drive(url, bodies, 2, 5.0)  # warm-up: first runs build DALI/onnxruntime state
-        time.sleep(2.0)
-        report["idle_rss_mb"] = stack_rss_mb(settings)
+        time.sleep(IDLE_SETTLE_S)
+        report["idle_memory_mb"] = stack_memory_mb(settings)
         for concurrency in args.concurrency:
             report["runs"].append(drive(url, bodies, concurrency, args.seconds))
             print(json.dumps(report["runs"][-1]), flush=True)
+        time.sleep(IDLE_SETTLE_S)
+        report["idle_after_load_memory_mb"] = stack_memory_mb(settings)
     add_references(report, files, min(args.seconds, 15.0), naive_model)
 
     results = PROJECT_ROOT / "loadtest" / "results"
@@ -210,6 +215,21 @@ def phase_table(runs: list[dict]) -> list[str]:
     ]
 
 
+def memory_lines(report: dict) -> list[str]:
+    """Idle memory after the warm-up and after the load levels: PSS (what the processes hold together) and the RSS
+    total (shared pages counted once per process that maps them)."""
+    lines = []
+    for key, when in (("idle_memory_mb", "after the warm-up"), ("idle_after_load_memory_mb", "after the load")):
+        if key in report:
+            usage = report[key]
+            lines.append(
+                f"Idle memory {when}, {IDLE_SETTLE_S:g} s after the last request (MB): PSS total "
+                f"{usage['pss']['total']}, RSS total {usage['rss']['total']}; PSS by process: "
+                + ", ".join(f"{k} {v}" for k, v in usage["pss"].items() if k != "total")
+            )
+    return lines
+
+
 def markdown(report: dict) -> str:
     lines = [
         f"Machine: {report['machine']}. Data: {report['data']}.",
@@ -230,7 +250,7 @@ def markdown(report: dict) -> str:
         naive_loop.markdown(report["reference"]),
         f"Best service throughput / naive loop = {report['service_to_naive_ratio']}.",
         "",
-        "Idle resident memory (MB): " + ", ".join(f"{k} {v}" for k, v in report["idle_rss_mb"].items()),
+        *memory_lines(report),
     ]
     return "\n".join(lines)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from build_engines import vision
 from build_engines.repository import CpuServing, generate
-from loadtest.bench import drive
+from loadtest.bench import IDLE_SETTLE_S, drive, stack_memory_mb
 from loadtest.products import PROJECT_ROOT, benchmark_images, select_payloads
 from tools.launcher import running_stack, settings_on_free_ports
 
@@ -49,6 +49,15 @@ VARIANTS: dict[str, dict] = {
     "preprocess preferred batches 8": {"preprocess_preferred_batches": (8,)},
     "preprocess preferred batches 8 16": {"preprocess_preferred_batches": (8, 16)},
     "vision preferred batches 8": {"vision_preferred_batches": (8,)},
+    "vision run batch 64": {"vision_run_batch": 64},
+    "preprocess run batch 16": {"preprocess_run_batch": 16},
+    "preprocess run batch 32": {"preprocess_run_batch": 32},
+    "2 preprocess instances x 2 dali threads, run batch 32": {"preprocess_instances": 2, "preprocess_run_batch": 32},
+    "2 preprocess instances x 1 dali thread, run batch 32": {
+        "preprocess_instances": 2,
+        "dali_threads": 1,
+        "preprocess_run_batch": 32,
+    },
     "vision preferred batches 8, preprocess 8 16": {
         "vision_preferred_batches": (8,),
         "preprocess_preferred_batches": (8, 16),
@@ -66,24 +75,29 @@ def build_repository(out: Path, serving: CpuServing, backbone: Path) -> None:
         vision.export_backbone = original
 
 
-def measure(repository: Path, bodies: list[bytes], concurrency: list[int], seconds: float) -> list[dict]:
+def measure(repository: Path, bodies: list[bytes], concurrency: list[int], seconds: float) -> tuple[list[dict], dict]:
+    """The runs at each level, and the stack's idle memory after them (bench.stack_memory_mb)."""
     settings = settings_on_free_ports(model_repository=str(repository))
     with running_stack(settings):
         url = f"http://{settings.host}:{settings.port}"
         drive(url, bodies, 2, 4.0)  # warm-up
-        return [drive(url, bodies, level, seconds) for level in concurrency]
+        runs = [drive(url, bodies, level, seconds) for level in concurrency]
+        time.sleep(IDLE_SETTLE_S)
+        return runs, stack_memory_mb(settings)
 
 
 def markdown(rows: list[dict]) -> str:
     lines = [
-        "| knobs | clients | images/s | p50 ms | p99 ms | gateway p99 ms | failures |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| knobs | clients | images/s | p50 ms | p99 ms | gateway p99 ms | failures | idle after load: PSS / RSS MB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
+        memory = row.get("memory_mb")
+        idle = f"{memory['pss']['total']} / {memory['rss']['total']}" if memory else "-"
         for run in row["runs"]:
             lines.append(
                 f"| {row['name']} | {run['concurrency']} | {run['images_per_s']} | {run['p50_ms']} | {run['p99_ms']} "
-                f"| {run.get('gateway_p99_ms')} | {run['failures']} |"
+                f"| {run.get('gateway_p99_ms')} | {run['failures']} | {idle} |"
             )
     return "\n".join(lines)
 
@@ -108,9 +122,10 @@ def main(argv: list[str] | None = None) -> int:
             repository = Path(scratch) / "repository"
             build_repository(repository, serving, backbone)
             started = time.perf_counter()
-            runs = measure(repository, bodies, args.concurrency, args.seconds)
-            rows.append({"name": name, "knobs": dataclasses.asdict(serving), "runs": runs})
-            print(json.dumps({"name": name, "runs": runs, "s": round(time.perf_counter() - started)}), flush=True)
+            runs, memory = measure(repository, bodies, args.concurrency, args.seconds)
+            rows.append({"name": name, "knobs": dataclasses.asdict(serving), "runs": runs, "memory_mb": memory})
+            seconds = round(time.perf_counter() - started)
+            print(json.dumps({"name": name, "runs": runs, "memory_mb": memory, "s": seconds}), flush=True)
     print(f"Data: {data_note}.\n")
     print(markdown(rows))
     if args.json:

@@ -156,7 +156,14 @@ class PreprocessRunner:
         return results
 
     def run(self, files: list[np.ndarray]) -> dict[str, np.ndarray]:
-        """`files`: encoded images as 1-D uint8 arrays (no padding). Returns self.outputs, batch-first."""
+        """`files`: encoded images as 1-D uint8 arrays (no padding), any number of them: more than `max_batch` run
+        as consecutive DALI batches. Returns self.outputs, batch-first."""
+        if len(files) <= self.max_batch:
+            return self._run_batch(files)
+        parts = [self._run_batch(files[i : i + self.max_batch]) for i in range(0, len(files), self.max_batch)]
+        return {name: np.concatenate([part[name] for part in parts]) for name in self.outputs}
+
+    def _run_batch(self, files: list[np.ndarray]) -> dict[str, np.ndarray]:
         n = len(files)
         out = {name: np.zeros((n, *shape), dtype=dtype) for name, (dtype, shape) in self.outputs.items()}
         nonempty = [i for i, f in enumerate(files) if f.size > 0]

@@ -15,19 +15,26 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         sys.path.insert(0, params["IMGSEL_PROJECT_ROOT"])  # the stub runs Python isolated: PYTHONPATH is ignored
+        from build_engines.triton_python.idle_memory import IdleTrim
         from contract.tensors import IMAGE_BYTES, IMAGE_LENGTH
         from preprocessing.runner import PreprocessRunner
 
         self.input_names = IMAGE_BYTES.name, IMAGE_LENGTH.name
         self.runner = PreprocessRunner(
-            max_batch=int(config["max_batch_size"]),
+            # DALI's buffers are sized by its batch: a dynamic batch above RUN_BATCH runs in slices (memory, issue #13)
+            max_batch=min(int(config["max_batch_size"]), int(params.get("RUN_BATCH", config["max_batch_size"]))),
             threads=int(params.get("DALI_THREADS", "2")),
             device=params.get("DALI_DEVICE", "cpu"),
             text=params.get("TEXT_IMAGE", "0") == "1",  # where the text_overlay check is served
         )
         self.output_names = list(self.runner.outputs)
+        self.idle = IdleTrim().start()  # DALI's freed batch buffers go back to the OS in a pause
 
     def execute(self, requests):
+        with self.idle.busy():
+            return self._execute(requests)
+
+    def _execute(self, requests):
         counts, files = [], []
         for request in requests:
             bytes_name, length_name = self.input_names

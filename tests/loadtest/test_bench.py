@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from loadtest.bench import markdown, phase_summary, server_timing
+from loadtest.stack_processes import memory_mb
 
 
 def test_server_timing_is_read_as_milliseconds_by_name():
@@ -26,7 +27,8 @@ def test_the_report_has_the_phase_table_the_references_and_the_ratios():
         "machine": "x86_64, 2 cores",
         "data": "synthetic",
         "runs": [run],
-        "idle_rss_mb": {"total": 900.0},
+        "idle_memory_mb": {"rss": {"gateway": 150.0, "total": 900.0}, "pss": {"gateway": 120.0, "total": 700.0}},
+        "idle_after_load_memory_mb": {"rss": {"total": 1300.0}, "pss": {"gateway": 170.0, "total": 800.0}},
         "dali_floor_images_per_s": 430.0,
         "service_to_floor_ratio": 0.112,
         "reference": {
@@ -41,3 +43,14 @@ def test_the_report_has_the_phase_table_the_references_and_the_ratios():
     assert "| 4 | 4.5 | 4.5 | None | 500.0 | None | None |" in text
     assert "Pillow decode + resize to 224, 2 processes: 300.0 images/s." in text
     assert "40.0 images/s" in text and "naive loop = 1.2" in text
+    assert "after the warm-up, 5 s after the last request (MB): PSS total 700.0, RSS total 900.0" in text
+    assert "after the load, 5 s after the last request (MB): PSS total 800.0, RSS total 1300.0" in text
+    assert "PSS by process: gateway 170.0" in text
+
+
+def test_memory_of_live_processes_has_both_totals_and_skips_the_gone():
+    import os
+
+    usage = memory_mb({"me": os.getpid(), "gone": 2**22 + 12345})
+    assert set(usage) == {"rss", "pss"} and "gone" not in usage["rss"]
+    assert 0 < usage["pss"]["me"] <= usage["rss"]["me"] == usage["rss"]["total"]

@@ -42,3 +42,6 @@ def test_the_sweep_table_has_a_row_per_variant_and_level():
     runs = [{"concurrency": c, "images_per_s": 50.0, "p50_ms": 1.0, "p99_ms": 2.0, "failures": 0} for c in (1, 8)]
     table = markdown([{"name": "chosen (defaults)", "runs": runs}])
     assert table.count("| chosen (defaults) |") == 2 and "| 8 | 50.0 |" in table
+    memory = {"pss": {"total": 812.5}, "rss": {"total": 1290.0}}
+    table = markdown([{"name": "chosen (defaults)", "runs": runs, "memory_mb": memory}])
+    assert table.splitlines()[-1].endswith("| 0 | 812.5 / 1290.0 |")

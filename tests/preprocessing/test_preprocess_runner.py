@@ -120,6 +120,16 @@ def test_bad_files_fail_alone_and_good_outputs_are_unchanged(runner):
         np.testing.assert_array_equal(again[name], alone[name], err_msg=name)
 
 
+def test_more_files_than_a_dali_batch_run_in_slices_with_the_same_results(runner):
+    files = [GOOD_JPEG, OTHER_JPEG, corrupt_jpeg(GOOD_JPEG)] * 4  # 12 files: slices of 8 and 4, a bad one in each
+    sliced = run(runner, *files)
+    assert sliced["VALID"][:, 0].tolist() == [True, True, False] * 4
+    one_batch = run(runner, GOOD_JPEG, OTHER_JPEG, corrupt_jpeg(GOOD_JPEG))
+    for name in OUTPUTS:
+        assert sliced[name].shape[0] == len(files), name
+        np.testing.assert_array_equal(sliced[name], np.concatenate([one_batch[name]] * 4), err_msg=name)
+
+
 def test_batch_of_only_bad_files(runner):
     out = run(runner, corrupt_jpeg(GOOD_JPEG), b"", b"\x89PNG\r\n\x1a\n broken")
     assert not out["VALID"].any()

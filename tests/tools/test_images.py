@@ -232,3 +232,11 @@ def test_the_base_image_is_made_again_when_its_recipe_changes(monkeypatch):
     assert "--include=python3,python3-venv,ca-certificates,libpython3.11" in recipe and images.DEBIAN_MIRROR in recipe
     monkeypatch.setattr(images, "BASE_PACKAGES", (*images.BASE_PACKAGES, "curl"))
     assert images.base_recipe() != recipe
+
+
+def test_the_gateway_image_sets_the_launchers_malloc_environment():
+    from tools.launcher import GATEWAY_MALLOC_ENV
+
+    env_lines = [line for line in dockerfile_stages(DOCKERFILES["gateway"])[-1] if line.startswith("ENV ")]
+    settings = dict(item.split("=", 1) for line in env_lines for item in line[4:].split())
+    assert GATEWAY_MALLOC_ENV.items() <= settings.items()
