@@ -95,11 +95,14 @@ class CpuServing:
     """The cpu profile's serving knobs, chosen by the sweep `python -m loadtest.sweep_serving` (table in
     BENCHMARKS.md "Serving knobs"); the defaults here are the chosen values written into the generated configs."""
 
-    preprocess_instances: int = 1
+    # Two preprocess processes keep both cores busy while one of them is in its numpy step (+4-12% images/s at 8-16
+    # clients); they fit the 1 GB idle budget only with the slices below and the idle trim (BENCHMARKS.md, issue #13).
+    preprocess_instances: int = 2
     dali_threads: int = 2
     # Images one DALI run takes (a larger dynamic batch runs in slices): DALI keeps buffers for the largest batch it
-    # ran, and trimming at idle hands back only what it freed (BENCHMARKS.md, issue #13).
-    preprocess_run_batch: int = 64
+    # ran (a stub held ~455 MB PSS after a 16-client burst at 64, ~120-185 MB at 16, at the same images/s), and
+    # trimming at idle hands back only what it freed.
+    preprocess_run_batch: int = 16
     preprocess_queue_delay_us: int = 1000
     preprocess_preferred_batches: tuple[int, ...] = ()
     vision_instances: int = 1

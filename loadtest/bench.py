@@ -25,11 +25,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from build_engines.triton_python.idle_memory import IDLE_S
 from contract.tensors import ENSEMBLE
 from loadtest import naive_loop
 from loadtest.products import IMAGES_PER_PRODUCT, PROJECT_ROOT, benchmark_images, select_payloads
 from loadtest.stack_processes import database_processes, memory_mb, stack_processes
+from runtime.idle_memory import IDLE_S
 from tools.launcher import running_stack, settings_on_free_ports
 
 
@@ -146,8 +146,9 @@ def drive(url: str, bodies: list[bytes], concurrency: int, seconds: float) -> di
 
 def stack_memory_mb(settings) -> dict[str, dict[str, float]]:
     """RSS and PSS of each stack process (tritonserver, its python stubs, the gateway) and of the embedded
-    PostgreSQL's processes, with totals (stack_processes.memory_mb)."""
-    return memory_mb({**stack_processes(settings), **database_processes(settings)})
+    PostgreSQL (all its processes as one), with totals (stack_processes.memory_mb)."""
+    database = database_processes(settings)
+    return memory_mb({**stack_processes(settings), **({"postgres": database} if database else {})})
 
 
 def main(argv: list[str] | None = None) -> int:

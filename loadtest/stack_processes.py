@@ -59,36 +59,38 @@ def status_mb(pid: int, field: str) -> float | None:
     return None
 
 
-def database_processes(settings: Settings) -> dict[str, int]:
-    """`postgres` (the postmaster) and `postgres#2`... (its children) of the stack's embedded database, found by its
-    postmaster.pid; empty when the stack uses an external database."""
+def database_processes(settings: Settings) -> list[int]:
+    """The PIDs of the stack's embedded PostgreSQL (the postmaster, found by its postmaster.pid, and its children);
+    empty when the stack uses an external database."""
     import psutil
 
     try:
         postmaster = int((Path(settings.data_dir) / "postgres" / "postmaster.pid").read_text().split()[0])
-        processes = [psutil.Process(postmaster), *psutil.Process(postmaster).children(recursive=True)]
+        return [postmaster, *(p.pid for p in psutil.Process(postmaster).children(recursive=True))]
     except (OSError, ValueError, IndexError, psutil.Error):
-        return {}
-    return {"postgres" if n == 0 else f"postgres#{n + 1}": p.pid for n, p in enumerate(processes)}
+        return []
 
 
-def memory_mb(pids: dict[str, int]) -> dict[str, dict[str, float]]:
-    """{"rss": {name: MB, ..., "total": MB}, "pss": {...}} of these processes. PSS (proportional set size) counts a
-    page that k processes share as 1/k in each, so its total is what the processes hold together; the RSS total
-    counts shared pages once per process (the python backend's shared-memory regions are mapped by tritonserver and
-    by a stub; libraries by every process). Processes that are gone or unreadable are left out."""
+def memory_mb(processes: dict[str, int | list[int]]) -> dict[str, dict[str, float]]:
+    """{"rss": {name: MB, ..., "total": MB}, "pss": {...}} of these processes (a name may stand for several PIDs,
+    summed). PSS (proportional set size) counts a page that k processes share as 1/k in each, so its total is what
+    the processes hold together; the RSS total counts shared pages once per process (the python backend's
+    shared-memory regions are mapped by tritonserver and by a stub; libraries by every process; PostgreSQL's shared
+    buffers by every backend). Processes that are gone or unreadable are left out."""
     import psutil
 
     usage: dict[str, dict[str, float]] = {"rss": {}, "pss": {}}
-    for name, pid in pids.items():
-        try:
-            info = psutil.Process(pid).memory_full_info()
-        except psutil.Error:
-            continue
-        usage["rss"][name] = round(info.rss / 2**20, 1)
-        usage["pss"][name] = round(info.pss / 2**20, 1)
+    for name, pids in processes.items():
+        for pid in [pids] if isinstance(pids, int) else pids:
+            try:
+                info = psutil.Process(pid).memory_full_info()
+            except psutil.Error:
+                continue
+            usage["rss"][name] = usage["rss"].get(name, 0.0) + info.rss / 2**20
+            usage["pss"][name] = usage["pss"].get(name, 0.0) + info.pss / 2**20
     for kind in usage.values():
-        kind["total"] = round(sum(kind.values()), 1)
+        kind["total"] = sum(kind.values())
+        kind.update((name, round(value, 1)) for name, value in kind.items())
     return usage
 
 

@@ -13,6 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT_PACKAGES = (
     "contract",
+    "runtime",
     "gateway",
     "preprocessing",
     "build_engines",
@@ -78,6 +79,11 @@ def test_every_package_is_checked():
 
 def test_contract_imports_only_the_standard_library():
     assert violations("contract", lambda n: top(n) in STDLIB or within(n, "contract")) == []
+
+
+def test_runtime_imports_only_the_standard_library():
+    """The gateway image and the python-backend stubs both import it: nothing of the project, no third party."""
+    assert violations("runtime", lambda n: top(n) in STDLIB or within(n, "runtime")) == []
 
 
 def _pure(name: str) -> bool:

@@ -240,14 +240,8 @@ def start_supervised_triton(settings: Settings) -> TritonSupervisor:
     return supervisor
 
 
-# glibc keeps freed heap pages; the gateway's large short-lived buffers (request bodies, decoded image bytes) left it
-# ~275 MB resident after a 16-client burst against ~170 MB when blocks over 128 KiB are mapped and unmapped one by one
-# (BENCHMARKS.md, issue #13), at the same throughput. docker/Dockerfile sets the same for the gateway image.
-GATEWAY_MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072"}
-
-
 def start_gateway(settings: Settings, extra_env: dict[str, str] | None = None) -> Child:
-    env = {**GATEWAY_MALLOC_ENV, **os.environ, **(extra_env or {})}
+    env = {**os.environ, **(extra_env or {})}
     env["IMGSEL_TRITON_GRPC_URL"] = f"127.0.0.1:{settings.triton_grpc_port}"
     command = [
         sys.executable,

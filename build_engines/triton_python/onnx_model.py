@@ -69,7 +69,7 @@ class TritonPythonModel:
         self.session = open_session(path, params)
         if params.get("IMGSEL_PROJECT_ROOT"):  # the stub runs Python isolated: PYTHONPATH is ignored
             sys.path.insert(0, params["IMGSEL_PROJECT_ROOT"])
-        from build_engines.triton_python.idle_memory import IdleTrim
+        from runtime.idle_memory import IdleTrim
 
         self.idle = IdleTrim().start()  # freed input/output copies go back to the OS in a pause
         self.input_names = [i["name"] for i in config["input"]]

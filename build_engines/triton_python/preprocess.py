@@ -15,9 +15,9 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         sys.path.insert(0, params["IMGSEL_PROJECT_ROOT"])  # the stub runs Python isolated: PYTHONPATH is ignored
-        from build_engines.triton_python.idle_memory import IdleTrim
         from contract.tensors import IMAGE_BYTES, IMAGE_LENGTH
         from preprocessing.runner import PreprocessRunner
+        from runtime.idle_memory import IdleTrim
 
         self.input_names = IMAGE_BYTES.name, IMAGE_LENGTH.name
         self.runner = PreprocessRunner(

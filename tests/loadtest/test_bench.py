@@ -54,3 +54,5 @@ def test_memory_of_live_processes_has_both_totals_and_skips_the_gone():
     usage = memory_mb({"me": os.getpid(), "gone": 2**22 + 12345})
     assert set(usage) == {"rss", "pss"} and "gone" not in usage["rss"]
     assert 0 < usage["pss"]["me"] <= usage["rss"]["me"] == usage["rss"]["total"]
+    twice = memory_mb({"me twice": [os.getpid(), os.getpid()]})
+    assert abs(twice["rss"]["me twice"] - 2 * usage["rss"]["me"]) < 5  # a name's PIDs are summed

@@ -94,7 +94,7 @@ def packages_of(distribution: str) -> set[str]:
 def test_the_gateway_requirements_cover_every_module_the_gateway_imports():
     closure = distribution_closure(requirement_lines(DOCKER / "gateway-requirements.txt"))
     provided = {module for distribution in closure for module in packages_of(distribution)}
-    ours = {"gateway", "contract", "preprocessing"}
+    ours = {"gateway", "contract", "runtime", "preprocessing"}
     missing = {}
     for path in (p for package in ours for p in (ROOT / package).rglob("*.py")):
         where = str(path.relative_to(ROOT))
@@ -165,6 +165,7 @@ def test_the_gateway_image_keeps_no_installer_and_copies_only_the_venv_and_sourc
     assert copies == [
         "COPY --from=venv /opt/venv /opt/venv",
         "COPY contract contract",
+        "COPY runtime runtime",
         "COPY preprocessing preprocessing",
         "COPY gateway gateway",
     ]
@@ -232,11 +233,3 @@ def test_the_base_image_is_made_again_when_its_recipe_changes(monkeypatch):
     assert "--include=python3,python3-venv,ca-certificates,libpython3.11" in recipe and images.DEBIAN_MIRROR in recipe
     monkeypatch.setattr(images, "BASE_PACKAGES", (*images.BASE_PACKAGES, "curl"))
     assert images.base_recipe() != recipe
-
-
-def test_the_gateway_image_sets_the_launchers_malloc_environment():
-    from tools.launcher import GATEWAY_MALLOC_ENV
-
-    env_lines = [line for line in dockerfile_stages(DOCKERFILES["gateway"])[-1] if line.startswith("ENV ")]
-    settings = dict(item.split("=", 1) for line in env_lines for item in line[4:].split())
-    assert GATEWAY_MALLOC_ENV.items() <= settings.items()

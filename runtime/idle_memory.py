@@ -1,13 +1,12 @@
-"""Hands the heap memory a python-backend model has freed back to the operating system once the model has been idle
-for a moment (glibc `malloc_trim`).
+"""Hands the heap memory a process has freed back to the operating system once it has been idle for a moment (glibc
+`malloc_trim`). Used by the python-backend models and the gateway.
 
-Why: glibc keeps freed heap pages for reuse. After a few batches the preprocess stub holds about 110 MB (batches of 8)
-to 180 MB (batches of 64) that nothing uses any more (DALI's per-batch buffers, numpy temporaries), and that is what
-kept a second preprocess instance from fitting in the stack's 1 GB idle budget (BENCHMARKS.md, issue #13). Trimming
-after every batch would make the next batch fault those pages in again (tens of milliseconds), so it waits for a pause
-in the traffic instead: under load nothing changes, at idle the memory goes back.
-
-Standard library only: the model files import it from the project checkout (IMGSEL_PROJECT_ROOT on sys.path).
+Why: glibc keeps freed heap pages for reuse. After a 16-client burst the preprocess stub held ~455 MB and the gateway
+~275 MB that nothing used any more (DALI's per-batch buffers, numpy temporaries, request bodies), which is what kept
+the stack above its 1 GB idle budget (BENCHMARKS.md, issue #13). Trimming after every batch, or mapping every large
+block on its own (MALLOC_MMAP_THRESHOLD_: +2.2 ms gateway p50 per product, measured), makes the next request fault
+those pages in again, so the trim waits for a pause in the traffic instead: under load nothing changes, at idle the
+memory goes back.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 
-IDLE_S = 2.0  # no execute() for this long: a pause, not a gap between two batches of one burst
+IDLE_S = 2.0  # no request for this long: a pause, not a gap between two batches of one burst
 
 
 def glibc_trim() -> Callable[[], object] | None:
@@ -31,7 +30,8 @@ def glibc_trim() -> Callable[[], object] | None:
 
 
 class IdleTrim:
-    """`with trimmer.busy(): ...` around each execute(); a daemon thread trims once per pause of `idle_s`."""
+    """`with trimmer.busy(): ...` around each request (or batch); a daemon thread trims once per pause of `idle_s`.
+    `busy()` works from threads and from an event loop alike (it only counts, under a lock held for nanoseconds)."""
 
     def __init__(self, idle_s: float = IDLE_S, trim: Callable[[], object] | None = None, clock=time.monotonic):
         self.idle_s = idle_s
@@ -39,6 +39,7 @@ class IdleTrim:
         self._trim = trim if trim is not None else glibc_trim()
         self._clock = clock
         self._lock = threading.Lock()
+        self._stopped = threading.Event()
         self._running = 0
         self._last = clock()
         self._dirty = False  # something ran since the last trim
@@ -61,14 +62,17 @@ class IdleTrim:
         return True
 
     def start(self) -> IdleTrim:
-        """The background thread (a daemon: it never holds up the stub's exit). Without glibc it does nothing."""
+        """The background thread (a daemon: it never holds up the process's exit). Without glibc it does nothing."""
         if self._trim is not None:
-            threading.Thread(target=self._loop, name="idle-trim", daemon=True).start()
+            self._stopped = threading.Event()  # a fresh one: a stopped trimmer may start again (a second lifespan)
+            threading.Thread(target=self._loop, args=(self._stopped,), name="idle-trim", daemon=True).start()
         return self
 
-    def _loop(self) -> None:
-        while True:
-            time.sleep(self.idle_s / 2)
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _loop(self, stopped: threading.Event) -> None:
+        while not stopped.wait(self.idle_s / 2):
             self.trim_if_due()
 
 

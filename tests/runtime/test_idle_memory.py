@@ -1,11 +1,11 @@
-"""The idle trimmer of the python-backend models: it trims once per pause, never while a batch runs, never between
-two batches closer than the pause, and does nothing where the C library has no malloc_trim."""
+"""The idle trimmer of the python-backend models and the gateway: it trims once per pause, never while a batch runs,
+never between two batches closer than the pause, and does nothing where the C library has no malloc_trim."""
 
 from __future__ import annotations
 
 import time
 
-from build_engines.triton_python.idle_memory import IdleTrim, glibc_trim
+from runtime.idle_memory import IdleTrim, glibc_trim
 
 
 class Clock:
@@ -57,7 +57,7 @@ def test_never_while_a_batch_runs():
     assert calls == []
 
 
-def test_the_thread_trims_in_a_real_pause():
+def test_the_thread_trims_in_a_real_pause_and_stops():
     calls = []
     idle = IdleTrim(idle_s=0.05, trim=lambda: calls.append(1)).start()
     with idle.busy():
@@ -65,6 +65,12 @@ def test_the_thread_trims_in_a_real_pause():
     deadline = time.monotonic() + 5
     while not calls and time.monotonic() < deadline:
         time.sleep(0.01)
+    assert calls == [1]
+    idle.stop()
+    time.sleep(0.1)  # the loop has seen the stop
+    with idle.busy():
+        pass
+    time.sleep(0.2)
     assert calls == [1]
 
 
