@@ -76,9 +76,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     routes = [*app.routes, *(route for router in ROUTERS for route in router.routes)]  # docs routes, then ours
-    app.add_middleware(RequestContextMiddleware, routes=routes)
     app.state.idle_trim = IdleTrim()  # its thread runs for the lifespan
     app.add_middleware(IdleTrimMiddleware, trimmer=app.state.idle_trim)
+    app.add_middleware(RequestContextMiddleware, routes=routes)
     openapi.install(app, keys_configured=bool(keys))
     return app
 
