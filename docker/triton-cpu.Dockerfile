@@ -59,9 +59,10 @@ COPY --from=runtime-venv /opt/imgsel/venv /opt/imgsel/venv
 COPY --from=server /opt/tritonserver /opt/tritonserver
 WORKDIR /opt/imgsel
 COPY contract contract
+COPY runtime runtime
 COPY preprocessing preprocessing
 COPY --from=repository /opt/imgsel/model_repository model_repository
-RUN /opt/imgsel/venv/bin/python -m compileall -q contract preprocessing model_repository
+RUN /opt/imgsel/venv/bin/python -m compileall -q contract runtime preprocessing model_repository
 COPY docker/triton-entrypoint.sh /usr/local/bin/triton-entrypoint.sh
 ENV PYTHONDONTWRITEBYTECODE=1
 USER ${UID}:${UID}

@@ -297,9 +297,8 @@ def check_gateway(image: Image = IMAGES["gateway"]) -> dict:
     stay: the image's user can write nowhere but /tmp)."""
     # gateway.app refuses, at import, to serve 0.0.0.0 (the image's IMGSEL_HOST) without keys: an import check only.
     open_for_import = {"IMGSEL_ALLOW_UNAUTHENTICATED": "true"}
-    found = json.loads(
-        run_in(image.tag, "python", "-c", INSPECT_PYTHON, "gateway", "contract", "preprocessing", env=open_for_import)
-    )
+    packages = ("gateway", "contract", "runtime", "preprocessing")
+    found = json.loads(run_in(image.tag, "python", "-c", INSPECT_PYTHON, *packages, env=open_for_import))
     # preprocessing.pipeline/runner import DALI: they belong to the Triton image's models, not the gateway.
     failed = {
         m: e for m, e in found["failed"].items() if not m.startswith(("preprocessing.pipeline", "preprocessing.runner"))

@@ -233,3 +233,14 @@ def test_the_base_image_is_made_again_when_its_recipe_changes(monkeypatch):
     assert "--include=python3,python3-venv,ca-certificates,libpython3.11" in recipe and images.DEBIAN_MIRROR in recipe
     monkeypatch.setattr(images, "BASE_PACKAGES", (*images.BASE_PACKAGES, "curl"))
     assert images.base_recipe() != recipe
+
+
+def test_the_triton_image_copies_every_project_package_its_python_models_import():
+    """The python-backend models import the project from the image's /opt/imgsel (IMGSEL_PROJECT_ROOT): a package
+    they import but the final stage does not copy fails every model load (deploy-check caught `runtime` once)."""
+    copied = {line.split()[1] for line in dockerfile_stages(DOCKERFILES["triton-cpu"])[-1] if line.startswith("COPY ")}
+    project = {"contract", "runtime", "preprocessing", "build_engines", "gateway", "tools", "training"}
+    imported = set()
+    for path in (ROOT / "build_engines" / "triton_python").glob("*.py"):
+        imported |= top_level_imports(path) & project
+    assert imported and imported <= copied, imported - copied
