@@ -133,12 +133,14 @@ class PreprocessRunner:
         return pipe
 
     def _run_dali(self, files: list[np.ndarray]):
+        """Per file, its outputs as views of DALI's buffers (no copy: the caller copies them into its own arrays), valid
+        until the pipeline runs again."""
         self._pipe.feed_input(IMAGE_BYTES.name, files)
         self._pipe.feed_input(IMAGE_LENGTH.name, [np.array([f.size], np.int32) for f in files])
         outputs = self._pipe.run()
         if self.device == "gpu":
             outputs = [o.as_cpu() for o in outputs]
-        return [tuple(np.array(output[i]) for output in outputs) for i in range(len(files))]
+        return [tuple(np.asarray(output[i]) for output in outputs) for i in range(len(files))]
 
     def _run_isolating_failures(self, files: list[np.ndarray]):
         """Whole batch first; when DALI rejects it, one image at a time so only the bad ones fail."""
@@ -148,8 +150,8 @@ class PreprocessRunner:
             self._pipe = self._new_pipeline()  # a failed run may leave the pipeline unusable
         results = []
         for f in files:
-            try:
-                results.append(self._run_dali([f])[0])
+            try:  # copied: the next image's run reuses the buffers these views point into
+                results.append(tuple(np.array(output) for output in self._run_dali([f])[0]))
             except RuntimeError:
                 self._pipe = self._new_pipeline()
                 results.append(None)
