@@ -14,7 +14,8 @@ from __future__ import annotations
 import ctypes
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 IDLE_S = 2.0  # no request for this long: a pause, not a gap between two batches of one burst
 
@@ -44,8 +45,17 @@ class IdleTrim:
         self._last = clock()
         self._dirty = False  # something ran since the last trim
 
-    def busy(self) -> _Busy:
-        return _Busy(self)
+    @contextmanager
+    def busy(self) -> Iterator[None]:
+        with self._lock:
+            self._running += 1
+            self._dirty = True
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running -= 1
+                self._last = self._clock()
 
     def due(self) -> bool:
         """A trim is due: nothing running, something ran since the last trim, and the pause is long enough."""
@@ -74,18 +84,3 @@ class IdleTrim:
     def _loop(self, stopped: threading.Event) -> None:
         while not stopped.wait(self.idle_s / 2):
             self.trim_if_due()
-
-
-class _Busy:
-    def __init__(self, owner: IdleTrim):
-        self.owner = owner
-
-    def __enter__(self) -> None:
-        with self.owner._lock:
-            self.owner._running += 1
-            self.owner._dirty = True
-
-    def __exit__(self, *exc) -> None:
-        with self.owner._lock:
-            self.owner._running -= 1
-            self.owner._last = self.owner._clock()
