@@ -44,12 +44,6 @@ def open_session(path: str, params: dict[str, str]) -> ort.InferenceSession:
     return ort.InferenceSession(path, session_options(params), providers=["CPUExecutionProvider"])
 
 
-def run_batch(config: dict, params: dict[str, str]) -> int:
-    """The most images one onnxruntime run takes: `max_batch_size`, or the RUN_BATCH parameter where a model's
-    activations are too large to run that many at once (text_detect: 512 px feature maps)."""
-    return min(int(config["max_batch_size"]), int(params.get("RUN_BATCH", config["max_batch_size"])))
-
-
 def warmup_feeds(config: dict, to_numpy, batch: int | None = None) -> dict[str, np.ndarray]:
     """Zeros for every input at the largest batch one run takes (`batch`, default `max_batch_size`); a variable dim
     (-1) gets 1. `config` is Triton's JSON model config (int64 dims come as strings); `to_numpy` maps TYPE_FP32 etc.
@@ -70,6 +64,7 @@ class TritonPythonModel:
         if params.get("IMGSEL_PROJECT_ROOT"):  # the stub runs Python isolated: PYTHONPATH is ignored
             sys.path.insert(0, params["IMGSEL_PROJECT_ROOT"])
         from runtime.idle_memory import IdleTrim
+        from runtime.model_params import run_batch
 
         self.idle = IdleTrim().start()  # freed input/output copies go back to the OS in a pause
         self.input_names = [i["name"] for i in config["input"]]

@@ -18,11 +18,11 @@ class TritonPythonModel:
         from contract.tensors import IMAGE_BYTES, IMAGE_LENGTH
         from preprocessing.runner import PreprocessRunner
         from runtime.idle_memory import IdleTrim
+        from runtime.model_params import run_batch
 
         self.input_names = IMAGE_BYTES.name, IMAGE_LENGTH.name
         self.runner = PreprocessRunner(
-            # DALI's buffers are sized by its batch: a dynamic batch above RUN_BATCH runs in slices (memory, issue #13)
-            max_batch=min(int(config["max_batch_size"]), int(params.get("RUN_BATCH", config["max_batch_size"]))),
+            max_batch=run_batch(config, params),  # DALI's batch: a larger dynamic batch runs in slices
             threads=int(params.get("DALI_THREADS", "2")),
             device=params.get("DALI_DEVICE", "cpu"),
             text=params.get("TEXT_IMAGE", "0") == "1",  # where the text_overlay check is served
