@@ -26,12 +26,11 @@ from training.splits import role_of
 SEED = 0
 HELD_OUT_PLACEHOLDER_FAMILY = "solidus"  # real placeholders never trained on; measured as unseen
 N_TEXT, N_GLYPH, N_BOX = 320, 160, 80  # rendered placeholders
-N_PICTOGRAM = 200  # drawn icons and marks (placeholder_synthesis.pictogram_placeholder)
 REAL_PLACEHOLDER_VARIANTS = 20
 SHOP_PLACEHOLDER_VARIANTS = 10  # per real placeholder of products/placeholders
 N_CARD, N_POSTER = 120, 120  # rendered hard negatives
 HARD_NEGATIVE_STRIDE = 3  # every third photo source gives a thin view, the next a drawing, the next a faded copy
-DEGRADED_PER_KIND = {"ph_text": 120, "ph_glyph": 80, "ph_box": 40, "ph_real": 60, "ph_shop": 60, "ph_pictogram": 60}
+DEGRADED_PER_KIND = {"ph_text": 120, "ph_glyph": 80, "ph_box": 40, "ph_real": 60, "ph_shop": 60}
 PHONE_PHOTOS_PER_PRODUCT = 4  # training in-store photos per grocery product (held-out products: all of them)
 MILD_BLUR_MIN_SIDE = 1000  # mild blur is made from full-resolution photos at least this large
 SCENE_BACKGROUND_SHARE = 0.6  # scene kinds on an in-store photo (the rest on a procedural background)
@@ -55,7 +54,7 @@ PHOTO_KINDS = (
 # product photos and renders of what the head mistook for placeholders there (training.hard_negatives).
 HARD_NEGATIVE_KINDS = ("shop", "thin", "drawing", "blank", "card", "poster")
 # ph_shop: variants of products/placeholders; ph_degraded: any placeholder shrunk, padded, softened, re-encoded.
-PLACEHOLDER_KINDS = ("ph_text", "ph_glyph", "ph_box", "ph_pictogram", "ph_real", "ph_shop", "ph_degraded")
+PLACEHOLDER_KINDS = ("ph_text", "ph_glyph", "ph_box", "ph_real", "ph_shop", "ph_degraded")
 # Photo kinds on a plain studio background (where the classical measures are meant to work) and on scenes.
 STUDIO_KINDS = (
     "original",
@@ -192,7 +191,7 @@ def placeholder_specs(data: Path) -> list[Spec]:
     for i in range(N_TEXT):
         phrase = ps.PHRASES[i % len(ps.PHRASES)]
         specs.append(Spec(f"ph_text:{i}", "ph_text", "", f"phrase:{phrase}", role_of(f"phrase:{phrase}")))
-    for kind, count in (("ph_glyph", N_GLYPH), ("ph_box", N_BOX), ("ph_pictogram", N_PICTOGRAM)):
+    for kind, count in (("ph_glyph", N_GLYPH), ("ph_box", N_BOX)):
         for i in range(count):
             rng = qd.rng_for(SEED, kind, i, "caption")
             phrase = ps.PHRASES[int(rng.integers(len(ps.PHRASES)))] if rng.random() < 0.5 else None
@@ -289,8 +288,6 @@ def render_placeholder(spec: Spec, rng: np.random.Generator, fonts: list[Path] |
         return ps.glyph_placeholder(rng, phrase, font)
     if spec.kind == "ph_box":
         return ps.grey_box(rng, phrase, font)
-    if spec.kind == "ph_pictogram":
-        return ps.pictogram_placeholder(rng, phrase, font)
     with Image.open(spec.source) as png:  # ph_real, ph_shop
         return ps.real_placeholder_variant(png, rng, plain=spec.key.endswith(":0"))
 

@@ -19,7 +19,6 @@ from training.quality_samples import (
     N_BOX,
     N_CARD,
     N_GLYPH,
-    N_PICTOGRAM,
     N_POSTER,
     N_TEXT,
     PHONE_PHOTOS_PER_PRODUCT,
@@ -74,7 +73,7 @@ def test_photo_degradations_are_deterministic_and_labelled(studio_photo, kind):
     assert kind in ("original", "in_store") or not np.array_equal(first, other)  # the key seeds the variant
 
 
-@pytest.mark.parametrize("kind", ["ph_text", "ph_glyph", "ph_box", "ph_pictogram"])
+@pytest.mark.parametrize("kind", ["ph_text", "ph_glyph", "ph_box"])
 def test_rendered_placeholders_are_deterministic(kind):
     spec = Spec(f"{kind}:7", kind, "", "phrase:Image coming soon", "train")
     first, meta = render(spec, FONTS)
@@ -150,7 +149,6 @@ def test_sample_list_covers_every_source_and_kind(tmp_path):
     assert sum(k in PHOTO_KINDS and k != "in_store" for k in kinds) == 2 * photo_kinds - 1
     assert 1 <= kinds.count("in_store") <= 6
     assert (kinds.count("ph_text"), kinds.count("ph_glyph"), kinds.count("ph_box")) == (N_TEXT, N_GLYPH, N_BOX)
-    assert kinds.count("ph_pictogram") == N_PICTOGRAM
     real = [s for s in specs if s.kind == "ph_real"]
     assert len(real) == REAL_PLACEHOLDER_VARIANTS + 1 and {s.role for s in real} == {"test"}
     assert specs == build_specs(tmp_path)
