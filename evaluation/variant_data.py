@@ -84,14 +84,18 @@ def _listing(data: Path) -> tuple[list[Path], list[str], list[str], list[str], l
 
 
 def load_variant_images(model: Path, cache_dir: Path, data: Path = DEFAULT_DATA) -> VariantImages:
-    """Every listed image analysed by `model` (cached under cache_dir by the model's and the list's fingerprint)."""
+    """Every listed image analysed by `model` (cached under cache_dir by the model's, the list's, the
+    preprocessing's and the hashes' fingerprints)."""
     from evaluation.vision_runtime import SERVED, analyse_with_vision
     from gateway.hashing import compute_hashes
+    from preprocessing.perceptual import HASH_VERSION
+    from preprocessing.pipeline import preprocessing_fingerprint
 
     paths, source, products, families, types = _listing(data)
     if not paths:
         raise SystemExit(f"{data}: no catalog or products manifest (development data)")
-    key = hashlib.sha256(model.read_bytes() + "\n".join(map(str, paths)).encode()).hexdigest()[:16]
+    listing = "\n".join([*map(str, paths), preprocessing_fingerprint(), f"hashes {HASH_VERSION}"])
+    key = hashlib.sha256(model.read_bytes() + listing.encode()).hexdigest()[:16]
     cache = cache_dir / f"variant-{key}.npz"
     if not cache.is_file():
         analysis = analyse_with_vision(model, (np.fromfile(p, dtype=np.uint8) for p in paths), with_thumbs=True)

@@ -15,7 +15,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from preprocessing.foreground import foreground_mask
+from preprocessing.foreground import duplicate_mask
 
 # Pictures (or masks) with fewer foreground pixels than this are counted whole.
 MIN_FOREGROUND_PIXELS = 16
@@ -144,6 +144,6 @@ def colour_histogram(rgb: np.ndarray, mask: np.ndarray | None = None) -> np.ndar
 
 
 def hsv_histogram(img: Image.Image) -> np.ndarray:
-    """colour_histogram of a picture's foreground (see the module docstring)."""
+    """colour_histogram of a picture's foreground as duplicate detection sees it (hash_features' HSV_HIST)."""
     rgb = np.asarray(img.convert("RGB"))
-    return colour_histogram(rgb, foreground_mask(rgb))
+    return colour_histogram(rgb, duplicate_mask(rgb))

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from preprocessing.foreground import BACKGROUND_TOLERANCE, border_colour, foreground_mask
+from preprocessing.foreground import (
+    BACKGROUND_TOLERANCE,
+    border_colour,
+    duplicate_mask,
+    duplicate_tolerance,
+    foreground_mask,
+)
 
 
 def test_a_rectangle_on_any_uniform_background():
@@ -66,3 +72,31 @@ def test_fast_forms_equal_the_definition_bit_for_bit():
             np.testing.assert_array_equal(foreground_mask(picture, tolerance), reference_mask(picture, tolerance))
         as_int32 = picture.astype(np.int32)  # other integer dtypes: the float32 form
         np.testing.assert_array_equal(foreground_mask(as_int32), reference_mask(picture, BACKGROUND_TOLERANCE))
+
+
+def test_the_duplicate_mask_keeps_the_same_pixels_of_a_darkened_copy():
+    """A product whose light parts sit 30 levels under a white backdrop: at 75% brightness they sit 22 under it,
+    inside the fixed tolerance, while the duplicate mask's tolerance scales with the picture's contrast."""
+    picture = np.full((40, 40, 3), 255, np.uint8)
+    picture[5:35, 5:35] = 80  # the darkest part: 175 levels of contrast
+    picture[10:30, 10:30] = 225  # light panel, 30 levels from the backdrop
+    darker = np.rint(picture * 0.75).astype(np.uint8)
+    assert foreground_mask(picture).sum() != foreground_mask(darker).sum()
+    np.testing.assert_array_equal(duplicate_mask(picture), duplicate_mask(darker))
+    np.testing.assert_array_equal(duplicate_mask(picture), foreground_mask(picture))
+    assert duplicate_tolerance(darker) < duplicate_tolerance(picture) < BACKGROUND_TOLERANCE
+
+
+def test_a_picture_of_full_contrast_keeps_the_shared_mask():
+    picture = np.full((40, 40, 3), 245, np.uint8)
+    picture[5:35, 5:35] = 0
+    picture[0, :] = 255  # 10 levels of texture on the backdrop
+    shared = foreground_mask(picture)
+    assert duplicate_tolerance(picture) == BACKGROUND_TOLERANCE and duplicate_mask(picture, shared) is shared
+
+
+def test_the_duplicate_tolerance_stays_above_noise_on_a_flat_picture():
+    picture = np.full((20, 20, 3), 200, np.uint8)
+    picture[5, 5] = 203  # JPEG-noise-sized differences only
+    assert duplicate_tolerance(picture) == 8.0
+    assert not duplicate_mask(picture).any()

@@ -1,6 +1,7 @@
 """The straightforward forms of compute_hashes, the colour histogram and the foreground mask, as they were before
 issue #13 made them faster, kept verbatim so the tests can pin the fast forms to them bit for bit (the thresholds
-tuned on these hashes and histograms must keep meaning the same). The pieces issue #13 left as they were (the soft
+tuned on these hashes and histograms must keep meaning the same), plus issue #15's duplicate mask written from its
+definition. The pieces issue #13 left as they were (the soft
 binning and the ramps) are imported, not copied."""
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ from preprocessing.colour import (
     _ramp,
     _soft_bins,
 )
-from preprocessing.foreground import BACKGROUND_TOLERANCE, border_colour
+from preprocessing.foreground import (
+    BACKGROUND_TOLERANCE,
+    DUPLICATE_CONTRAST_TOP,
+    DUPLICATE_TOLERANCE_RANGE,
+    DUPLICATE_TOLERANCE_SHARE,
+    border_colour,
+)
 from preprocessing.perceptual import CONTENT_SIDE, HASH_SIZE, PHASH_HIGHFREQ_FACTOR, _pack_bits, content_box
 
 
@@ -33,6 +40,18 @@ def foreground_mask(rgb: np.ndarray, tolerance: int = BACKGROUND_TOLERANCE) -> n
     for channel in range(3):
         mask |= np.abs(pixels[..., channel].astype(np.float32) - background[channel]) > tolerance
     return mask
+
+
+def duplicate_mask(rgb: np.ndarray) -> np.ndarray:
+    """Every pixel's largest channel difference from the border colour; the contrast is the smallest multiple of
+    half a level that at most DUPLICATE_CONTRAST_TOP of the pixels exceed; the tolerance a share of it, clipped."""
+    pixels = np.asarray(rgb)
+    deviation = np.abs(pixels.astype(np.float64) - border_colour(pixels)).max(axis=2)
+    contrast = next(c for c in np.arange(0.0, 255.5, 0.5) if (deviation > c).mean() <= DUPLICATE_CONTRAST_TOP)
+    tolerance = min(
+        max(DUPLICATE_TOLERANCE_SHARE * contrast, DUPLICATE_TOLERANCE_RANGE[0]), DUPLICATE_TOLERANCE_RANGE[1]
+    )
+    return deviation > tolerance
 
 
 def _hsv(red: np.ndarray, green: np.ndarray, blue: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -99,5 +118,5 @@ def compute_hashes(thumb: np.ndarray | Image.Image) -> ImageHashes:
     rgb = np.asarray(img)
     mask = foreground_mask(rgb)
     content = img.resize((CONTENT_SIDE, CONTENT_SIDE), Image.Resampling.LANCZOS, box=content_box(mask))
-    histogram = colour_histogram(rgb, mask)
+    histogram = colour_histogram(rgb, duplicate_mask(rgb))
     return ImageHashes(phash=phash(content), dhash_edge=dhash_edge(content), hsv_hist=histogram)

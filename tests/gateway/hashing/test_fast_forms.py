@@ -13,7 +13,7 @@ from scipy import ndimage
 
 from gateway.hashing import colour_histogram, compute_hashes, dhash, dhash_edge, phash
 from preprocessing.colour import TONE_PERCENTILES, _tone_range
-from preprocessing.foreground import foreground_mask
+from preprocessing.foreground import duplicate_mask, foreground_mask
 from preprocessing.perceptual import _edge_enhanced_more, _median
 from tests.gateway.hashing import reference
 from tests.helpers import product_photo
@@ -117,6 +117,12 @@ def test_colour_histogram_equals_the_straightforward_form_for_any_mask(thumbnail
 def test_foreground_mask_equals_the_float_form(thumbnails):
     for thumb in thumbnails:
         np.testing.assert_array_equal(foreground_mask(thumb), reference.foreground_mask(thumb))
+
+
+def test_duplicate_mask_equals_its_definition(thumbnails):
+    for thumb in thumbnails:
+        np.testing.assert_array_equal(duplicate_mask(thumb), reference.duplicate_mask(thumb))
+        np.testing.assert_array_equal(duplicate_mask(thumb, foreground_mask(thumb)), reference.duplicate_mask(thumb))
 
 
 @pytest.mark.parametrize("seed", range(4))
