@@ -33,7 +33,7 @@ from training.datasets import DEFAULT_DATA, PRODUCTS, shop_of, shop_photos
 from training.quality_calibration import MIN_PRECISION, calibrate
 from training.quality_dataset import CACHE_DIR, Dataset, build_dataset
 from training.quality_model import STEPS, predict, train
-from training.quality_samples import PLACEHOLDER_KINDS, build_specs
+from training.quality_samples import HARD_NEGATIVE_KINDS, PLACEHOLDER_KINDS, build_specs
 
 PLACEHOLDER = QUALITY_OUTPUTS.index("placeholder")
 FLAGGED = 0.5
@@ -87,7 +87,7 @@ def served_view(ds: Dataset, scores: np.ndarray, categories: dict[str, str], tra
         "trainable_shops_test_products": photo_rates(ds, scores, seen_test, categories),
         "test_hard_negatives_by_kind": {
             kind: rate(scores[ds.rows("test", (kind,))] >= FLAGGED)
-            for kind in ("thin", "drawing", "blank", "card", "poster")
+            for kind in HARD_NEGATIVE_KINDS[1:]
         },
         "test_placeholders_recall_by_family_or_kind": {k: rate(np.array(v)) for k, v in sorted(by_family.items())},
         "test_degraded_placeholders_recall": rate(scores[ds.rows("test", ("ph_degraded",))] >= FLAGGED),

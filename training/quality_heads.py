@@ -44,11 +44,12 @@ from training.quality_report import (
     unseen_real_placeholders,
     untransformed_photos,
 )
-from training.quality_samples import PHOTO_KINDS, PLACEHOLDER_KINDS, build_specs
+from training.quality_samples import PHOTO_KINDS, build_specs
 
 # What the blur and small_object heads' network learns from (quality_model.SplitQualityHead): the photo kinds and the
-# placeholders they were designed with; the placeholder head's own network learns from every kind.
-CORE_KINDS = PHOTO_KINDS + PLACEHOLDER_KINDS[:4]
+# placeholders they were designed with (named, not sliced: later placeholder kinds train the placeholder network only);
+# the placeholder head's own network learns from every kind.
+CORE_KINDS = PHOTO_KINDS + ("ph_text", "ph_glyph", "ph_box", "ph_real")
 
 
 def fit(ds: Dataset, kinds: tuple[str, ...] | None, min_precision: float) -> QualityHead:
