@@ -86,8 +86,7 @@ def served_view(ds: Dataset, scores: np.ndarray, categories: dict[str, str], tra
         "unseen_shops_photos": photo_rates(ds, scores, unseen, categories),
         "trainable_shops_test_products": photo_rates(ds, scores, seen_test, categories),
         "test_hard_negatives_by_kind": {
-            kind: rate(scores[ds.rows("test", (kind,))] >= FLAGGED)
-            for kind in HARD_NEGATIVE_KINDS[1:]
+            kind: rate(scores[ds.rows("test", (kind,))] >= FLAGGED) for kind in HARD_NEGATIVE_KINDS[1:]
         },
         "test_placeholders_recall_by_family_or_kind": {k: rate(np.array(v)) for k, v in sorted(by_family.items())},
         "test_degraded_placeholders_recall": rate(scores[ds.rows("test", ("ph_degraded",))] >= FLAGGED),

@@ -20,21 +20,24 @@ The head: x + (x A) B with B starting at zero (the untrained head is EMBEDDING i
 repository serves), pulled back towards it (L2-SP) and L2-normalised. Same width as EMBEDDING: the search index's
 column, the store's API and the fallback stay unchanged.
 
-Hyper-parameters are chosen on an inner split of the TRAINING products (training.splits.cv_fold of the grocery
-product, catalog style, shop product family; the held-out grocery products of training.splits.is_validation left
-out entirely), never on the grocery val photos. The head is written only when the chosen one loses nothing against
-EMBEDDING on that split (beats_identity); the card (search.json) is written either way. evaluation.search_recall
-retrains it without the held-out grocery products to measure products the head never saw.
+Hyper-parameters (a GRID config and the scale of its trained residual) are chosen on an inner split of the TRAINING
+products (training.splits.cv_fold of the grocery product, catalog style, shop product family; the held-out grocery
+products of training.splits.is_validation left out entirely), never on the grocery val photos, and measured on a
+catalog of the inner split's products only (selection_score: what a shop's own catalog is to the head). The head is
+written only when the chosen one beats EMBEDDING there (beats_identity); the card (search.json) is written either
+way. evaluation.search_recall retrains it without the held-out grocery products to measure products the head never
+saw.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import json
 import sys
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -183,11 +186,12 @@ class HeadConfig:
     cross_domain: float = 1.0  # weight of the phone photo <-> own catalog image terms
     rank: int = 128
     lr: float = 1e-3
+    residual_scale: float = 1.0  # the trained residual (x A) B scaled by this after training: between EMBEDDING and it
 
     def describe(self) -> str:
         return (
             f"rank {self.rank}, {self.steps} steps, temperature {self.temperature}, L2-SP {self.l2sp}, "
-            f"cross-domain {self.cross_domain}"
+            f"cross-domain {self.cross_domain}, residual x{self.residual_scale:g}"
         )
 
 
@@ -280,7 +284,15 @@ def fit(data: RetrievalSet, rows: np.ndarray, config: HeadConfig) -> SearchHead:
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
-    return head.eval()
+    return scaled(head.eval(), config.residual_scale)
+
+
+def scaled(head: SearchHead, residual_scale: float) -> SearchHead:
+    """A copy of `head` with its residual scaled (1: the head, 0: EMBEDDING)."""
+    out = copy.deepcopy(head)
+    with torch.no_grad():
+        out.up.mul_(residual_scale)
+    return out
 
 
 def project(head: SearchHead | None, embeddings: np.ndarray) -> np.ndarray:
@@ -322,14 +334,6 @@ def recall_by_product(
     return {f"recall_at_{k}": round(float(np.mean((rank < k) & found)), 4) for k in ks} | {"queries": len(queries)}
 
 
-def grocery_photo_to_iconic(data: RetrievalSet, z: np.ndarray, query_rows: np.ndarray) -> dict[str, float]:
-    """Grocery phone photos (`query_rows`) against the grocery iconic images only, one per product."""
-    iconic = np.array([i for i in range(data.n) if data.source[i] == "grocery" and data.catalog[i]])
-    return recall_by_product(
-        z[query_rows], [data.products[i] for i in query_rows], z[iconic], [data.products[i] for i in iconic]
-    )
-
-
 def multiview(data: RetrievalSet, z: np.ndarray, query_rows: np.ndarray, index_rows: np.ndarray) -> dict[str, float]:
     """Each query picture (of a product with another picture among `index_rows`) against `index_rows`, itself left
     out: is another view of its product found first?"""
@@ -354,6 +358,10 @@ GRID = (
     HeadConfig(steps=300, temperature=0.1),
     HeadConfig(steps=600, temperature=0.1, cross_domain=2.0),
 )
+RESIDUAL_SCALES = (0.25, 0.5, 0.75, 1.0)  # each GRID head is measured at these (one training each)
+# A head may lose this much recall on any one inner-validation figure (about one query of the grocery set) and
+# still count as losing nothing, provided its mean recall is higher.
+SELECTION_TOLERANCE = 0.01
 
 
 @dataclass
@@ -372,49 +380,71 @@ def splits(data: RetrievalSet) -> Splits:
     return Splits(trainable, unseen, trainable & ~unseen & inner)
 
 
-def selection_score(data: RetrievalSet, z: np.ndarray, rows: np.ndarray, pool: np.ndarray) -> dict:
-    """Inner-validation metrics: grocery photos of held-out products -> iconic images (recall@5), and the held-out
-    multi-view products among every trainable picture (recall@1); `score` is their mean."""
-    grocery_queries = np.array([i for i in rows if data.source[i] == "grocery" and not data.catalog[i]])
-    views = np.array([i for i in rows if data.source[i] != "grocery"])
-    grocery = grocery_photo_to_iconic(data, z, grocery_queries)
-    other = multiview(data, z, views, np.flatnonzero(pool & np.array([s != "grocery" for s in data.source])))
-    return {
-        "grocery_photo_to_iconic": grocery,
-        "multiview": other,
-        "score": round((grocery["recall_at_5"] + other.get("recall_at_1", 0.0)) / 2, 4),
-    }
+def selection_score(data: RetrievalSet, z: np.ndarray, rows: np.ndarray) -> dict:
+    """Inner-validation metrics on a catalog of products the head never saw: the grocery photos of the held-out
+    products (`rows`) against those products' iconic images only, and each multi-view picture among `rows` against
+    the other pictures of `rows`; `score` is the mean of the four recalls (@1 and @5 of both).
+
+    The index holds held-out products only, as a shop's own catalog would: with the training products' catalog
+    pictures in the same index, the pictures the head was trained to pull photos towards become every new photo's
+    nearest neighbours (hubs), which measures the evaluation's mix, not a new catalog (MODELS.md "search")."""
+    valid = np.array(data.valid)
+    held = np.zeros(data.n, bool)
+    held[rows] = True
+    grocery = held & valid & np.array([s == "grocery" for s in data.source])
+    photos, iconic = np.flatnonzero(grocery & ~np.array(data.catalog)), np.flatnonzero(grocery & np.array(data.catalog))
+    to_iconic = recall_by_product(
+        z[photos], [data.products[i] for i in photos], z[iconic], [data.products[i] for i in iconic]
+    )
+    views = np.flatnonzero(held & valid & np.array([s != "grocery" for s in data.source]))
+    other = multiview(data, z, views, views)
+    recalls = [
+        to_iconic["recall_at_1"],
+        to_iconic["recall_at_5"],
+        other.get("recall_at_1", 0.0),
+        other.get("recall_at_5", 0.0),
+    ]
+    return {"grocery_photo_to_iconic": to_iconic, "multiview": other, "score": round(float(np.mean(recalls)), 4)}
+
+
+def selection_recalls(metrics: dict) -> list[float]:
+    grocery, views = metrics["grocery_photo_to_iconic"], metrics["multiview"]
+    return [
+        grocery["recall_at_1"],
+        grocery["recall_at_5"],
+        views.get("recall_at_1", 0.0),
+        views.get("recall_at_5", 0.0),
+    ]
 
 
 def beats_identity(metrics: dict, identity: dict) -> bool:
-    """A head is served only if it loses nothing against EMBEDDING on the inner validation: grocery recall@1 and @5
-    and multi-view recall@1 all at least the identity's (a head that trades recall@1 for recall@5 on the training
-    products' neighbours was measured to lose much more on new products: MODELS.md "search")."""
-    grocery, base = metrics["grocery_photo_to_iconic"], identity["grocery_photo_to_iconic"]
-    return (
-        grocery["recall_at_1"] >= base["recall_at_1"]
-        and grocery["recall_at_5"] >= base["recall_at_5"]
-        and metrics["multiview"].get("recall_at_1", 0.0) >= identity["multiview"].get("recall_at_1", 0.0)
+    """A head is served only if its mean inner-validation recall is higher than EMBEDDING's and it loses nothing
+    (beyond SELECTION_TOLERANCE) on any one of the four recalls."""
+    return metrics["score"] > identity["score"] and all(
+        mine >= theirs - SELECTION_TOLERANCE
+        for mine, theirs in zip(selection_recalls(metrics), selection_recalls(identity))
     )
 
 
 def choose(data: RetrievalSet, parts: Splits) -> tuple[HeadConfig, bool, list[dict]]:
-    """The GRID config with the best inner-validation score, whether it beats_identity, and the table (the identity
-    head is its first row)."""
+    """The GRID config and RESIDUAL_SCALES value with the best inner-validation score among those that beat_identity
+    (else the best of all, unqualified), whether it qualified, and the table (the identity head is its first row)."""
     rows = np.flatnonzero(parts.trainable & ~parts.unseen & ~parts.inner_validation)
     held = np.flatnonzero(parts.inner_validation)
-    pool = parts.trainable & ~parts.unseen
-    identity = selection_score(data, project(None, data.embeddings[: data.n]), held, pool)
+    identity = selection_score(data, project(None, data.embeddings[: data.n]), held)
     table = [{"config": "identity (EMBEDDING)", **identity}]
-    best, best_score, qualified = None, -1.0, False
-    for config in GRID:
+    candidates = []
+    for base in GRID:
         started = time.process_time()
-        head = fit(data, rows, config)
-        metrics = selection_score(data, project(head, data.embeddings[: data.n]), held, pool)
-        table.append({"config": config.describe(), **metrics, "cpu_s": round(time.process_time() - started, 1)})
-        print(json.dumps(table[-1]), file=sys.stderr)
-        if metrics["score"] > best_score:
-            best, best_score, qualified = config, metrics["score"], beats_identity(metrics, identity)
+        head = fit(data, rows, base)
+        cpu_s = round(time.process_time() - started, 1)
+        for residual_scale in RESIDUAL_SCALES:
+            config = replace(base, residual_scale=residual_scale)
+            metrics = selection_score(data, project(scaled(head, residual_scale), data.embeddings[: data.n]), held)
+            table.append({"config": config.describe(), **metrics, "cpu_s": cpu_s})
+            print(json.dumps(table[-1]), file=sys.stderr)
+            candidates.append((beats_identity(metrics, identity), metrics["score"], config))
+    qualified, _, best = max(candidates, key=lambda c: (c[0], c[1]))
     return best, qualified, table
 
 
@@ -490,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
         "input": EMBEDDING.name,
         "output": SEARCH_EMBEDDING.name,
         "architecture": f"x + (x A) B, A 1280x{config.rank}, B {config.rank}x1280 starting at zero (the identity), "
-        "L2-normalised",
+        f"B scaled by {config.residual_scale:g} after training, L2-normalised",
         "loss": "supervised contrastive (products' pictures and mirrored copies positive) + phone photo -> own "
         "catalog picture InfoNCE + L2-SP towards the identity",
         "config": config.__dict__,
@@ -501,7 +531,8 @@ def main(argv: list[str] | None = None) -> int:
         "(evaluation only); undecodable pictures",
         "selection": {
             "split": "inner split of the training products (training.splits.cv_fold == 0 of the grocery product / "
-            "catalog style / shop product family), the held-out grocery products (is_validation) left out entirely",
+            "catalog style / shop product family), the held-out grocery products (is_validation) left out entirely; "
+            "measured on a catalog of the inner split's products only (selection_score)",
             "grid": table,
         },
         "unseen_grocery_products": sorted({data.products[i] for i in np.flatnonzero(parts.unseen)}),
