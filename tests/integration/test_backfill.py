@@ -31,6 +31,7 @@ from backfill.results import DEAD_LETTER, done_keys, read_parts
 from backfill.versions import Versions
 from gateway.clients.database import Database
 from gateway.clients.triton import TritonAnalyzer
+from gateway.decisions.search import search_vector
 from gateway.settings import Settings
 from gateway.stores.search_index import SearchIndex, partition_table
 from tests.database import fresh_database
@@ -302,7 +303,8 @@ def test_index_build_bulk_loads_partitions_and_answers_a_real_search(stack, tmp_
         database = Database(url, 2, 10.0, False, 2.0)
         try:
             (query,) = await triton.analyze([Path(tmp_path / "g2-1.jpg").read_bytes()])
-            return await SearchIndex(database, exact_max=2).search(query.embedding, ["gear"], k=2)  # the HNSW path
+            vector = search_vector(query.embedding, query.search_embedding)  # the kind the index job stored
+            return await SearchIndex(database, exact_max=2).search(vector, ["gear"], k=2)  # the HNSW path
         finally:
             await database.close()
             await triton.close()
