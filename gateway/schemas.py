@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from contract.reasons import Status
+from gateway.decisions.search import DEFAULT_SEARCH_CONFIDENCE
 
 
 class ImageIn(BaseModel):
@@ -271,14 +272,21 @@ class SearchRequest(BaseModel):
     k: int = Field(default=10, ge=1, le=100)
     category: str | None = Field(default=None, max_length=64, description="search only this partition")
     cascade: bool = Field(default=True, description="false: search every partition (the flat baseline)")
-    top_categories: int = Field(default=1, ge=1, le=16, description="partitions the cascade searches")
+    top_categories: int = Field(default=1, ge=1, le=16, description="partitions the cascade searches at least")
+    min_confidence: float | None = Field(
+        default=DEFAULT_SEARCH_CONFIDENCE,
+        ge=0.0,
+        le=1.0,
+        description="the cascade adds the next most likely partitions until those searched hold this much of the "
+        "category head's probability; null: exactly top_categories",
+    )
     per_product: bool = Field(default=True, description="a product's best image only")
 
 
 class SearchHitOut(BaseModel):
     product_id: str
     image_id: str
-    score: float = Field(description="cosine similarity of backbone embeddings")
+    score: float = Field(description="cosine similarity of the search vectors (SEARCH_EMBEDDING, else EMBEDDING)")
     category: str = Field(description="the partition the hit came from")
 
 

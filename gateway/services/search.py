@@ -108,7 +108,9 @@ class SearchService:
             raise InvalidField("image", f"the query image failed ({result.analysis.error_reason or UNDECODABLE})")
         probabilities = self.analysis.class_probabilities(result)
         available = list(await self.index.partitions())
-        plan = search_partitions(request.category, probabilities, available, request.cascade, request.top_categories)
+        plan = search_partitions(
+            request.category, probabilities, available, request.cascade, request.top_categories, request.min_confidence
+        )
         hits = await self.index.search(vector, list(plan.partitions), request.k, request.per_product)
         return SearchOutcome(plan, probabilities, hits)
 

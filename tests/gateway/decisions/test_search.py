@@ -63,6 +63,20 @@ def test_cascade_skips_partitions_that_hold_nothing():
     assert search_partitions(None, PROBS, [], cascade=True, top_categories=2).partitions == ()
 
 
+def test_an_unsure_head_makes_the_cascade_search_more_partitions():
+    available = ["packages", "fruit", "vegetables", "apparel"]
+    assert search_partitions(None, PROBS, available, True, 1, min_confidence=0.6).partitions == ("fruit",)
+    assert search_partitions(None, PROBS, available, True, 1, min_confidence=0.85).partitions == ("fruit", "vegetables")
+    every = search_partitions(None, PROBS, available, True, 1, min_confidence=1.0).partitions
+    assert every == ("fruit", "vegetables", "packages")  # apparel has no probability: never reached
+    # only partitions that hold images count towards the confidence
+    assert search_partitions(None, PROBS, ["vegetables", "packages"], True, 1, min_confidence=0.25).partitions == (
+        "vegetables",
+        "packages",
+    )
+    assert search_partitions(None, PROBS, available, True, 2, min_confidence=0.5).partitions == ("fruit", "vegetables")
+
+
 def test_requested_category_wins_and_flat_searches_everything():
     requested = search_partitions(" Packages ", PROBS, ["fruit"], cascade=True, top_categories=1)
     assert (requested.category, requested.source, requested.partitions) == ("packages", "request", ("packages",))
