@@ -397,14 +397,8 @@ def selection_score(data: RetrievalSet, z: np.ndarray, rows: np.ndarray) -> dict
         z[photos], [data.products[i] for i in photos], z[iconic], [data.products[i] for i in iconic]
     )
     views = np.flatnonzero(held & valid & np.array([s != "grocery" for s in data.source]))
-    other = multiview(data, z, views, views)
-    recalls = [
-        to_iconic["recall_at_1"],
-        to_iconic["recall_at_5"],
-        other.get("recall_at_1", 0.0),
-        other.get("recall_at_5", 0.0),
-    ]
-    return {"grocery_photo_to_iconic": to_iconic, "multiview": other, "score": round(float(np.mean(recalls)), 4)}
+    metrics = {"grocery_photo_to_iconic": to_iconic, "multiview": multiview(data, z, views, views)}
+    return metrics | {"score": round(float(np.mean(selection_recalls(metrics))), 4)}
 
 
 def selection_recalls(metrics: dict) -> list[float]:
