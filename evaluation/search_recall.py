@@ -118,8 +118,9 @@ def routed_recall(
         probabilities = {c: float(v) for c, v in zip(classes, p)}
         plan = mode_plan(mode, partition, probabilities, available)
         routed += partition in plan.partitions
-        searched += int(np.isin(index_partitions, plan.partitions).sum())
-        scores = np.where(np.isin(index_partitions, plan.partitions), similarity[row], -np.inf)
+        inside = np.isin(index_partitions, plan.partitions)
+        searched += int(inside.sum())
+        scores = np.where(inside, similarity[row], -np.inf)
         ranked: list[str] = []
         for j in np.argsort(-scores, kind="stable"):
             if not np.isfinite(scores[j]) or len(ranked) == 5:
@@ -174,17 +175,14 @@ def iconic_benchmark(
     else:
         vectors, probs = served_vectors(data, np.concatenate([iconic, np.flatnonzero(photos)]), vision)
         report["vision"] = str(vision)
-    held_out_iconic = iconic[parts.unseen[iconic]]
+    held_out_photos = np.flatnonzero(photos & parts.unseen)
     # (queries, index): every val photo against all 81 iconic images; the held-out products' photos against the same
     # index, and against their own iconic images only: a catalog of products no head trained on, as a shop's is
     # (in the mixed index, the iconic images a head was trained on attract new products' photos: MODELS.md "search").
     query_sets = {
         "all 81 products": (np.flatnonzero(photos), iconic),
-        "held-out products": (np.flatnonzero(photos & parts.unseen), iconic),
-        "held-out products, index of their own iconic images only": (
-            np.flatnonzero(photos & parts.unseen),
-            held_out_iconic,
-        ),
+        "held-out products": (held_out_photos, iconic),
+        "held-out products, index of their own iconic images only": (held_out_photos, iconic[parts.unseen[iconic]]),
     }
     for query_name, (rows, index_rows) in query_sets.items():
         truth = [(data.products[i], data.partition[i]) for i in rows]

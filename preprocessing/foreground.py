@@ -80,6 +80,8 @@ def _doubled_deviation(rgb: np.ndarray) -> np.ndarray:
 
 
 def _contrast_of(doubled: np.ndarray) -> float:
+    """The smallest deviation d from the border colour (largest channel difference, in levels, a multiple of 0.5)
+    that at most DUPLICATE_CONTRAST_TOP of the pixels exceed, from _doubled_deviation."""
     exceeding = doubled.size - np.cumsum(np.bincount(doubled.ravel(), minlength=511))
     return float(np.argmax(exceeding <= DUPLICATE_CONTRAST_TOP * doubled.size)) / 2
 
@@ -89,14 +91,9 @@ def _tolerance_of(contrast: float) -> float:
     return float(np.clip(DUPLICATE_TOLERANCE_SHARE * contrast, low, high))
 
 
-def border_contrast(rgb: np.ndarray) -> float:
-    """The smallest deviation d from the border colour (largest channel difference, in levels, a multiple of 0.5)
-    that at most DUPLICATE_CONTRAST_TOP of the uint8 pixels exceed."""
-    return _contrast_of(_doubled_deviation(rgb))
-
-
 def duplicate_tolerance(rgb: np.ndarray) -> float:
-    return _tolerance_of(border_contrast(rgb))
+    """The tolerance duplicate_mask uses for these uint8 pixels (see DUPLICATE_TOLERANCE_SHARE)."""
+    return _tolerance_of(_contrast_of(_doubled_deviation(rgb)))
 
 
 def duplicate_mask(rgb: np.ndarray, shared: np.ndarray | None = None) -> np.ndarray:

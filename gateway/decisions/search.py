@@ -99,11 +99,11 @@ def search_partitions(
     if cascade and ranked:
         chosen = present[:top_categories]
         covered = sum(probabilities[c] for c in chosen)
-        for name in present[top_categories:]:
+        for partition in present[top_categories:]:
             if min_confidence is None or covered >= min_confidence:
                 break
-            chosen.append(name)
-            covered += probabilities[name]
+            chosen.append(partition)
+            covered += probabilities[partition]
         return SearchPlan(top, "predicted", tuple(chosen))
     everything = present + sorted(set(available) - set(ranked))
     return SearchPlan(top, "predicted" if top else "none", tuple(everything))
