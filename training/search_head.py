@@ -27,6 +27,10 @@ catalog of the inner split's products only (selection_score: what a shop's own c
 written only when the chosen one beats EMBEDDING there (beats_identity); the card (search.json) is written either
 way. evaluation.search_recall retrains it without the held-out grocery products to measure products the head never
 saw.
+
+One module past 400 lines: its sections (data, head and losses, batches, retrieval metrics, selection, export, the
+command) all turn on RetrievalSet and HeadConfig and change together; the retrieval metrics are the first to move
+out if another trainer needs them.
 """
 
 from __future__ import annotations
