@@ -35,15 +35,20 @@ FAMILY_PATTERNS = (
 
 
 @dataclass
-class VariantImages:
-    """One row per image: where it came from, its product and colourway family, its (manifest) type, and what the
-    served models say about it."""
+class VariantListing:
+    """One row per image: where it came from, its product and colourway family, its (manifest) type."""
 
     paths: list[Path]
     source: list[str]  # catalog | products
     products: list[str]
     families: list[str]
     types: list[str]  # manifest type (catalog); `front` for index 0 and `detail` for others (products)
+
+
+@dataclass
+class VariantImages(VariantListing):
+    """The listing and what the served models say about each image."""
+
     embeddings: np.ndarray  # (n, EMBEDDING_DIM) as served (L2-normalised here)
     hsv_hist: np.ndarray  # (n, HSV_HIST_BINS)
     phash: np.ndarray
@@ -59,7 +64,8 @@ def family_of(product: str) -> str | None:
     return None
 
 
-def _listing(data: Path) -> tuple[list[Path], list[str], list[str], list[str], list[str]]:
+def listing(data: Path = DEFAULT_DATA) -> VariantListing:
+    """The catalog's apparel views and the products/ colourway families (module docstring)."""
     paths, source, products, families, types = [], [], [], [], []
     catalog = types_from_manifest(data / "catalog" / "manifest.csv")
     for path, image_type, style, product in zip(catalog.paths, catalog.types, catalog.groups, catalog.products):
@@ -80,7 +86,7 @@ def _listing(data: Path) -> tuple[list[Path], list[str], list[str], list[str], l
             products.append(row["product"])
             families.append(family)
             types.append("front" if products.count(row["product"]) == 1 else "detail")  # its first image
-    return paths, source, products, families, types
+    return VariantListing(paths, source, products, families, types)
 
 
 def load_variant_images(model: Path, cache_dir: Path, data: Path = DEFAULT_DATA) -> VariantImages:
@@ -91,11 +97,12 @@ def load_variant_images(model: Path, cache_dir: Path, data: Path = DEFAULT_DATA)
     from preprocessing.perceptual import HASH_VERSION
     from preprocessing.pipeline import preprocessing_fingerprint
 
-    paths, source, products, families, types = _listing(data)
+    images = listing(data)
+    paths = images.paths
     if not paths:
         raise SystemExit(f"{data}: no catalog or products manifest (development data)")
-    listing = "\n".join([*map(str, paths), preprocessing_fingerprint(), f"hashes {HASH_VERSION}"])
-    key = hashlib.sha256(model.read_bytes() + listing.encode()).hexdigest()[:16]
+    keyed_by = "\n".join([*map(str, paths), preprocessing_fingerprint(), f"hashes {HASH_VERSION}"])
+    key = hashlib.sha256(model.read_bytes() + keyed_by.encode()).hexdigest()[:16]
     cache = cache_dir / f"variant-{key}.npz"
     if not cache.is_file():
         analysis = analyse_with_vision(model, (np.fromfile(p, dtype=np.uint8) for p in paths), with_thumbs=True)
@@ -115,4 +122,4 @@ def load_variant_images(model: Path, cache_dir: Path, data: Path = DEFAULT_DATA)
             type_probs=outputs[type_probs_output("apparel")],
         )
     arrays = np.load(cache)
-    return VariantImages(paths, source, products, families, types, **{k: arrays[k] for k in arrays.files})
+    return VariantImages(**vars(images), **{k: arrays[k] for k in arrays.files})

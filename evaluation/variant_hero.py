@@ -34,7 +34,7 @@ import numpy as np
 from contract.categories import Category, VariantThresholds
 from contract.categories_file import load_catalog
 from evaluation.dedup.audit import same_photo
-from evaluation.variant_data import VariantImages, load_variant_images
+from evaluation.variant_data import VariantImages, VariantListing, load_variant_images
 from gateway.decisions.analysis import ImageAnalysis
 from gateway.decisions.image_types import type_from_head
 from gateway.decisions.selection import select
@@ -89,7 +89,7 @@ class Trial:
     planted: tuple[int, ...]  # rows of the other colourway's images, the first is its front
 
 
-def trials(v: VariantImages, planted_views: int) -> Iterator[Trial]:
+def trials(v: VariantListing, planted_views: int) -> Iterator[Trial]:
     """For every product and every other colourway of its family with a front: one trial."""
     rows_of: dict[str, list[int]] = defaultdict(list)
     for row, product in enumerate(v.products):
