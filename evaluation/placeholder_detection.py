@@ -38,6 +38,7 @@ from evaluation.placeholder_mechanisms import (
     rate,
     vote_per_category,
 )
+from gateway.decisions.placeholders import LibraryRule
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -48,7 +49,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--exemplars", type=int, default=11, help="K: exemplars per vote")
     parser.add_argument("--min-votes", type=int, default=5, help="'unlike' votes that call a placeholder")
-    parser.add_argument("--max-distance", type=int, default=16, help="library pHash distance (served default)")
+    parser.add_argument("--max-distance", type=int, default=LibraryRule.max_distance, help="library pHash distance")
+    parser.add_argument(
+        "--alone-distance",
+        type=int,
+        default=LibraryRule.alone_distance,
+        help="a library match this near stands without the head's score (gateway.decisions.placeholders.LibraryRule)",
+    )
     parser.add_argument("--max-fpr", type=float, default=0.005, help="false-positive budget on calibration photos")
     parser.add_argument(
         "--vote-fpr", type=float, default=0.05, help="the vote's own false-positive budget on calibration photos"
@@ -78,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     if not analysed["valid"].all():
         bad = [items[i].key for i in np.flatnonzero(~analysed["valid"])]
         raise SystemExit(f"undecodable: {bad[:5]}")
-    signals = Signals.measure(items, analysed, args.head, args.max_distance, args.exemplars, args.min_votes, args.seed)
+    library_rule = LibraryRule(args.max_distance, args.alone_distance)  # the served head_min
+    signals = Signals.measure(items, analysed, args.head, library_rule, args.exemplars, args.min_votes, args.seed)
 
     report: dict = {"items": {k: int((signals.kinds == k).sum()) for k in ("library", "known", "unseen", "photo")}}
     print(json.dumps(report["items"]))
@@ -97,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         "exemplars": args.exemplars,
         "min_votes": args.min_votes,
         "max_distance": args.max_distance,
+        "alone_distance": args.alone_distance,
     }
     report["results"] = print_results(signals, rules(signals, s_alone, s_comb, h_lo))
     print_similarity_spread(signals)

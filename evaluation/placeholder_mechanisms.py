@@ -21,6 +21,7 @@ import numpy as np
 
 from contract.tensors import EMBEDDING, QUALITY_FEATURES, QUALITY_OUTPUTS, QUALITY_SCORES
 from evaluation.placeholder_data import CATEGORIES, Item, load, split_of
+from gateway.decisions.placeholders import LibraryRule
 from training.embedding_cache import AnalysisStore, content_digest
 
 ANALYSED = ("embeddings", "features", "thumbs", "valid")
@@ -139,7 +140,7 @@ class Signals:
         items: list[Item],
         analysed: dict,
         model: Path,
-        max_distance: int,
+        library_rule: LibraryRule,
         exemplars: int,
         min_votes: int,
         seed: int,
@@ -147,8 +148,8 @@ class Signals:
         kinds = np.array([it.kind for it in items])
         library = kinds == "library"
         emb = analysed["embeddings"]
-        library_fires = library_distances(analysed["thumbs"], library) <= max_distance
         head = analysed["head"] if "head" in analysed else head_scores(emb, analysed["features"], model)
+        library_fires = library_rule.stands(library_distances(analysed["thumbs"], library), head)
         sims = exemplar_similarities(items, emb, exemplars, seed)
         kth_lowest = np.sort(sims, axis=1)[:, min_votes - 1]  # one number per query decides the vote for every s
         split = np.array([split_of(it) for it in items])

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     database_migrate: bool = True  # apply schema migrations at start-up (false: a separate `migrate` job does)
     database_breaker_cooldown_s: float = 2.0  # after a failed call: 503 at once for this long, then one probe
     placeholder_max_distance: int = 16  # pHash bits: 0 false positives on 481 dev photos (BENCHMARKS.md)
+    # A library match this near stands alone; between it and placeholder_max_distance it needs the learned score >=
+    # placeholder_vote_head_min (gateway.decisions.placeholders.LibraryRule; BENCHMARKS.md).
+    placeholder_alone_distance: int = 12
     # The unseen-placeholder vote (gateway.decisions.placeholders.VoteRule; chosen on dev data, BENCHMARKS.md).
     placeholder_vote_exemplars: int = 11  # K: exemplars (recent accepted products of the category) per vote
     placeholder_vote_min_votes: int = 5  # "unlike" votes that call a placeholder

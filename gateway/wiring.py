@@ -11,7 +11,7 @@ from contract.categories_file import load_catalog
 from gateway.clients.database import Database
 from gateway.clients.fetch import Fetcher, fetch_client
 from gateway.clients.triton import TritonAnalyzer
-from gateway.decisions.placeholders import VoteRule
+from gateway.decisions.placeholders import LibraryRule, VoteRule
 from gateway.services.analysis import AnalysisStep
 from gateway.services.curation import CurationService
 from gateway.services.placeholders import ExemplarVoting, PlaceholderLibraryService
@@ -39,6 +39,14 @@ def vote_rule(settings: Settings) -> VoteRule:
         min_similarity=settings.placeholder_vote_similarity,
         head_min=settings.placeholder_vote_head_min,
         min_similarity_alone=settings.placeholder_vote_similarity_alone,
+    )
+
+
+def library_rule(settings: Settings) -> LibraryRule:
+    return LibraryRule(
+        max_distance=settings.placeholder_max_distance,
+        alone_distance=settings.placeholder_alone_distance,
+        head_min=settings.placeholder_vote_head_min,
     )
 
 
@@ -73,7 +81,7 @@ async def wire(settings: Settings, cleanup: AsyncExitStack, fetcher_type: type[F
     exemplars = ExemplarStore(database, settings.exemplar_capacity, settings.exemplar_per_product)
 
     analysis = AnalysisStep(fetcher, triton, catalog.category_head)
-    placeholder_library = PlaceholderLibraryService(library, analysis, settings.placeholder_max_distance)
+    placeholder_library = PlaceholderLibraryService(library, analysis, library_rule(settings))
     voting = ExemplarVoting(exemplars, vote_rule(settings), settings.exemplar_max_placeholder_score)
     curation = CurationService(catalog, analysis, placeholder_library, voting)
     search = SearchService(catalog.category_head, analysis, index)

@@ -38,6 +38,31 @@ class VoteRule:
 
 
 @dataclass(frozen=True)
+class LibraryRule:
+    """When a library match (pHash within `max_distance` bits of a known placeholder) calls an image a placeholder:
+    within `alone_distance` bits on its own; further out only with the learned placeholder score, where it ran, at
+    least `head_min` (the vote's gate: the head vouches). Real product photos do come within 16 bits of some
+    platforms' placeholders (3 of 1,072 development photos against 28 placeholders, all at exactly 16, none nearer;
+    head scores ~0.0002), while re-served placeholder variants keep scores far above the gate (BENCHMARKS.md)."""
+
+    max_distance: int = 16
+    alone_distance: int = 12
+    head_min: float = 0.02
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.alone_distance <= self.max_distance:
+            raise ValueError(f"library rule needs 0 <= alone_distance <= max_distance, got {self}")
+
+    def stands(self, distance, score):
+        """Whether a match at `distance` bits calls a placeholder, given the learned score (None: it did not run).
+        Scalars or numpy arrays alike (the evaluations apply the same rule to whole columns)."""
+        within = distance <= self.max_distance
+        if score is None:
+            return within
+        return within & ((distance <= self.alone_distance) | (score >= self.head_min))
+
+
+@dataclass(frozen=True)
 class VoteOutcome:
     """`outcome`: `placeholder` (>= min_votes unlike), `product`, or `abstained` (too few exemplars yet)."""
 

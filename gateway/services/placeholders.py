@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.decisions.analysis import Verdict
-from gateway.decisions.placeholders import VoteRule, category_vote, exemplar_feed
+from gateway.decisions.placeholders import LibraryRule, VoteRule, category_vote, exemplar_feed
 from gateway.schemas import ImageIn
 from gateway.services.analysis import AnalysisStep, Analyzed
 from gateway.stores.interfaces import CategoryExemplarStore, Placeholder, PlaceholderStore
@@ -19,10 +19,10 @@ class AddedPlaceholders:
 
 
 class PlaceholderLibraryService:
-    def __init__(self, library: PlaceholderStore, analysis: AnalysisStep, max_distance: int):
+    def __init__(self, library: PlaceholderStore, analysis: AnalysisStep, rule: LibraryRule):
         self.library = library
         self.analysis = analysis
-        self.max_distance = max_distance  # pHash bits within which an image matches a known placeholder
+        self.rule = rule
 
     async def add(self, images: list[ImageIn]) -> AddedPlaceholders:
         """Hash through the same Triton path as product images (same decode, same thumbnail), then store."""
@@ -43,11 +43,13 @@ class PlaceholderLibraryService:
         return await self.library.remove(placeholder_id)
 
     async def match(self, analyzed: list[Analyzed]) -> None:
-        """Mark images whose pHash is near a known placeholder (the library's half of placeholder detection)."""
+        """Mark images whose pHash is near a known placeholder (the library's half of placeholder detection), where
+        the library rule lets the match stand."""
         hashed = [a.analysis for a in analyzed if a.analysis.hashes is not None]
-        matches = await self.library.match([a.hashes.phash for a in hashed], self.max_distance)
+        matches = await self.library.match([a.hashes.phash for a in hashed], self.rule.max_distance)
         for analysis, match in zip(hashed, matches):
-            analysis.library_match = match
+            if match is not None and self.rule.stands(match.distance, analysis.scores.get("placeholder")):
+                analysis.library_match = match
 
 
 class ExemplarVoting:

@@ -24,6 +24,7 @@ from evaluation.placeholder_data import Item
 from evaluation.placeholder_mechanisms import Signals, analyse
 from evaluation.search_recall import served_embeddings
 from evaluation.vision_runtime import SERVED, analyse_with_vision
+from gateway.decisions.placeholders import LibraryRule
 from preprocessing.runner import PreprocessRunner
 from tests.helpers import corrupt_jpeg, encode, product_photo
 
@@ -116,7 +117,9 @@ def test_signals_use_the_served_score_when_the_analysis_has_one(tmp_path):
         "head": np.array([0.9, 0.1, 0.2, 0.3, 0.4], np.float32),
     }
     # --head names no file: without the served score there would be no head at all
-    signals = Signals.measure(items, analysed, tmp_path / "absent.onnx", 16, exemplars=2, min_votes=1, seed=0)
+    signals = Signals.measure(
+        items, analysed, tmp_path / "absent.onnx", LibraryRule(), exemplars=2, min_votes=1, seed=0
+    )
     np.testing.assert_array_equal(signals.head, analysed["head"])
 
 

@@ -7,6 +7,7 @@ import pytest
 from contract.categories_file import load_catalog
 from gateway.decisions.analysis import ImageAnalysis, LibraryMatch
 from gateway.decisions.placeholders import (
+    LibraryRule,
     VoteRule,
     category_vote,
     counts_toward_category,
@@ -189,3 +190,15 @@ def test_known_and_learned_placeholders_do_not_count_toward_the_category():
     assert counts_toward_category(analysed({"blur": 0.1}), default)  # no placeholder score: counts
     assert not counts_toward_category(analysed({"placeholder": threshold}), default)
     assert not counts_toward_category(analysed({}, library_match=LibraryMatch("known", 2)), default)
+
+
+def test_a_loose_library_match_stands_only_where_the_head_does_not_call_the_image_a_product():
+    rule = LibraryRule(max_distance=16, alone_distance=12, head_min=0.02)
+    assert rule.stands(12, 0.0001)  # near: a known placeholder, whatever the head says
+    assert not rule.stands(16, 0.0002)  # a real photo at 16 bits of a placeholder, the head sure it is a product
+    assert rule.stands(16, 0.3) and rule.stands(16, None)  # the head vouches, or did not run
+    assert not rule.stands(17, 1.0)  # past max_distance nothing matches
+    distances, scores = np.array([3, 14, 14, 20]), np.array([0.0, 0.01, 0.5, 0.9])
+    assert rule.stands(distances, scores).tolist() == [True, False, True, False]  # the evaluations' columns
+    with pytest.raises(ValueError, match="alone_distance"):
+        LibraryRule(max_distance=10, alone_distance=12)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from gateway.clients.database import Database
-from gateway.decisions.placeholders import VoteRule
+from gateway.decisions.placeholders import LibraryRule, VoteRule
 from gateway.schemas import SelectRequest
 from gateway.services.curation import CurationService
 from gateway.services.placeholders import ExemplarVoting, PlaceholderLibraryService
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.anyio
 
 def service(database: Database, triton: FakeTriton, voting: ExemplarVoting | None = None) -> CurationService:
     analysis = analysis_step(triton)
-    library = PlaceholderLibraryService(PlaceholderLibrary(database), analysis, 16)
+    library = PlaceholderLibraryService(PlaceholderLibrary(database), analysis, LibraryRule())
     return CurationService(CATALOG, analysis, library, voting)
 
 

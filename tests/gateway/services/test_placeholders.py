@@ -8,9 +8,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from contract.tensors import HSV_HIST_BINS
 from gateway.decisions.analysis import ImageAnalysis, LibraryMatch
-from gateway.decisions.placeholders import VoteRule
+from gateway.decisions.placeholders import LibraryRule, VoteRule
 from gateway.decisions.selection import select
+from gateway.hashing import ImageHashes
 from gateway.schemas import ImageIn
 from gateway.services.analysis import Analyzed
 from gateway.services.placeholders import ExemplarVoting, PlaceholderLibraryService
@@ -23,7 +25,7 @@ pytestmark = pytest.mark.anyio
 
 async def test_library_adds_analysed_images_reports_failures_and_matches_them(database):
     triton = FakeTriton([raw(1), raw(2)])
-    library = PlaceholderLibraryService(PlaceholderLibrary(database), analysis_step(triton), 16)
+    library = PlaceholderLibraryService(PlaceholderLibrary(database), analysis_step(triton), LibraryRule())
     images = [
         ImageIn(id="no-image", data=jpeg_b64(1), supplier="S"),
         ImageIn(id="gone", url="https://cdn.example/x.jpg"),
@@ -39,6 +41,26 @@ async def test_library_adds_analysed_images_reports_failures_and_matches_them(da
     assert analyzed[0].analysis.library_match == LibraryMatch("coming-soon", 0)
     assert analyzed[1].analysis.library_match is None
     assert await library.remove("coming-soon") and not await library.remove("coming-soon")
+
+
+async def test_a_loose_library_match_needs_the_learned_score_to_stand(database):
+    library = PlaceholderLibraryService(
+        PlaceholderLibrary(database), analysis_step(FakeTriton([raw(1)])), LibraryRule(16, 12, 0.02)
+    )
+    await library.add([ImageIn(id="no-image", data=jpeg_b64(1))])
+    [known] = await library.entries()
+    hashes = ImageHashes(known.phash ^ 0x3FFF, 0, np.zeros(HSV_HIST_BINS, np.float32))  # 14 bits off
+
+    def near(score: float) -> Analyzed:
+        scores = {"placeholder": score}
+        analysis = ImageAnalysis(id="x", supplier="A", index=0, ok=True, width=900, height=900, scores=scores)
+        analysis.hashes = hashes
+        return Analyzed(analysis, unit(1))
+
+    product, doubtful = near(0.0002), near(0.3)
+    await library.match([product, doubtful])
+    assert product.analysis.library_match is None  # a product photo 14 bits from a placeholder stays a product
+    assert doubtful.analysis.library_match == LibraryMatch("no-image", 14)
 
 
 async def test_voting_against_the_store_and_feeding_it_only_confident_selections(database):
