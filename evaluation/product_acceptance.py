@@ -22,7 +22,9 @@ and the answer is checked for:
   hero             the first selected image is the own front or its resized copy
   all              every one of the above
 
-Catalog trials ask for `apparel`; products/ trials send no category (the service predicts it). The stack is private
+Catalog trials ask for `apparel`; products/ trials send no category (the service predicts it). A product whose front,
+checked view or colourway is under the category's `min_side` is left out (listed in the report): `low_resolution` is
+right there. The stack is private
 (free ports, a fresh embedded database), so the category vote starts cold and the placeholder library empty; with
 `--library`, the placeholders' originals are added through `POST /v1/placeholders` first (a deployment that lists the
 platforms' placeholders), and both runs are reported. The learned placeholder head was trained with these platforms'
@@ -45,6 +47,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
+from contract.categories_file import load_catalog
 from evaluation.placeholder_data import on_white, variant
 from evaluation.variant_data import VariantListing, listing
 from evaluation.variant_hero import OWN_PHOTOS_DISAGREE, trials
@@ -107,18 +110,29 @@ def view_row(images: VariantListing, own: tuple[int, ...]) -> int:
     return backs[0] if backs else own[1]
 
 
-def pages(images: VariantListing, placeholders: list[Path], seed: int = SEED) -> list[Page]:
-    """One page per product with a front and a second own image: the first other colourway (variant_hero.trials)."""
+def shorter_side(path: Path) -> int:
+    with Image.open(path) as image:  # the header only
+        return min(image.size)
+
+
+def pages(images: VariantListing, placeholders: list[Path], seed: int = SEED) -> tuple[list[Page], list[str]]:
+    """One page per product with a front and a second own image: the first other colourway (variant_hero.trials).
+    Also the products left out because their front, checked view or colourway is under the category's `min_side`:
+    there `low_resolution` is the right answer, not a miss (products/ sends no category: `default`'s)."""
+    catalog = load_catalog()
     done: set[str] = set()
-    built = []
+    built, under_min_side = [], []
     for trial in trials(images, planted_views=1):
-        own = [r for r in trial.own if images.types[r] == "front"] + [
-            r for r in trial.own if images.types[r] != "front"
-        ]
+        own = sorted(trial.own, key=lambda r: images.types[r] != "front")  # fronts first, else manifest order
         product = images.products[trial.own[0]]
         if product in done or len(own) < 2 or images.types[own[0]] != "front":
             continue
         done.add(product)
+        category = "apparel" if trial.source == "catalog" else "default"
+        checked = (own[0], view_row(images, tuple(own)), trial.planted[0])
+        if min(shorter_side(images.paths[r]) for r in checked) < catalog.get(category).min_side:
+            under_min_side.append(product)
+            continue
         rng = np.random.default_rng([seed, len(built)])
         placeholder_file = placeholders[len(built) % len(placeholders)]
         front = on_white(Image.open(images.paths[own[0]]))
@@ -130,8 +144,8 @@ def pages(images: VariantListing, placeholders: list[Path], seed: int = SEED) ->
             image_entry("placeholder", variant(Image.open(placeholder_file), rng), "B"),
         ]
         body = {"product_id": product, "max_images": MAX_IMAGES, "images": entries}
-        if trial.source == "catalog":
-            body["category"] = "apparel"
+        if category != "default":
+            body["category"] = category
         built.append(
             Page(
                 trial.source,
@@ -146,7 +160,7 @@ def pages(images: VariantListing, placeholders: list[Path], seed: int = SEED) ->
                 placeholder_file=placeholder_file.name,
             )
         )
-    return built
+    return built, under_min_side
 
 
 def merged(verdicts: dict[str, dict], a: str, b: str) -> bool:
@@ -262,9 +276,10 @@ def main(argv: list[str] | None = None) -> int:
     placeholders = placeholder_files(args.data)
     if not images.paths or not placeholders:
         raise SystemExit(f"{args.data}: needs the catalog / products manifests and placeholder folders")
-    built = pages(images, placeholders)[: args.limit]
+    built, under_min_side = pages(images, placeholders)
+    built = built[: args.limit]
     ensure_repository(args.repository)
-    report = {"pages": len(built), "placeholders": len(placeholders), "runs": {}}
+    report = {"pages": len(built), "under_min_side": under_min_side, "placeholders": len(placeholders), "runs": {}}
     admin_key = "imgsel-acceptance-admin"
     for run in ("fresh", "library"):
         with tempfile.TemporaryDirectory(prefix="imgsel-acceptance-") as data_dir:

@@ -35,7 +35,8 @@ def listing(tmp_path) -> VariantListing:
 def test_pages_send_the_planted_colourway_first_and_the_copies_of_the_own_front(tmp_path):
     placeholder = tmp_path / "no_image.png"
     Image.new("RGBA", (300, 300), (230, 230, 230, 255)).save(placeholder)
-    [page] = pages(listing(tmp_path), [placeholder])  # blue has no second own image: no page of its own
+    ([page], under) = pages(listing(tmp_path), [placeholder])  # blue has one own image: no page
+    assert under == []
     ids = [image["id"] for image in page.body["images"]]
     assert ids == ["colourway", "own-0", "own-1", "resized", "blurred", "placeholder"]
     assert page.body["category"] == "apparel" and page.view == "own-1" and page.product == "s1-red"
@@ -48,7 +49,7 @@ def test_pages_send_the_planted_colourway_first_and_the_copies_of_the_own_front(
 def test_check_reads_each_expectation_from_the_answer(tmp_path):
     placeholder = tmp_path / "no_image.png"
     Image.new("RGB", (300, 300), (230, 230, 230)).save(placeholder)
-    [page] = pages(listing(tmp_path), [placeholder])
+    ([page], _) = pages(listing(tmp_path), [placeholder])
     good = {
         "selected": ["own-0", "own-1", "colourway"],
         "images": [
@@ -88,3 +89,9 @@ def test_check_reads_each_expectation_from_the_answer(tmp_path):
     assert report["all"]["all"] == 0.5 and report["catalog"]["blurred"] == 1.0
     assert report["all"]["misses"]["placeholder"] == {"rejected low_resolution": 1}
     assert report["catalog, own photos agree"]["pages"] == 1  # mh13-blue's own photos show two colours
+
+
+def test_a_product_under_the_category_min_side_is_left_out(tmp_path):
+    images = listing(tmp_path)
+    images.paths[1].write_bytes(encode(product_photo(300, (190, 50, 40), seed=2)))  # the back: under apparel's 400
+    assert pages(images, [tmp_path / "0.jpg"]) == ([], ["s1-red"])
