@@ -34,7 +34,13 @@ from build_engines.artifacts import HEADS_DIR
 from contract.categories import CategoryHead
 from contract.categories_file import load_catalog
 from contract.tensors import CATEGORY_HEAD_INPUT, CATEGORY_HEAD_OUTPUT
-from training.datasets import IMAGE_SUFFIXES, CategoryExamples, categories_from_folders, development_data
+from training.datasets import (
+    IMAGE_SUFFIXES,
+    CategoryExamples,
+    categories_from_folders,
+    categories_from_products,
+    development_data,
+)
 from training.embedding_cache import DEFAULT_CACHE, cached_embeddings
 from training.embeddings import require_decodable
 from training.heads import MIN_EXAMPLES, SEED, SoftmaxHead, fit_with_mirrors, learned_classes, predict_probabilities
@@ -253,6 +259,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--grocery", type=Path, help="Grocery Store Dataset root (classes.csv, train.txt, val.txt)")
     parser.add_argument("--catalog", type=Path, help="catalog manifest.csv (apparel -> apparel, the rest -> gear)")
+    parser.add_argument(
+        "--products",
+        type=Path,
+        help="data root holding products/manifest.csv: its trainable shops' photos by "
+        "training.datasets.SHOP_CATEGORY_CLASSES (opt-in: add those classes and routes to categories.toml first)",
+    )
     parser.add_argument("--folders", type=Path, help="folder-per-class layout: DIR/<class>/**/*.jpg")
     parser.add_argument("--ood", type=Path, help="folder of images of no class (confidence check, e.g. placeholders)")
     parser.add_argument("--out", type=Path, default=HEADS_DIR)
@@ -267,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     data = development_data(args.grocery, args.catalog, classes)
     sources = [f"{args.grocery} (Grocery Store Dataset, Klasson et al., MIT)"] if args.grocery else []
     sources += [f"{args.catalog} (Magento 2 sample data, OSL-3.0/AFL-3.0)"] if args.catalog else []
+    if args.products:
+        data.extend(categories_from_products(args.products, classes))
+        sources.append(str(args.products / "products"))
     if args.folders:
         data.extend(categories_from_folders(args.folders, classes))
         sources.append(str(args.folders))

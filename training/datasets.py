@@ -157,6 +157,28 @@ def categories_from_folders(root: Path, classes: tuple[str, ...]) -> CategoryExa
     return data
 
 
+# products/ manifest categories -> category head classes (bags and sports gear join the catalog's `gear`). The rest
+# (other, home, kitchen, electronics, beauty, ...) are too mixed, too close to a class, or from one shop only.
+SHOP_CATEGORY_CLASSES = {"footwear": "footwear", "furniture": "furniture", "bags": "gear", "sports": "gear"}
+
+
+def categories_from_products(data: Path, classes: tuple[str, ...]) -> CategoryExamples:
+    """products/ photos by SHOP_CATEGORY_CLASSES, from the shops whose licence lets them train shipped weights only,
+    split by product: the other shops' photos are the never-trained-shop evaluation (evaluation.category_shops).
+    Opt-in (`training.category_head --products`): its classes must be in categories.toml first, and the shipped head
+    does not use it (MODELS.md "category": adding footwear and furniture cost catalog request routing 3.5 points)."""
+    missing = sorted(set(SHOP_CATEGORY_CLASSES.values()) - set(classes))
+    if missing:
+        raise SystemExit(f"--products needs the classes {missing} in [category_head] classes")
+    examples = CategoryExamples()
+    for photo in shop_photos(data):
+        cls = SHOP_CATEGORY_CLASSES.get(photo.category)
+        if cls is not None and photo.trainable:
+            group = f"products:{photo.product}"
+            examples.add(photo.path, cls, group, is_validation(group), "products")
+    return examples
+
+
 def development_data(grocery: Path | None, catalog: Path | None, classes: tuple[str, ...]) -> CategoryExamples:
     """The development sets in one fixed order (grocery, then catalog). The category head, the backbone fine-tune
     and the search evaluation build their file lists here, so they share one embedding cache."""

@@ -14,6 +14,7 @@ from training.datasets import (
     categories_from_catalog,
     categories_from_folders,
     categories_from_grocery,
+    categories_from_products,
     development_data,
     phone_photos,
     photo_sources,
@@ -119,3 +120,24 @@ def test_photo_sources_and_phone_photos(data_root):
     assert [s.category for s in sources[:6]] == ["apparel"] * 4 + ["gear"] * 2
     phones = phone_photos(data_root)
     assert [p.name for p in phones["Golden-Delicious"]] == ["a.jpg", "b.jpg", "c.jpg"]
+
+
+def test_products_of_trainable_shops_become_category_examples_split_by_product(tmp_path):
+    rows = [
+        "file,source,source_path,licence,product,category,view_index",
+        "abante_1.jpg,x,y,OSL-3.0,abante_1-shoe,footwear,0",
+        "abante_2.jpg,x,y,OSL-3.0,abante_1-shoe,footwear,1",
+        "spree_3.jpg,x,y,BSD-3-Clause,spree_3-tote,bags,0",
+        "vendure_4.jpg,x,y,Unsplash License (photographer: A),vendure_4-chair,furniture,",
+        "smartstore_5.jpg,x,y,AGPL-3.0,smartstore_5-chair,furniture,0",  # never trained on: the held-out shops
+        "odoo13_6.jpg,x,y,LGPL-3.0,odoo13_6-mug,kitchen,0",  # no head class
+    ]
+    (tmp_path / "products").mkdir()
+    (tmp_path / "products" / "manifest.csv").write_text("\n".join(rows) + "\n")
+    data = categories_from_products(tmp_path, (*CLASSES, "footwear", "furniture"))
+    assert [p.name for p in data.paths] == ["abante_1.jpg", "abante_2.jpg", "spree_3.jpg", "vendure_4.jpg"]
+    assert data.classes == ["footwear", "footwear", "gear", "furniture"]
+    assert data.groups[0] == data.groups[1] == "products:abante_1-shoe"  # one product's views on one side
+    assert data.validation == [is_validation(g) for g in data.groups] and set(data.sources) == {"products"}
+    with pytest.raises(SystemExit, match="footwear"):
+        categories_from_products(tmp_path, CLASSES)  # the shipped classes: add the class and its route first
