@@ -1,12 +1,13 @@
 """Whole product pages through the running service (issue #15's headline figure): does `/v1/select` meet every
 expectation a shop has of one mixed product at once?
 
-Each trial is one development product (evaluation.variant_data: a Magento apparel style in one colour, or a product of
-another shop's colourway family) sent as suppliers send it:
+Each page is one development product sent as suppliers send it: a Magento apparel style in one colour or a product
+of another shop's colourway family (evaluation.variant_data), with another colourway planted; and every other
+products/ product with two or more pictures (the shop's main picture first), with no colourway to plant:
 
   other colourway  the front of another colourway of the same style, from supplier B, FIRST in input order
   own images       the product's own photographs (front first), from supplier A
-  resized copy     the own front at 60% of its side, JPEG q85, from supplier B
+  resized copy     the own front at 60% of its side (not under the category's min_side), JPEG q85, supplier B
   blurred copy     the own front under a Gaussian blur of 1% of its longer side, JPEG q90, from supplier B
   placeholder      a real "no image" picture of a shop platform (../shared/data placeholders, round robin) in a
                    re-served variant (evaluation.placeholder_data.variant: crop, resize, tone, padding, re-encode),
@@ -18,17 +19,20 @@ and the answer is checked for:
   blurred          rejected as `blurry`, or merged with the own front (either is right: it is not shown)
   resized          merged with the own front (one is the other's `duplicate_of`)
   view kept        the own back (catalog), else the own second view, is selected
-  colourway kept   the other colourway's front is selected (a swatch is legitimate: never rejected for colour)
-  hero             the first selected image is the own front or its resized copy
+  colourway kept   the other colourway's front is selected (a swatch is legitimate: never rejected for colour);
+                   not applicable without one
+  hero             the first selected image is the own front or one of its copies (for products/, whose categories
+                   have no type head, the shop's main picture: the service then orders by quality, so this is
+                   strict)
   all              every one of the above
 
-Catalog trials ask for `apparel`; products/ trials send no category (the service predicts it). A product whose front,
+Catalog pages ask for `apparel`; products/ pages send no category (the service predicts it). A product whose front,
 checked view or colourway is under the category's `min_side` is left out (listed in the report): `low_resolution` is
-right there. The stack is private
-(free ports, a fresh embedded database), so the category vote starts cold and the placeholder library empty; with
-`--library`, the placeholders' originals are added through `POST /v1/placeholders` first (a deployment that lists the
-platforms' placeholders), and both runs are reported. The learned placeholder head was trained with these platforms'
-placeholders (MODELS.md), so the placeholder row is a figure for known designs in new variants.
+right there. Each run is a private stack (free ports, a fresh embedded database), so the category vote starts cold
+and the placeholder library empty: run "fresh" as it is, run "library" after the placeholders' originals are added
+through `POST /v1/placeholders` (a deployment that lists the platforms' placeholders). The learned placeholder head
+was trained with most of these platforms' placeholders (MODELS.md), so the placeholder row is a figure for known
+designs in new variants.
 
     python -m evaluation.product_acceptance [--repository model_repository] [--limit N] [--json FILE]
 """
@@ -48,10 +52,11 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from contract.categories_file import load_catalog
+from evaluation.dedup.audit import same_photo
 from evaluation.placeholder_data import on_white, variant
 from evaluation.variant_data import VariantListing, listing
 from evaluation.variant_hero import OWN_PHOTOS_DISAGREE, trials
-from training.datasets import DEFAULT_DATA
+from training.datasets import DEFAULT_DATA, shop_photos
 from training.image_codec import encode_image
 
 EXPECTATIONS = ("placeholder", "blurred", "resized", "view_kept", "colourway_kept", "hero")
@@ -74,7 +79,7 @@ class Page:
     body: dict
     own_front: str
     view: str
-    colourway: str
+    colourway: str | None  # None: the page has no other colourway
     resized: str
     blurred: str
     placeholder: str
@@ -94,8 +99,11 @@ def image_entry(image_id: str, encoded: bytes | np.ndarray, supplier: str) -> di
     return {"id": image_id, "data": base64.b64encode(bytes(encoded)).decode(), "supplier": supplier}
 
 
-def resized_copy(front: Image.Image) -> np.ndarray:
-    size = (max(1, round(front.width * RESIZED_SCALE)), max(1, round(front.height * RESIZED_SCALE)))
+def resized_copy(front: Image.Image, min_side: int) -> np.ndarray:
+    """The front at RESIZED_SCALE of its side, or at the category's `min_side` where that is larger: a copy under
+    it would be rejected `low_resolution` before duplicate detection is asked anything."""
+    scale = min(1.0, max(RESIZED_SCALE, min_side / min(front.size)))
+    size = (max(1, round(front.width * scale)), max(1, round(front.height * scale)))
     return encode_image(front.resize(size, Image.LANCZOS), "JPEG", RESIZED_QUALITY)
 
 
@@ -115,6 +123,43 @@ def shorter_side(path: Path) -> int:
         return min(image.size)
 
 
+def page(
+    source: str,
+    product: str,
+    own: list[Path],
+    view: int,
+    colourway: Path | None,
+    category: str,
+    placeholder_file: Path,
+    rng: np.random.Generator,
+) -> Page:
+    """One product page: the other colourway's front first (when there is one), the own images (`own[0]` the front,
+    `own[view]` the view that must be kept), then the copies of the front and the re-served placeholder."""
+    front = on_white(Image.open(own[0]))
+    entries = [image_entry("colourway", colourway.read_bytes(), "B")] if colourway else []
+    entries += [image_entry(f"own-{k}", path.read_bytes(), "A") for k, path in enumerate(own)]
+    entries += [
+        image_entry("resized", resized_copy(front, load_catalog().get(category).min_side), "B"),
+        image_entry("blurred", blurred_copy(front), "B"),
+        image_entry("placeholder", variant(Image.open(placeholder_file), rng), "B"),
+    ]
+    body = {"product_id": product, "max_images": MAX_IMAGES, "images": entries}
+    if category != "default":
+        body["category"] = category
+    return Page(
+        source,
+        product,
+        body,
+        own_front="own-0",
+        view=f"own-{view}",
+        colourway="colourway" if colourway else None,
+        resized="resized",
+        blurred="blurred",
+        placeholder="placeholder",
+        placeholder_file=placeholder_file.name,
+    )
+
+
 def pages(images: VariantListing, placeholders: list[Path], seed: int = SEED) -> tuple[list[Page], list[str]]:
     """One page per product with a front and a second own image: the first other colourway (variant_hero.trials).
     Also the products left out because their front, checked view or colourway is under the category's `min_side`:
@@ -129,46 +174,61 @@ def pages(images: VariantListing, placeholders: list[Path], seed: int = SEED) ->
             continue
         done.add(product)
         category = "apparel" if trial.source == "catalog" else "default"
-        checked = (own[0], view_row(images, tuple(own)), trial.planted[0])
+        view = own.index(view_row(images, tuple(own)))
+        checked = (own[0], own[view], trial.planted[0])
         if min(shorter_side(images.paths[r]) for r in checked) < catalog.get(category).min_side:
             under_min_side.append(product)
             continue
         rng = np.random.default_rng([seed, len(built)])
+        paths = [images.paths[r] for r in own]
+        colourway = images.paths[trial.planted[0]]
         placeholder_file = placeholders[len(built) % len(placeholders)]
-        front = on_white(Image.open(images.paths[own[0]]))
-        entries = [image_entry("colourway", images.paths[trial.planted[0]].read_bytes(), "B")]
-        entries += [image_entry(f"own-{k}", images.paths[r].read_bytes(), "A") for k, r in enumerate(own)]
-        entries += [
-            image_entry("resized", resized_copy(front), "B"),
-            image_entry("blurred", blurred_copy(front), "B"),
-            image_entry("placeholder", variant(Image.open(placeholder_file), rng), "B"),
-        ]
-        body = {"product_id": product, "max_images": MAX_IMAGES, "images": entries}
-        if category != "default":
-            body["category"] = category
-        built.append(
-            Page(
-                trial.source,
-                product,
-                body,
-                own_front="own-0",
-                view=f"own-{own.index(view_row(images, tuple(own)))}",
-                colourway="colourway",
-                resized="resized",
-                blurred="blurred",
-                placeholder="placeholder",
-                placeholder_file=placeholder_file.name,
-            )
-        )
+        built.append(page(trial.source, product, paths, view, colourway, category, placeholder_file, rng))
     return built, under_min_side
 
 
+def shop_pages(data: Path, placeholders: list[Path], skip: set[str], seed: int = SEED) -> tuple[list[Page], list[str]]:
+    """One page per products/ product with at least two pictures (by the manifest's view_index, the shop's main
+    picture first; unnumbered views after, in file order), no other colourway, no category sent. Products in
+    `skip` (already on a colourway page) or whose pictures are all one photograph are left out; those whose front
+    or checked view is under `default`'s min_side are listed apart. Source: whether the product's shop may train
+    shipped weights (the quality head trained on those shops' other products; never on the rest)."""
+    min_side = load_catalog().get("default").min_side
+    views: dict[str, list] = defaultdict(list)
+    for photo in shop_photos(data):
+        views[photo.product].append(photo)
+    built, under_min_side = [], []
+    for product, photos in sorted(views.items()):
+        if len(photos) < 2 or product in skip:
+            continue
+        photos.sort(key=lambda p: 99 if p.view_index is None else p.view_index)  # stable: unnumbered in file order
+        # the view that must be kept: the first that is not the main picture exported again (AbanteCart's *_pre2024)
+        view = next((k for k in range(1, len(photos)) if not same_photo(photos[0].path, photos[k].path)), None)
+        if view is None:
+            continue
+        if min(shorter_side(photos[k].path) for k in (0, view)) < min_side:
+            under_min_side.append(product)
+            continue
+        source = "products, trainable shops" if photos[0].trainable else "products, never-trained shops"
+        rng = np.random.default_rng([seed, 1, len(built)])
+        placeholder_file = placeholders[len(built) % len(placeholders)]
+        paths = [p.path for p in photos]
+        built.append(page(source, product, paths, view, None, "default", placeholder_file, rng))
+    return built, under_min_side
+
+
+def leader(verdicts: dict[str, dict], image_id: str) -> str:
+    """The id that stands for the image's duplicate group: the one it is `duplicate_of`, else itself."""
+    return verdicts[image_id].get("duplicate_of") or image_id
+
+
 def merged(verdicts: dict[str, dict], a: str, b: str) -> bool:
-    return verdicts[a].get("duplicate_of") == b or verdicts[b].get("duplicate_of") == a
+    """`a` and `b` ended in one duplicate group (either may lead it, or a third copy of the same photograph)."""
+    return a != b and leader(verdicts, a) == leader(verdicts, b)
 
 
-def check(page: Page, answer: dict) -> dict[str, bool]:
-    """Each expectation of the module docstring on one `/v1/select` answer."""
+def check(page: Page, answer: dict) -> dict[str, bool | None]:
+    """Each expectation of the module docstring on one `/v1/select` answer (None: not applicable to the page)."""
     verdicts = {v["id"]: v for v in answer["images"]}
     blurred = verdicts[page.blurred]
     selected = answer["selected"]
@@ -177,10 +237,10 @@ def check(page: Page, answer: dict) -> dict[str, bool]:
         "blurred": "blurry" in blurred["reasons"] or merged(verdicts, page.blurred, page.own_front),
         "resized": merged(verdicts, page.resized, page.own_front),
         "view_kept": verdicts[page.view]["status"] == "selected",
-        "colourway_kept": verdicts[page.colourway]["status"] == "selected",
-        "hero": bool(selected) and selected[0] in (page.own_front, page.resized),
+        "colourway_kept": verdicts[page.colourway]["status"] == "selected" if page.colourway else None,
+        "hero": bool(selected) and leader(verdicts, selected[0]) == leader(verdicts, page.own_front),
     }
-    result["all"] = all(result.values())
+    result["all"] = all(ok for ok in result.values() if ok is not None)
     return result
 
 
@@ -201,13 +261,16 @@ def summary(results: list[dict]) -> dict:
         if r["source"] == "catalog" and r["product"] not in OWN_PHOTOS_DISAGREE:
             by_source["catalog, own photos agree"].append(r)
     by_source["all"] = results
+
+    def share(rows: list[dict], name: str) -> float | None:
+        applicable = [r["met"][name] for r in rows if r["met"][name] is not None]
+        return round(sum(applicable) / len(applicable), 3) if applicable else None
+
     out = {}
     for source, rows in by_source.items():
-        out[source] = {"pages": len(rows)} | {
-            name: round(sum(r["met"][name] for r in rows) / len(rows), 3) for name in (*EXPECTATIONS, "all")
-        }
+        out[source] = {"pages": len(rows)} | {name: share(rows, name) for name in (*EXPECTATIONS, "all")}
         out[source]["misses"] = {
-            name: dict(Counter(r["answers"][name] for r in rows if not r["met"][name]).most_common(6))
+            name: dict(Counter(r["answers"][name] for r in rows if r["met"][name] is False).most_common(6))
             for name in EXPECTATIONS
         }
     return out
@@ -230,7 +293,7 @@ def how_answered(page: Page, answer: dict) -> dict[str, str]:
         "view_kept": page.view,
         "colourway_kept": page.colourway,
     }
-    answers = {name: verdict(image_id) for name, image_id in ids.items()}
+    answers = {name: verdict(image_id) for name, image_id in ids.items() if image_id}
     first = answer["selected"][0] if answer["selected"] else "none"
     answers["hero"] = f"hero {first.split('-')[0]} ({verdicts[first]['type'] if first != 'none' else '-'})"
     return answers
@@ -277,7 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     if not images.paths or not placeholders:
         raise SystemExit(f"{args.data}: needs the catalog / products manifests and placeholder folders")
     built, under_min_side = pages(images, placeholders)
-    built = built[: args.limit]
+    more, more_under = shop_pages(args.data, placeholders, skip={p.product for p in built} | set(under_min_side))
+    built, under_min_side = (built + more)[: args.limit], under_min_side + more_under
     ensure_repository(args.repository)
     report = {"pages": len(built), "under_min_side": under_min_side, "placeholders": len(placeholders), "runs": {}}
     admin_key = "imgsel-acceptance-admin"

@@ -251,6 +251,7 @@ class ShopPhoto(NamedTuple):
     category: str  # the manifest's category (beauty, furniture, ...)
     product: str  # views of one product share it: the split unit
     trainable: bool
+    view_index: int | None = None  # 0: the shop's main picture, where the source says so
 
 
 def shop_photos(data: Path) -> list[ShopPhoto]:
@@ -259,7 +260,14 @@ def shop_photos(data: Path) -> list[ShopPhoto]:
     if not manifest.is_file():
         return []
     return [
-        ShopPhoto(data / PRODUCTS / r["file"], shop_of(r["file"]), r["category"], r["product"], trainable(r["licence"]))
+        ShopPhoto(
+            data / PRODUCTS / r["file"],
+            shop_of(r["file"]),
+            r["category"],
+            r["product"],
+            trainable(r["licence"]),
+            int(r["view_index"]) if r.get("view_index") else None,
+        )
         for r in csv.DictReader(manifest.open())
     ]
 

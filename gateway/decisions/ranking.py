@@ -24,6 +24,18 @@ def representative_key(a: ImageAnalysis) -> tuple[int, float, tuple[bool, int], 
     return -a.width * a.height, _blur_or_neutral(a), _supplier_rank(a), a.index
 
 
-def sharpness_key(a: ImageAnalysis) -> tuple[float, int, tuple[bool, int], int]:
-    """Sort key, best first: sharpest, then largest area, then preferred supplier, then input order."""
-    return _blur_or_neutral(a), -a.width * a.height, _supplier_rank(a), a.index
+# Accepted images whose blur score is under this are all sharp: differences between them are the measure's noise
+# (0.001 against 0.02 on two sharp studio photos), not the picture's, so there the suppliers' own order decides (a
+# shop's main picture first). Sharpest-first made another shop's main picture the hero on 0.39-0.44 of its pages
+# (BENCHMARKS.md "whole product pages").
+SHARP_BLUR_SCORE = 0.1
+
+
+def sharpness_key(a: ImageAnalysis) -> tuple:
+    """Sort key, best first, for a page without known types: the sharp images (blur score under SHARP_BLUR_SCORE)
+    by preferred supplier, then input order; then the others sharpest first, then largest area, then preferred
+    supplier, then input order (an unmeasured image counts NEUTRAL_BLUR_SCORE)."""
+    blur = _blur_or_neutral(a)
+    if blur < SHARP_BLUR_SCORE:
+        return 0, 0.0, 0, _supplier_rank(a), a.index
+    return 1, blur, -a.width * a.height, _supplier_rank(a), a.index

@@ -22,13 +22,14 @@ def order_selection(
     heroes: dict[int, HeroCheck] | None = None,
 ) -> list[ImageAnalysis]:
     """Page order: the best image of each type in priority order (hero first), then the other images of each type
-    in priority order, then images of an unknown or foreign type. Without any known type (no trained head),
-    sharpest first. The own-variant check (`variants`, by id()) reorders inside that: within a type the images
-    closest to the product's colour come first (decisions.variant.closeness_key), and among the best images of the
-    types, those inconsistent with the product go after the consistent ones, so the hero is consistent whenever
-    any image is. The hero margin (`heroes`, by id()) reorders the images of the hero type: among the consistent
-    ones (and among the inconsistent ones), those that clear the margin first, then the others by margin
-    (decisions.hero.hero_key), so a narrow call leads only when no image of the hero type clears the margin."""
+    in priority order, then images of an unknown or foreign type. Without any known type (no trained head), the
+    sharp images in the suppliers' order, then the rest sharpest first (decisions.ranking.sharpness_key). The
+    own-variant check (`variants`, by id()) reorders inside that: within a type the images closest to the
+    product's colour come first (decisions.variant.closeness_key), and among the best images of the types, those
+    inconsistent with the product go after the consistent ones, so the hero is consistent whenever any image is.
+    The hero margin (`heroes`, by id()) reorders the images of the hero type: among the consistent ones (and among
+    the inconsistent ones), those that clear the margin first, then the others by margin (decisions.hero.hero_key),
+    so a narrow call leads only when no image of the hero type clears the margin."""
     variants = variants or {}
     heroes = heroes or {}
 

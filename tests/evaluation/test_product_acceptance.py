@@ -43,7 +43,7 @@ def test_pages_send_the_planted_colourway_first_and_the_copies_of_the_own_front(
     suppliers = {image["id"]: image["supplier"] for image in page.body["images"]}
     assert suppliers["own-0"] == "A" and suppliers["colourway"] == suppliers["resized"] == "B"
     resized = Image.open(io.BytesIO(base64.b64decode(page.body["images"][3]["data"])))
-    assert resized.size == (300, 300)  # 60% of the 500 px front
+    assert resized.size == (400, 400)  # 60% of the 500 px front is under apparel's min_side (400)
 
 
 def test_check_reads_each_expectation_from_the_answer(tmp_path):

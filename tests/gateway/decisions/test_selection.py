@@ -3,6 +3,7 @@
 import pytest
 
 from contract.reasons import OVER_LIMIT
+from gateway.decisions.ranking import SHARP_BLUR_SCORE
 from gateway.decisions.selection import order_selection, page_cap, select, split_at_cap
 from tests.gateway.decisions.factories import APPAREL, CATALOG, failed, ids, image, picture
 
@@ -32,14 +33,19 @@ def test_hero_follows_the_category_priority():
     assert ids(order_selection(reps, CATALOG.get("footwear"))) == ["side", "pair", "front"]
 
 
-def test_without_type_head_order_is_by_sharpness_then_area():
+def test_without_type_head_sharp_images_keep_input_order_then_the_rest_by_sharpness_then_area():
     reps = [
         image("soft", 0, scores={"blur": 0.3}, size=(3000, 3000)),
         image("sharp_small", 1, scores={"blur": 0.05}, size=(500, 500)),
-        image("sharp_big", 2, scores={"blur": 0.05}, size=(900, 900)),
+        image("sharp_big", 2, scores={"blur": 0.001}, size=(900, 900)),
         image("unmeasured", 3, scores={}),
+        image("soft_big", 4, scores={"blur": 0.3}, size=(4000, 4000)),
     ]
-    assert ids(order_selection(reps, APPAREL)) == ["sharp_big", "sharp_small", "soft", "unmeasured"]
+    assert SHARP_BLUR_SCORE <= 0.3
+    order = ["sharp_small", "sharp_big", "soft_big", "soft", "unmeasured"]
+    assert ids(order_selection(reps, APPAREL)) == order
+    preferred = [*reps[:2], image("sharp_big", 2, scores={"blur": 0.001}, supplier_priority=1), *reps[3:]]
+    assert ids(order_selection(preferred, APPAREL))[:2] == ["sharp_big", "sharp_small"]  # the preferred supplier
 
 
 def test_select_full_apparel_request():
