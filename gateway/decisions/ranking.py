@@ -27,7 +27,7 @@ def representative_key(a: ImageAnalysis) -> tuple[int, float, tuple[bool, int], 
 # Accepted images whose blur score is under this are all sharp: differences between them are the measure's noise
 # (0.001 against 0.02 on two sharp studio photos), not the picture's, so there the suppliers' own order decides (a
 # shop's main picture first). Sharpest-first led with the shop's main picture on 0.42-0.52 of other shops' product
-# pages, this rule on 0.69-0.85 (BENCHMARKS.md "whole product pages").
+# pages; this rule and no colour-distance steps without types, 0.93-0.97 (BENCHMARKS.md "whole product pages").
 SHARP_BLUR_SCORE = 0.1
 
 

@@ -23,12 +23,13 @@ def order_selection(
 ) -> list[ImageAnalysis]:
     """Page order: the best image of each type in priority order (hero first), then the other images of each type
     in priority order, then images of an unknown or foreign type. Without any known type (no trained head), the
-    sharp images in the suppliers' order, then the rest sharpest first (decisions.ranking.sharpness_key). The
-    own-variant check (`variants`, by id()) reorders inside that: within a type the images closest to the
-    product's colour come first (decisions.variant.closeness_key), and among the best images of the types, those
-    inconsistent with the product go after the consistent ones, so the hero is consistent whenever any image is.
-    The hero margin (`heroes`, by id()) reorders the images of the hero type: among the consistent ones (and among
-    the inconsistent ones), those that clear the margin first, then the others by margin (decisions.hero.hero_key),
+    sharp images in the suppliers' order, then the rest sharpest first (decisions.ranking.sharpness_key), the
+    images the own-variant check calls inconsistent after the others. With types, the own-variant check
+    (`variants`, by id()) reorders inside that: within a type the images closest to the product's colour come
+    first (decisions.variant.closeness_key), and among the best images of the types, those inconsistent with the
+    product go after the consistent ones, so the hero is consistent whenever any image is. The hero margin
+    (`heroes`, by id()) reorders the images of the hero type: among the consistent ones (and among the
+    inconsistent ones), those that clear the margin first, then the others by margin (decisions.hero.hero_key),
     so a narrow call leads only when no image of the hero type clears the margin."""
     variants = variants or {}
     heroes = heroes or {}
@@ -44,11 +45,13 @@ def order_selection(
         return sorted(images, key=key)
 
     def consistent_first(images: list[ImageAnalysis]) -> list[ImageAnalysis]:
-        return sorted(images, key=lambda a: inconsistency_key(variants.get(id(a))))  # type priority among equals
+        return sorted(images, key=lambda a: inconsistency_key(variants.get(id(a))))  # stable: equals keep their order
 
     known_types = set(category.types)
     if not any(a.type in known_types for a in representatives):
-        return closest_first(sorted(representatives, key=sharpness_key))
+        # Views of every kind share the page here, and differ in colour by nature (a box's front and its back): only
+        # the own-variant check's verdict moves an image (inconsistent ones after), not its distance.
+        return consistent_first(sorted(representatives, key=sharpness_key))
     by_type = {
         image_type: (margin_first if image_type == category.hero_type else closest_first)(
             sorted((a for a in representatives if a.type == image_type), key=representative_key)

@@ -5,6 +5,7 @@ import pytest
 from contract.reasons import OVER_LIMIT
 from gateway.decisions.ranking import SHARP_BLUR_SCORE
 from gateway.decisions.selection import order_selection, page_cap, select, split_at_cap
+from gateway.decisions.variant import VariantCheck
 from tests.gateway.decisions.factories import APPAREL, CATALOG, failed, ids, image, picture
 
 
@@ -46,6 +47,16 @@ def test_without_type_head_sharp_images_keep_input_order_then_the_rest_by_sharpn
     assert ids(order_selection(reps, APPAREL)) == order
     preferred = [*reps[:2], image("sharp_big", 2, scores={"blur": 0.001}, supplier_priority=1), *reps[3:]]
     assert ids(order_selection(preferred, APPAREL))[:2] == ["sharp_big", "sharp_small"]  # the preferred supplier
+
+
+def test_without_type_head_only_an_inconsistent_verdict_moves_an_image_not_its_colour_distance():
+    main, back, other = (image(name, k, scores={"blur": 0.01}) for k, name in enumerate(("main", "back", "other")))
+    variants = {
+        id(main): VariantCheck(True, 0.3, 0.5),  # a box's front: further from the consensus than its back
+        id(back): VariantCheck(True, 0.01, 0.5),
+        id(other): VariantCheck(False, 0.9, 0.5),  # another colourway: after every consistent image
+    }
+    assert ids(order_selection([other, main, back], APPAREL, variants)) == ["main", "back", "other"]
 
 
 def test_select_full_apparel_request():
