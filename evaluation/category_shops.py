@@ -28,12 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.categories import DEFAULT_CATEGORY
 from contract.categories_file import load_catalog
 from contract.tensors import CATEGORY_HEAD_OUTPUT
 from gateway.decisions.category import predict_category
 from training.datasets import DEFAULT_DATA, SHOP_CATEGORY_CLASSES, shop_photos
-
-DEFAULT = "default"
 
 
 def true_category(manifest_category: str, routes: dict[str, str], categories: set[str]) -> str:
@@ -42,7 +41,7 @@ def true_category(manifest_category: str, routes: dict[str, str], categories: se
     cls = SHOP_CATEGORY_CLASSES.get(manifest_category)
     if cls in routes:
         return routes[cls]
-    return manifest_category if manifest_category in categories else DEFAULT
+    return manifest_category if manifest_category in categories else DEFAULT_CATEGORY
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     catalog = load_catalog()
     head = catalog.category_head
     head = replace(head, classes=head.classes[: probabilities.shape[1]])  # an older, narrower head
-    routes = dict(head.routes)
+    routes, categories = dict(head.routes), set(catalog.names())
 
     by_product: dict[str, list[int]] = defaultdict(list)
     for row, photo in enumerate(photos):
@@ -71,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     for product, members in by_product.items():
         manifest_category = photos[members[0]].category
         prediction = predict_category([probabilities[r] for r in members], head)
-        routed = prediction.category if prediction and prediction.trusted else DEFAULT
-        truth = true_category(manifest_category, routes, set(catalog.names()))
+        routed = prediction.category if prediction and prediction.trusted else DEFAULT_CATEGORY
+        truth = true_category(manifest_category, routes, categories)
         rows.append(
             {
                 "product": product,
@@ -85,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                 "right_class": bool(prediction)
                 and prediction.top_class == SHOP_CATEGORY_CLASSES.get(manifest_category),
                 "right_category": routed == truth,
-                "misrouted": routed != truth and routed != DEFAULT,
+                "misrouted": routed != truth and routed != DEFAULT_CATEGORY,
             }
         )
 

@@ -84,22 +84,31 @@ def on_white(image: Image.Image) -> Image.Image:
     return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
 
 
+def cropped(image: Image.Image, fraction: float) -> Image.Image:
+    """`fraction` of the width and height cut from each side."""
+    w, h = image.size
+    return image.crop((int(w * fraction), int(h * fraction), int(w * (1 - fraction)), int(h * (1 - fraction))))
+
+
+def padded(image: Image.Image, fraction: float) -> Image.Image:
+    """A white border `fraction` of the longer side wide (none below a pixel)."""
+    pad = int(max(image.size) * fraction)
+    if not pad:
+        return image
+    canvas = Image.new("RGB", (image.width + 2 * pad, image.height + 2 * pad), (255, 255, 255))
+    canvas.paste(image, (pad, pad))
+    return canvas
+
+
 def variant(image: Image.Image, rng: np.random.Generator) -> np.ndarray:
     """A known placeholder as a shop might re-serve it: border crop 0-6 %, resize 0.4-1.0, brightness and contrast
     +-20 %, white padding 0-15 %, PNG (20 %) or JPEG q35-95."""
-    image = on_white(image)
-    w, h = image.size
-    crop = rng.uniform(0, 0.06)
-    image = image.crop((int(w * crop), int(h * crop), int(w * (1 - crop)), int(h * (1 - crop))))
+    image = cropped(on_white(image), rng.uniform(0, 0.06))
     scale = rng.uniform(0.4, 1.0)
     image = image.resize((max(16, int(image.width * scale)), max(16, int(image.height * scale))), Image.LANCZOS)
     image = ImageEnhance.Brightness(image).enhance(rng.uniform(0.8, 1.2))
     image = ImageEnhance.Contrast(image).enhance(rng.uniform(0.8, 1.2))
-    pad = int(max(image.size) * rng.uniform(0, 0.15))
-    if pad:
-        canvas = Image.new("RGB", (image.width + 2 * pad, image.height + 2 * pad), (255, 255, 255))
-        canvas.paste(image, (pad, pad))
-        image = canvas
+    image = padded(image, rng.uniform(0, 0.15))
     return encode_image(image, "PNG") if rng.random() < 0.2 else encode_image(image, "JPEG", int(rng.integers(35, 96)))
 
 

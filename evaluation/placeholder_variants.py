@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image, ImageEnhance
 
 from contract.tensors import QUALITY_OUTPUTS, QUALITY_SCORES
-from evaluation.placeholder_data import on_white, variant
+from evaluation.placeholder_data import cropped, on_white, padded, variant
 from evaluation.placeholder_mechanisms import library_distances
 from evaluation.product_acceptance import placeholder_files
 from gateway.decisions.placeholders import LibraryRule
@@ -32,18 +32,6 @@ from training.image_codec import encode_image
 
 HEAD_THRESHOLD = 0.5  # every served score is 0.5 at its threshold
 SEED = 99
-
-
-def padded(image: Image.Image, fraction: float) -> Image.Image:
-    pad = int(max(image.size) * fraction)
-    canvas = Image.new("RGB", (image.width + 2 * pad, image.height + 2 * pad), (255, 255, 255))
-    canvas.paste(image, (pad, pad))
-    return canvas
-
-
-def cropped(image: Image.Image, fraction: float) -> Image.Image:
-    w, h = image.size
-    return image.crop((int(w * fraction), int(h * fraction), int(w * (1 - fraction)), int(h * (1 - fraction))))
 
 
 PROBES: dict[str, Callable[[Image.Image], np.ndarray]] = {

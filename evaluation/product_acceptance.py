@@ -51,6 +51,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
+from contract.categories import DEFAULT_CATEGORY, Category
 from contract.categories_file import load_catalog
 from evaluation.dedup.audit import same_photo
 from evaluation.placeholder_data import on_white, variant
@@ -129,7 +130,7 @@ def page(
     own: list[Path],
     view: int,
     colourway: Path | None,
-    category: str,
+    category: Category,
     placeholder_file: Path,
     rng: np.random.Generator,
 ) -> Page:
@@ -139,13 +140,13 @@ def page(
     entries = [image_entry("colourway", colourway.read_bytes(), "B")] if colourway else []
     entries += [image_entry(f"own-{k}", path.read_bytes(), "A") for k, path in enumerate(own)]
     entries += [
-        image_entry("resized", resized_copy(front, load_catalog().get(category).min_side), "B"),
+        image_entry("resized", resized_copy(front, category.min_side), "B"),
         image_entry("blurred", blurred_copy(front), "B"),
         image_entry("placeholder", variant(Image.open(placeholder_file), rng), "B"),
     ]
     body = {"product_id": product, "max_images": MAX_IMAGES, "images": entries}
-    if category != "default":
-        body["category"] = category
+    if category.name != DEFAULT_CATEGORY:  # products/ pages send none: the service predicts it
+        body["category"] = category.name
     return Page(
         source,
         product,
@@ -173,10 +174,10 @@ def pages(images: VariantListing, placeholders: list[Path], seed: int = SEED) ->
         if product in done or len(own) < 2 or images.types[own[0]] != "front":
             continue
         done.add(product)
-        category = "apparel" if trial.source == "catalog" else "default"
+        category = catalog.get("apparel" if trial.source == "catalog" else DEFAULT_CATEGORY)
         view = own.index(view_row(images, tuple(own)))
         checked = (own[0], own[view], trial.planted[0])
-        if min(shorter_side(images.paths[r]) for r in checked) < catalog.get(category).min_side:
+        if min(shorter_side(images.paths[r]) for r in checked) < category.min_side:
             under_min_side.append(product)
             continue
         rng = np.random.default_rng([seed, len(built)])
@@ -193,7 +194,7 @@ def shop_pages(data: Path, placeholders: list[Path], skip: set[str], seed: int =
     `skip` (already on a colourway page) or whose pictures are all one photograph are left out; those whose front
     or checked view is under `default`'s min_side are listed apart. Source: whether the product's shop may train
     shipped weights (the quality head trained on those shops' other products; never on the rest)."""
-    min_side = load_catalog().get("default").min_side
+    default = load_catalog().get(DEFAULT_CATEGORY)
     views: dict[str, list] = defaultdict(list)
     for photo in shop_photos(data):
         views[photo.product].append(photo)
@@ -206,14 +207,14 @@ def shop_pages(data: Path, placeholders: list[Path], skip: set[str], seed: int =
         view = next((k for k in range(1, len(photos)) if not same_photo(photos[0].path, photos[k].path)), None)
         if view is None:
             continue
-        if min(shorter_side(photos[k].path) for k in (0, view)) < min_side:
+        if min(shorter_side(photos[k].path) for k in (0, view)) < default.min_side:
             under_min_side.append(product)
             continue
         source = "products, trainable shops" if photos[0].trainable else "products, never-trained shops"
         rng = np.random.default_rng([seed, 1, len(built)])
         placeholder_file = placeholders[len(built) % len(placeholders)]
         paths = [p.path for p in photos]
-        built.append(page(source, product, paths, view, None, "default", placeholder_file, rng))
+        built.append(page(source, product, paths, view, None, default, placeholder_file, rng))
     return built, under_min_side
 
 

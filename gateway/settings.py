@@ -12,6 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings.sources import EnvSettingsSource, InitSettingsSource
 from pydantic_settings.sources.utils import parse_env_vars
 
+from gateway.decisions.placeholders import LibraryRule
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "IMGSEL_"
 
@@ -71,10 +73,10 @@ class Settings(BaseSettings):
     database_timeout_s: float = 3.0  # wait for a pooled connection, and each statement; past it the request gets 503
     database_migrate: bool = True  # apply schema migrations at start-up (false: a separate `migrate` job does)
     database_breaker_cooldown_s: float = 2.0  # after a failed call: 503 at once for this long, then one probe
-    placeholder_max_distance: int = 16  # pHash bits: 0 false positives on 481 dev photos (BENCHMARKS.md)
+    placeholder_max_distance: int = LibraryRule.max_distance  # pHash bits: 0 false positives on 481 dev photos
     # A library match this near stands alone; between it and placeholder_max_distance it needs the learned score >=
     # placeholder_vote_head_min (gateway.decisions.placeholders.LibraryRule; BENCHMARKS.md).
-    placeholder_alone_distance: int = 12
+    placeholder_alone_distance: int = LibraryRule.alone_distance
     # The unseen-placeholder vote (gateway.decisions.placeholders.VoteRule; chosen on dev data, BENCHMARKS.md).
     placeholder_vote_exemplars: int = 11  # K: exemplars (recent accepted products of the category) per vote
     placeholder_vote_min_votes: int = 5  # "unlike" votes that call a placeholder

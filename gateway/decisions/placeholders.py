@@ -47,7 +47,7 @@ class LibraryRule:
 
     max_distance: int = 16
     alone_distance: int = 12
-    head_min: float = 0.02
+    head_min: float = VoteRule.head_min
 
     def __post_init__(self) -> None:
         if not 0 <= self.alone_distance <= self.max_distance:
