@@ -86,12 +86,21 @@ def head_scores(embeddings: np.ndarray, features: np.ndarray, model: Path) -> np
     return out[:, QUALITY_OUTPUTS.index("placeholder")]
 
 
+def library_keys(thumbs: np.ndarray) -> np.ndarray:
+    """Every key the served library knows these placeholders by (gateway.services.placeholders): the content box's
+    pHash and the whole picture's, of each thumbnail."""
+    from gateway.hashing import compute_hashes, whole_phash
+
+    return np.array([k for t in thumbs for k in (compute_hashes(t).phash, whole_phash(t))], dtype=np.uint64)
+
+
 def library_distances(thumbs: np.ndarray, library: np.ndarray) -> np.ndarray:
-    """pHash distance of every image to its nearest library placeholder (`library`: mask of the library rows)."""
+    """pHash distance of every image to the nearest key of a library placeholder (`library`: mask of the library
+    rows)."""
     from gateway.hashing import compute_hashes, hamming
 
-    phash = np.array([compute_hashes(t).phash for t in thumbs], dtype=np.uint64)
-    return np.array([hamming(phash[library], h).min() for h in phash])
+    keys = library_keys(thumbs[library])
+    return np.array([hamming(keys, compute_hashes(t).phash).min() for t in thumbs])
 
 
 def exemplar_similarities(items: list[Item], embeddings: np.ndarray, k: int, seed: int) -> np.ndarray:

@@ -188,7 +188,11 @@ class PlaceholdersAdded(BaseModel):
 
 class PlaceholderOut(BaseModel):
     id: str
-    phash: str = Field(description="64-bit pHash, hex")
+    phash: str = Field(description="64-bit pHash of the content box, hex (what images are matched by)")
+    whole_phash: str | None = Field(
+        default=None,
+        description="64-bit pHash of the whole picture, hex: the entry's second key (null: stored before it existed)",
+    )
     width: int
     height: int
     supplier: str | None

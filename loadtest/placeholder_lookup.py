@@ -117,6 +117,7 @@ async def measure_postgres(
     """PlaceholderLibrary on the empty database at `url`, seeded with `library`; one result per max distance."""
     from evaluation.search_scale import bench_database
     from gateway.hashing.bands import radius_for
+    from gateway.stores.interfaces import LibraryEntry
     from gateway.stores.placeholders import BANDS, PlaceholderLibrary
 
     async with bench_database(url) as database:
@@ -124,7 +125,7 @@ async def measure_postgres(
         w = time.perf_counter()
         for start in range(0, len(library), seed_batch):
             rows = library[start : start + seed_batch].tolist()
-            await store.add([(f"p{start + i}", h, 64, 64, None) for i, h in enumerate(rows)])
+            await store.add([LibraryEntry(f"p{start + i}", h, 64, 64, None) for i, h in enumerate(rows)])
         seed_s = time.perf_counter() - w
         results = []
         for t in distances:
@@ -145,10 +146,10 @@ async def measure_postgres(
             same = [m.distance if m else -1 for m in found] == [int(d) if d >= 0 else -1 for d in reference]
             after_change, load_s, build_s = [], [], []
             for k in range(reloads):
-                await store.add([(f"reload-{t}-{k}", int(q[0]) ^ 1, 64, 64, None)])
+                await store.add([LibraryEntry(f"reload-{t}-{k}", int(q[0]) ^ 1, 64, 64, None)])
                 _, seconds = await timed_async(store.match([int(q[1])], t))
                 after_change.append(seconds)
-                await store.add([(f"reload-{t}-{k}-apart", int(q[0]) ^ 3, 64, 64, None)])
+                await store.add([LibraryEntry(f"reload-{t}-{k}-apart", int(q[0]) ^ 3, 64, 64, None)])
                 snapshot, seconds = await timed_async(store.snapshot())
                 load_s.append(seconds)
                 w = time.perf_counter()

@@ -144,6 +144,14 @@ def _as_rgb(thumb: np.ndarray | Image.Image) -> tuple[Image.Image, np.ndarray]:
     return img, np.asarray(img)
 
 
+def whole_phash(thumb: np.ndarray | Image.Image) -> int:
+    """pHash of the whole thumbnail, no content box: the placeholder library's second key for each known placeholder.
+    A supplier who re-serves a placeholder whose page is not white (or darkened, or a washed-out copy) inside a white
+    pad moves the query's content box from the placeholder's drawing to its whole page, which this key matches
+    (known variants 0.656 -> 0.944 with both keys, BENCHMARKS.md "Placeholder library: the whole-picture key")."""
+    return phash(_as_rgb(thumb)[0])
+
+
 def hash_features(thumb: np.ndarray | Image.Image, mask: np.ndarray | None = None) -> tuple[int, int, np.ndarray]:
     """(pHash, dHash-edge, colour histogram): both hashes of the content box (resampled to CONTENT_SIDE square) of
     the foreground, the histogram of the foreground that follows the picture's contrast

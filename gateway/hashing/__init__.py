@@ -22,7 +22,7 @@ from gateway.hashing.rule import (
     within_thresholds,
 )
 from preprocessing.colour import HSV_HIST_BINS, HUE_BINS, SAT_BINS, TONE_BINS, colour_histogram, hsv_histogram
-from preprocessing.perceptual import content_box, dhash, dhash_edge, phash
+from preprocessing.perceptual import content_box, dhash, dhash_edge, phash, whole_phash
 
 __all__ = [
     "HASH_BITS",
@@ -49,5 +49,6 @@ __all__ = [
     "popcount64",
     "radius_for",
     "verify_pairs",
+    "whole_phash",
     "within_thresholds",
 ]

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 from gateway.decisions.analysis import Verdict
 from gateway.decisions.placeholders import LibraryRule, VoteRule, category_vote, exemplar_feed
+from gateway.hashing import whole_phash
 from gateway.schemas import ImageIn
 from gateway.services.analysis import AnalysisStep, Analyzed
-from gateway.stores.interfaces import CategoryExemplarStore, Placeholder, PlaceholderStore
+from gateway.stores.interfaces import CategoryExemplarStore, LibraryEntry, Placeholder, PlaceholderStore
 
 
 @dataclass(frozen=True)
@@ -25,10 +26,19 @@ class PlaceholderLibraryService:
         self.rule = rule
 
     async def add(self, images: list[ImageIn]) -> AddedPlaceholders:
-        """Hash through the same Triton path as product images (same decode, same thumbnail), then store."""
+        """Hash through the same Triton path as product images (same decode, same thumbnail), then store with both
+        keys: the content-box pHash every image is matched by, and the whole picture's (a padded re-serve of a
+        placeholder whose page is not white has that page as its content box)."""
         analyzed = await self.analysis.analyze(images)
         rows = [
-            (a.analysis.id, a.analysis.hashes.phash, a.analysis.width, a.analysis.height, a.analysis.supplier)
+            LibraryEntry(
+                a.analysis.id,
+                a.analysis.hashes.phash,
+                a.analysis.width,
+                a.analysis.height,
+                a.analysis.supplier,
+                whole_phash(a.thumb),
+            )
             for a in analyzed
             if a.analysis.ok
         ]

@@ -94,6 +94,7 @@ def placeholder_out(entry: Placeholder) -> PlaceholderOut:
     return PlaceholderOut(
         id=entry.id,
         phash=f"{entry.phash:016x}",
+        whole_phash=None if entry.whole_phash is None else f"{entry.whole_phash:016x}",
         width=entry.width,
         height=entry.height,
         supplier=entry.supplier,

@@ -14,6 +14,20 @@ from gateway.decisions.analysis import LibraryMatch
 
 
 @dataclass(frozen=True)
+class LibraryEntry:
+    """One placeholder image to store in the library."""
+
+    id: str
+    phash: int  # 64-bit pHash of the content box (what every image is matched by), unsigned
+    width: int
+    height: int
+    supplier: str | None
+    # pHash of the whole picture (preprocessing.perceptual.whole_phash): a second key the same image is known by;
+    # None where it was never computed (rows imported from before it existed)
+    whole_phash: int | None = None
+
+
+@dataclass(frozen=True)
 class Placeholder:
     """One known placeholder image of the library."""
 
@@ -23,6 +37,7 @@ class Placeholder:
     height: int
     supplier: str | None
     added_at: float
+    whole_phash: int | None = None  # LibraryEntry.whole_phash
 
 
 @dataclass(frozen=True)
@@ -36,8 +51,8 @@ class Hit:
 
 
 class PlaceholderStore(Protocol):
-    async def add(self, entries: list[tuple[str, int, int, int, str | None]]) -> list[str]:
-        """(id, phash, width, height, supplier) rows; an existing id is replaced. All or nothing. The ids stored."""
+    async def add(self, entries: list[LibraryEntry]) -> list[str]:
+        """An existing id is replaced. All or nothing. The ids stored."""
         ...
 
     async def remove(self, placeholder_id: str) -> bool: ...
@@ -45,7 +60,8 @@ class PlaceholderStore(Protocol):
     async def entries(self) -> list[Placeholder]: ...
 
     async def match(self, phashes: list[int], max_distance: int) -> list[LibraryMatch | None]:
-        """Nearest known placeholder within `max_distance` bits for each query, as of the latest committed change."""
+        """Nearest known placeholder within `max_distance` bits for each query (by either of its keys), as of the
+        latest committed change."""
         ...
 
 

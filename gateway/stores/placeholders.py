@@ -1,7 +1,8 @@
 """The persistent library of known placeholder images ("no image available" pictures), matched by pHash.
 
-Rows live in the `placeholders` table (pHash as BIGINT). Matching stays in process, exact and fast: each gateway keeps
-a cache of (id, pHash) with its multi-index hash tables (gateway.hash_index), tagged with the library's version, a
+Rows live in the `placeholders` table (pHash as BIGINT, and the whole picture's pHash where known: migration 0002).
+Matching stays in process, exact and fast: each gateway keeps a cache of (id, key) pairs, a row's content-box pHash and
+its whole-picture pHash, with its multi-index hash tables (gateway.hash_index), tagged with the library's version, a
 random value that a trigger replaces in the transaction of every change (migration 0001). Before each match the
 gateway reads the version (one indexed single-row query) and reloads when it moved, so a placeholder added or
 deleted through any replica, or by hand in SQL, is matched or forgotten everywhere from the next request on.
@@ -18,7 +19,7 @@ from gateway.clients.database import Database
 from gateway.decisions.analysis import LibraryMatch
 from gateway.hash_index import LINEAR_BELOW, HashIndex
 from gateway.hashing import radius_for
-from gateway.stores.interfaces import Placeholder
+from gateway.stores.interfaces import LibraryEntry, Placeholder
 
 BANDS = 4  # 16-bit bands: measured fastest at 100k-1M entries (BENCHMARKS.md)
 RELOAD_CHUNK = 20_000  # rows converted between two yields to the event loop
@@ -36,19 +37,30 @@ def to_unsigned(value: int) -> int:
 
 @dataclass
 class LibrarySnapshot:
-    """The library as of one version: ids and unsigned pHashes in tie-break order, and its indexes by probe radius."""
+    """The library as of one version: (id, key) pairs in tie-break order (a row's content-box pHash, then its
+    whole-picture pHash: one id may appear twice), and its indexes by probe radius."""
 
     version: int
-    ids: list[str]
-    hashes: np.ndarray  # uint64
+    ids: list[str]  # the placeholder each key belongs to
+    hashes: np.ndarray  # uint64 keys
     indexes: dict[int, HashIndex] = field(default_factory=dict)
 
     def index(self, radius: int) -> HashIndex:
-        """Linear scan for small libraries, multi-index hashing above ~20k (gateway.hash_index)."""
+        """Linear scan for small libraries, multi-index hashing above ~20k (gateway.hash_index). An index holds each
+        label once: a placeholder's second key is labelled with a NUL after its id (no text in PostgreSQL has one)."""
         if radius not in self.indexes:
-            self.indexes[radius] = HashIndex(self.ids, self.hashes, bands=BANDS, radius=radius)
+            labels = [i + "\0" if k and self.ids[k - 1] == i else i for k, i in enumerate(self.ids)]
+            self.indexes[radius] = HashIndex(labels, self.hashes, bands=BANDS, radius=radius)
             self.indexes[radius].build()
         return self.indexes[radius]
+
+    def nearest(self, queries: np.ndarray, max_distance: int) -> list[LibraryMatch | None]:
+        """The placeholder of the nearest key within `max_distance` of each query (ties: the earliest key)."""
+        keys, distances = self.index(radius_for(max_distance, BANDS)).nearest_rows(queries, max_distance)
+        return [
+            None if key < 0 else LibraryMatch(self.ids[key], distance)
+            for key, distance in zip(keys.tolist(), distances.tolist())
+        ]
 
 
 class PlaceholderLibrary:
@@ -59,22 +71,30 @@ class PlaceholderLibrary:
         self._snapshot: LibrarySnapshot | None = None
         self._reload_lock = asyncio.Lock()
 
-    async def add(self, entries: list[tuple[str, int, int, int, str | None]]) -> list[str]:
-        """(id, phash, width, height, supplier) rows; an existing id is replaced. All or nothing."""
+    async def add(self, entries: list[LibraryEntry]) -> list[str]:
+        """An existing id is replaced. All or nothing."""
         if not entries:
             return []
-        columns = list(zip(*[(i, to_signed(h), w, ht, s) for i, h, w, ht, s in entries]))
+        columns = [
+            [e.id for e in entries],
+            [to_signed(e.phash) for e in entries],
+            [None if e.whole_phash is None else to_signed(e.whole_phash) for e in entries],
+            [e.width for e in entries],
+            [e.height for e in entries],
+            [e.supplier for e in entries],
+        ]
         async with self.database.transaction() as db:
             # One statement for the batch: the version trigger fires once, not once per row (and never rewrites
             # the version row thousands of times in one transaction).
             await db.execute(
-                "INSERT INTO placeholders (id, phash, width, height, supplier) "
-                "SELECT * FROM unnest(%s::text[], %s::bigint[], %s::int[], %s::int[], %s::text[]) "
-                "ON CONFLICT (id) DO UPDATE SET phash = excluded.phash, width = excluded.width, "
-                "height = excluded.height, supplier = excluded.supplier, added_at = clock_timestamp()",
-                [list(column) for column in columns],
+                "INSERT INTO placeholders (id, phash, whole_phash, width, height, supplier) "
+                "SELECT * FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::int[], %s::int[], %s::text[]) "
+                "ON CONFLICT (id) DO UPDATE SET phash = excluded.phash, whole_phash = excluded.whole_phash, "
+                "width = excluded.width, height = excluded.height, supplier = excluded.supplier, "
+                "added_at = clock_timestamp()",
+                columns,
             )
-        return [entry[0] for entry in entries]
+        return [e.id for e in entries]
 
     async def remove(self, placeholder_id: str) -> bool:
         async with self.database.transaction() as db:
@@ -84,11 +104,14 @@ class PlaceholderLibrary:
     async def entries(self) -> list[Placeholder]:
         async with self.database.transaction() as db:
             cursor = await db.execute(
-                "SELECT id, phash, width, height, supplier, extract(epoch FROM added_at)::float8 "
+                "SELECT id, phash, width, height, supplier, extract(epoch FROM added_at)::float8, whole_phash "
                 f"FROM placeholders {ORDER}"
             )
             rows = await cursor.fetchall()
-        return [Placeholder(r[0], to_unsigned(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
+        return [
+            Placeholder(r[0], to_unsigned(r[1]), r[2], r[3], r[4], r[5], None if r[6] is None else to_unsigned(r[6]))
+            for r in rows
+        ]
 
     async def snapshot(self) -> LibrarySnapshot:
         """The library as of now: the cached snapshot when its version is still current, else a fresh one (loaded
@@ -104,29 +127,31 @@ class PlaceholderLibrary:
                     # One snapshot for the version and the rows: they belong together even while others write.
                     await db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                     current = (await (await db.execute(VERSION_SQL)).fetchone())[0]
-                    cursor = await db.execute(f"SELECT id, phash FROM placeholders {ORDER}")
+                    cursor = await db.execute(f"SELECT id, phash, whole_phash FROM placeholders {ORDER}")
                     ids: list[str] = []
                     hashes: list[int] = []
                     # Rows are turned into Python objects a chunk at a time, yielding to the event loop in between
                     # (a million-entry library would otherwise hold it for a second).
                     while rows := await cursor.fetchmany(RELOAD_CHUNK):
-                        ids += [row[0] for row in rows]
-                        hashes += [row[1] for row in rows]
+                        for placeholder_id, phash, whole in rows:
+                            # each key right after its row's first: a distance tie still goes to the earliest added
+                            keys = (phash,) if whole is None or whole == phash else (phash, whole)
+                            ids += [placeholder_id] * len(keys)
+                            hashes += keys
                         await asyncio.sleep(0)
                 self._snapshot = LibrarySnapshot(current, ids, np.array(hashes, dtype=np.int64).view(np.uint64))
             return self._snapshot
 
     async def match(self, phashes: list[int], max_distance: int) -> list[LibraryMatch | None]:
-        """Nearest known placeholder within `max_distance` bits for each query (ties: the earliest added)."""
+        """Nearest known placeholder within `max_distance` bits of either of its keys for each query (ties: the
+        earliest added)."""
         if not phashes:
             return []
         snapshot = await self.snapshot()
         if not snapshot.ids:
             return [None] * len(phashes)
         radius = radius_for(max_distance, BANDS)
-        queries = np.array(phashes, dtype=np.uint64)
         if radius not in snapshot.indexes and len(snapshot.ids) >= LINEAR_BELOW:
             # Building the band tables of a large library takes seconds of CPU (1M: ~1.4 s): off the event loop.
             await asyncio.to_thread(snapshot.index, radius)
-        found = snapshot.index(radius).nearest(queries, max_distance)
-        return [None if hit is None else LibraryMatch(hit[0], hit[1]) for hit in found]
+        return snapshot.nearest(np.array(phashes, dtype=np.uint64), max_distance)

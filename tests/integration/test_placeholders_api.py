@@ -26,6 +26,7 @@ def test_known_placeholder_variant_is_rejected_by_library_match(client):
     assert added.json() == {"added": ["shop-no-image"], "failed": [{"id": "broken", "reason": "undecodable"}]}
     listed = client.get("/v1/placeholders").json()["placeholders"]
     assert [p["id"] for p in listed] == ["shop-no-image"] and listed[0]["width"] == 600
+    assert len(listed[0]["whole_phash"]) == 16 and listed[0]["whole_phash"] != listed[0]["phash"]  # its second key
 
     product = {
         "product_id": "sku-ph",

@@ -14,6 +14,7 @@ import pytest
 from gateway.clients.breaker import State
 from gateway.clients.database import SchemaCheckBusy, StoreUnavailable
 from gateway.stores import migrate
+from gateway.stores.interfaces import LibraryEntry
 from gateway.stores.placeholders import PlaceholderLibrary
 from tests.database import TEMPLATE, database_url, fresh_database, server
 from tests.gateway.stores.support import connect, opened, silent_server
@@ -81,7 +82,7 @@ async def test_service_resumes_once_the_database_is_there():
         with psycopg.connect(server().url, autocommit=True) as admin:
             admin.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
         await asyncio.sleep(0.3)
-        await library.add([("back", 1, 1, 1, None)])
+        await library.add([LibraryEntry("back", 1, 1, 1, None)])
         assert [e.id for e in await library.entries()] == ["back"]
         assert database.breaker.state is State.CLOSED
 
@@ -112,7 +113,7 @@ async def test_a_statement_held_by_a_lock_gives_up_after_timeout_s(database):
 
 async def test_a_connection_the_server_dropped_is_replaced_not_used(database):
     library = PlaceholderLibrary(database)
-    await library.add([("a", 1, 1, 1, None)])
+    await library.add([LibraryEntry("a", 1, 1, 1, None)])
     with psycopg.connect(database.url, autocommit=True) as admin:
         dropped = admin.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "

@@ -7,12 +7,13 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from PIL import Image, ImageDraw
 
 from contract.tensors import HSV_HIST_BINS
 from gateway.decisions.analysis import ImageAnalysis, LibraryMatch
 from gateway.decisions.placeholders import LibraryRule, VoteRule
 from gateway.decisions.selection import select
-from gateway.hashing import ImageHashes
+from gateway.hashing import ImageHashes, compute_hashes, hamming, whole_phash
 from gateway.schemas import ImageIn
 from gateway.services.analysis import Analyzed
 from gateway.services.placeholders import ExemplarVoting, PlaceholderLibraryService
@@ -41,6 +42,39 @@ async def test_library_adds_analysed_images_reports_failures_and_matches_them(da
     assert analyzed[0].analysis.library_match == LibraryMatch("coming-soon", 0)
     assert analyzed[1].analysis.library_match is None
     assert await library.remove("coming-soon") and not await library.remove("coming-soon")
+
+
+def grey_page_placeholder(side: int) -> np.ndarray:
+    """A "no image" drawing on a grey page (a bar and a dot), as some shop platforms serve one."""
+    page = Image.new("RGB", (side, side), (210, 214, 220))
+    draw = ImageDraw.Draw(page)
+    draw.rectangle((side * 3 // 8, side // 5, side * 5 // 8, side * 4 // 5), fill=(170, 176, 186))
+    draw.ellipse((side // 6, side // 6, side // 3, side // 3), fill=(185, 190, 198))
+    return np.asarray(page)
+
+
+async def test_a_padded_copy_of_a_placeholder_on_a_grey_page_matches_its_whole_picture_key(database):
+    """The library stores the whole picture's pHash beside the content box's; a supplier's copy padded with white has
+    the grey page as its content box, which only the whole-picture key matches."""
+    original = grey_page_placeholder(128)
+    padded = Image.new("RGB", (160, 160), (255, 255, 255))
+    padded.paste(Image.fromarray(original).resize((112, 112), Image.Resampling.LANCZOS), (24, 24))
+    squashed = np.asarray(padded.resize((128, 128), Image.Resampling.LANCZOS))
+    triton = FakeTriton([replace(raw(1), thumb=original)])
+    library = PlaceholderLibraryService(PlaceholderLibrary(database), analysis_step(triton), LibraryRule())
+    await library.add([ImageIn(id="grey-page", data=jpeg_b64(1))])
+    [entry] = await library.entries()
+    assert entry.whole_phash == whole_phash(original) != entry.phash
+    copy = compute_hashes(squashed).phash
+    assert hamming(np.uint64(entry.phash), copy) > 16  # the content box alone would miss it
+    [analyzed] = await analysis_step(FakeTriton([replace(raw(2), thumb=squashed)])).analyze(
+        [ImageIn(id="copy", data=jpeg_b64(2))]
+    )
+    await library.match([analyzed])
+    assert analyzed.analysis.library_match == LibraryMatch(
+        "grey-page", int(hamming(np.uint64(entry.whole_phash), copy))
+    )
+    assert analyzed.analysis.library_match.distance <= LibraryRule().alone_distance
 
 
 async def test_a_loose_library_match_needs_the_learned_score_to_stand(database):

@@ -71,12 +71,17 @@ def test_select_response_says_where_the_category_came_from():
 def test_placeholder_responses():
     added = placeholders_added(AddedPlaceholders(["a"], [("b", "undecodable")]))
     assert added.model_dump() == {"added": ["a"], "failed": [{"id": "b", "reason": "undecodable"}]}
-    listed = placeholder_list([Placeholder("a", 0xF000_0000_0000_0001, 100, 80, "S1", 12.5)])
-    assert listed.model_dump() == {
-        "placeholders": [
-            {"id": "a", "phash": "f000000000000001", "width": 100, "height": 80, "supplier": "S1", "added_at": 12.5}
-        ]
+    listed = placeholder_list(
+        [Placeholder("a", 0xF000_0000_0000_0001, 100, 80, "S1", 12.5, 0xAB), Placeholder("b", 1, 1, 1, None, 1.0)]
+    )
+    common = {"width": 100, "height": 80, "supplier": "S1", "added_at": 12.5}
+    assert listed.model_dump()["placeholders"][0] == {
+        "id": "a",
+        "phash": "f000000000000001",
+        "whole_phash": "00000000000000ab",
+        **common,
     }
+    assert listed.model_dump()["placeholders"][1]["whole_phash"] is None  # stored before the key existed
 
 
 def test_index_and_search_responses():

@@ -18,6 +18,7 @@ from alembic.script import ScriptDirectory
 from gateway.decisions.analysis import LibraryMatch
 from gateway.stores import migrate
 from gateway.stores.exemplars import ExemplarStore
+from gateway.stores.interfaces import LibraryEntry
 from gateway.stores.placeholders import PlaceholderLibrary
 from gateway.stores.search_index import SearchIndex
 from tests.database import fresh_database
@@ -193,7 +194,7 @@ async def use_every_store(url: str) -> None:
     v = unit_vectors(3, 12)
     async with opened(url) as database:
         library = PlaceholderLibrary(database)
-        await library.add([("p", 0xF000_0000_0000_0001, 1, 1, None)])
+        await library.add([LibraryEntry("p", 0xF000_0000_0000_0001, 1, 1, None)])
         assert await library.match([0xF000_0000_0000_0001], 0) == [LibraryMatch("p", 0)]
         exemplars = ExemplarStore(database, capacity=2)
         for p in range(3):

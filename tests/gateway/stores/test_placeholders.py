@@ -21,6 +21,7 @@ from gateway.decisions.analysis import LibraryMatch
 from gateway.hash_index import LINEAR_BELOW
 from gateway.hashing import hamming
 from gateway.stores import migrate
+from gateway.stores.interfaces import LibraryEntry
 from gateway.stores.placeholders import VERSION_SQL, PlaceholderLibrary, to_signed
 from tests.database import fresh_database
 from tests.gateway.stores.support import opened
@@ -38,7 +39,10 @@ def version(url: str) -> int:
 
 async def test_add_list_remove_and_read_back_through_another_gateway(database):
     library = PlaceholderLibrary(database)
-    assert await library.add([("a", HIGH_BIT, 100, 80, "S1"), ("b", 0x0F, 10, 10, None)]) == ["a", "b"]
+    assert await library.add([LibraryEntry("a", HIGH_BIT, 100, 80, "S1"), LibraryEntry("b", 0x0F, 10, 10, None)]) == [
+        "a",
+        "b",
+    ]
     assert await library.remove("b") and not await library.remove("b")
     async with opened(database.url) as other:
         [entry] = await PlaceholderLibrary(other).entries()
@@ -49,15 +53,17 @@ async def test_add_list_remove_and_read_back_through_another_gateway(database):
 
 async def test_same_id_replaces(database):
     library = PlaceholderLibrary(database)
-    await library.add([("a", 1, 1, 1, None)])
-    await library.add([("a", 2, 3, 4, "S")])
+    await library.add([LibraryEntry("a", 1, 1, 1, None)])
+    await library.add([LibraryEntry("a", 2, 3, 4, "S")])
     assert [(e.id, e.phash, e.width, e.height, e.supplier) for e in await library.entries()] == [("a", 2, 3, 4, "S")]
 
 
 async def test_match_nearest_within_distance(database):
     library = PlaceholderLibrary(database)
     assert await library.match([1, 2], 10) == [None, None]  # empty library
-    await library.add([("far", 0xFFFF_FFFF_FFFF_FFFF, 1, 1, None), ("near", 0b1111, 1, 1, None)])
+    await library.add(
+        [LibraryEntry("far", 0xFFFF_FFFF_FFFF_FFFF, 1, 1, None), LibraryEntry("near", 0b1111, 1, 1, None)]
+    )
     matches = await library.match([0b0111, 0b0, 0xFFFF_0000_0000_0000], max_distance=4)
     assert matches[0] == LibraryMatch("near", 1)
     assert matches[1] == LibraryMatch("near", 4)
@@ -67,22 +73,48 @@ async def test_match_nearest_within_distance(database):
 
 async def test_a_distance_tie_goes_to_the_earliest_added_and_a_replacement_counts_as_new(database):
     library = PlaceholderLibrary(database)
-    await library.add([("z-first", HIGH_BIT, 1, 1, None)])
-    await library.add([("a-second", HIGH_BIT, 1, 1, None)])
+    await library.add([LibraryEntry("z-first", HIGH_BIT, 1, 1, None)])
+    await library.add([LibraryEntry("a-second", HIGH_BIT, 1, 1, None)])
     assert await library.match([HIGH_BIT], 0) == [LibraryMatch("z-first", 0)]
-    await library.add([("z-first", HIGH_BIT, 1, 1, None)])  # re-added: now the latest
+    await library.add([LibraryEntry("z-first", HIGH_BIT, 1, 1, None)])  # re-added: now the latest
     assert await library.match([HIGH_BIT], 0) == [LibraryMatch("a-second", 0)]
     assert [e.id for e in await library.entries()] == ["a-second", "z-first"]
 
 
+async def test_the_whole_picture_key_matches_and_reads_back(database):
+    """A row's second key (the whole picture's pHash) is matched like its first, named by the row's id; rows without
+    one (stored before it existed) are matched by their pHash alone; a tie between two rows' keys goes to the earliest
+    added, whichever key it is."""
+    library = PlaceholderLibrary(database)
+    await library.add(
+        [LibraryEntry("page", 0b1, 1, 1, None, whole_phash=HIGH_BIT), LibraryEntry("plain", 0b11, 1, 1, None)]
+    )
+    await library.add([LibraryEntry("later", HIGH_BIT ^ 0b1, 1, 1, None, whole_phash=HIGH_BIT)])
+    assert await library.match([HIGH_BIT, HIGH_BIT ^ 0b100, 0b1, 0b111], 1) == [
+        LibraryMatch("page", 0),  # tie with "later"'s whole key: "page" was added first
+        LibraryMatch("page", 1),
+        LibraryMatch("page", 0),
+        LibraryMatch("plain", 1),
+    ]
+    assert [(e.id, e.whole_phash) for e in await library.entries()] == [
+        ("page", HIGH_BIT),
+        ("plain", None),
+        ("later", HIGH_BIT),
+    ]
+    await library.add([LibraryEntry("page", 0b1, 1, 1, None)])  # replaced without a whole key: it is gone
+    assert await library.match([HIGH_BIT], 0) == [LibraryMatch("later", 0)]
+
+
 async def test_a_failed_batch_stores_nothing(database):
     library = PlaceholderLibrary(database)
-    await library.add([("kept", 7, 1, 1, None)])
+    await library.add([LibraryEntry("kept", 7, 1, 1, None)])
     with pytest.raises(psycopg.errors.NotNullViolation):
-        await library.add([("new", 1, 1, 1, None), ("broken", 2, None, 1, None)])  # width NOT NULL
+        await library.add(
+            [LibraryEntry("new", 1, 1, 1, None), LibraryEntry("broken", 2, None, 1, None)]
+        )  # width NOT NULL
     assert [e.id for e in await library.entries()] == ["kept"]
     assert await library.match([1, 7], 0) == [None, LibraryMatch("kept", 0)]
-    await library.add([("after", 1, 1, 1, None)])  # the server answered: the store is not marked down
+    await library.add([LibraryEntry("after", 1, 1, 1, None)])  # the server answered: the store is not marked down
     assert await library.match([1], 0) == [LibraryMatch("after", 0)]
 
 
@@ -93,11 +125,12 @@ def test_acknowledged_add_survives_kill_9():
         import asyncio, os, sys
         sys.path.insert(0, {str(ROOT)!r})
         from gateway.clients.database import Database
+        from gateway.stores.interfaces import LibraryEntry
         from gateway.stores.placeholders import PlaceholderLibrary
 
         async def main():
             library = PlaceholderLibrary(Database({url!r}, 2, 10.0, False, 2.0))
-            await library.add([("kept", 42, 5, 5, None)])
+            await library.add([LibraryEntry("kept", 42, 5, 5, None)])
             print("acknowledged", flush=True)
             os.kill(os.getpid(), {int(signal.SIGKILL)})
 
@@ -119,12 +152,15 @@ async def test_large_library_uses_the_index_and_stays_exact_at_the_default_dista
             "FROM unnest(%s::bigint[]) WITH ORDINALITY AS t(h, n)",
             ([to_signed(h) for h in hashes],),
         )
+        connection.execute("UPDATE placeholders SET whole_phash = phash # 65535 WHERE id IN ('r7', 'r8')")
     library = PlaceholderLibrary(database)
     query = hashes[1234] ^ 0xFFFF  # 16 bits away from r1234
-    [match] = await library.match([query], max_distance=16)
+    [match, by_whole_key] = await library.match([query, hashes[8]], max_distance=16)
     expected = hamming(np.array(hashes, dtype=np.uint64), query)
     assert match == LibraryMatch(f"r{int(np.argmin(expected))}", int(expected.min()))
     assert match.distance <= 16
+    assert by_whole_key == LibraryMatch("r8", 0)  # its first key, not the second that is 16 bits away
+    assert await library.match([hashes[7] ^ 0xFFFF], 0) == [LibraryMatch("r7", 0)]  # found by its whole key
     snapshot = await library.snapshot()
     assert len(snapshot.ids) >= LINEAR_BELOW and snapshot.indexes  # the multi-index was built, not the linear scan
 
@@ -138,7 +174,7 @@ async def test_the_cached_library_follows_another_gateway_and_sql_by_hand(databa
     assert await mine.snapshot() is cached  # no change: no reload
     async with opened(database.url) as other_database:
         other = PlaceholderLibrary(other_database)
-        await other.add([("from-b", HIGH_BIT, 1, 1, None)])
+        await other.add([LibraryEntry("from-b", HIGH_BIT, 1, 1, None)])
         assert await mine.match([HIGH_BIT], 0) == [LibraryMatch("from-b", 0)]
         assert await other.remove("from-b")
         assert await mine.match([HIGH_BIT], 0) == [None]
@@ -156,7 +192,7 @@ async def test_the_cached_library_follows_another_gateway_and_sql_by_hand(databa
 
 async def test_concurrent_requests_after_a_change_load_the_library_once(database):
     library = PlaceholderLibrary(database)
-    await library.add([("a", 1, 1, 1, None)])
+    await library.add([LibraryEntry("a", 1, 1, 1, None)])
     snapshots = await asyncio.gather(*(library.snapshot() for _ in range(12)))
     assert all(s is snapshots[0] for s in snapshots) and snapshots[0].ids == ["a"]
 
@@ -166,12 +202,12 @@ async def test_concurrent_adds_through_two_gateways_lose_nothing(database):
         for gateway in (database, other_database):
             await gateway.check()  # schema checked: a call during a gateway's first check is refused (503)
         libraries = [PlaceholderLibrary(database), PlaceholderLibrary(other_database)]
-        batches = [[(f"p{b}-{i}", b * 100 + i, 1, 1, None) for i in range(5)] for b in range(30)]
+        batches = [[LibraryEntry(f"p{b}-{i}", b * 100 + i, 1, 1, None) for i in range(5)] for b in range(30)]
         await asyncio.gather(*(libraries[b % 2].add(batch) for b, batch in enumerate(batches)))
-        expected = sorted(row[0] for batch in batches for row in batch)
+        expected = sorted(row.id for batch in batches for row in batch)
         assert sorted(e.id for e in await libraries[0].entries()) == expected
         for library in libraries:  # both caches hold every row
-            matches = await library.match([row[1] for batch in batches for row in batch], 0)
+            matches = await library.match([row.phash for batch in batches for row in batch], 0)
             assert sorted(m.library_id for m in matches) == expected
 
 
@@ -192,20 +228,26 @@ async def test_one_add_changes_the_library_version_the_same_number_of_times_what
             "FOR EACH STATEMENT EXECUTE FUNCTION count_version_change()"
         )
     library = PlaceholderLibrary(database)
-    await library.add([("one", 1, 1, 1, None)])
+    await library.add([LibraryEntry("one", 1, 1, 1, None)])
     one_row = version_changes(database.url)
-    await library.add([(f"r{i}", i, 1, 1, None) for i in range(500)])
+    await library.add([LibraryEntry(f"r{i}", i, 1, 1, None) for i in range(500)])
     assert 1 <= one_row <= 2 and version_changes(database.url) == 2 * one_row
 
 
 async def test_the_cache_follows_a_database_restored_to_an_earlier_version(database):
     library = PlaceholderLibrary(database)
-    await library.add([("old-1", 1, 1, 1, None), ("old-2", 2, 1, 1, None), ("old-3", 3, 1, 1, None)])
+    await library.add(
+        [
+            LibraryEntry("old-1", 1, 1, 1, None),
+            LibraryEntry("old-2", 2, 1, 1, None),
+            LibraryEntry("old-3", 3, 1, 1, None),
+        ]
+    )
     assert await library.match([1], 0) == [LibraryMatch("old-1", 0)]
     cached_version = (await library.snapshot()).version
     await asyncio.to_thread(migrate.downgrade, database.url, "base")  # as a restore of an earlier state would
     await asyncio.to_thread(migrate.upgrade, database.url)
     async with opened(database.url) as other:
-        await PlaceholderLibrary(other).add([("restored", 4, 1, 1, None)])
+        await PlaceholderLibrary(other).add([LibraryEntry("restored", 4, 1, 1, None)])
     assert version(database.url) != cached_version
     assert await library.match([1, 4], 0) == [None, LibraryMatch("restored", 0)]
