@@ -12,7 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings.sources import EnvSettingsSource, InitSettingsSource
 from pydantic_settings.sources.utils import parse_env_vars
 
-from gateway.decisions.placeholders import LibraryRule
+from gateway.decisions.placeholders import LibraryRule, VoteRule
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "IMGSEL_"
@@ -78,11 +78,11 @@ class Settings(BaseSettings):
     # placeholder_vote_head_min (gateway.decisions.placeholders.LibraryRule; BENCHMARKS.md).
     placeholder_alone_distance: int = LibraryRule.alone_distance
     # The unseen-placeholder vote (gateway.decisions.placeholders.VoteRule; chosen on dev data, BENCHMARKS.md).
-    placeholder_vote_exemplars: int = 11  # K: exemplars (recent accepted products of the category) per vote
-    placeholder_vote_min_votes: int = 5  # "unlike" votes that call a placeholder
-    placeholder_vote_similarity: float = 0.16  # an exemplar votes "unlike" below this cosine similarity
-    placeholder_vote_head_min: float = 0.02  # ... and rejects only with a learned placeholder score >= this
-    placeholder_vote_similarity_alone: float = 0.13  # threshold when no placeholder score ran (vote alone)
+    placeholder_vote_exemplars: int = VoteRule.exemplars  # K: exemplars (recent accepted products of the category)
+    placeholder_vote_min_votes: int = VoteRule.min_votes  # "unlike" votes that call a placeholder
+    placeholder_vote_similarity: float = VoteRule.min_similarity  # an exemplar votes "unlike" below this cosine
+    placeholder_vote_head_min: float = VoteRule.head_min  # ... and rejects only with a placeholder score >= this
+    placeholder_vote_similarity_alone: float = VoteRule.min_similarity_alone  # when no placeholder score ran
     exemplar_capacity: int = 256  # exemplars kept per category (ring, most recent)
     exemplar_per_product: int = 2  # accepted images one product contributes
     exemplar_max_placeholder_score: float = 0.05  # accepted images feed the store only below this placeholder score
