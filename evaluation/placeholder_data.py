@@ -100,14 +100,16 @@ def padded(image: Image.Image, fraction: float) -> Image.Image:
     return canvas
 
 
-def variant(image: Image.Image, rng: np.random.Generator) -> np.ndarray:
+def variant(image: Image.Image, rng: np.random.Generator, tone: bool = True) -> np.ndarray:
     """A known placeholder as a shop might re-serve it: border crop 0-6 %, resize 0.4-1.0, brightness and contrast
-    +-20 %, white padding 0-15 %, PNG (20 %) or JPEG q35-95."""
+    +-20 % (not with `tone` False: the same draws, unused, so every other step stays the same), white padding
+    0-15 %, PNG (20 %) or JPEG q35-95."""
     image = cropped(on_white(image), rng.uniform(0, 0.06))
     scale = rng.uniform(0.4, 1.0)
     image = image.resize((max(16, int(image.width * scale)), max(16, int(image.height * scale))), Image.LANCZOS)
-    image = ImageEnhance.Brightness(image).enhance(rng.uniform(0.8, 1.2))
-    image = ImageEnhance.Contrast(image).enhance(rng.uniform(0.8, 1.2))
+    brightness, contrast = rng.uniform(0.8, 1.2), rng.uniform(0.8, 1.2)
+    if tone:
+        image = ImageEnhance.Contrast(ImageEnhance.Brightness(image).enhance(brightness)).enhance(contrast)
     image = padded(image, rng.uniform(0, 0.15))
     return encode_image(image, "PNG") if rng.random() < 0.2 else encode_image(image, "JPEG", int(rng.integers(35, 96)))
 

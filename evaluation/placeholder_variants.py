@@ -9,7 +9,8 @@ overall and per placeholder, and one-factor probes of every original (JPEG q35, 
 The head trained on variants of the placeholders whose licence lets them train shipped weights (MODELS.md), so this
 is a figure for known designs in new variants; nopCommerce and Smartstore are never trained on.
 
-    python -m evaluation.placeholder_variants [--vision model_repository/vision/1/model.onnx] [--variants 16] [--json F]
+    python -m evaluation.placeholder_variants [--vision model_repository/vision/1/model.onnx] [--variants 16]
+        [--no-tone] [--json F]
 """
 
 from __future__ import annotations
@@ -51,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vision", type=Path, default=Path("model_repository/vision/1/model.onnx"))
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--variants", type=int, default=16, help="per placeholder")
+    parser.add_argument(
+        "--no-tone",
+        action="store_true",
+        help="variants without the brightness/contrast step (resized, cropped, padded, re-encoded only)",
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
 
@@ -60,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     originals = [on_white(Image.open(p)) for p in placeholders]
     library = [encode_image(image, "PNG") for image in originals]
     variants = [
-        variant(Image.open(p), np.random.default_rng([SEED, i, v]))
+        variant(Image.open(p), np.random.default_rng([SEED, i, v]), tone=not args.no_tone)
         for i, p in enumerate(placeholders)
         for v in range(args.variants)
     ]
@@ -85,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     probe_scores = scores[n_library + n_variants :].reshape(len(placeholders), len(PROBES))
     report = {
         "vision": str(args.vision),
+        "tone": not args.no_tone,
         "placeholders": len(placeholders),
         "variants": n_variants,
         "all": rates(slice(None)),
