@@ -168,12 +168,15 @@ def cluster(
     j: np.ndarray,
     rank: np.ndarray | None = None,
     method: str = "leader",
+    closeness: np.ndarray | None = None,
 ) -> np.ndarray:
     """Cluster n images given their duplicate pairs: (n,) int64, each image's representative (itself for one).
 
     `rank`: lower is better (the gateway's representative_key order); default and ties: input order.
-    - "leader": gateway.decisions.cluster_duplicates' rule: images in rank order, each joins the best-ranked leader
-      it duplicates or leads a new cluster. No chains: A~B and B~C with A!~C leave C on its own when B joined A.
+    `closeness`: per pair, gateway.hashing.rule_closeness of (i, j); None counts every pair alike.
+    - "leader": gateway.decisions.cluster_duplicates' rule: images in rank order, each joins the leader it
+      duplicates most closely (ties: the best-ranked) or leads a new cluster. No chains: A~B and B~C with A!~C
+      leave C on its own when B joined A.
     - "components": connected components of the duplicate graph (scipy.sparse.csgraph), the best-ranked member
       represents. Chains merge.
     """
@@ -186,8 +189,11 @@ def cluster(
         rank = np.empty(n, dtype=np.int64)
         rank[order] = np.arange(n)
     i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
+    closeness = np.zeros(len(i)) if closeness is None else np.asarray(closeness, dtype=np.float64)
+    if len(closeness) != len(i):
+        raise ValueError(f"closeness has {len(closeness)} entries for {len(i)} pairs")
     distinct = i != j
-    i, j = i[distinct], j[distinct]
+    i, j, closeness = i[distinct], j[distinct], closeness[distinct]
     if method == "components":
         graph = coo_matrix((np.ones(len(i), dtype=np.int8), (i, j)), shape=(n, n))
         _, labels = connected_components(graph, directed=False)
@@ -198,10 +204,10 @@ def cluster(
     worse = np.where(rank[i] < rank[j], j, i)
     leader = _leaders(n, better, worse)
     representative = np.arange(n)
-    # Each member joins its best-ranked leader neighbour (one exists: that is why it is a member).
+    # Each member joins its closest leader neighbour, ties the best-ranked (one exists: that is why it is a member).
     joins = leader[better] & ~leader[worse]
     member, by = worse[joins], better[joins]
-    order = np.lexsort((rank[by], member))
+    order = np.lexsort((rank[by], closeness[joins], member))
     first = np.ones(len(order), dtype=bool)
     first[1:] = member[order][1:] != member[order][:-1]
     representative[member[order][first]] = by[order][first]

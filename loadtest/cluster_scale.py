@@ -32,7 +32,15 @@ import numpy as np
 
 from contract.categories_file import load_catalog
 from gateway.catalog_dedup import PairStats, brute_force_pairs, cluster, duplicate_pairs
-from gateway.hashing import HASH_BITS, ImageHashes, guaranteed_distance, hamming, miss_probability, radius_for
+from gateway.hashing import (
+    HASH_BITS,
+    ImageHashes,
+    guaranteed_distance,
+    hamming,
+    miss_probability,
+    radius_for,
+    rule_closeness,
+)
 from loadtest.synthetic_hashes import synthetic_catalog
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -145,7 +153,9 @@ def scale_benchmark(images: int, radii: list[int], bands: int, seed: int) -> dic
     for radius in radii:
         stats = PairStats()
         (i, j), pairs_s, pairs_cpu, pairs_peak = _timed(duplicate_pairs, v, t, bands=bands, radius=radius, stats=stats)
-        leader, leader_s, leader_cpu, leader_peak = _timed(cluster, images, i, j, synthetic.rank, "leader")
+        leader, leader_s, leader_cpu, leader_peak = _timed(
+            lambda i=i, j=j: cluster(images, i, j, synthetic.rank, "leader", rule_closeness(v, i, j, t))
+        )
         components, comp_s, _, _ = _timed(cluster, images, i, j, synthetic.rank, "components")
         found[radius] = i * images + j
         out[f"radius_{radius}"] = {

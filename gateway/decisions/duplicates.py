@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from contract.categories import DedupThresholds
 from gateway.decisions.analysis import ImageAnalysis
 from gateway.decisions.ranking import representative_key
-from gateway.hashing import HashVectors, duplicate_matrix
+from gateway.hashing import HashVectors, duplicate_matrix, rule_closeness
 
 
 def cluster_duplicates(items: list[ImageAnalysis], t: DedupThresholds) -> list[list[ImageAnalysis]]:
     """Leader clustering, best image first; cluster[0] is the representative.
 
-    Images are visited in representative_key order; each joins the cluster of the first leader it duplicates,
-    otherwise it leads a new cluster. Members are compared with leaders only, never with each other: chaining
+    Images are visited in representative_key order; each joins the cluster of the leader it duplicates most closely
+    (gateway.hashing.rule_closeness; ties: the better leader), otherwise it leads a new cluster: a resized copy of
+    one image that also passes for a near twin of it (the same render on another backdrop) stays with its own
+    original. Members are compared with leaders only, never with each other: chaining
     A~B~C would let near-duplicate steps (a slowly turning product, crops drifting along) merge two images that
     do not look alike, silently dropping a distinct view, and losing a view costs more than keeping a duplicate.
     """
     ranked = sorted(items, key=representative_key)
     hashed = [a for a in ranked if a.hashes is not None]
     # The one duplicate rule (gateway.hashing); the chi-square runs only on pairs both hashes accept (fast at 200).
-    duplicates = duplicate_matrix(HashVectors.from_hashes([a.hashes for a in hashed]), t)
+    vectors = HashVectors.from_hashes([a.hashes for a in hashed])
+    duplicates = duplicate_matrix(vectors, t)
     row_of = {id(a): row for row, a in enumerate(hashed)}
 
     clusters: list[list[ImageAnalysis]] = []
@@ -31,9 +36,13 @@ def cluster_duplicates(items: list[ImageAnalysis], t: DedupThresholds) -> list[l
             clusters.append([a])
             continue
         if leader_rows:
-            matches = duplicates[row, leader_rows]
-            if matches.any():
-                clusters[leader_cluster[int(matches.argmax())]].append(a)
+            matches = np.flatnonzero(duplicates[row, leader_rows])
+            if matches.size:
+                if matches.size > 1:  # argmin: the first (better) leader among equally close ones
+                    candidates = np.asarray(leader_rows)[matches]
+                    closeness = rule_closeness(vectors, np.full(len(candidates), row), candidates, t)
+                    matches = matches[[int(np.argmin(closeness))]]
+                clusters[leader_cluster[int(matches[0])]].append(a)
                 continue
         leader_rows.append(row)
         leader_cluster.append(len(clusters))

@@ -18,6 +18,7 @@ from gateway.hashing.rule import (
     ImageHashes,
     compute_hashes,
     duplicate_matrix,
+    rule_closeness,
     verify_pairs,
     within_thresholds,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "phash",
     "popcount64",
     "radius_for",
+    "rule_closeness",
     "verify_pairs",
     "whole_phash",
     "within_thresholds",

@@ -99,6 +99,19 @@ def verify_pairs(v: HashVectors, i: np.ndarray, j: np.ndarray, t: DedupThreshold
     )
 
 
+def rule_closeness(v: HashVectors, i: np.ndarray, j: np.ndarray, t: DedupThresholds) -> np.ndarray:
+    """Float per pair (i[k], j[k]) of images of `v`: how far apart the two are inside the duplicate rule, as the
+    largest share of its threshold that any of the three distances uses (<= 1 for a duplicate pair, 0 for identical
+    hashes). Which of several duplicates an image is nearest to."""
+    i, j = np.asarray(i), np.asarray(j)
+    shares = (
+        hamming(v.phash[i], v.phash[j]) / max(t.phash_max_distance, 1),
+        hamming(v.dhash_edge[i], v.dhash_edge[j]) / max(t.dhash_edge_max_distance, 1),
+        chi2_pairs(v.hsv_hist, i, j) / max(t.hsv_chi2_max, 1e-9),
+    )
+    return np.max(np.stack([np.asarray(share, dtype=np.float64) for share in shares]), axis=0)
+
+
 def duplicate_matrix(v: HashVectors, t: DedupThresholds) -> np.ndarray:
     """(n, n) bool, symmetric, diagonal True: the duplicate rule for every pair of one product's images."""
     n = len(v)

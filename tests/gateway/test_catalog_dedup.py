@@ -11,7 +11,7 @@ from gateway.catalog_dedup import PairStats, brute_force_pairs, candidate_pairs,
 from gateway.decisions.analysis import ImageAnalysis
 from gateway.decisions.duplicates import cluster_duplicates
 from gateway.decisions.ranking import representative_key
-from gateway.hashing import HashVectors, ImageHashes, chi2_distance, guaranteed_distance, radius_for
+from gateway.hashing import HashVectors, ImageHashes, chi2_distance, guaranteed_distance, radius_for, rule_closeness
 
 DEFAULT = DedupThresholds(phash_max_distance=10, dhash_edge_max_distance=12, hsv_chi2_max=0.15)
 
@@ -206,6 +206,7 @@ def test_catalog_clustering_equals_the_gateway_on_one_product():
     rank = np.empty(len(v), dtype=np.int64)
     rank[[a.index for a in ranked]] = np.arange(len(v))
     i, j = duplicate_pairs(v, DEFAULT, radius=None)
-    got = cluster(len(v), i, j, rank)
+    got = cluster(len(v), i, j, rank, closeness=rule_closeness(v, i, j, DEFAULT))
     assert got.tolist() == [expected[k] for k in range(len(v))]
+    assert got.tolist() != cluster(len(v), i, j, rank).tolist()  # the closeness decided some members
     assert len(set(got.tolist())) < len(v)  # there were duplicates

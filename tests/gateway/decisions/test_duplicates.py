@@ -46,6 +46,27 @@ def test_no_transitive_chaining():
     assert [ids(cluster) for cluster in cluster_duplicates([c, b, a], DEDUP)] == [["a", "b"], ["c"]]
 
 
+def test_a_copy_of_two_leaders_joins_the_nearer_one():
+    """A copy that passes the rule against two leaders (which do not pass it against each other) joins the leader
+    its hashes are closest to, not the first: a resized copy of a shop's main picture stays with it when a near twin
+    (the same render on another backdrop) leads an earlier cluster."""
+    base = picture(0)
+    step = DEDUP.phash_max_distance // 2 + 1
+    twin = image("twin", 0, size=(3000, 3000), hashes=with_phash(base, (1 << (2 * step)) - 1))  # biggest: first leader
+    main = image("main", 1, size=(2000, 2000), hashes=with_phash(base, 0))  # two steps from the twin: its own leader
+    copy = image("copy", 2, size=(500, 500), hashes=with_phash(base, (1 << step) - 1 >> 1))  # nearer main than twin
+    assert [ids(c) for c in cluster_duplicates([copy, main, twin], DEDUP)] == [["twin"], ["main", "copy"]]
+
+
+def test_equally_close_leaders_keep_the_better_one():
+    base = picture(0)
+    step = DEDUP.phash_max_distance // 2 + 1
+    first = image("first", 0, size=(3000, 3000), hashes=with_phash(base, (1 << step) - 1))
+    second = image("second", 1, size=(2000, 2000), hashes=with_phash(base, ((1 << step) - 1) << step))
+    copy = image("copy", 2, size=(500, 500), hashes=with_phash(base, 0))  # `step` bits from each
+    assert [ids(c) for c in cluster_duplicates([copy, second, first], DEDUP)] == [["first", "copy"], ["second"]]
+
+
 def test_images_without_hashes_are_never_duplicates():
     same = picture(7)
     items = [image("x", 0, hashes=same), image("y", 1, hashes=same), image("z", 2)]
