@@ -53,7 +53,7 @@ from PIL import Image, ImageFilter
 
 from contract.categories import DEFAULT_CATEGORY, Category
 from contract.categories_file import load_catalog
-from evaluation.dedup.audit import same_photo
+from evaluation.dedup.audit import recropped_photo, same_photo
 from evaluation.placeholder_data import on_white, variant
 from evaluation.variant_data import VariantListing, listing
 from evaluation.variant_hero import OWN_PHOTOS_DISAGREE, trials
@@ -188,6 +188,11 @@ def pages(images: VariantListing, placeholders: list[Path], seed: int = SEED) ->
     return built, under_min_side
 
 
+def one_photo(a: Path, b: Path) -> bool:
+    """Two of a shop's pictures of one product are one photograph: saved again, or re-cropped / re-scaled."""
+    return same_photo(a, b) or recropped_photo(a, b)
+
+
 def shop_pages(data: Path, placeholders: list[Path], skip: set[str], seed: int = SEED) -> tuple[list[Page], list[str]]:
     """One page per products/ product with at least two pictures (by the manifest's view_index, the shop's main
     picture first; unnumbered views after, in file order), no other colourway, no category sent. Products in
@@ -203,8 +208,9 @@ def shop_pages(data: Path, placeholders: list[Path], skip: set[str], seed: int =
         if len(photos) < 2 or product in skip:
             continue
         photos.sort(key=lambda p: 99 if p.view_index is None else p.view_index)  # stable: unnumbered in file order
-        # the view that must be kept: the first that is not the main picture exported again (AbanteCart's *_pre2024)
-        view = next((k for k in range(1, len(photos)) if not same_photo(photos[0].path, photos[k].path)), None)
+        # the view that must be kept: the first that is not the main picture exported again (AbanteCart's *_pre2024,
+        # or re-cropped: abante_103's second "view")
+        view = next((k for k in range(1, len(photos)) if not one_photo(photos[0].path, photos[k].path)), None)
         if view is None:
             continue
         if min(shorter_side(photos[k].path) for k in (0, view)) < default.min_side:

@@ -26,6 +26,12 @@ from evaluation.dedup.pairset import META_FILE, SAME_PHOTO_FILE
 # re-saves of one photo measure under 1; the closest real colourways of the catalog (a digital recolour of a
 # garment that fills a fifth of the frame) measure above 5.
 SAME_PHOTO_MAX_MEAN_DIFFERENCE = 2.0
+# recropped_photo's tolerance, on the foreground boxes (each picture cropped to what differs from its border colour,
+# both resampled to one square): one photograph re-cropped and re-scaled by its shop (AbanteCart's abante_103_100157
+# and _100159) measures 2.85; the closest two different views of one products/ product, 13.2 (a hat seen from two
+# sides).
+SAME_PHOTO_MAX_BOXED_DIFFERENCE = 6.0
+BOXED_SIDE = 64
 SYNTHETIC_KINDS = ("recolour", "region")
 
 
@@ -42,10 +48,33 @@ def _file_preview(path: Path) -> Image.Image:
         return preview_of(file.convert("RGB"))
 
 
+@lru_cache(maxsize=1024)
+def _boxed_preview(path: Path) -> Image.Image:
+    """The file on white, cropped to its foreground box (preprocessing.foreground), BOXED_SIDE square."""
+    from evaluation.placeholder_data import on_white
+    from preprocessing.foreground import foreground_mask
+
+    with Image.open(path) as file:
+        picture = on_white(file)
+    picture.thumbnail((4 * BOXED_SIDE, 4 * BOXED_SIDE), Image.Resampling.BOX)
+    mask = foreground_mask(np.asarray(picture))
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size and cols.size:
+        picture = picture.crop((int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1))
+    return picture.resize((BOXED_SIDE, BOXED_SIDE), Image.Resampling.BOX)
+
+
 def same_photo(a: Path, b: Path) -> bool:
     """Two image files are one photograph (at the audit's preview size and tolerance)."""
     difference = mean_difference(_file_preview(a), _file_preview(b))
     return difference is not None and difference < SAME_PHOTO_MAX_MEAN_DIFFERENCE
+
+
+def recropped_photo(a: Path, b: Path) -> bool:
+    """Two image files are one photograph re-cropped or re-scaled (their foreground boxes alike). Looser than
+    same_photo about framing and so about colour too (a digital recolour of part of a garment passes): for telling
+    a shop's views of one product apart, not colourways."""
+    return mean_difference(_boxed_preview(a), _boxed_preview(b)) < SAME_PHOTO_MAX_BOXED_DIFFERENCE
 
 
 def same_photo_pairs(pairs_dir: Path) -> list[dict]:

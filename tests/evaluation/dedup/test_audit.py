@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from PIL import Image
 
-from evaluation.dedup.audit import same_photo
+from evaluation.dedup.audit import recropped_photo, same_photo
 from evaluation.dedup.cli import main
 from evaluation.dedup.generate import generate
 from evaluation.dedup.pairset import SAME_PHOTO_FILE, load_pairs
@@ -51,3 +52,17 @@ def test_excluding_needs_the_audit_first(tmp_path):
     generate(source, tmp_path / "pairs", seed=0, n_pairs=8)
     with pytest.raises(FileNotFoundError, match="audit"):
         load_pairs([tmp_path / "pairs"], exclude_same_photo=True)
+
+
+def test_recropped_photo_sees_a_recropped_rescaled_export_and_not_another_view(tmp_path):
+    """A shop's second file that is its main photograph with other margins at another size is one photograph; the
+    same product seen upside down (another view of it) is not."""
+    main = product_photo(side=400, colour=COLOURS[0], seed=5)
+    canvas = Image.new("RGB", (520, 460), (255, 255, 255))
+    canvas.paste(main.resize((380, 380), Image.Resampling.LANCZOS), (100, 40))
+    main.save(tmp_path / "main.jpg")
+    canvas.save(tmp_path / "export.png")
+    main.transpose(Image.Transpose.FLIP_TOP_BOTTOM).save(tmp_path / "other.jpg")
+    assert recropped_photo(tmp_path / "main.jpg", tmp_path / "export.png")
+    assert not same_photo(tmp_path / "main.jpg", tmp_path / "export.png")  # other sizes: not at the preview size
+    assert not recropped_photo(tmp_path / "main.jpg", tmp_path / "other.jpg")
