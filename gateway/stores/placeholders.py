@@ -46,11 +46,10 @@ class LibrarySnapshot:
     indexes: dict[int, HashIndex] = field(default_factory=dict)
 
     def index(self, radius: int) -> HashIndex:
-        """Linear scan for small libraries, multi-index hashing above ~20k (gateway.hash_index). An index holds each
-        label once: a placeholder's second key is labelled with a NUL after its id (no text in PostgreSQL has one)."""
+        """Linear scan for small libraries, multi-index hashing above ~20k (gateway.hash_index); keys by row, their
+        placeholders in `ids`."""
         if radius not in self.indexes:
-            labels = [i + "\0" if k and self.ids[k - 1] == i else i for k, i in enumerate(self.ids)]
-            self.indexes[radius] = HashIndex(labels, self.hashes, bands=BANDS, radius=radius)
+            self.indexes[radius] = HashIndex.of_hashes(self.hashes, bands=BANDS, radius=radius)
             self.indexes[radius].build()
         return self.indexes[radius]
 

@@ -57,6 +57,22 @@ def test_scan_matches_python_brute_force():
         assert HashIndex(ids, library, strategy="mih").nearest(queries, t) == expected
 
 
+@pytest.mark.parametrize("strategy", ["linear", "mih"])
+def test_an_index_of_hashes_without_ids_answers_by_row_and_stays_fixed(strategy):
+    rng = np.random.default_rng(11)
+    library, queries = _data(rng, 500, 80, 18)
+    ids = [f"x{i}" for i in range(500)]
+    fixed = HashIndex.of_hashes(library, strategy=strategy)
+    rows, distances = fixed.nearest_rows(queries, 15)
+    expected = HashIndex(ids, library, strategy=strategy).nearest(queries, 15)
+    assert [None if r < 0 else (ids[r], d) for r, d in zip(rows.tolist(), distances.tolist())] == expected
+    assert len(fixed) == 500
+    with pytest.raises(ValueError, match="fixed"):
+        fixed.add(["new"], [1])
+    with pytest.raises(ValueError, match="nearest_rows"):
+        fixed.nearest(queries, 15)
+
+
 def test_scan_blocks_keep_earliest_tie(monkeypatch):
     monkeypatch.setattr("gateway.hash_index.SCAN_ELEMENTS", 4)  # blocks of 4 rows, 1 query at a time
     h = np.array([0b1, 0b10, 0xFF, 0b100, 0b1000, 0b1], dtype=np.uint64)
