@@ -97,7 +97,8 @@ class HashIndex:
         linear_below: int = LINEAR_BELOW,
     ) -> HashIndex:
         """A fixed index of hashes without ids, answered by row (nearest_rows): no Python object per entry, for a
-        snapshot that is rebuilt rather than changed (1M placeholder keys: ~120 MB less than with ids)."""
+        snapshot that is rebuilt rather than changed (1M placeholder keys and their index: 47.8 MB; 122.9 MB with
+        ids)."""
         index = cls(bands=bands, radius=radius, strategy=strategy, linear_below=linear_below)
         index._hashes = _as_hashes(hashes)
         index._anonymous = len(index._hashes)

@@ -26,9 +26,9 @@ from evaluation.dedup.pairset import META_FILE, SAME_PHOTO_FILE
 # re-saves of one photo measure under 1; the closest real colourways of the catalog (a digital recolour of a
 # garment that fills a fifth of the frame) measure above 5.
 SAME_PHOTO_MAX_MEAN_DIFFERENCE = 2.0
-# recropped_photo's tolerance, on the foreground boxes (each picture cropped to what differs from its border colour,
+# recropped_photo's tolerance, on the object boxes (each picture cropped to what differs from its border colour,
 # both resampled to one square): one photograph re-cropped and re-scaled by its shop (AbanteCart's abante_103_100157
-# and _100159) measures 2.85; the closest two different views of one products/ product, 13.2 (a hat seen from two
+# and _100159) measures 2.85; the closest two different views of one products/ product, 13.4 (a hat seen from two
 # sides).
 SAME_PHOTO_MAX_BOXED_DIFFERENCE = 6.0
 BOXED_SIDE = 64
@@ -50,17 +50,17 @@ def _file_preview(path: Path) -> Image.Image:
 
 @lru_cache(maxsize=1024)
 def _boxed_preview(path: Path) -> Image.Image:
-    """The file on white, cropped to its foreground box (preprocessing.foreground), BOXED_SIDE square."""
+    """The file on white, cropped to its object box (the preprocess model's: preprocessing.runner.object_bbox),
+    BOXED_SIDE square."""
     from evaluation.placeholder_data import on_white
-    from preprocessing.foreground import foreground_mask
+    from preprocessing.runner import object_bbox
 
     with Image.open(path) as file:
         picture = on_white(file)
     picture.thumbnail((4 * BOXED_SIDE, 4 * BOXED_SIDE), Image.Resampling.BOX)
-    mask = foreground_mask(np.asarray(picture))
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if rows.size and cols.size:
-        picture = picture.crop((int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1))
+    top, bottom, left, right = object_bbox(np.asarray(picture))
+    if bottom > top and right > left:
+        picture = picture.crop((left, top, right, bottom))
     return picture.resize((BOXED_SIDE, BOXED_SIDE), Image.Resampling.BOX)
 
 
