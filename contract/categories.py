@@ -26,12 +26,14 @@ _CATEGORY_FIELDS = frozenset(
         "compliance",
         "variant",
         "hero",
+        "placeholder_vote",
     }
 )
 _DEDUP_FIELDS = ("phash_max_distance", "dhash_edge_max_distance", "hsv_chi2_max")
 _QUALITY_FIELDS = ("blur_max", "small_object_max", "placeholder_max")
 _VARIANT_FIELDS = ("max_distance", "min_images")
 _HERO_FIELDS = ("rival", "min_margin")
+_PLACEHOLDER_VOTE_FIELDS = ("min_similarity",)
 DEFAULT_COMPLIANCE_MAX = "default_max"  # [<cat>.compliance] key for every check without its own threshold
 _HASH_BITS = 64
 
@@ -119,6 +121,9 @@ class Category:
     compliance: ComplianceThresholds
     variant: VariantThresholds | None = None  # None: no [variant] table, the check does not run
     hero: HeroMargin | None = None  # None: no [hero] table, any image of the hero type may lead
+    # The category vote's similarity (gated by the placeholder score) where this category has its own
+    # ([<cat>.placeholder_vote] min_similarity); None: the service-wide one (gateway.decisions.placeholders.VoteRule)
+    placeholder_vote_similarity: float | None = None
 
     @property
     def hero_type(self) -> str:
@@ -290,7 +295,16 @@ def _parse_category(name: str, table: dict[str, Any], defaults: dict[str, Any], 
         compliance=_parse_compliance(defaults, table, where, reasons),
         variant=_parse_variant(defaults, table, where),
         hero=_parse_hero(defaults, table, where, types, priority[0]),
+        placeholder_vote_similarity=_parse_placeholder_vote(defaults, table, where),
     )
+
+
+def _parse_placeholder_vote(defaults: dict[str, Any], table: dict[str, Any], where: str) -> float | None:
+    if "placeholder_vote" not in defaults and "placeholder_vote" not in table:
+        return None
+    vote = _merge_table(defaults, table, "placeholder_vote", _PLACEHOLDER_VOTE_FIELDS, where)
+    # A cosine similarity of two L2-normalised embeddings.
+    return _number(vote["min_similarity"], where, "placeholder_vote.min_similarity", -1.0, 1.0)
 
 
 def _parse_hero(

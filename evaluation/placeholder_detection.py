@@ -36,6 +36,7 @@ from evaluation.placeholder_mechanisms import (
     choose_combination,
     pick_vote_threshold,
     rate,
+    similarity_per_category,
     vote_per_category,
 )
 from gateway.decisions.placeholders import LibraryRule
@@ -97,8 +98,13 @@ def main(argv: list[str] | None = None) -> int:
         f"combined rule chosen on calibration: library OR head >= {HEAD_ALONE} OR (vote at similarity < {s_comb} "
         f"AND head >= {h_lo})"
     )
+    per_category = similarity_per_category(signals, args.max_fpr, args.vote_fpr, h_lo)
+    print(
+        f"gated vote similarity chosen per category (the same rule on each category's calibration rows): {per_category}"
+    )
     report["rule"] = {
         "similarity": s_comb,
+        "similarity_per_category": per_category,
         "head_with_vote": h_lo,
         "head_alone": HEAD_ALONE,
         "vote_alone_similarity": s_alone,
@@ -107,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         "max_distance": args.max_distance,
         "alone_distance": args.alone_distance,
     }
-    report["results"] = print_results(signals, rules(signals, s_alone, s_comb, h_lo))
+    report["results"] = print_results(signals, rules(signals, s_alone, s_comb, h_lo, per_category))
     print_similarity_spread(signals)
     report["vote_per_category"] = print_vote_per_category(signals, args.max_fpr)
     if signals.head is not None:
@@ -120,8 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def rules(signals: Signals, s_alone: float, s_comb: float, h_lo: float) -> dict[str, np.ndarray]:
-    """Flags of every rule compared in the table: each mechanism alone, pairs, the vote branch and the chosen rule."""
+def rules(
+    signals: Signals, s_alone: float, s_comb: float, h_lo: float, per_category: dict[str, float]
+) -> dict[str, np.ndarray]:
+    """Flags of every rule compared in the table: each mechanism alone, pairs, the vote branch and the chosen rule,
+    and both again with the gated vote's similarity of each category in `per_category` (the pooled one elsewhere)."""
     head, library = signals.head, signals.library_fires
     vote_alone = signals.kth_lowest < s_alone
     table = {"library only": library, "vote only": vote_alone}
@@ -131,7 +140,12 @@ def rules(signals: Signals, s_alone: float, s_comb: float, h_lo: float) -> dict[
     table["library OR vote"] = library | vote_alone
     vote_branch = (signals.kth_lowest < s_comb) & ((head >= h_lo) if head is not None else True)
     table[f"vote branch (similarity < {s_comb}, head >= {h_lo})"] = vote_branch
-    table["combined (chosen)"] = library | ((head >= HEAD_ALONE) if head is not None else False) | vote_branch
+    head_alone = (head >= HEAD_ALONE) if head is not None else False
+    table["combined (chosen)"] = library | head_alone | vote_branch
+    similarity = np.array([per_category.get(cat, s_comb) for cat in signals.categories])
+    category_branch = (signals.kth_lowest < similarity) & ((head >= h_lo) if head is not None else True)
+    table[f"vote branch, similarity per category {per_category}"] = category_branch
+    table["combined, similarity per category"] = library | head_alone | category_branch
     return table
 
 

@@ -28,6 +28,8 @@ ANALYSED = ("embeddings", "features", "thumbs", "valid")
 BATCH = 32
 HEAD_ALONE = 0.5  # the served threshold (categories.toml placeholder_max)
 VOTE_SIMILARITIES = np.round(np.arange(0.10, 0.70, 0.01), 2)
+# Calibration photos a category needs before its vote similarity is chosen on them alone (similarity_per_category).
+MIN_CATEGORY_PHOTOS = 100
 HEAD_WITH_VOTE = (0.0, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3)
 
 
@@ -192,14 +194,20 @@ def pick_vote_threshold(kth_lowest: np.ndarray, negatives: np.ndarray, budget: f
     return float(neg[allowed]) if allowed < len(neg) else 1.0
 
 
-def choose_combination(signals: Signals, max_fpr: float, vote_fpr: float) -> tuple[float, float]:
+def choose_combination(
+    signals: Signals,
+    max_fpr: float,
+    vote_fpr: float,
+    rows: np.ndarray | None = None,
+    head_floors: tuple[float, ...] = HEAD_WITH_VOTE,
+) -> tuple[float, float]:
     """(similarity s, head floor h) of `library OR head >= 0.5 OR (vote at similarity < s AND head >= h)`, on the
     calibration half within the false-positive budget `max_fpr`: highest worst-case recall (known, unseen), then the
     most placeholders the vote branch catches on its own (the second opinion that holds where the head's score falls
     short), then the lowest false-positive rate, then the lowest head floor and similarity. The vote must be a real
     signal: s keeps the vote's own false-positive rate within `vote_fpr` (else "vote AND head >= h" degenerates into
-    a lower head threshold)."""
-    cal, kinds, head = signals.calibration, signals.kinds, signals.head
+    a lower head threshold). `rows`: choose on these queries only (one category's); `head_floors`: the h to try."""
+    cal, kinds, head = signals.calibration if rows is None else signals.calibration & rows, signals.kinds, signals.head
     cal_neg = cal & ~signals.truth
     s_max = pick_vote_threshold(signals.kth_lowest, cal_neg, vote_fpr)
     head_alone = (head >= HEAD_ALONE) if head is not None else False
@@ -208,7 +216,7 @@ def choose_combination(signals: Signals, max_fpr: float, vote_fpr: float) -> tup
         if s > s_max:
             continue
         vote = signals.kth_lowest < s
-        for h_lo in HEAD_WITH_VOTE if head is not None else (0.0,):
+        for h_lo in head_floors if head is not None else (0.0,):
             branch = vote & (head >= h_lo) if head is not None else vote
             flags = signals.library_fires | branch | head_alone
             fpr = rate(flags, cal_neg)[0]
@@ -219,6 +227,19 @@ def choose_combination(signals: Signals, max_fpr: float, vote_fpr: float) -> tup
             candidates.append((min(known_r, unseen_r), rate(branch, cal & signals.truth)[0], -fpr, -h_lo, -s, s, h_lo))
     s_comb, h_lo = max(candidates)[-2:]
     return s_comb, h_lo
+
+
+def similarity_per_category(signals: Signals, max_fpr: float, vote_fpr: float, h_lo: float) -> dict[str, float]:
+    """The gated vote's similarity of each category with at least MIN_CATEGORY_PHOTOS calibration photos, chosen by
+    choose_combination's rule on that category's queries alone at the head floor `h_lo`: a category whose photos are
+    alike among themselves may hold placeholders to a stricter likeness than the pooled value, which the most varied
+    category's photos decide (its own vote budget `vote_fpr` is then spent on its own photos)."""
+    chosen = {}
+    for cat in CATEGORIES:
+        in_cat = signals.categories == cat
+        if (signals.calibration & ~signals.truth & in_cat).sum() >= MIN_CATEGORY_PHOTOS:
+            chosen[cat] = choose_combination(signals, max_fpr, vote_fpr, rows=in_cat, head_floors=(h_lo,))[0]
+    return chosen
 
 
 def vote_per_category(signals: Signals, max_fpr: float) -> dict:

@@ -4,7 +4,7 @@ sway the category-level signals (the exemplar store, the category prediction).""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -35,6 +35,14 @@ class VoteRule:
     def __post_init__(self) -> None:
         if self.exemplars < 1 or not 1 <= self.min_votes <= self.exemplars:
             raise ValueError(f"vote rule needs 1 <= min_votes <= exemplars, got {self.min_votes} of {self.exemplars}")
+
+    def in_category(self, category: Category) -> VoteRule:
+        """The rule for images of `category`: its own similarity for the gated vote where categories.toml gives one
+        ([<cat>.placeholder_vote]: a category whose photos are alike among themselves can hold placeholders to a
+        stricter likeness than the service-wide value, which the most varied category decides)."""
+        if category.placeholder_vote_similarity is None:
+            return self
+        return replace(self, min_similarity=category.placeholder_vote_similarity)
 
 
 @dataclass(frozen=True)

@@ -50,11 +50,11 @@ class CurationService:
         choice = choose_category(self.catalog, request.category, lambda: self._predict_category(analyzed))
         category = choice.category
         if self.voting is not None:
-            await self.voting.vote(analyzed, category.name, request.product_id)
+            await self.voting.vote(analyzed, category, request.product_id)
         assign_types(analyzed, category)
         selected, verdicts = select([a.analysis for a in analyzed], category, request.max_images)
         if self.voting is not None:
-            await self.voting.remember(analyzed, verdicts, category.name, request.product_id)
+            await self.voting.remember(analyzed, verdicts, category, request.product_id)
         for verdict in verdicts:
             IMAGE_OUTCOMES.labels(status=verdict.status).inc()
         thumbnails = {a.analysis.id: a.thumb for a in analyzed}

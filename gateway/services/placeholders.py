@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from contract.categories import Category
 from gateway.decisions.analysis import Verdict
 from gateway.decisions.placeholders import LibraryRule, VoteRule, category_vote, exemplar_feed
 from gateway.hashing import whole_phash
@@ -68,17 +69,20 @@ class ExemplarVoting:
         self.rule = rule
         self.max_placeholder_score = max_placeholder_score  # exemplar_feed's threshold
 
-    async def vote(self, analyzed: list[Analyzed], category: str, product_id: str) -> None:
+    async def vote(self, analyzed: list[Analyzed], category: Category, product_id: str) -> None:
         """The category vote on each analysed image against the category's recent exemplars of other products."""
-        exemplars = await self.exemplars.recent(category, self.rule.exemplars, exclude_product=product_id)
+        rule = self.rule.in_category(category)
+        exemplars = await self.exemplars.recent(category.name, rule.exemplars, exclude_product=product_id)
         for item in analyzed:
             if item.embedding is not None:
-                item.analysis.vote = category_vote(item.analysis, item.embedding, exemplars, self.rule)
+                item.analysis.vote = category_vote(item.analysis, item.embedding, exemplars, rule)
 
-    async def remember(self, analyzed: list[Analyzed], verdicts: list[Verdict], category: str, product_id: str) -> None:
+    async def remember(
+        self, analyzed: list[Analyzed], verdicts: list[Verdict], category: Category, product_id: str
+    ) -> None:
         """Feed the category's exemplar store with the images exemplar_feed picks from this product's verdicts."""
         embeddings = {a.analysis.id: a.embedding for a in analyzed if a.embedding is not None}
         feed = exemplar_feed(verdicts, self.max_placeholder_score)
         good = [(image_id, embeddings[image_id]) for image_id in feed if image_id in embeddings]
         if good:
-            await self.exemplars.add(category, product_id, good)
+            await self.exemplars.add(category.name, product_id, good)

@@ -224,3 +224,21 @@ def test_hero_margin_is_optional_per_category_and_its_rival_checked(tmp_path):
 def test_the_shipped_apparel_hero_margin_is_over_back():
     hero = load_catalog().get("apparel").hero
     assert hero is not None and hero.rival == "back" and 0.0 <= hero.min_margin <= 1.0
+
+
+def test_placeholder_vote_similarity_is_optional_per_category_and_checked(tmp_path):
+    assert load_catalog(write_catalog(tmp_path, BASE_TOML)).default.placeholder_vote_similarity is None
+    table = "\n[categories.default.placeholder_vote]\nmin_similarity = 0.22\n"
+    assert load_catalog(write_catalog(tmp_path, BASE_TOML + table)).default.placeholder_vote_similarity == 0.22
+    for body, field in (("min_similarity = 1.5", "placeholder_vote.min_similarity"), ("", "min_similarity")):
+        with pytest.raises(CategoryConfigError, match=field):
+            load_catalog(write_catalog(tmp_path, BASE_TOML + f"\n[categories.default.placeholder_vote]\n{body}\n"))
+    with pytest.raises(CategoryConfigError, match="threshold"):
+        load_catalog(write_catalog(tmp_path, BASE_TOML + "\n[categories.default.placeholder_vote]\nthreshold = 0.2\n"))
+
+
+def test_the_shipped_apparel_vote_is_stricter_than_the_service_wide_one():
+    from gateway.decisions.placeholders import VoteRule
+
+    assert load_catalog().get("apparel").placeholder_vote_similarity > VoteRule.min_similarity
+    assert load_catalog().default.placeholder_vote_similarity is None

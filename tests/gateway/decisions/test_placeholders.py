@@ -1,6 +1,8 @@
 """gateway.decisions.placeholders: the unseen-placeholder category vote, how it combines with the library match and
 the learned head, which selected images feed the exemplar store, and which images vote on the category."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -76,6 +78,16 @@ def test_rule_is_configurable_and_validated():
         VoteRule(exemplars=5, min_votes=6)
     with pytest.raises(ValueError):
         VoteRule(exemplars=0, min_votes=0)
+
+
+def test_a_category_with_its_own_vote_similarity_gets_it_and_keeps_the_rest_of_the_rule():
+    own = dataclasses.replace(APPAREL, placeholder_vote_similarity=0.45)
+    rule = RULE.in_category(own)
+    assert rule == dataclasses.replace(RULE, min_similarity=0.45)
+    assert RULE.in_category(dataclasses.replace(APPAREL, placeholder_vote_similarity=None)) is RULE
+    between = [0.4] * 11  # unlike at 0.45, not at the service-wide 0.3
+    assert exemplar_vote(between, rule).fired and exemplar_vote(between, rule).similarity == 0.45
+    assert not exemplar_vote(between, RULE).fired
 
 
 def test_vote_rejects_only_with_the_head_at_its_gate():

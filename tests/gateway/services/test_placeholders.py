@@ -109,15 +109,28 @@ async def test_voting_against_the_store_and_feeding_it_only_confident_selections
 
     shirt = unit(1)
     first = [item("a", 0, shirt, 0.0)]
-    await voting.vote(first, "apparel", "p0")
+    await voting.vote(first, apparel, "p0")
     assert first[0].analysis.vote.outcome == "abstained"
     for p in range(3):  # three products accepted; a doubtful score is never fed
         batch = [item("hero", 0, shirt, 0.0), item("doubt", 1, unit(50 + p), 0.3)]
-        await voting.vote(batch, "apparel", f"p{p}")
+        await voting.vote(batch, apparel, f"p{p}")
         _, verdicts = select([b.analysis for b in batch], apparel)
-        await voting.remember(batch, verdicts, "apparel", f"p{p}")
+        await voting.remember(batch, verdicts, apparel, f"p{p}")
     assert await store.categories() == {"apparel": 3}
     unseen = [item("new", 0, unit(99), 0.2), item("same", 1, shirt, 0.2)]
-    await voting.vote(unseen, "apparel", "p9")
+    await voting.vote(unseen, apparel, "p9")
     assert unseen[0].analysis.vote.outcome == "placeholder" and unseen[0].analysis.vote.unlike == 3
     assert unseen[1].analysis.vote.outcome == "product"
+
+
+async def test_the_vote_applies_the_category_similarity(database):
+    apparel = CATALOG.get("apparel")
+    store = ExemplarStore(database)
+    await store.add("apparel", "p0", [("hero", unit(1))])
+    voting = ExemplarVoting(store, VoteRule(exemplars=1, min_votes=1, min_similarity=0.1), max_placeholder_score=0.05)
+    analysis = ImageAnalysis(id="x", supplier="A", index=0, ok=True, width=900, height=900, scores={"placeholder": 0.3})
+    near = (unit(1) + unit(2)) / np.linalg.norm(unit(1) + unit(2))  # similarity ~0.7 to the exemplar
+    for similarity, outcome in ((0.5, "product"), (0.9, "placeholder")):
+        item = Analyzed(replace(analysis), near)
+        await voting.vote([item], replace(apparel, placeholder_vote_similarity=similarity), "p1")
+        assert (item.analysis.vote.outcome, item.analysis.vote.similarity) == (outcome, similarity)
