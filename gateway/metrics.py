@@ -20,3 +20,9 @@ PHASE_LATENCY = Histogram(
 IMAGE_OUTCOMES = Counter("imgsel_images_total", "Per-image verdicts of /v1/select by status", ["status"])
 TRITON_UNAVAILABLE = Counter("imgsel_triton_unavailable_total", "Requests answered 503 because Triton was unavailable")
 STORE_UNAVAILABLE = Counter("imgsel_store_unavailable_total", "Requests answered 503: state store unavailable")
+EXEMPLAR_FEEDS = Counter(
+    "imgsel_exemplar_feeds_total",
+    "Products whose accepted images were written to the vote's exemplar store after the answer, by outcome "
+    "(stored, failed, skipped: too many writes already waiting)",
+    ["outcome"],
+)

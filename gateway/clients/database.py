@@ -1,6 +1,11 @@
 """Async access to the state store (PostgreSQL with pgvector): a psycopg 3 connection pool, one transaction per
 store call, schema at head before the first call, and a circuit breaker.
 
+Connections are in autocommit mode, so a store call that is one statement (the hot path's reads) costs one round
+trip: `statement()`; `transaction()` opens an explicit transaction around a block, `transaction(pipeline=True)` sends
+the block's statements, BEGIN and COMMIT without waiting for each result (a write of several statements in about one
+round trip; nothing read in the block may be awaited before it ends).
+
 A database that is down, too slow or not migrated raises StoreUnavailable (the API answers 503 with Retry-After):
 connections and statements are bounded by `timeout_s`, and once a call has failed the breaker refuses at once for a
 cooldown, then lets one probe through (gateway.clients.breaker), so requests never queue behind a dead server. The
@@ -58,6 +63,7 @@ class Database:
                 "connect_timeout": max(2, int(timeout_s)),  # libpq: whole seconds, at least 2
                 "options": f"-c statement_timeout={statement_ms} -c lock_timeout={statement_ms}",
                 "application_name": "imgsel-gateway",
+                "autocommit": True,  # transaction() opens its own; statement() needs none
             },
         )
 
@@ -106,9 +112,27 @@ class Database:
             self._schema_ok = True
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection]:
-        """One transaction: committed when the block ends, rolled back on any error. Connection, server and timeout
-        failures become StoreUnavailable; other errors (bugs, constraint violations) propagate as they are."""
+    async def transaction(self, pipeline: bool = False) -> AsyncIterator[psycopg.AsyncConnection]:
+        """One transaction: committed when the block ends, rolled back on any error. `pipeline`: the block's
+        statements are sent without waiting for each other's results (see the module docstring)."""
+        async with self._connection() as connection:
+            if pipeline:
+                async with connection.pipeline(), connection.transaction():
+                    yield connection
+            else:
+                async with connection.transaction():
+                    yield connection
+
+    @asynccontextmanager
+    async def statement(self) -> AsyncIterator[psycopg.AsyncConnection]:
+        """A connection for ONE statement, which is then its own transaction (no BEGIN / COMMIT round trips)."""
+        async with self._connection() as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection]:
+        """A pooled (autocommit) connection. Connection, server and timeout failures become StoreUnavailable; other
+        errors (bugs, constraint violations) propagate as they are."""
         with phase(DATABASE):  # the request's time on the state store (Server-Timing, gateway.timing)
             if not self.breaker.allow():
                 status = self.breaker.status()
@@ -143,7 +167,7 @@ class Database:
 
     async def check(self) -> None:
         """Raises StoreUnavailable unless the server answers and the schema is at head (for /readyz)."""
-        async with self.transaction() as connection:
+        async with self.statement() as connection:
             await connection.execute("SELECT 1")
 
 

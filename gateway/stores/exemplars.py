@@ -43,13 +43,13 @@ class ExemplarStore:
         images = images[: self.per_product]
         if not images:
             return 0
-        async with self.database.transaction() as db:
+        async with self.database.transaction(pipeline=True) as db:
             await db.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (LOCK_PREFIX + category,))
             await db.execute("DELETE FROM exemplars WHERE category = %s AND product_id = %s", (category, product_id))
             async with db.cursor() as cursor:
                 # Best image inserted last: the most recent row of the product is its best.
                 await cursor.executemany(
-                    "INSERT INTO exemplars (category, product_id, image_id, embedding) VALUES (%s, %s, %s, %s)",
+                    "INSERT INTO exemplars (category, product_id, image_id, embedding) VALUES (%s, %s, %s, %b)",
                     [(category, product_id, image_id, HalfVector(e)) for image_id, e in reversed(images)],
                 )
             await db.execute(
@@ -67,7 +67,7 @@ class ExemplarStore:
     async def recent(self, category: str, k: int, exclude_product: str | None = None) -> np.ndarray:
         """[m <= k, D] float32 embeddings of the k most recent exemplars of distinct products (the product's best
         image), skipping `exclude_product` (a product is never its own exemplar)."""
-        async with self.database.transaction() as db:
+        async with self.database.statement() as db:
             cursor = await db.execute(
                 RECENT_QUERY,
                 (category, exclude_product, k),

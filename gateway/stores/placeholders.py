@@ -115,7 +115,7 @@ class PlaceholderLibrary:
     async def snapshot(self) -> LibrarySnapshot:
         """The library as of now: the cached snapshot when its version is still current, else a fresh one (loaded
         once however many requests ask at the same moment)."""
-        async with self.database.transaction() as db:
+        async with self.database.statement() as db:
             version = (await (await db.execute(VERSION_SQL)).fetchone())[0]
         if self._snapshot is not None and self._snapshot.version == version:
             return self._snapshot

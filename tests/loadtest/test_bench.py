@@ -17,6 +17,7 @@ def test_phase_summary_gives_the_gateways_p50_p99_and_the_waits_medians():
     summary = phase_summary(timings)
     assert summary["gateway_p50_ms"] == 51.0 and summary["gateway_p99_ms"] == 100.0
     assert summary["triton_p50_ms"] == 151.0 and summary["fetch_p50_ms"] == 1.0 and summary["database_p50_ms"] == 2.0
+    assert summary["gateway_with_store_p50_ms"] == 53.0 and summary["gateway_with_store_p99_ms"] == 102.0
     assert phase_summary([])["gateway_p99_ms"] is None  # no answered product: nothing to report
 
 
@@ -41,7 +42,7 @@ def test_the_report_has_the_phase_table_the_references_and_the_ratios():
         "service_to_naive_ratio": 1.2,
     }
     text = markdown(report)
-    assert "| 4 | 4.5 | 4.5 | None | 500.0 | None | None |" in text
+    assert "| 4 | 4.5 | 4.5 | 4.5 | 4.5 | None | 500.0 | None | None |" in text
     assert "Pillow decode + resize to 224, 2 processes: 300.0 images/s." in text
     assert "40.0 images/s" in text and "naive loop (the faster of its runs) = 1.2" in text
     assert "The same naive loop before the stack started: 38.5 images/s." in text

@@ -113,6 +113,7 @@ async def test_selected_images_feed_the_exemplar_store_and_vote_on_later_product
         triton = FakeTriton([raw(1, embedding=shirt), raw(50 + p, placeholder=0.3)])
         curated = await service(database, triton, voting).curate(request(2, "apparel", f"p{p}"))
         assert curated.selected == ["i0", "i1"]
+        await voting.drain()  # the feed is written after the answer
     # One per product: the doubtful image (placeholder 0.3) is never fed.
     assert await store.categories() == {"apparel": 2}
     later = FakeTriton([raw(1, embedding=shirt, placeholder=0.1), raw(99, placeholder=0.1)])

@@ -3,13 +3,16 @@ against the PostgreSQL store (a fresh database per test), fed only with confiden
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
+from prometheus_client import REGISTRY
 
 from contract.tensors import HSV_HIST_BINS
+from gateway.clients.database import StoreUnavailable
 from gateway.decisions.analysis import ImageAnalysis, LibraryMatch
 from gateway.decisions.placeholders import LibraryRule, VoteRule
 from gateway.decisions.selection import select
@@ -19,6 +22,7 @@ from gateway.services.analysis import Analyzed
 from gateway.services.placeholders import ExemplarVoting, PlaceholderLibraryService
 from gateway.stores.exemplars import ExemplarStore
 from gateway.stores.placeholders import PlaceholderLibrary
+from gateway.timing import DATABASE, end_request, start_request
 from tests.gateway.services.fakes import CATALOG, FakeTriton, analysis_step, jpeg_b64, raw, unit
 
 pytestmark = pytest.mark.anyio
@@ -115,7 +119,8 @@ async def test_voting_against_the_store_and_feeding_it_only_confident_selections
         batch = [item("hero", 0, shirt, 0.0), item("doubt", 1, unit(50 + p), 0.3)]
         await voting.vote(batch, apparel, f"p{p}")
         _, verdicts = select([b.analysis for b in batch], apparel)
-        await voting.remember(batch, verdicts, apparel, f"p{p}")
+        voting.remember(batch, verdicts, apparel, f"p{p}")
+        await voting.drain()
     assert await store.categories() == {"apparel": 3}
     unseen = [item("new", 0, unit(99), 0.2), item("same", 1, shirt, 0.2)]
     await voting.vote(unseen, apparel, "p9")
@@ -134,3 +139,66 @@ async def test_the_vote_applies_the_category_similarity(database):
         item = Analyzed(replace(analysis), near)
         await voting.vote([item], replace(apparel, placeholder_vote_similarity=similarity), "p1")
         assert (item.analysis.vote.outcome, item.analysis.vote.similarity) == (outcome, similarity)
+
+
+class SlowStore:
+    """An exemplar store whose writes wait for `release` (or fail with `error`)."""
+
+    def __init__(self, error: Exception | None = None):
+        self.release = asyncio.Event()
+        self.error = error
+        self.added: list[str] = []
+
+    async def add(self, category, product_id, images):
+        await self.release.wait()
+        if self.error:
+            raise self.error
+        self.added.append(product_id)
+        return len(images)
+
+    async def recent(self, category, k, exclude_product=None):
+        return np.zeros((0, 0), np.float32)
+
+
+def selected_item(image_id: str = "hero") -> tuple[list[Analyzed], list]:
+    analysis = ImageAnalysis(id=image_id, supplier="A", index=0, ok=True, width=900, height=900, scores={})
+    batch = [Analyzed(analysis, unit(1))]
+    return batch, select([b.analysis for b in batch], CATALOG.get("apparel"))[1]
+
+
+def feeds(outcome: str) -> float:
+    return REGISTRY.get_sample_value("imgsel_exemplar_feeds_total", {"outcome": outcome}) or 0.0
+
+
+async def test_the_feed_is_written_after_the_answer_bounded_and_never_raises():
+    store = SlowStore()
+    voting = ExemplarVoting(store, VoteRule(), max_placeholder_score=0.05, max_pending_feeds=2)
+    stored, skipped = feeds("stored"), feeds("skipped")
+    for p in range(3):  # the third finds two writes waiting: skipped
+        voting.remember(*selected_item(), CATALOG.get("apparel"), f"p{p}")
+    await asyncio.sleep(0)
+    assert store.added == [] and feeds("skipped") == skipped + 1  # remember returned before any write
+    store.release.set()
+    await voting.drain()
+    assert store.added == ["p0", "p1"] and feeds("stored") == stored + 2
+
+    broken = SlowStore(StoreUnavailable("database unavailable"))
+    broken.release.set()
+    voting = ExemplarVoting(broken, VoteRule(), max_placeholder_score=0.05)
+    failed = feeds("failed")
+    voting.remember(*selected_item(), CATALOG.get("apparel"), "p9")
+    await voting.drain()  # logged and counted, not raised
+    assert feeds("failed") == failed + 1
+
+
+async def test_the_feed_does_not_count_in_the_requests_server_timing(database):
+    store = ExemplarStore(database)
+    voting = ExemplarVoting(store, VoteRule(), max_placeholder_score=0.05)
+    timer, token = start_request()
+    try:
+        voting.remember(*selected_item(), CATALOG.get("apparel"), "p1")
+        await voting.drain()
+    finally:
+        end_request(token)
+    assert timer.snapshot().phases[DATABASE] == 0.0
+    assert await store.categories() == {"apparel": 1}
