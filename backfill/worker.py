@@ -148,7 +148,11 @@ class BackfillWorker:
             async with slots:
                 return await self._with_retries(product)
 
-        return await asyncio.gather(*(one(p) for p in products))
+        outcomes = await asyncio.gather(*(one(p) for p in products))
+        # The vote's exemplar writes follow each answer (ExemplarVoting.remember): finished within the batch, so the
+        # actor's end (Ray kills the process) loses none and the next batch's votes see them.
+        await self.services.wiring.curation.drain()
+        return outcomes
 
     async def _with_retries(self, product: Product) -> tuple[dict | None, int, str | None]:
         """(result, tries, None), or (None, tries, the last error) once the tries are spent."""

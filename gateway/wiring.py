@@ -83,7 +83,7 @@ async def wire(settings: Settings, cleanup: AsyncExitStack, fetcher_type: type[F
     analysis = AnalysisStep(fetcher, triton, catalog.category_head)
     placeholder_library = PlaceholderLibraryService(library, analysis, library_rule(settings))
     voting = ExemplarVoting(exemplars, vote_rule(settings), settings.exemplar_max_placeholder_score)
-    cleanup.push_async_callback(voting.drain)  # before the database closes (callbacks run last-in first-out)
     curation = CurationService(catalog, analysis, placeholder_library, voting)
+    cleanup.push_async_callback(curation.drain)  # before the database closes (callbacks run last-in first-out)
     search = SearchService(catalog.category_head, analysis, index)
     return Wiring(catalog, triton, database, placeholder_library, curation, search)

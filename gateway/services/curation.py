@@ -60,6 +60,11 @@ class CurationService:
         thumbnails = {a.analysis.id: a.thumb for a in analyzed}
         return Curation(request.product_id, choice, selected, verdicts, thumbnails)
 
+    async def drain(self) -> None:
+        """Wait for the writes that follow answers (the vote's exemplar feed) to finish."""
+        if self.voting is not None:
+            await self.voting.drain()
+
     async def dedup(self, images: list[ImageIn]) -> list[list[str]]:
         analyzed = await self.analysis.analyze(images)
         return dedup_groups([a.analysis for a in analyzed], self.catalog.default.dedup)
