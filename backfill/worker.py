@@ -59,7 +59,9 @@ class Services:
     async def open(self, settings: Settings) -> Services:
         # Held for the actor's life: Ray ends an actor by killing its process, which closes its sockets.
         self.cleanup = AsyncExitStack()
-        self.wiring = await wire(settings, self.cleanup, fetcher_type=CatalogFetcher)
+        # The vote's exemplar writes awaited: a failed one fails its product (retried, else dead-lettered), and none
+        # is pending when Ray ends the actor.
+        self.wiring = await wire(settings, self.cleanup, fetcher_type=CatalogFetcher, feed_after_answer=False)
         return self
 
     async def curate(self, product: Product) -> dict:
@@ -148,11 +150,7 @@ class BackfillWorker:
             async with slots:
                 return await self._with_retries(product)
 
-        outcomes = await asyncio.gather(*(one(p) for p in products))
-        # The vote's exemplar writes follow each answer (ExemplarVoting.remember): finished within the batch, so the
-        # actor's end (Ray kills the process) loses none and the next batch's votes see them.
-        await self.services.wiring.curation.drain()
-        return outcomes
+        return await asyncio.gather(*(one(p) for p in products))
 
     async def _with_retries(self, product: Product) -> tuple[dict | None, int, str | None]:
         """(result, tries, None), or (None, tries, the last error) once the tries are spent."""

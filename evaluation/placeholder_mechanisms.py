@@ -235,9 +235,13 @@ def similarity_per_category(signals: Signals, max_fpr: float, vote_fpr: float, h
     alike among themselves may hold placeholders to a stricter likeness than the pooled value, which the most varied
     category's photos decide (its own vote budget `vote_fpr` is then spent on its own photos)."""
     chosen = {}
+    cal = signals.calibration
     for cat in CATEGORIES:
         in_cat = signals.categories == cat
-        if (signals.calibration & ~signals.truth & in_cat).sum() >= MIN_CATEGORY_PHOTOS:
+        enough = (cal & ~signals.truth & in_cat).sum() >= MIN_CATEGORY_PHOTOS and all(
+            (cal & in_cat & (signals.kinds == kind)).any() for kind in ("known", "unseen")
+        )  # the rule's recall needs placeholders of both kinds in the category
+        if enough:
             chosen[cat] = choose_combination(signals, max_fpr, vote_fpr, rows=in_cat, head_floors=(h_lo,))[0]
     return chosen
 

@@ -3,8 +3,9 @@ the gateway's own work ("gateway overhead").
 
 The outermost middleware (gateway.api.request_context) starts one RequestTimer per request and makes it current; the
 one place each kind of outside call goes through wraps it in `with phase(name):` (Triton: TritonAnalyzer._guarded;
-fetch: Fetcher.fetch_all; database: Database.transaction). The timer lives in a ContextVar, so concurrent requests
-never mix; tasks a request starts (asyncio.gather, wait_for) copy the context and so add to the same timer.
+fetch: Fetcher.fetch_all; database: Database._connection, under statement() and transaction()). The timer lives in a
+ContextVar, so concurrent requests never mix; tasks a request starts (asyncio.gather, wait_for) copy the context and
+so add to the same timer, except those started in `detached_context()` (work the request does not wait for).
 
 A phase is wall time the request spent with at least one call of that kind in flight: parallel or nested calls are
 counted once (a depth counter per phase; the clock runs from depth 0->1 to 1->0). `gateway` is the total less the
@@ -17,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar, Token
+from contextvars import Context, ContextVar, Token, copy_context
 from dataclasses import dataclass
 
 TRITON, FETCH, DATABASE, HASHING = "triton", "fetch", "database", "hashing"
@@ -94,6 +95,14 @@ def start_request(clock: Callable[[], float] = time.perf_counter) -> tuple[Reque
 
 def end_request(token: Token) -> None:
     _current.reset(token)
+
+
+def detached_context() -> Context:
+    """A copy of the current context without the request's timer: work a request starts but does not wait for (a
+    task run in it) keeps the request id of the log lines and never counts in the request's phases."""
+    context = copy_context()
+    context.run(_current.set, None)
+    return context
 
 
 @contextmanager

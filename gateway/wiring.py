@@ -50,9 +50,12 @@ def library_rule(settings: Settings) -> LibraryRule:
     )
 
 
-async def wire(settings: Settings, cleanup: AsyncExitStack, fetcher_type: type[Fetcher] = Fetcher) -> Wiring:
+async def wire(
+    settings: Settings, cleanup: AsyncExitStack, fetcher_type: type[Fetcher] = Fetcher, feed_after_answer: bool = True
+) -> Wiring:
     """Everything the services need; `cleanup` closes it (Triton last). `fetcher_type`: the backfill's fetcher also
-    reads files."""
+    reads files; `feed_after_answer`: the vote's exemplar writes off the request's path (the HTTP service), else
+    awaited, their failures the product's (the backfill: ExemplarVoting.remember)."""
     catalog = load_catalog(settings.categories_file or None)
     triton = TritonAnalyzer(settings.triton_grpc_url, settings.triton_timeout_s, settings.triton_breaker_cooldown_s)
     cleanup.push_async_callback(triton.close)  # callbacks run last-in first-out: Triton closes last
@@ -82,7 +85,9 @@ async def wire(settings: Settings, cleanup: AsyncExitStack, fetcher_type: type[F
 
     analysis = AnalysisStep(fetcher, triton, catalog.category_head)
     placeholder_library = PlaceholderLibraryService(library, analysis, library_rule(settings))
-    voting = ExemplarVoting(exemplars, vote_rule(settings), settings.exemplar_max_placeholder_score)
+    voting = ExemplarVoting(
+        exemplars, vote_rule(settings), settings.exemplar_max_placeholder_score, background=feed_after_answer
+    )
     curation = CurationService(catalog, analysis, placeholder_library, voting)
     cleanup.push_async_callback(curation.drain)  # before the database closes (callbacks run last-in first-out)
     search = SearchService(catalog.category_head, analysis, index)

@@ -1,5 +1,5 @@
-"""Async access to the state store (PostgreSQL with pgvector): a psycopg 3 connection pool, one transaction per
-store call, schema at head before the first call, and a circuit breaker.
+"""Async access to the state store (PostgreSQL with pgvector): a psycopg 3 connection pool, each store call one
+statement or one transaction, schema at head before the first call, and a circuit breaker.
 
 Connections are in autocommit mode, so a store call that is one statement (the hot path's reads) costs one round
 trip: `statement()`; `transaction()` opens an explicit transaction around a block, `transaction(pipeline=True)` sends

@@ -54,7 +54,7 @@ class CurationService:
         assign_types(analyzed, category)
         selected, verdicts = select([a.analysis for a in analyzed], category, request.max_images)
         if self.voting is not None:
-            self.voting.remember(analyzed, verdicts, category, request.product_id)
+            await self.voting.remember(analyzed, verdicts, category, request.product_id)
         for verdict in verdicts:
             IMAGE_OUTCOMES.labels(status=verdict.status).inc()
         thumbnails = {a.analysis.id: a.thumb for a in analyzed}

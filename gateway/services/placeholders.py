@@ -4,7 +4,6 @@ category exemplars the vote compares with (vote, feed). The rules are in gateway
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 from dataclasses import dataclass
 
@@ -19,12 +18,15 @@ from gateway.metrics import EXEMPLAR_FEEDS
 from gateway.schemas import ImageIn
 from gateway.services.analysis import AnalysisStep, Analyzed
 from gateway.stores.interfaces import CategoryExemplarStore, LibraryEntry, Placeholder, PlaceholderStore
+from gateway.timing import detached_context
 
 log = logging.getLogger("imgsel.service")
 
 # Exemplar writes that may wait at once after their answers (ExemplarVoting.remember): ~1 ms each, so hundreds only
-# when the store has stalled.
+# when the store has stalled; of them, FEED_WRITERS hold a pooled connection at once (the reads on the request path
+# need the rest of the pool).
 MAX_PENDING_FEEDS = 64
+FEED_WRITERS = 2
 
 
 @dataclass(frozen=True)
@@ -83,12 +85,15 @@ class ExemplarVoting:
         rule: VoteRule,
         max_placeholder_score: float,
         max_pending_feeds: int = MAX_PENDING_FEEDS,
+        background: bool = True,
     ):
         self.exemplars = exemplars
         self.rule = rule
         self.max_placeholder_score = max_placeholder_score  # exemplar_feed's threshold
         self.max_pending_feeds = max_pending_feeds
+        self.background = background  # feed after the answer (remember)
         self._pending: set[asyncio.Task] = set()
+        self._writers = asyncio.Semaphore(FEED_WRITERS)
 
     async def vote(self, analyzed: list[Analyzed], category: Category, product_id: str) -> None:
         """The category vote on each analysed image against the category's recent exemplars of other products."""
@@ -98,28 +103,35 @@ class ExemplarVoting:
             if item.embedding is not None:
                 item.analysis.vote = category_vote(item.analysis, item.embedding, exemplars, rule)
 
-    def remember(self, analyzed: list[Analyzed], verdicts: list[Verdict], category: Category, product_id: str) -> None:
-        """Feed the category's exemplar store with the images exemplar_feed picks from this product's verdicts, after
-        the answer: the write (a transaction of several statements, ~1 ms) is not on the request's path. At most
-        `max_pending_feeds` writes wait at once; past that a product's feed is skipped (the ring is a sample of
-        recent products, and a store that cannot keep up should not also hold the gateway's memory)."""
+    async def remember(
+        self, analyzed: list[Analyzed], verdicts: list[Verdict], category: Category, product_id: str
+    ) -> None:
+        """Feed the category's exemplar store with the images exemplar_feed picks from this product's verdicts.
+
+        With `background` (the HTTP service) the write (a transaction of several statements, ~1 ms) runs after this
+        returns, off the request's path: at most `max_pending_feeds` wait and FEED_WRITERS hold a connection at once;
+        past that a product's feed is skipped (the ring is a sample of recent products, and a store that cannot keep
+        up should not also hold the gateway's memory or its pool); a failure is logged and counted. Without it (the
+        catalog backfill) the write is awaited and its failure raises, so the product is retried or dead-lettered."""
         embeddings = {a.analysis.id: a.embedding for a in analyzed if a.embedding is not None}
         feed = exemplar_feed(verdicts, self.max_placeholder_score)
         good = [(image_id, embeddings[image_id]) for image_id in feed if image_id in embeddings]
         if not good:
             return
+        if not self.background:
+            await self.exemplars.add(category.name, product_id, good)
+            return
         if len(self._pending) >= self.max_pending_feeds:
             EXEMPLAR_FEEDS.labels(outcome="skipped").inc()
             return
-        # A context of its own: the request's timer (gateway.timing) must not count a write the request does not wait
-        # for.
-        task = asyncio.create_task(self._store(category.name, product_id, good), context=contextvars.Context())
+        task = asyncio.create_task(self._store(category.name, product_id, good), context=detached_context())
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
     async def _store(self, category: str, product_id: str, images: list[tuple[str, np.ndarray]]) -> None:
         try:
-            await self.exemplars.add(category, product_id, images)
+            async with self._writers:
+                await self.exemplars.add(category, product_id, images)
         except StoreUnavailable as error:  # the next product's vote meets the same store and answers 503 itself
             EXEMPLAR_FEEDS.labels(outcome="failed").inc()
             log.warning("exemplar feed of %s not stored: %s", product_id, error)
@@ -130,6 +142,7 @@ class ExemplarVoting:
             EXEMPLAR_FEEDS.labels(outcome="stored").inc()
 
     async def drain(self) -> None:
-        """Wait for the feeds still being written (at shutdown, before the database closes; tests)."""
+        """Wait for the feeds still being written (at shutdown, before the database closes; tests). Cancelling the
+        wait leaves the writes running."""
         while self._pending:
-            await asyncio.gather(*list(self._pending), return_exceptions=True)
+            await asyncio.wait(set(self._pending))

@@ -13,6 +13,7 @@ from evaluation.placeholder_mechanisms import (
     exemplar_similarities,
     pick_vote_threshold,
     rate,
+    similarity_per_category,
     vote_per_category,
 )
 
@@ -72,3 +73,37 @@ def test_combination_without_a_head_is_the_vote_alone():
     assert h == 0.0 and 0.4 < s <= 0.6
     per_category = vote_per_category(_signals(head=None), max_fpr=0.0)
     assert per_category["grocery"]["recall"] == (1.0, 20, 20) and per_category["grocery"]["fpr"][1] == 0
+
+
+def test_a_category_with_alike_photos_gets_a_stricter_similarity_of_its_own():
+    # apparel photos 0.70-0.90 alike, their placeholders up to 0.50; grocery photos 0.30-0.80, placeholders up to 0.25
+    # (so the pooled vote budget is spent on grocery's least alike photos); gear: too few photos to choose on.
+    parts = [
+        ("apparel", "photo", np.linspace(0.70, 0.90, 120)),
+        ("apparel", "known", np.linspace(0.30, 0.50, 10)),
+        ("apparel", "unseen", np.linspace(0.30, 0.50, 10)),
+        ("grocery", "photo", np.linspace(0.30, 0.80, 120)),
+        ("grocery", "known", np.linspace(0.10, 0.25, 10)),
+        ("grocery", "unseen", np.linspace(0.10, 0.25, 10)),
+        ("gear", "photo", np.linspace(0.50, 0.60, 20)),
+        ("gear", "known", np.linspace(0.10, 0.20, 5)),
+    ]
+    categories = np.concatenate([[cat] * len(v) for cat, _, v in parts])
+    kinds = np.concatenate([[kind] * len(v) for _, kind, v in parts])
+    n = len(kinds)
+    signals = Signals(
+        kinds=kinds,
+        categories=categories,
+        truth=kinds != "photo",
+        head_seen=np.zeros(n, bool),
+        calibration=np.ones(n, bool),
+        test=np.ones(n, bool),
+        library_fires=np.zeros(n, bool),
+        head=np.where(kinds == "photo", 0.0, 0.3),
+        kth_lowest=np.concatenate([v for _, _, v in parts]),
+    )
+    pooled, h = choose_combination(signals, max_fpr=0.005, vote_fpr=0.05)
+    chosen = similarity_per_category(signals, max_fpr=0.005, vote_fpr=0.05, h_lo=h)
+    assert set(chosen) == {"apparel", "grocery"}  # gear: 20 photos and no unseen placeholders
+    assert chosen["apparel"] > 0.50 >= pooled  # every apparel placeholder, which the pooled value misses
+    assert chosen["grocery"] <= 0.30  # grocery's own photos keep it low

@@ -1,6 +1,7 @@
 """Each kind of outside call is timed at its one place (gateway.timing): every Triton call in
-TritonAnalyzer._guarded, input fetching in Fetcher.fetch_all, every store call in Database.transaction. A clock that
-ticks once per reading makes the counts exact: a phase entered and left once spans one tick."""
+TritonAnalyzer._guarded, input fetching in Fetcher.fetch_all, every store call in Database._connection (under
+statement() and transaction()). A clock that ticks once per reading makes the counts exact: a phase entered and left
+once spans one tick."""
 
 from __future__ import annotations
 

@@ -119,7 +119,7 @@ async def test_voting_against_the_store_and_feeding_it_only_confident_selections
         batch = [item("hero", 0, shirt, 0.0), item("doubt", 1, unit(50 + p), 0.3)]
         await voting.vote(batch, apparel, f"p{p}")
         _, verdicts = select([b.analysis for b in batch], apparel)
-        voting.remember(batch, verdicts, apparel, f"p{p}")
+        await voting.remember(batch, verdicts, apparel, f"p{p}")
         await voting.drain()
     assert await store.categories() == {"apparel": 3}
     unseen = [item("new", 0, unit(99), 0.2), item("same", 1, shirt, 0.2)]
@@ -175,9 +175,11 @@ async def test_the_feed_is_written_after_the_answer_bounded_and_never_raises():
     voting = ExemplarVoting(store, VoteRule(), max_placeholder_score=0.05, max_pending_feeds=2)
     stored, skipped = feeds("stored"), feeds("skipped")
     for p in range(3):  # the third finds two writes waiting: skipped
-        voting.remember(*selected_item(), CATALOG.get("apparel"), f"p{p}")
+        await voting.remember(*selected_item(), CATALOG.get("apparel"), f"p{p}")  # returns before its write
+    assert len(voting._pending) == 2 and store.added == [] and feeds("skipped") == skipped + 1
+    waiting = asyncio.create_task(voting.drain())
     await asyncio.sleep(0)
-    assert store.added == [] and feeds("skipped") == skipped + 1  # remember returned before any write
+    waiting.cancel()  # a cancelled wait leaves the writes running
     store.release.set()
     await voting.drain()
     assert store.added == ["p0", "p1"] and feeds("stored") == stored + 2
@@ -186,9 +188,23 @@ async def test_the_feed_is_written_after_the_answer_bounded_and_never_raises():
     broken.release.set()
     voting = ExemplarVoting(broken, VoteRule(), max_placeholder_score=0.05)
     failed = feeds("failed")
-    voting.remember(*selected_item(), CATALOG.get("apparel"), "p9")
+    await voting.remember(*selected_item(), CATALOG.get("apparel"), "p9")
     await voting.drain()  # logged and counted, not raised
     assert feeds("failed") == failed + 1
+
+
+async def test_without_background_the_feed_is_awaited_and_its_failure_raises():
+    store = SlowStore()
+    store.release.set()
+    voting = ExemplarVoting(store, VoteRule(), max_placeholder_score=0.05, background=False)
+    await voting.remember(*selected_item(), CATALOG.get("apparel"), "p1")
+    assert store.added == ["p1"] and not voting._pending
+    broken = SlowStore(StoreUnavailable("database unavailable"))
+    broken.release.set()
+    with pytest.raises(StoreUnavailable):
+        await ExemplarVoting(broken, VoteRule(), 0.05, background=False).remember(
+            *selected_item(), CATALOG.get("apparel"), "p2"
+        )
 
 
 async def test_the_feed_does_not_count_in_the_requests_server_timing(database):
@@ -196,7 +212,7 @@ async def test_the_feed_does_not_count_in_the_requests_server_timing(database):
     voting = ExemplarVoting(store, VoteRule(), max_placeholder_score=0.05)
     timer, token = start_request()
     try:
-        voting.remember(*selected_item(), CATALOG.get("apparel"), "p1")
+        await voting.remember(*selected_item(), CATALOG.get("apparel"), "p1")
         await voting.drain()
     finally:
         end_request(token)
