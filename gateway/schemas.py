@@ -84,10 +84,14 @@ class PlaceholderVoteOut(BaseModel):
     )
     unlike: int = Field(description="exemplars whose similarity is below `similarity`")
     exemplars: int = Field(description="exemplars available (from distinct other products)")
-    needed: int = Field(description="exemplars the vote needs")
+    needed: int = Field(description="exemplars the vote needs to run (fewer: abstained)")
     similarity: float = Field(description="cosine-similarity threshold applied")
     head_min: float | None = Field(
         description="placeholder score the vote needs to reject; null: the head did not run, the vote stands alone"
+    )
+    votes_needed: int = Field(
+        description="unlike votes that call a placeholder at this many exemplars (the same share as 5 of 11); 0 when "
+        "abstained"
     )
 
 

@@ -83,6 +83,7 @@ class Settings(BaseSettings):
     placeholder_vote_similarity: float = VoteRule.min_similarity  # an exemplar votes "unlike" below this cosine
     placeholder_vote_head_min: float = VoteRule.head_min  # ... and rejects only with a placeholder score >= this
     placeholder_vote_similarity_alone: float = VoteRule.min_similarity_alone  # when no placeholder score ran
+    placeholder_vote_min_exemplars: int = VoteRule.min_exemplars  # cold start: the vote runs from this many
     exemplar_capacity: int = 256  # exemplars kept per category (ring, most recent)
     exemplar_per_product: int = 2  # accepted images one product contributes
     exemplar_max_placeholder_score: float = 0.05  # accepted images feed the store only below this placeholder score

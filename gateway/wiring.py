@@ -39,6 +39,7 @@ def vote_rule(settings: Settings) -> VoteRule:
         min_similarity=settings.placeholder_vote_similarity,
         head_min=settings.placeholder_vote_head_min,
         min_similarity_alone=settings.placeholder_vote_similarity_alone,
+        min_exemplars=settings.placeholder_vote_min_exemplars,
     )
 
 

@@ -19,8 +19,9 @@ if TYPE_CHECKING:  # analysis.py holds these fields' types, so it imports this m
 class VoteRule:
     """The category vote for unseen placeholders: the image meets the `exemplars` most recently accepted images of
     its category (one per product); each exemplar whose cosine similarity to the image (backbone embeddings) is
-    below the similarity threshold votes "unlike"; `min_votes` unlike votes call a placeholder. With fewer than
-    `exemplars` exemplars the vote abstains.
+    below the similarity threshold votes "unlike"; `min_votes` unlike votes call a placeholder. A category with fewer
+    exemplars yet (cold start) votes on the n it has once n reaches `min_exemplars`, with the same share of unlike
+    votes (ceil(n * min_votes / exemplars): 3 of 6, 4 of 8); below that the vote abstains.
 
     When the learned placeholder score ran, the vote rejects only together with a score >= `head_min` (a real product
     unlike the category's recent ones is rare but exists, and the head then vouches for it) at `min_similarity`;
@@ -31,10 +32,24 @@ class VoteRule:
     min_similarity: float = 0.16
     head_min: float = 0.02
     min_similarity_alone: float = 0.13
+    # The cold-start quorum (never above `exemplars`): at 6 exemplars and 3 unlike votes the gated vote flags no photo
+    # of the development set either (BENCHMARKS.md "Cold start: the vote from 6 exemplars").
+    min_exemplars: int = 6
 
     def __post_init__(self) -> None:
         if self.exemplars < 1 or not 1 <= self.min_votes <= self.exemplars:
             raise ValueError(f"vote rule needs 1 <= min_votes <= exemplars, got {self.min_votes} of {self.exemplars}")
+        if self.min_exemplars < 1:
+            raise ValueError(f"vote rule needs min_exemplars >= 1, got {self.min_exemplars}")
+
+    @property
+    def quorum(self) -> int:
+        """Exemplars the vote needs before it runs."""
+        return min(self.min_exemplars, self.exemplars)
+
+    def votes_needed(self, available: int) -> int:
+        """Unlike votes that call a placeholder among `available` (quorum..exemplars) exemplars: min_votes' share."""
+        return -(-available * self.min_votes // self.exemplars)
 
     def in_category(self, category: Category) -> VoteRule:
         """The rule for images of `category`: its own similarity for the gated vote where categories.toml gives one
@@ -77,9 +92,10 @@ class VoteOutcome:
     outcome: Literal["placeholder", "product", "abstained"]
     unlike: int  # exemplars that voted "unlike" (0 when abstained)
     exemplars: int  # exemplars available to the vote (<= rule.exemplars)
-    needed: int  # rule.exemplars
+    needed: int  # exemplars the vote needs to run (rule.quorum)
     similarity: float  # the threshold applied
     head_min: float | None  # the placeholder score the vote needs to reject (None: the head did not run)
+    votes_needed: int  # unlike votes that call a placeholder at this many exemplars (0 when abstained)
 
     @property
     def fired(self) -> bool:
@@ -92,11 +108,12 @@ def exemplar_vote(similarities: Sequence[float], rule: VoteRule, head_ran: bool 
     used = list(similarities)[: rule.exemplars]
     threshold = rule.min_similarity if head_ran else rule.min_similarity_alone
     head_min = rule.head_min if head_ran else None
-    if len(used) < rule.exemplars:
-        return VoteOutcome("abstained", 0, len(used), rule.exemplars, threshold, head_min)
+    if len(used) < rule.quorum:
+        return VoteOutcome("abstained", 0, len(used), rule.quorum, threshold, head_min, 0)
     unlike = sum(1 for s in used if s < threshold)
-    outcome = "placeholder" if unlike >= rule.min_votes else "product"
-    return VoteOutcome(outcome, unlike, len(used), rule.exemplars, threshold, head_min)
+    votes_needed = rule.votes_needed(len(used))
+    outcome = "placeholder" if unlike >= votes_needed else "product"
+    return VoteOutcome(outcome, unlike, len(used), rule.quorum, threshold, head_min, votes_needed)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from training.quality_data import rng_for
 CATALOG = Path(__file__).resolve().parents[3] / "shared" / "data" / "catalog"
 CATEGORY = "sofa"  # a category no other integration test selects in: its exemplar ring starts empty
 VOTE_EXEMPLARS = 11  # IMGSEL_PLACEHOLDER_VOTE_EXEMPLARS default
+VOTE_QUORUM = 6  # IMGSEL_PLACEHOLDER_VOTE_MIN_EXEMPLARS default: the vote runs from this many
 
 
 def b64(data: bytes) -> str:
@@ -46,7 +47,7 @@ def test_unseen_placeholder_rejected_after_the_category_has_exemplars(client):
     cold = select("cold", [{"id": "photo", "data": b64(photos[0].read_bytes())}])
     assert cold["photo"]["status"] == "selected"
     assert cold["photo"]["placeholder_vote"]["outcome"] == "abstained"
-    assert cold["photo"]["placeholder_vote"]["needed"] == VOTE_EXEMPLARS
+    assert cold["photo"]["placeholder_vote"]["needed"] == VOTE_QUORUM
 
     # Accepted products become the category's exemplars (one per product counts).
     for n, photo in enumerate(photos[1 : VOTE_EXEMPLARS + 1]):
@@ -62,6 +63,7 @@ def test_unseen_placeholder_rejected_after_the_category_has_exemplars(client):
     assert rejected["placeholder"]["mechanism"] in ("vote", "head")
     vote = rejected["placeholder_vote"]
     assert vote["exemplars"] == VOTE_EXEMPLARS and vote["outcome"] in ("placeholder", "product")
+    assert vote["votes_needed"] == 5  # 5 of 11
     if rejected["placeholder"]["mechanism"] == "vote":
         assert rejected["placeholder"]["votes"] >= 5 and rejected["placeholder"]["exemplars"] == VOTE_EXEMPLARS
     # A real product photo of the same category passes the vote.

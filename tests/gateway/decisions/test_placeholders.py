@@ -47,7 +47,7 @@ def analysed(
 def test_five_of_eleven_unlike_calls_a_placeholder():
     assert exemplar_vote(sims(5), RULE).outcome == "placeholder"
     four = exemplar_vote(sims(4), RULE)
-    assert (four.outcome, four.unlike, four.exemplars, four.needed) == ("product", 4, 11, 11)
+    assert (four.outcome, four.unlike, four.exemplars, four.needed, four.votes_needed) == ("product", 4, 11, 6, 5)
 
 
 def test_the_threshold_is_strict_and_only_the_first_k_exemplars_count():
@@ -57,11 +57,16 @@ def test_the_threshold_is_strict_and_only_the_first_k_exemplars_count():
     assert exemplar_vote(sims(4) + [0.0], RULE).outcome == "product"
 
 
-def test_too_few_exemplars_abstain():
-    outcome = exemplar_vote(sims(10, k=10), RULE)
-    assert (outcome.outcome, outcome.unlike, outcome.exemplars, outcome.needed) == ("abstained", 0, 10, 11)
-    assert not outcome.fired
-    assert exemplar_vote([], RULE).outcome == "abstained"
+def test_a_cold_category_votes_from_its_quorum_with_the_same_share_of_unlike_votes():
+    outcome = exemplar_vote(sims(5, k=5), RULE)  # under the quorum of 6: abstains, whatever the similarities
+    assert (outcome.outcome, outcome.unlike, outcome.exemplars, outcome.needed, outcome.votes_needed) == (
+        "abstained", 0, 5, 6, 0,
+    )  # fmt: skip
+    assert not outcome.fired and exemplar_vote([], RULE).outcome == "abstained"
+    assert exemplar_vote(sims(3, k=6), RULE).fired and not exemplar_vote(sims(2, k=6), RULE).fired  # 3 of 6
+    assert [RULE.votes_needed(n) for n in range(6, 12)] == [3, 4, 4, 5, 5, 5]  # ceil(n * 5 / 11)
+    assert exemplar_vote(sims(4, k=8), RULE).fired and not exemplar_vote(sims(3, k=8), RULE).fired
+    assert VoteRule(exemplars=3, min_votes=2).quorum == 3  # never above the exemplars it would use
 
 
 def test_without_the_head_the_vote_uses_the_stricter_threshold():
@@ -78,6 +83,8 @@ def test_rule_is_configurable_and_validated():
         VoteRule(exemplars=5, min_votes=6)
     with pytest.raises(ValueError):
         VoteRule(exemplars=0, min_votes=0)
+    with pytest.raises(ValueError):
+        VoteRule(min_exemplars=0)
 
 
 def test_a_category_with_its_own_vote_similarity_gets_it_and_keeps_the_rest_of_the_rule():

@@ -41,13 +41,14 @@ def test_verdict_rounds_scores_and_hides_unmeasured_sizes():
 
 
 def test_verdict_carries_the_placeholder_evidence_and_the_vote():
-    vote = VoteOutcome("placeholder", 9, 11, 11, 0.16, 0.02)
+    vote = VoteOutcome("placeholder", 9, 11, 6, 0.16, 0.02, 5)
     out = verdict_out(verdict(placeholder=PlaceholderEvidence("vote", score=0.3, votes=9, exemplars=11), vote=vote))
     assert out.placeholder.model_dump() == {
         "mechanism": "vote", "library_id": None, "distance": None, "score": 0.3, "votes": 9, "exemplars": 11,
     }  # fmt: skip
     assert out.placeholder_vote.model_dump() == {
-        "outcome": "placeholder", "unlike": 9, "exemplars": 11, "needed": 11, "similarity": 0.16, "head_min": 0.02,
+        "outcome": "placeholder", "unlike": 9, "exemplars": 11, "needed": 6, "similarity": 0.16, "head_min": 0.02,
+        "votes_needed": 5,
     }  # fmt: skip
 
 
