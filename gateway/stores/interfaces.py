@@ -27,17 +27,11 @@ class LibraryEntry:
     whole_phash: int | None = None
 
 
-@dataclass(frozen=True)
-class Placeholder:
-    """One known placeholder image of the library."""
+@dataclass(frozen=True, kw_only=True)
+class Placeholder(LibraryEntry):
+    """One known placeholder image of the library: an entry as stored, and when."""
 
-    id: str
-    phash: int  # 64-bit pHash, unsigned
-    width: int
-    height: int
-    supplier: str | None
-    added_at: float
-    whole_phash: int | None = None  # LibraryEntry.whole_phash
+    added_at: float  # seconds since the epoch
 
 
 @dataclass(frozen=True)

@@ -108,7 +108,9 @@ class PlaceholderLibrary:
             )
             rows = await cursor.fetchall()
         return [
-            Placeholder(r[0], to_unsigned(r[1]), r[2], r[3], r[4], r[5], None if r[6] is None else to_unsigned(r[6]))
+            Placeholder(
+                r[0], to_unsigned(r[1]), r[2], r[3], r[4], None if r[6] is None else to_unsigned(r[6]), added_at=r[5]
+            )
             for r in rows
         ]
 

@@ -73,7 +73,10 @@ def test_placeholder_responses():
     added = placeholders_added(AddedPlaceholders(["a"], [("b", "undecodable")]))
     assert added.model_dump() == {"added": ["a"], "failed": [{"id": "b", "reason": "undecodable"}]}
     listed = placeholder_list(
-        [Placeholder("a", 0xF000_0000_0000_0001, 100, 80, "S1", 12.5, 0xAB), Placeholder("b", 1, 1, 1, None, 1.0)]
+        [
+            Placeholder("a", 0xF000_0000_0000_0001, 100, 80, "S1", 0xAB, added_at=12.5),
+            Placeholder("b", 1, 1, 1, None, added_at=1.0),
+        ]
     )
     common = {"width": 100, "height": 80, "supplier": "S1", "added_at": 12.5}
     assert listed.model_dump()["placeholders"][0] == {
