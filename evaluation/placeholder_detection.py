@@ -138,12 +138,13 @@ def rules(
         table["head only (>= 0.5)"] = head >= HEAD_ALONE
         table["library OR head"] = library | (head >= HEAD_ALONE)
     table["library OR vote"] = library | vote_alone
-    vote_branch = (signals.kth_lowest < s_comb) & ((head >= h_lo) if head is not None else True)
+    head_gate = (head >= h_lo) if head is not None else True
+    vote_branch = (signals.kth_lowest < s_comb) & head_gate
     table[f"vote branch (similarity < {s_comb}, head >= {h_lo})"] = vote_branch
     head_alone = (head >= HEAD_ALONE) if head is not None else False
     table["combined (chosen)"] = library | head_alone | vote_branch
     similarity = np.array([per_category.get(cat, s_comb) for cat in signals.categories])
-    category_branch = (signals.kth_lowest < similarity) & ((head >= h_lo) if head is not None else True)
+    category_branch = (signals.kth_lowest < similarity) & head_gate
     table[f"vote branch, similarity per category {per_category}"] = category_branch
     table["combined, similarity per category"] = library | head_alone | category_branch
     return table
