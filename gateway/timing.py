@@ -9,8 +9,11 @@ so add to the same timer, except those started in `detached_context()` (work the
 
 A phase is wall time the request spent with at least one call of that kind in flight: parallel or nested calls are
 counted once (a depth counter per phase; the clock runs from depth 0->1 to 1->0). `gateway` is the total less the
-time any phase was in flight, so overlapping phases of different kinds are not subtracted twice either. A phase of
-GATEWAY_WORK (the thumbnails' hashes) is the gateway's own work: reported on its own, and still part of `gateway`.
+time any phase was in flight, so overlapping phases of different kinds are not subtracted twice either. `overhead`
+is the total less the time Triton or a fetch was in flight (issue #13's "gateway overhead": the gateway's own work
+plus the state store's time that no model call or fetch hides; a store read running beside the Triton call costs
+the request nothing). A phase of GATEWAY_WORK (the thumbnails' hashes) is the gateway's own work: reported on its
+own, and part of `overhead` (and of `gateway` where no outside call runs at the same time).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ TRITON, FETCH, DATABASE, HASHING = "triton", "fetch", "database", "hashing"
 PHASES = (TRITON, FETCH, DATABASE)
 GATEWAY_WORK = (HASHING,)  # shown apart, not subtracted from `gateway`
 _ANY = "*"  # every phase together: the time the request waited on anything outside the gateway
+_UPSTREAM = "upstream"  # Triton or a fetch in flight: what the request cannot do without
+UPSTREAM = (TRITON, FETCH)
 
 
 @dataclass(frozen=True)
@@ -33,11 +38,12 @@ class PhaseTimes:
 
     total: float
     phases: dict[str, float]  # every name of PHASES and GATEWAY_WORK (0 when not entered) and any other name used
-    gateway: float
+    gateway: float  # outside every phase
+    overhead: float  # outside Triton and fetching
 
     def server_timing(self) -> str:
-        """The Server-Timing header value, in milliseconds: total, each phase, gateway."""
-        parts = [("total", self.total), *self.phases.items(), ("gateway", self.gateway)]
+        """The Server-Timing header value, in milliseconds: total, each phase, gateway, overhead."""
+        parts = [("total", self.total), *self.phases.items(), ("gateway", self.gateway), ("overhead", self.overhead)]
         return ", ".join(f"{name};dur={1000 * seconds:.2f}" for name, seconds in parts)
 
 
@@ -52,7 +58,9 @@ class RequestTimer:
         self._since: dict[str, float] = {}
 
     def _keys(self, name: str) -> tuple[str, ...]:
-        return (name,) if name in GATEWAY_WORK else (name, _ANY)
+        if name in GATEWAY_WORK:
+            return (name,)
+        return (name, _ANY, _UPSTREAM) if name in UPSTREAM else (name, _ANY)
 
     def enter(self, name: str) -> None:
         now = self.clock()
@@ -79,9 +87,14 @@ class RequestTimer:
         now = self.clock()
         total = now - self.started
         known = PHASES + GATEWAY_WORK
-        names = list(known) + [name for name in self._depth if name not in known and name != _ANY]
+        names = list(known) + [name for name in self._depth if name not in known and name not in (_ANY, _UPSTREAM)]
         phases = {name: self.spent(name, now) for name in names}
-        return PhaseTimes(total, phases, max(0.0, total - self.spent(_ANY, now)))
+        return PhaseTimes(
+            total,
+            phases,
+            gateway=max(0.0, total - self.spent(_ANY, now)),
+            overhead=max(0.0, total - self.spent(_UPSTREAM, now)),
+        )
 
 
 _current: ContextVar[RequestTimer | None] = ContextVar("imgsel_request_timer", default=None)

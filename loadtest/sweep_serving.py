@@ -82,8 +82,9 @@ def measure(repository: Path, bodies: list[bytes], concurrency: list[int], secon
 
 def markdown(rows: list[dict]) -> str:
     lines = [
-        "| knobs | clients | images/s | p50 ms | p99 ms | gateway p99 ms | failures | idle after load: PSS / RSS MB |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| knobs | clients | images/s | p50 ms | p99 ms | gateway p99 ms | overhead p99 ms | failures "
+        "| idle after load: PSS / RSS MB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
         memory = row.get("memory_mb")
@@ -91,7 +92,7 @@ def markdown(rows: list[dict]) -> str:
         for run in row["runs"]:
             lines.append(
                 f"| {row['name']} | {run['concurrency']} | {run['images_per_s']} | {run['p50_ms']} | {run['p99_ms']} "
-                f"| {run.get('gateway_p99_ms')} | {run['failures']} | {idle} |"
+                f"| {run.get('gateway_p99_ms')} | {run.get('overhead_p99_ms')} | {run['failures']} | {idle} |"
             )
     return "\n".join(lines)
 

@@ -87,7 +87,7 @@ class RequestContextMiddleware:
         route = route_template(self.routes, scope)
         REQUESTS.labels(route=route, code=str(status)).inc()
         LATENCY.labels(route=route).observe(elapsed_s)
-        for phase, seconds in [*times.phases.items(), ("gateway", times.gateway)]:
+        for phase, seconds in [*times.phases.items(), ("gateway", times.gateway), ("overhead", times.overhead)]:
             PHASE_LATENCY.labels(route=route, phase=phase).observe(seconds)
         client = scope.get("client")
         access_log.info(

@@ -3,7 +3,11 @@ placeholder evidence, the category, its type head's output, then the pure select
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -18,6 +22,9 @@ from gateway.metrics import IMAGE_OUTCOMES
 from gateway.schemas import ImageIn, SelectRequest
 from gateway.services.analysis import AnalysisStep, Analyzed
 from gateway.services.placeholders import ExemplarVoting, PlaceholderLibraryService
+from gateway.stores.interfaces import LibraryView
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -45,12 +52,17 @@ class CurationService:
         self.voting = voting  # None: no category vote
 
     async def curate(self, request: SelectRequest) -> Curation:
-        analyzed = await self.analysis.analyze(request.images)
-        await self.library.match(analyzed)
+        # The state reads that need no image (the library's version; the exemplars of a category the request names)
+        # run beside the model call, so their round trips leave the request's path (issue #13).
+        requested, known = self.catalog.resolve(request.category)
+        async with beside(self._read_state(requested if known else None, request.product_id)) as state_read:
+            analyzed = await self.analysis.analyze(request.images)
+            library, exemplars = await state_read
+        await self.library.match(analyzed, library)
         choice = choose_category(self.catalog, request.category, lambda: self._predict_category(analyzed))
         category = choice.category
         if self.voting is not None:
-            await self.voting.vote(analyzed, category, request.product_id)
+            await self.voting.vote(analyzed, category, request.product_id, exemplars)
         assign_types(analyzed, category)
         selected, verdicts = select([a.analysis for a in analyzed], category, request.max_images)
         if self.voting is not None:
@@ -59,6 +71,15 @@ class CurationService:
             IMAGE_OUTCOMES.labels(status=verdict.status).inc()
         thumbnails = {a.analysis.id: a.thumb for a in analyzed}
         return Curation(request.product_id, choice, selected, verdicts, thumbnails)
+
+    async def _read_state(self, category: Category | None, product_id: str) -> tuple[LibraryView, np.ndarray | None]:
+        """The library as of now, and `category`'s exemplars for the vote when the category is known before the
+        models answer (None: the vote reads its own once the category is chosen). One after the other: one pooled
+        connection per request, and a first request meets the schema check once, not twice at the same moment."""
+        library = await self.library.current()
+        if category is None or self.voting is None:
+            return library, None
+        return library, await self.voting.exemplars_for(category, product_id)
 
     async def drain(self) -> None:
         """Wait for the writes that follow answers (the vote's exemplar feed) to finish."""
@@ -81,6 +102,19 @@ class CurationService:
             and counts_toward_category(a.analysis, self.catalog.default)
         ]
         return predict_category(rows, head)
+
+
+@asynccontextmanager
+async def beside(read: Coroutine[Any, Any, T]) -> AsyncIterator[asyncio.Task[T]]:
+    """Starts `read` as a task of this request (its phases still count to the request's timer) while the block runs,
+    which awaits it. Leaving the block early (an error, a cancelled request) cancels the read and collects its
+    outcome, so it never outlives its request and a failure nobody awaited is not logged as lost."""
+    task = asyncio.ensure_future(read)
+    try:
+        yield task
+    finally:
+        task.cancel()  # a no-op once it has finished
+        await asyncio.gather(task, return_exceptions=True)
 
 
 def assign_types(analyzed: list[Analyzed], category: Category) -> None:

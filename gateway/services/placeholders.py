@@ -17,7 +17,7 @@ from gateway.hashing import whole_phash
 from gateway.metrics import EXEMPLAR_FEEDS
 from gateway.schemas import ImageIn
 from gateway.services.analysis import AnalysisStep, Analyzed
-from gateway.stores.interfaces import CategoryExemplarStore, LibraryEntry, Placeholder, PlaceholderStore
+from gateway.stores.interfaces import CategoryExemplarStore, LibraryEntry, LibraryView, Placeholder, PlaceholderStore
 from gateway.timing import detached_context
 
 log = logging.getLogger("imgsel.service")
@@ -68,11 +68,19 @@ class PlaceholderLibraryService:
     async def remove(self, placeholder_id: str) -> bool:
         return await self.library.remove(placeholder_id)
 
-    async def match(self, analyzed: list[Analyzed]) -> None:
+    async def current(self) -> LibraryView:
+        """The library as of now (its read needs no image: a request starts it beside the model call)."""
+        return await self.library.snapshot()
+
+    async def match(self, analyzed: list[Analyzed], library: LibraryView | None = None) -> None:
         """Mark images whose pHash is near a known placeholder (the library's half of placeholder detection), where
-        the library rule lets the match stand."""
+        the library rule lets the match stand; against `library` when the request has read it already."""
         hashed = [a.analysis for a in analyzed if a.analysis.hashes is not None]
-        matches = await self.library.match([a.hashes.phash for a in hashed], self.rule.max_distance)
+        phashes = [a.hashes.phash for a in hashed]
+        if library is None:
+            matches = await self.library.match(phashes, self.rule.max_distance)
+        else:
+            matches = await library.match(phashes, self.rule.max_distance)
         for analysis, match in zip(hashed, matches):
             if match is not None and self.rule.stands(match.distance, analysis.scores.get("placeholder")):
                 analysis.library_match = match
@@ -95,10 +103,21 @@ class ExemplarVoting:
         self._pending: set[asyncio.Task] = set()
         self._writers = asyncio.Semaphore(FEED_WRITERS)
 
-    async def vote(self, analyzed: list[Analyzed], category: Category, product_id: str) -> None:
-        """The category vote on each analysed image against the category's recent exemplars of other products."""
+    async def exemplars_for(self, category: Category, product_id: str) -> np.ndarray:
+        """The category's recent exemplars of other products, as many as its vote asks (no image needed: a request
+        naming its category starts this read beside the model call)."""
+        return await self.exemplars.recent(
+            category.name, self.rule.in_category(category).exemplars, exclude_product=product_id
+        )
+
+    async def vote(
+        self, analyzed: list[Analyzed], category: Category, product_id: str, exemplars: np.ndarray | None = None
+    ) -> None:
+        """The category vote on each analysed image against the category's recent exemplars of other products
+        (`exemplars` when read already)."""
         rule = self.rule.in_category(category)
-        exemplars = await self.exemplars.recent(category.name, rule.exemplars, exclude_product=product_id)
+        if exemplars is None:
+            exemplars = await self.exemplars_for(category, product_id)
         for item in analyzed:
             if item.embedding is not None:
                 item.analysis.vote = category_vote(item.analysis, item.embedding, exemplars, rule)

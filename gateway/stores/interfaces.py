@@ -44,6 +44,14 @@ class Hit:
     score: float  # cosine similarity
 
 
+class LibraryView(Protocol):
+    """The library as of one moment (PlaceholderStore.snapshot): matching against it reads nothing more."""
+
+    async def match(self, phashes: list[int], max_distance: int) -> list[LibraryMatch | None]:
+        """Nearest known placeholder within `max_distance` bits for each query (by either of its keys)."""
+        ...
+
+
 class PlaceholderStore(Protocol):
     async def add(self, entries: list[LibraryEntry]) -> list[str]:
         """An existing id is replaced. All or nothing. The ids stored."""
@@ -53,9 +61,13 @@ class PlaceholderStore(Protocol):
 
     async def entries(self) -> list[Placeholder]: ...
 
+    async def snapshot(self) -> LibraryView:
+        """The library as of the latest committed change (read before the images' hashes are known, so the read can
+        run beside the model call)."""
+        ...
+
     async def match(self, phashes: list[int], max_distance: int) -> list[LibraryMatch | None]:
-        """Nearest known placeholder within `max_distance` bits for each query (by either of its keys), as of the
-        latest committed change."""
+        """`snapshot()` then its match."""
         ...
 
 

@@ -3,9 +3,10 @@
 Rows live in the `placeholders` table (pHash as BIGINT, and the whole picture's pHash where known: migration 0002).
 Matching stays in process, exact and fast: each gateway keeps a cache of (id, key) pairs, a row's content-box pHash and
 its whole-picture pHash, with its multi-index hash tables (gateway.hash_index), tagged with the library's version, a
-random value that a trigger replaces in the transaction of every change (migration 0001). Before each match the
-gateway reads the version (one indexed single-row query) and reloads when it moved, so a placeholder added or
-deleted through any replica, or by hand in SQL, is matched or forgotten everywhere from the next request on.
+random value that a trigger replaces in the transaction of every change (migration 0001). For each product the
+gateway reads the version (one indexed single-row query, while the product's images are in the models) and reloads
+when it moved, so a placeholder added or deleted through any replica, or by hand in SQL, is matched or forgotten
+everywhere from the next request on.
 """
 
 from __future__ import annotations
@@ -52,6 +53,18 @@ class LibrarySnapshot:
             self.indexes[radius] = HashIndex.of_hashes(self.hashes, bands=BANDS, radius=radius)
             self.indexes[radius].build()
         return self.indexes[radius]
+
+    async def match(self, phashes: list[int], max_distance: int) -> list[LibraryMatch | None]:
+        """gateway.stores.interfaces.LibraryView.match: the nearest key's placeholder (ties: the earliest added)."""
+        if not phashes:
+            return []
+        if not self.ids:
+            return [None] * len(phashes)
+        radius = radius_for(max_distance, BANDS)
+        if radius not in self.indexes and len(self.ids) >= LINEAR_BELOW:
+            # Building the band tables of a large library takes seconds of CPU (1M: ~1.4 s): off the event loop.
+            await asyncio.to_thread(self.index, radius)
+        return self.nearest(np.array(phashes, dtype=np.uint64), max_distance)
 
     def nearest(self, queries: np.ndarray, max_distance: int) -> list[LibraryMatch | None]:
         """The placeholder of the nearest key within `max_distance` of each query (ties: the earliest key)."""
@@ -145,14 +158,7 @@ class PlaceholderLibrary:
 
     async def match(self, phashes: list[int], max_distance: int) -> list[LibraryMatch | None]:
         """Nearest known placeholder within `max_distance` bits of either of its keys for each query (ties: the
-        earliest added)."""
+        earliest added), as of now."""
         if not phashes:
             return []
-        snapshot = await self.snapshot()
-        if not snapshot.ids:
-            return [None] * len(phashes)
-        radius = radius_for(max_distance, BANDS)
-        if radius not in snapshot.indexes and len(snapshot.ids) >= LINEAR_BELOW:
-            # Building the band tables of a large library takes seconds of CPU (1M: ~1.4 s): off the event loop.
-            await asyncio.to_thread(snapshot.index, radius)
-        return snapshot.nearest(np.array(phashes, dtype=np.uint64), max_distance)
+        return await (await self.snapshot()).match(phashes, max_distance)

@@ -61,6 +61,40 @@ def test_phases_and_gateway_add_up_to_the_total(clock):
     assert times.phases == pytest.approx({FETCH: 0.010, TRITON: 0.200, DATABASE: 0.004, HASHING: 0.0})
     assert times.total == pytest.approx(0.217)
     assert times.gateway == pytest.approx(0.003)
+    assert times.overhead == pytest.approx(0.007)  # the store's time is the gateway's when nothing hides it
+
+
+def test_a_store_call_beside_the_triton_call_is_no_overhead(clock):
+    # Triton over [0, 0.2], the store over [0.05, 0.25]: only its last 0.05 s kept the request waiting.
+    async def call(name: str, started: asyncio.Event, release: asyncio.Event) -> None:
+        with phase(name):
+            started.set()
+            await release.wait()
+
+    async def request():
+        timer, token = start_request(clock)
+        try:
+            t_in, t_out, d_in, d_out = (asyncio.Event() for _ in range(4))
+            triton = asyncio.create_task(call(TRITON, t_in, t_out))
+            await t_in.wait()
+            clock.advance(0.05)
+            store = asyncio.create_task(call(DATABASE, d_in, d_out))
+            await d_in.wait()
+            clock.advance(0.15)
+            t_out.set()
+            await triton
+            clock.advance(0.05)
+            d_out.set()
+            await store
+            clock.advance(0.01)
+        finally:
+            end_request(token)
+        return timer.snapshot()
+
+    times = asyncio.run(request())
+    assert times.phases[TRITON] == pytest.approx(0.2) and times.phases[DATABASE] == pytest.approx(0.2)
+    assert times.gateway == pytest.approx(0.01)
+    assert times.overhead == pytest.approx(0.06)
 
 
 def test_repeated_calls_add_and_unused_phases_are_zero(clock):
@@ -187,7 +221,7 @@ def test_outside_a_request_a_phase_records_nothing(clock):
     assert timer.snapshot().phases[TRITON] == 0.0
 
 
-def test_server_timing_header_lists_total_each_phase_and_gateway_in_ms(clock):
+def test_server_timing_header_lists_total_each_phase_gateway_and_overhead_in_ms(clock):
     def body():
         with phase(TRITON):
             clock.advance(0.0125)
@@ -195,9 +229,10 @@ def test_server_timing_header_lists_total_each_phase_and_gateway_in_ms(clock):
 
     header = timed(clock, body).server_timing()
     assert header == (
-        "total;dur=13.50, triton;dur=12.50, fetch;dur=0.00, database;dur=0.00, hashing;dur=0.00, gateway;dur=1.00"
+        "total;dur=13.50, triton;dur=12.50, fetch;dur=0.00, database;dur=0.00, hashing;dur=0.00, gateway;dur=1.00, "
+        "overhead;dur=1.00"
     )
-    assert [part.split(";")[0] for part in header.split(", ")] == ["total", *PHASES, HASHING, "gateway"]
+    assert [part.split(";")[0] for part in header.split(", ")] == ["total", *PHASES, HASHING, "gateway", "overhead"]
 
 
 def test_the_gateways_own_work_is_shown_apart_and_stays_in_its_share(clock):

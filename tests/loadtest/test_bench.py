@@ -12,18 +12,21 @@ def test_server_timing_is_read_as_milliseconds_by_name():
     assert server_timing("") == {} and server_timing("cache;desc=hit, gateway;dur=3") == {"gateway": 3.0}
 
 
-def test_phase_summary_gives_the_gateways_p50_p99_and_the_waits_medians():
-    timings = [{"gateway": float(g), "triton": 100.0 + g, "fetch": 1.0, "database": 2.0} for g in range(1, 101)]
+def test_phase_summary_gives_the_gateways_p50_p99_the_overheads_and_the_waits_medians():
+    timings = [
+        {"gateway": float(g), "overhead": g + 2.0, "triton": 100.0 + g, "fetch": 1.0, "database": 2.0}
+        for g in range(1, 101)
+    ]
     summary = phase_summary(timings)
     assert summary["gateway_p50_ms"] == 51.0 and summary["gateway_p99_ms"] == 100.0
     assert summary["triton_p50_ms"] == 151.0 and summary["fetch_p50_ms"] == 1.0 and summary["database_p50_ms"] == 2.0
-    assert summary["gateway_with_store_p50_ms"] == 53.0 and summary["gateway_with_store_p99_ms"] == 102.0
+    assert summary["overhead_p50_ms"] == 53.0 and summary["overhead_p99_ms"] == 102.0
     assert phase_summary([])["gateway_p99_ms"] is None  # no answered product: nothing to report
 
 
 def test_the_report_has_the_phase_table_the_references_and_the_ratios():
     run = {"concurrency": 4, "products_per_s": 6.0, "images_per_s": 48.0, "p50_ms": 600.0, "p99_ms": 900.0}
-    run |= {"products": 180, "failures": 0, **phase_summary([{"gateway": 4.5, "triton": 500.0}])}
+    run |= {"products": 180, "failures": 0, **phase_summary([{"gateway": 4.5, "overhead": 5.5, "triton": 500.0}])}
     report = {
         "machine": "x86_64, 2 cores",
         "data": "synthetic",
@@ -42,7 +45,7 @@ def test_the_report_has_the_phase_table_the_references_and_the_ratios():
         "service_to_naive_ratio": 1.2,
     }
     text = markdown(report)
-    assert "| 4 | 4.5 | 4.5 | 4.5 | 4.5 | None | 500.0 | None | None |" in text
+    assert "| 4 | 4.5 | 4.5 | 5.5 | 5.5 | None | 500.0 | None | None |" in text
     assert "Pillow decode + resize to 224, 2 processes: 300.0 images/s." in text
     assert "40.0 images/s" in text and "naive loop (the faster of its runs) = 1.2" in text
     assert "The same naive loop before the stack started: 38.5 images/s." in text

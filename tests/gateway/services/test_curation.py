@@ -4,12 +4,14 @@ the real library, stores (on a fresh PostgreSQL database) and decisions."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 import numpy as np
 import pytest
 
 from gateway.clients.database import Database
+from gateway.clients.triton import TritonUnavailable
 from gateway.decisions.placeholders import LibraryRule, VoteRule
 from gateway.schemas import SelectRequest
 from gateway.services.curation import CurationService
@@ -144,3 +146,85 @@ async def test_served_compliance_checks_reject_with_their_reason_and_are_named_i
     assert (second.status, second.reasons, second.compliance[0].check) == ("rejected", ["text_overlay"], "text_overlay")
     assert third.status == "selected" and third.compliance == [] and third.scores["weapons"] == 0.02
     assert response.selected == ["i2"]
+
+
+async def until(condition, polls: int = 1000) -> None:
+    """Yields to the loop until `condition()` holds (fails after `polls` turns of 5 ms rather than hanging)."""
+    for _ in range(polls):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("condition never held")
+
+
+class GatedTriton(FakeTriton):
+    """Answers only once `release` is set (or fails with `error`): the state reads can be watched meanwhile."""
+
+    def __init__(self, raws, error: Exception | None = None):
+        super().__init__(raws)
+        self.release = asyncio.Event()
+        self.error = error
+
+    async def analyze(self, files):
+        await self.release.wait()
+        if self.error is not None:
+            raise self.error
+        return await super().analyze(files)
+
+
+class WatchedExemplars(ExemplarStore):
+    """The real store, noting when the vote's read ran and whether it was cancelled."""
+
+    def __init__(self, database):
+        super().__init__(database)
+        self.reads: list[str] = []
+
+    async def recent(self, category, k, exclude_product=None):
+        self.reads.append("started")
+        try:
+            rows = await super().recent(category, k, exclude_product)
+        except asyncio.CancelledError:
+            self.reads.append("cancelled")
+            raise
+        self.reads.append("done")
+        return rows
+
+
+async def test_a_named_categorys_state_is_read_while_the_models_run(database):
+    store = WatchedExemplars(database)
+    await store.add("apparel", "other", [("hero", raw(1).embedding)])
+    triton = GatedTriton([raw(1)])
+    voting = ExemplarVoting(store, VoteRule(exemplars=1, min_votes=1), 0.05, background=False)
+    curation = asyncio.create_task(service(database, triton, voting).curate(request(1, "apparel")))
+    await until(lambda: store.reads == ["started", "done"])  # the read finishes while the model call still waits
+    assert not curation.done()
+    triton.release.set()
+    response = select_response(await curation)
+    assert response.images[0].placeholder_vote.exemplars == 1  # the vote used what was read ahead
+    assert store.reads == ["started", "done"]  # and read nothing more
+
+    # Without a named category the vote waits for the chosen one and reads it then.
+    store.reads.clear()
+    await service(database, FakeTriton([raw(1)]), voting).curate(request(1, None))
+    assert store.reads == ["started", "done"]
+
+
+async def test_a_failed_model_call_cancels_the_state_read_it_ran_beside(database):
+    class StalledExemplars(WatchedExemplars):
+        async def recent(self, category, k, exclude_product=None):
+            self.reads.append("started")
+            try:
+                await asyncio.Event().wait()  # a store that never answers
+            except asyncio.CancelledError:
+                self.reads.append("cancelled")
+                raise
+
+    store = StalledExemplars(database)
+    triton = GatedTriton([raw(1)], error=TritonUnavailable("server gone"))
+    curation = service(database, triton, ExemplarVoting(store, VoteRule(), 0.05))
+    task = asyncio.create_task(curation.curate(request(1, "apparel")))
+    await until(lambda: store.reads == ["started"])
+    triton.release.set()
+    with pytest.raises(TritonUnavailable):
+        await task
+    assert store.reads == ["started", "cancelled"]  # nothing left running after the request's answer
