@@ -7,7 +7,7 @@ from contract.categories import Category
 from contract.reasons import OVER_LIMIT, Status
 from gateway.decisions.analysis import ImageAnalysis, Verdict
 from gateway.decisions.compliance import ComplianceHit, compliance_hits
-from gateway.decisions.duplicates import cluster_duplicates
+from gateway.decisions.duplicates import DuplicatePairs
 from gateway.decisions.hero import HeroCheck, hero_checks, hero_key
 from gateway.decisions.placeholders import PlaceholderEvidence, placeholder_evidence
 from gateway.decisions.quality import rejection_reasons
@@ -132,9 +132,10 @@ def select(
             candidates_by_type.setdefault(a.type, []).append(a)
 
     # Clustering per type: a front and a back shot of a plain product can hash alike, yet both belong on the page.
+    pairs = DuplicatePairs([a for candidates in candidates_by_type.values() for a in candidates], category.dedup)
     representatives = []
     for candidates in candidates_by_type.values():
-        for cluster in cluster_duplicates(candidates, category.dedup):
+        for cluster in pairs.clusters(candidates):
             representative = cluster[0]
             representatives.append(representative)
             for duplicate in cluster[1:]:

@@ -5,7 +5,7 @@ import time
 import numpy as np
 from PIL import Image, ImageDraw
 
-from gateway.decisions.duplicates import cluster_duplicates, dedup_groups
+from gateway.decisions.duplicates import DuplicatePairs, cluster_duplicates, dedup_groups
 from gateway.decisions.selection import select
 from gateway.hashing import ImageHashes, compute_hashes
 from tests.gateway.decisions.factories import CATALOG, DEDUP, failed, ids, image, picture
@@ -65,6 +65,21 @@ def test_equally_close_leaders_keep_the_better_one():
     second = image("second", 1, size=(2000, 2000), hashes=with_phash(base, ((1 << step) - 1) << step))
     copy = image("copy", 2, size=(500, 500), hashes=with_phash(base, 0))  # `step` bits from each
     assert [ids(c) for c in cluster_duplicates([copy, second, first], DEDUP)] == [["first", "copy"], ["second"]]
+
+
+def test_pairs_computed_over_a_whole_product_cluster_a_subset_as_the_subset_alone():
+    # select computes the rule once per product and clusters each type's images from it: the same clusters as the
+    # type's images clustered on their own, whatever else the product holds.
+    base = picture(0)
+    step = DEDUP.phash_max_distance // 2 + 1
+    images = [
+        image(f"i{k}", k, size=(3000 - 100 * k, 3000 - 100 * k), hashes=with_phash(base, (1 << (step * (k % 3))) - 1))
+        for k in range(9)
+    ]
+    pairs = DuplicatePairs(images, DEDUP)
+    for subset in (images[::2], images[1::2], images[3:7], images):
+        assert [ids(c) for c in pairs.clusters(subset)] == [ids(c) for c in cluster_duplicates(subset, DEDUP)]
+    assert [ids(c) for c in pairs.clusters(images)] != [[a.id] for a in images]  # the product does hold duplicates
 
 
 def test_images_without_hashes_are_never_duplicates():
