@@ -30,6 +30,7 @@ _CATEGORY_FIELDS = frozenset(
     }
 )
 _DEDUP_FIELDS = ("phash_max_distance", "dhash_edge_max_distance", "hsv_chi2_max")
+_DEDUP_OPTIONAL = {"tone_chi2_max": 0.0, "tone_residual_max": 0.0}  # absent: the tone rescue is off
 _QUALITY_FIELDS = ("blur_max", "small_object_max", "placeholder_max")
 _VARIANT_FIELDS = ("max_distance", "min_images")
 _HERO_FIELDS = ("rival", "min_margin")
@@ -47,6 +48,11 @@ class DedupThresholds:
     phash_max_distance: int
     dhash_edge_max_distance: int
     hsv_chi2_max: float
+    # The tone rescue of the colour signal (gateway.hashing.tone): a pair whose histograms differ by at most
+    # `tone_chi2_max` still agrees in colour when one global tone map makes its two tone thumbnails agree within
+    # `tone_residual_max` grey levels in every block (a brightness / contrast re-export). 0 / 0: off.
+    tone_chi2_max: float = 0.0
+    tone_residual_max: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -271,7 +277,7 @@ def _parse_category(name: str, table: dict[str, Any], defaults: dict[str, Any], 
     if not isinstance(top_level, str) or not top_level:
         raise CategoryConfigError(f"{where}, field 'top_level': must be a non-empty string")
 
-    dedup = _merge_table(defaults, table, "dedup", _DEDUP_FIELDS, where)
+    dedup = _merge_table(defaults, table, "dedup", _DEDUP_FIELDS, where, _DEDUP_OPTIONAL)
     quality = _merge_table(defaults, table, "quality", _QUALITY_FIELDS, where)
     return Category(
         name=name,
@@ -288,6 +294,8 @@ def _parse_category(name: str, table: dict[str, Any], defaults: dict[str, Any], 
             ),
             # Chi-square of two normalised histograms (with the 0.5 factor) lies in [0, 1].
             hsv_chi2_max=_number(dedup["hsv_chi2_max"], where, "dedup.hsv_chi2_max", 0.0, 1.0),
+            tone_chi2_max=_number(dedup["tone_chi2_max"], where, "dedup.tone_chi2_max", 0.0, 1.0),
+            tone_residual_max=_number(dedup["tone_residual_max"], where, "dedup.tone_residual_max", 0.0, 255.0),
         ),
         quality=QualityThresholds(
             **{field: _number(quality[field], where, f"quality.{field}") for field in _QUALITY_FIELDS}
@@ -335,13 +343,22 @@ def _parse_variant(defaults: dict[str, Any], table: dict[str, Any], where: str) 
 
 
 def _merge_table(
-    defaults: dict[str, Any], table: dict[str, Any], key: str, fields: tuple[str, ...], where: str
+    defaults: dict[str, Any],
+    table: dict[str, Any],
+    key: str,
+    fields: tuple[str, ...],
+    where: str,
+    optional: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """[defaults.<key>] overridden field by field by the category's [<cat>.<key>]; every field of `fields` must end
+    up set, a field of `optional` falls back to its value there."""
+    optional = optional or {}
+    known = (*fields, *optional)
     base = _table(defaults.get(key, {}), "defaults", key)
     override = _table(table.get(key, {}), where, key)
-    _reject_unknown(base, fields, f"defaults.{key}")
-    _reject_unknown(override, fields, f"{where}, table {key!r}")
-    merged = {**base, **override}
+    _reject_unknown(base, known, f"defaults.{key}")
+    _reject_unknown(override, known, f"{where}, table {key!r}")
+    merged = {**optional, **base, **override}
     missing = [field for field in fields if field not in merged]
     if missing:
         raise CategoryConfigError(f"{where}, field '{key}.{missing[0]}': missing (and no value in [defaults.{key}])")

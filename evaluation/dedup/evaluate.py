@@ -137,16 +137,18 @@ def _single_row(
 
 def _our_rows(pairs: PairSet, sig: ProductionSignatures, rule: Rule, folds: int, predictions: dict) -> list[dict]:
     """Our rule with the configured thresholds and with thresholds tuned here, then each of its signals alone."""
-    ours = our_distances(pairs, sig)
+    default_t = load_catalog().default.dedup
+    ours = our_distances(pairs, sig, default_t)
     s = sig.seconds
     images_s = len(pairs.files) / (s["read_s"] + s["dali_s"] + s["hash_s"])
-    default_t = load_catalog().default.dedup
     # timed as before the restructure: reading the categories file, the three distances and the rule
     rule_pairs_s = pairs_per_second(
-        lambda: within_thresholds(load_catalog().default.dedup, *our_distances(pairs, sig)), len(pairs)
+        lambda: within_thresholds(load_catalog().default.dedup, *our_distances(pairs, sig, default_t)), len(pairs)
     )
     predictions["ours, configured"] = configured_predictions(pairs, ours)
-    point = tune_thresholds(*ours, pairs.labels, rule.min_precision, recall_tolerance=rule.recall_tolerance)
+    point = tune_thresholds(
+        *ours, pairs.labels, rule.min_precision, recall_tolerance=rule.recall_tolerance, tone=default_t
+    )
     predictions["ours, tuned here"] = within_thresholds(point.thresholds, *ours)
     rows = [
         {
@@ -161,7 +163,7 @@ def _our_rows(pairs: PairSet, sig: ProductionSignatures, rule: Rule, folds: int,
             "method": "ours, thresholds tuned on these pairs",
             "threshold": _three(point.thresholds),
             "metrics": point.metrics,
-            "cv": cv_ensemble(ours, pairs, rule, folds),
+            "cv": cv_ensemble(ours, pairs, rule, folds, default_t),
             "pairs_s": rule_pairs_s,
             "images_s": images_s,
         },

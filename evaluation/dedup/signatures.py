@@ -5,15 +5,16 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from contract.categories import DedupThresholds
 from contract.tensors import PIXELS, THUMB, VALID
 from evaluation.dedup.pairset import PairSet
-from gateway.hashing import chi2_pairs, compute_hashes, hamming
+from gateway.hashing import chi2_pairs, colour_distances, compute_hashes, hamming, tone_residuals
 
 
 @dataclass
@@ -21,6 +22,7 @@ class ProductionSignatures:
     phash: np.ndarray  # (n,) uint64
     dhash_edge: np.ndarray
     hsv_hist: np.ndarray  # (n, bins)
+    tone: np.ndarray  # (n, 32, 32, 3) uint8 tone thumbnails (gateway.hashing.tone)
     embeddings: np.ndarray | None  # (n, 1280) L2-normalised, or None without the CNN
     seconds: dict[str, float]  # read_s, dali_s, hash_s, cnn_s
 
@@ -40,7 +42,7 @@ def production_signatures(files: Sequence[Path], with_cnn: bool, batch: int = 64
         torch.set_num_threads(os.cpu_count() or 1)
         model = load_backbone()
     runner = PreprocessRunner(max_batch=batch)
-    hashes, embeddings = [], []
+    hashes, tones, embeddings = [], [], []
     for start in range(0, len(files), batch):
         started = time.perf_counter()
         encoded = [np.fromfile(path, dtype=np.uint8) for path in files[start : start + batch]]
@@ -52,7 +54,9 @@ def production_signatures(files: Sequence[Path], with_cnn: bool, batch: int = 64
             bad = [str(files[start + k]) for k in np.flatnonzero(~outputs[VALID.name].ravel())]
             raise ValueError(f"DALI could not decode: {bad}")
         started = time.perf_counter()
-        hashes.extend(compute_hashes(thumb) for thumb in outputs[THUMB.name])
+        batch_hashes = [compute_hashes(thumb) for thumb in outputs[THUMB.name]]
+        tones.extend(h.tone for h in batch_hashes)  # now: the runner may reuse its output arrays for the next batch
+        hashes.extend(batch_hashes)
         seconds["hash_s"] += time.perf_counter() - started
         if model is not None:
             import torch
@@ -65,6 +69,7 @@ def production_signatures(files: Sequence[Path], with_cnn: bool, batch: int = 64
         phash=np.array([h.phash for h in hashes], dtype=np.uint64),
         dhash_edge=np.array([h.dhash_edge for h in hashes], dtype=np.uint64),
         hsv_hist=np.stack([h.hsv_hist for h in hashes]),
+        tone=np.stack(tones),
         embeddings=np.concatenate(embeddings) if embeddings else None,
         seconds=seconds,
     )
@@ -114,9 +119,17 @@ def imagededup_status() -> str | None:
     return None
 
 
-def our_distances(pairs: PairSet, sig: ProductionSignatures) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def our_distances(
+    pairs: PairSet, sig: ProductionSignatures, t: DedupThresholds
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """pHash and dHash-edge Hamming distances and the colour signal of every pair: the chi-square, 0 where `t`'s tone
+    rescue holds (gateway.hashing.colour_distances, applied whatever the chi-square threshold, so a grid of
+    chi-square thresholds sees the rescue at each of them)."""
+    chi2 = chi2_pairs(sig.hsv_hist, pairs.a, pairs.b)
     return (
         hamming(sig.phash[pairs.a], sig.phash[pairs.b]),
         hamming(sig.dhash_edge[pairs.a], sig.dhash_edge[pairs.b]),
-        chi2_pairs(sig.hsv_hist, pairs.a, pairs.b),
+        colour_distances(
+            chi2, lambda k: tone_residuals(sig.tone[pairs.a[k]], sig.tone[pairs.b[k]]), replace(t, hsv_chi2_max=0.0)
+        ),
     )

@@ -6,13 +6,13 @@ import os
 import re
 import tomllib
 from collections.abc import Sequence
-from dataclasses import fields
 from pathlib import Path
 
 from contract.categories import DedupThresholds, parse_catalog
 
 TUNED_MARK = "# tuned:"
-_DEDUP_KEYS = tuple(field.name for field in fields(DedupThresholds))  # the order the file lists them in
+# The keys tune writes, in the order the file lists them; the tone rescue's keys are set by hand and kept as they are.
+_DEDUP_KEYS = ("phash_max_distance", "dhash_edge_max_distance", "hsv_chi2_max")
 _HEADER = re.compile(r"^\s*\[\s*([^\]]+?)\s*\]\s*(#.*)?$")
 
 
@@ -85,17 +85,19 @@ def render_dedup_table(text: str, category: str | None, t: DedupThresholds, note
 
 def write_dedup_thresholds(path: Path, category: str | None, t: DedupThresholds, notes: Sequence[str]) -> list[str]:
     """Rewrite the dedup table in the categories file `path` (atomically), after checking that the result parses
-    and yields exactly `t`. Returns the categories whose own [<name>.dedup] table still overrides a field."""
+    and yields `t`'s three tuned thresholds (the tone rescue's keys are left as the file has them). Returns the
+    categories whose own [<name>.dedup] table still overrides a field."""
     text = path.read_text(encoding="utf-8")
     new_text = render_dedup_table(text, category, t, notes)
     document = tomllib.loads(new_text)
     catalog = parse_catalog(document)
     table = document["defaults"]["dedup"] if category is None else document["categories"][category]["dedup"]
-    written = DedupThresholds(**{key: table[key] for key in _DEDUP_KEYS})
-    if written != t:
+    written = {key: table[key] for key in _DEDUP_KEYS}
+    if written != {key: getattr(t, key) for key in _DEDUP_KEYS}:
         raise AssertionError(f"rendered {written}, wanted {t}")
-    if category is not None and catalog.get(category).dedup != t:
-        raise AssertionError(f"category {category!r} resolves to {catalog.get(category).dedup}, wanted {t}")
+    resolved = catalog.resolve(category)[0].dedup
+    if any(getattr(resolved, key) != getattr(t, key) for key in _DEDUP_KEYS):
+        raise AssertionError(f"category {category!r} resolves to {resolved}, wanted {t}")
     shadowing = []
     if category is None:
         shadowing = [

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.categories_file import load_catalog
 from evaluation.dedup.evaluate import kind_breakdown
 from evaluation.dedup.metrics import DEFAULT_MIN_PRECISION, DEFAULT_RECALL_TOLERANCE, Metrics, Rule
 from evaluation.dedup.pairset import GENERATOR_VERSION, PairSet, describe_pairs, load_pairs
@@ -56,9 +57,13 @@ def tune(
         if not len(pairs):
             raise SystemExit(f"no pairs of category {category!r}")
     sig = production_signatures(pairs.files, with_cnn=False)
-    distances = our_distances(pairs, sig)
-    point = tune_thresholds(*distances, pairs.labels, rule.min_precision, recall_tolerance=rule.recall_tolerance)
-    cv = cv_ensemble(distances, pairs, rule, folds)
+    # the tone rescue's settings are not tuned here: the category's configured ones, carried into what is written
+    configured = load_catalog(categories_file).resolve(category)[0].dedup
+    distances = our_distances(pairs, sig, configured)
+    point = tune_thresholds(
+        *distances, pairs.labels, rule.min_precision, recall_tolerance=rule.recall_tolerance, tone=configured
+    )
+    cv = cv_ensemble(distances, pairs, rule, folds, configured)
     t, m = point.thresholds, point.metrics
     print(f"{len(pairs)} pairs ({int(pairs.labels.sum())} duplicates): {describe_pairs(pairs)}")
     print(

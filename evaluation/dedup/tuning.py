@@ -48,8 +48,11 @@ def tune_thresholds(
     edge_grid: np.ndarray = EDGE_GRID,
     chi2_grid: np.ndarray = CHI2_GRID,
     recall_tolerance: float = 0.0,
+    tone: DedupThresholds | None = None,
 ) -> OperatingPoint:
     """Joint grid sweep of the three thresholds, precision first (pick_operating_point); ties go to the stricter ones.
+    `chi2`: the colour signal as the rule sees it (our_distances: the tone rescue already applied with `tone`'s
+    settings, which the chosen thresholds carry; None: the rescue off).
 
     Vectorised: each pair is counted in the cell of the strictest grid thresholds that accept it, and cumulative
     sums along the three axes give, for every grid point at once, how many positives and negatives it accepts.
@@ -80,6 +83,8 @@ def tune_thresholds(
         phash_max_distance=int(grids[0][pi]),
         dhash_edge_max_distance=int(grids[1][di]),
         hsv_chi2_max=float(grids[2][ci]),
+        tone_chi2_max=0.0 if tone is None else tone.tone_chi2_max,
+        tone_residual_max=0.0 if tone is None else tone.tone_residual_max,
     )
     return OperatingPoint(thresholds, confusion(labels, within_thresholds(thresholds, *values)), met)
 
@@ -94,7 +99,9 @@ def cv_single(distances: np.ndarray, pairs: PairSet, rule: Rule, folds: int) -> 
     )
 
 
-def cv_ensemble(distances: tuple, pairs: PairSet, rule: Rule, folds: int) -> Metrics:
+def cv_ensemble(
+    distances: tuple, pairs: PairSet, rule: Rule, folds: int, tone: DedupThresholds | None = None
+) -> Metrics:
     return cross_validate(
         lambda train: (
             tune_thresholds(
@@ -102,6 +109,7 @@ def cv_ensemble(distances: tuple, pairs: PairSet, rule: Rule, folds: int) -> Met
                 pairs.labels[train],
                 rule.min_precision,
                 recall_tolerance=rule.recall_tolerance,
+                tone=tone,
             ).thresholds
         ),
         lambda t, test: within_thresholds(t, *(d[test] for d in distances)),

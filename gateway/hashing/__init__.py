@@ -4,6 +4,7 @@
   ImageHashes / HashVectors data types, `compute_hashes` of a thumbnail, pair verification and the per-product
   duplicate matrix;
 - `distances`: Hamming (popcount) and chi-square;
+- `tone`: the tone thumbnail and the tone residual (whether two pictures differ only by a global tone change);
 - `bands`: multi-index hashing pieces (band keys, bucket tables, probe masks, guarantees);
 
 The hashes themselves are computed by preprocessing.perceptual (pHash, dHash, edge dHash, the content box) and
@@ -16,12 +17,14 @@ from gateway.hashing.distances import chi2_distance, chi2_pairs, chi2_rows, hamm
 from gateway.hashing.rule import (
     HashVectors,
     ImageHashes,
+    colour_distances,
     compute_hashes,
     duplicate_matrix,
     rule_closeness,
     verify_pairs,
     within_thresholds,
 )
+from gateway.hashing.tone import TONE_SIDE, tone_residuals, tone_thumbnail
 from preprocessing.colour import HSV_HIST_BINS, HUE_BINS, SAT_BINS, TONE_BINS, colour_histogram, hsv_histogram
 from preprocessing.perceptual import content_box, dhash, dhash_edge, phash, whole_phash
 
@@ -31,11 +34,13 @@ __all__ = [
     "HUE_BINS",
     "SAT_BINS",
     "TONE_BINS",
+    "TONE_SIDE",
     "HashVectors",
     "ImageHashes",
     "chi2_distance",
     "chi2_pairs",
     "chi2_rows",
+    "colour_distances",
     "colour_histogram",
     "compute_hashes",
     "content_box",
@@ -49,6 +54,8 @@ __all__ = [
     "phash",
     "popcount64",
     "radius_for",
+    "tone_residuals",
+    "tone_thumbnail",
     "rule_closeness",
     "verify_pairs",
     "whole_phash",

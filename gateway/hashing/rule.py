@@ -3,17 +3,22 @@
 
 `within_thresholds` applies it to distances; `verify_pairs` to pairs of images given by index, `duplicate_matrix` to
 every pair of one product's images. The gateway, catalog-scale clustering and the evaluation all go through it.
+The colour signal (`colour_distances`) is the chi-square, or 0 for a pair whose histograms differ only by a global
+tone change (gateway.hashing.tone: the tone rescue, where the images have tone thumbnails).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
+from PIL import Image
 
 from contract.categories import DedupThresholds
 from gateway.hashing.distances import chi2_pairs, hamming
+from gateway.hashing.tone import tone_residuals, tone_thumbnail
 from preprocessing.perceptual import hash_features
 
 # A signal's distances: one per pair, or a function giving the distances of the pairs at the positions it is passed.
@@ -22,17 +27,25 @@ Distances = np.ndarray | Callable[[np.ndarray], np.ndarray]
 
 @dataclass(frozen=True, eq=False)
 class ImageHashes:
-    """Everything duplicate detection needs about one image (eq=False: the ndarray field has no boolean ==)."""
+    """Everything duplicate detection needs about one image (eq=False: the ndarray fields have no boolean ==)."""
 
     phash: int
     dhash_edge: int
     hsv_hist: np.ndarray
+    thumb: np.ndarray | Image.Image | None = None  # the thumbnail the tone thumbnail comes from; None: no tone rescue
+
+    @cached_property
+    def tone(self) -> np.ndarray | None:
+        """(32, 32, 3) uint8 tone thumbnail (gateway.hashing.tone), made on first use: only pairs the tone rescue
+        could change need it (~0.05 ms an image)."""
+        return None if self.thumb is None else tone_thumbnail(self.thumb)
 
 
 def compute_hashes(thumb) -> ImageHashes:
     """preprocessing.perceptual.hash_features of a thumbnail (uint8 HxWx3 array or PIL image) as ImageHashes: what
-    the cpu profile's preprocess model returns as PHASH, DHASH_EDGE and HSV_HIST, for profiles that do not."""
-    return ImageHashes(*hash_features(thumb))
+    the cpu profile's preprocess model returns as PHASH, DHASH_EDGE and HSV_HIST, for profiles that do not; the
+    thumbnail kept for the tone thumbnail."""
+    return ImageHashes(*hash_features(thumb), thumb=thumb)
 
 
 @dataclass(frozen=True)
@@ -42,6 +55,8 @@ class HashVectors:
     phash: np.ndarray
     dhash_edge: np.ndarray
     hsv_hist: np.ndarray
+    # rows -> their (len(rows), 32, 32, 3) uint8 tone thumbnails, made when a pair needs them; None: no tone rescue
+    tone: Callable[[np.ndarray], np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.phash)
@@ -52,21 +67,41 @@ class HashVectors:
             )
 
     @classmethod
-    def of(cls, phash, dhash_edge, hsv_hist) -> HashVectors:
-        return cls(np.asarray(phash, dtype=np.uint64), np.asarray(dhash_edge, dtype=np.uint64), np.asarray(hsv_hist))
+    def of(cls, phash, dhash_edge, hsv_hist, tone=None) -> HashVectors:
+        """`tone`: an (n, 32, 32, 3) array of tone thumbnails, or None."""
+        tones = None if tone is None else np.asarray(tone, dtype=np.uint8)
+        return cls(
+            np.asarray(phash, dtype=np.uint64),
+            np.asarray(dhash_edge, dtype=np.uint64),
+            np.asarray(hsv_hist),
+            None if tones is None else tones.__getitem__,
+        )
 
     @classmethod
     def from_hashes(cls, hashes: Sequence[ImageHashes]) -> HashVectors:
-        """From ImageHashes objects (anything with phash, dhash_edge, hsv_hist)."""
+        """From ImageHashes objects (anything with phash, dhash_edge, hsv_hist, and tone: with the tone rescue only
+        when every image has a thumbnail)."""
         if not hashes:
             return cls.of(np.zeros(0, np.uint64), np.zeros(0, np.uint64), np.zeros((0, 1), np.float32))
-        return cls.of([h.phash for h in hashes], [h.dhash_edge for h in hashes], np.stack([h.hsv_hist for h in hashes]))
+        with_tone = all(getattr(h, "thumb", None) is not None for h in hashes)
+        return cls(
+            np.array([h.phash for h in hashes], dtype=np.uint64),
+            np.array([h.dhash_edge for h in hashes], dtype=np.uint64),
+            np.stack([h.hsv_hist for h in hashes]),
+            (lambda rows: np.stack([hashes[int(r)].tone for r in rows])) if with_tone else None,
+        )
 
     def __len__(self) -> int:
         return len(self.phash)
 
     def take(self, rows: np.ndarray) -> HashVectors:
-        return HashVectors(self.phash[rows], self.dhash_edge[rows], self.hsv_hist[rows])
+        tone = self.tone
+        return HashVectors(
+            self.phash[rows],
+            self.dhash_edge[rows],
+            self.hsv_hist[rows],
+            None if tone is None else (lambda picked: tone(np.asarray(rows)[picked])),
+        )
 
 
 def within_thresholds(
@@ -89,25 +124,63 @@ def within_thresholds(
     return duplicate
 
 
+def colour_distances(chi2: np.ndarray, tone_residual: Distances | None, t: DedupThresholds) -> np.ndarray:
+    """The colour signal of pairs: the histograms' chi-square, or 0 where the tone rescue holds (the chi-square within
+    `t.tone_chi2_max` and the tone residual, gateway.hashing.tone, within `t.tone_residual_max`): those pictures
+    differ only by a global tone change. `tone_residual`: per pair, or a function of pair positions (called only
+    for the pairs the rescue could change); None (no tone thumbnails) or the rescue off: the chi-square alone."""
+    chi2 = np.asarray(chi2, dtype=np.float64)
+    if tone_residual is None or t.tone_residual_max <= 0:
+        return chi2
+    rows = np.flatnonzero((chi2 > t.hsv_chi2_max) & (chi2 <= t.tone_chi2_max))
+    if not rows.size:
+        return chi2
+    residual = tone_residual(rows) if callable(tone_residual) else np.asarray(tone_residual)[rows]
+    colour = chi2.copy()
+    colour[rows[residual <= t.tone_residual_max]] = 0.0
+    return colour
+
+
+def _pair_tone(v: HashVectors, i: np.ndarray, j: np.ndarray) -> Callable[[np.ndarray], np.ndarray] | None:
+    """Tone residuals of the pairs (i[k], j[k]) at positions k, computed on demand; None without tone thumbnails."""
+    tone = v.tone
+    if tone is None:
+        return None
+    return lambda k: tone_residuals(tone(i[k]), tone(j[k]))
+
+
 def verify_pairs(v: HashVectors, i: np.ndarray, j: np.ndarray, t: DedupThresholds) -> np.ndarray:
     """Bool per pair (i[k], j[k]) of images of `v`: the duplicate rule."""
+    tone = _pair_tone(v, i, j)
     return within_thresholds(
         t,
         hamming(v.phash[i], v.phash[j]),
         lambda k: hamming(v.dhash_edge[i[k]], v.dhash_edge[j[k]]),
-        lambda k: chi2_pairs(v.hsv_hist, i[k], j[k]),
+        lambda k: colour_distances(chi2_pairs(v.hsv_hist, i[k], j[k]), None if tone is None else _at(tone, k), t),
     )
+
+
+def _at(distances: Callable[[np.ndarray], np.ndarray], k: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """`distances` of the pairs at positions k[rows]: positions within a subset, mapped back."""
+    return lambda rows: distances(k[rows])
 
 
 def rule_closeness(v: HashVectors, i: np.ndarray, j: np.ndarray, t: DedupThresholds) -> np.ndarray:
     """Float per pair (i[k], j[k]) of images of `v`: how far apart the two are inside the duplicate rule, as the
     largest share of its threshold that any of the three distances uses (<= 1 for a duplicate pair, 0 for identical
-    hashes). Which of several duplicates an image is nearest to."""
+    hashes; a pair that agrees in colour by the tone rescue uses its tone residual's share of `tone_residual_max`).
+    Which of several duplicates an image is nearest to."""
     i, j = np.asarray(i), np.asarray(j)
+    chi2 = chi2_pairs(v.hsv_hist, i, j)
+    colour = chi2 / max(t.hsv_chi2_max, 1e-9)
+    tone = _pair_tone(v, i, j)
+    rescued = np.flatnonzero(colour_distances(chi2, tone, t) < chi2)
+    if rescued.size:
+        colour[rescued] = tone(rescued) / t.tone_residual_max
     shares = (
         hamming(v.phash[i], v.phash[j]) / max(t.phash_max_distance, 1),
         hamming(v.dhash_edge[i], v.dhash_edge[j]) / max(t.dhash_edge_max_distance, 1),
-        chi2_pairs(v.hsv_hist, i, j) / max(t.hsv_chi2_max, 1e-9),
+        colour,
     )
     return np.max(np.stack([np.asarray(share, dtype=np.float64) for share in shares]), axis=0)
 

@@ -51,7 +51,7 @@ def to_analysis(index: int, image: ImageIn, raw: RawAnalysis | None, reason: str
         height=raw.height,
         scores=dict(raw.quality),
         compliance=dict(raw.compliance),
-        hashes=compute_hashes(raw.thumb) if raw.hashes is None else ImageHashes(*raw.hashes),
+        hashes=compute_hashes(raw.thumb) if raw.hashes is None else ImageHashes(*raw.hashes, thumb=raw.thumb),
         **common,
     )
     return Analyzed(analysis, raw.embedding, raw.thumb, raw.category_probs, raw.type_probs, raw.search_embedding)

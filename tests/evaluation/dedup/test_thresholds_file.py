@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 
 import pytest
 
-from contract.categories import DedupThresholds
 from contract.categories_file import DEFAULT_CATEGORIES_FILE, load_catalog
 from evaluation.dedup.thresholds_file import TUNED_MARK, render_dedup_table, write_dedup_thresholds
 
@@ -17,7 +17,8 @@ def test_write_round_trips_through_the_categories_loader(tmp_path):
     shutil.copy(DEFAULT_CATEGORIES_FILE, path)
     comments = [line for line in path.read_text().splitlines() if line.lstrip().startswith("#")]
 
-    tuned = DedupThresholds(phash_max_distance=17, dhash_edge_max_distance=9, hsv_chi2_max=0.035)
+    tone = load_catalog(path).default.dedup  # the tone rescue's keys: set by hand, kept by every write
+    tuned = replace(tone, phash_max_distance=17, dhash_edge_max_distance=9, hsv_chi2_max=0.035)
     assert write_dedup_thresholds(path, None, tuned, ["data: test pairs, seed 0", "precision 0.99"]) == []
     catalog = load_catalog(path)
     assert catalog.default.dedup == tuned and catalog.get("television").dedup == tuned
@@ -27,7 +28,7 @@ def test_write_round_trips_through_the_categories_loader(tmp_path):
     assert f"{TUNED_MARK} data: test pairs, seed 0" in text
 
     # a second write replaces the values and the provenance lines instead of adding more
-    again = DedupThresholds(phash_max_distance=5, dhash_edge_max_distance=6, hsv_chi2_max=0.5)
+    again = replace(tone, phash_max_distance=5, dhash_edge_max_distance=6, hsv_chi2_max=0.5)
     write_dedup_thresholds(path, None, again, ["second run"])
     text = path.read_text()
     assert load_catalog(path).default.dedup == again
@@ -35,7 +36,7 @@ def test_write_round_trips_through_the_categories_loader(tmp_path):
     assert text.count("phash_max_distance") == 1
 
     # a category gets its own table, after its block; the defaults stay
-    grocery = DedupThresholds(phash_max_distance=8, dhash_edge_max_distance=10, hsv_chi2_max=0.02)
+    grocery = replace(tone, phash_max_distance=8, dhash_edge_max_distance=10, hsv_chi2_max=0.02)
     write_dedup_thresholds(path, "grocery", grocery, ["grocery pairs"])
     catalog = load_catalog(path)
     assert catalog.get("grocery").dedup == grocery and catalog.default.dedup == again
