@@ -3,9 +3,11 @@ the gateway's own work ("gateway overhead").
 
 The outermost middleware (gateway.api.request_context) starts one RequestTimer per request and makes it current; the
 one place each kind of outside call goes through wraps it in `with phase(name):` (Triton: TritonAnalyzer._guarded;
-fetch: Fetcher.fetch_all; database: Database._connection, under statement() and transaction()). The timer lives in a
-ContextVar, so concurrent requests never mix; tasks a request starts (asyncio.gather, wait_for) copy the context and
-so add to the same timer, except those started in `detached_context()` (work the request does not wait for).
+fetch: Fetcher.fetch_all; database: Database._connection, under statement() and transaction(); receive: the
+middleware's receive wrapper, until the request body is complete: the client's upload, with the per-chunk reading).
+The timer lives in a ContextVar, so concurrent requests never mix; tasks a request starts (asyncio.gather, wait_for)
+copy the context and so add to the same timer, except those started in `detached_context()` (work the request does
+not wait for).
 
 A phase is wall time the request spent with at least one call of that kind in flight: parallel or nested calls are
 counted once (a depth counter per phase; the clock runs from depth 0->1 to 1->0). `gateway` is the total less the
@@ -24,8 +26,8 @@ from contextlib import contextmanager
 from contextvars import Context, ContextVar, Token, copy_context
 from dataclasses import dataclass
 
-TRITON, FETCH, DATABASE, HASHING = "triton", "fetch", "database", "hashing"
-PHASES = (TRITON, FETCH, DATABASE)
+TRITON, FETCH, DATABASE, RECEIVE, HASHING = "triton", "fetch", "database", "receive", "hashing"
+PHASES = (TRITON, FETCH, DATABASE, RECEIVE)
 GATEWAY_WORK = (HASHING,)  # shown apart, not subtracted from `gateway`
 _ANY = "*"  # every phase together: the time the request waited on anything outside the gateway
 _UPSTREAM = "upstream"  # Triton or a fetch in flight: what the request cannot do without

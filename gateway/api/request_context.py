@@ -1,8 +1,8 @@
 """The outermost middleware of the gateway's own: every response carries X-Request-ID (the caller's when it is a sane
 token, else a new one), the id is in every log line written while the request is served, each request is one access
 log line and one count in the Prometheus metrics by route template and status (401/403/413/429 included). Each request
-is timed by phase (gateway.timing): a `Server-Timing` header (total, triton, fetch, database, gateway in ms, up to the
-response's start) and the imgsel_request_phase_seconds histogram."""
+is timed by phase (gateway.timing): a `Server-Timing` header (total, triton, fetch, database, receive, hashing,
+gateway, overhead in ms, up to the response's start) and the imgsel_request_phase_seconds histogram."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.api.access import KEY_ID_SCOPE_KEY, header
 from gateway.logs import request_id_var
 from gateway.metrics import LATENCY, PHASE_LATENCY, REQUESTS
-from gateway.timing import PhaseTimes, end_request, start_request
+from gateway.timing import RECEIVE, PhaseTimes, end_request, phase, start_request
 
 access_log = logging.getLogger("imgsel.access")
 log = logging.getLogger("imgsel.gateway")
@@ -54,6 +54,19 @@ class RequestContextMiddleware:
         timer, timer_token = start_request()
         started = time.perf_counter()
         status = None
+        body_read = False
+
+        async def receive_timed() -> Message:
+            # Waiting for the request body counts as `receive` until its last chunk; later receives (a disconnect
+            # listener) do not.
+            nonlocal body_read
+            if body_read:
+                return await receive()
+            with phase(RECEIVE):
+                message = await receive()
+            body_read = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
         times: PhaseTimes | None = None  # taken when the response starts: what the header says is what is counted
 
         async def send_with_id(message: Message) -> None:
@@ -70,12 +83,12 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive_timed, send_with_id)
         except Exception:
             if status is None:  # Starlette's own 500 would go out without the id; send ours, then re-raise
                 log.exception("unhandled error")
                 await JSONResponse({"detail": "internal server error", "request_id": rid}, 500)(
-                    scope, receive, send_with_id
+                    scope, receive_timed, send_with_id
                 )
             raise
         finally:
@@ -87,8 +100,8 @@ class RequestContextMiddleware:
         route = route_template(self.routes, scope)
         REQUESTS.labels(route=route, code=str(status)).inc()
         LATENCY.labels(route=route).observe(elapsed_s)
-        for phase, seconds in [*times.phases.items(), ("gateway", times.gateway), ("overhead", times.overhead)]:
-            PHASE_LATENCY.labels(route=route, phase=phase).observe(seconds)
+        for name, seconds in [*times.phases.items(), ("gateway", times.gateway), ("overhead", times.overhead)]:
+            PHASE_LATENCY.labels(route=route, phase=name).observe(seconds)
         client = scope.get("client")
         access_log.info(
             "%s %s %s",

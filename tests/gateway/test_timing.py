@@ -12,6 +12,7 @@ from gateway.timing import (
     FETCH,
     HASHING,
     PHASES,
+    RECEIVE,
     TRITON,
     RequestTimer,
     end_request,
@@ -58,7 +59,7 @@ def test_phases_and_gateway_add_up_to_the_total(clock):
         clock.advance(0.002)
 
     times = timed(clock, body)
-    assert times.phases == pytest.approx({FETCH: 0.010, TRITON: 0.200, DATABASE: 0.004, HASHING: 0.0})
+    assert times.phases == pytest.approx({FETCH: 0.010, TRITON: 0.200, DATABASE: 0.004, RECEIVE: 0.0, HASHING: 0.0})
     assert times.total == pytest.approx(0.217)
     assert times.gateway == pytest.approx(0.003)
     assert times.overhead == pytest.approx(0.007)  # the store's time is the gateway's when nothing hides it
@@ -105,7 +106,7 @@ def test_repeated_calls_add_and_unused_phases_are_zero(clock):
             clock.advance(0.01)
 
     times = timed(clock, body)
-    assert times.phases == pytest.approx({TRITON: 0.15, FETCH: 0.0, DATABASE: 0.0, HASHING: 0.0})
+    assert times.phases == pytest.approx({TRITON: 0.15, FETCH: 0.0, DATABASE: 0.0, RECEIVE: 0.0, HASHING: 0.0})
     assert times.gateway == pytest.approx(0.03)
 
 
@@ -229,8 +230,8 @@ def test_server_timing_header_lists_total_each_phase_gateway_and_overhead_in_ms(
 
     header = timed(clock, body).server_timing()
     assert header == (
-        "total;dur=13.50, triton;dur=12.50, fetch;dur=0.00, database;dur=0.00, hashing;dur=0.00, gateway;dur=1.00, "
-        "overhead;dur=1.00"
+        "total;dur=13.50, triton;dur=12.50, fetch;dur=0.00, database;dur=0.00, receive;dur=0.00, hashing;dur=0.00, "
+        "gateway;dur=1.00, overhead;dur=1.00"
     )
     assert [part.split(";")[0] for part in header.split(", ")] == ["total", *PHASES, HASHING, "gateway", "overhead"]
 

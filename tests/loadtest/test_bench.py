@@ -45,7 +45,7 @@ def test_the_report_has_the_phase_table_the_references_and_the_ratios():
         "service_to_naive_ratio": 1.2,
     }
     text = markdown(report)
-    assert "| 4 | 4.5 | 4.5 | 5.5 | 5.5 | None | 500.0 | None | None |" in text
+    assert "| 4 | 4.5 | 4.5 | 5.5 | 5.5 | None | None | None | 500.0 | None | None |" in text
     assert "Pillow decode + resize to 224, 2 processes: 300.0 images/s." in text
     assert "40.0 images/s" in text and "naive loop (the faster of its runs) = 1.2" in text
     assert "The same naive loop before the stack started: 38.5 images/s." in text

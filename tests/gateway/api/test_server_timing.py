@@ -12,12 +12,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from contract.tensors import ANALYZE_OUTPUTS, EMBEDDING, ORIG_SIZE, QUALITY_SCORES, THUMB, VALID
+from gateway.api.request_context import RequestContextMiddleware
 from gateway.app import create_app
 from tests.gateway.api.support import select_body, settings
 from tests.gateway.services.fakes import jpeg_b64, unit
 from tests.helpers import product_photo
 
-FIELDS = ["total", "triton", "fetch", "database", "hashing", "gateway", "overhead"]
+FIELDS = ["total", "triton", "fetch", "database", "receive", "hashing", "gateway", "overhead"]
 IMAGES = 3
 
 
@@ -97,3 +98,40 @@ def test_a_served_select_says_where_its_time_went(served):
 def test_answers_without_a_route_carry_it_too(served):
     for response in (served.get("/healthz"), served.get("/nowhere"), served.post("/v1/select", json={})):
         assert list(server_timing(response.headers["server-timing"])) == FIELDS
+
+
+def test_receive_counts_the_wait_for_the_body_and_nothing_after_it():
+    # A client that sends its body in two chunks 20 ms apart; the app then also listens for a disconnect, which
+    # arrives 50 ms later and is no part of receiving the request.
+    messages = [
+        (0.0, {"type": "http.request", "body": b'{"a":', "more_body": True}),
+        (0.02, {"type": "http.request", "body": b"1}", "more_body": False}),
+        (0.05, {"type": "http.disconnect"}),
+    ]
+
+    async def receive():
+        delay, message = messages.pop(0)
+        await asyncio.sleep(delay)
+        return message
+
+    async def app(scope, receive, send):
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        await receive()  # the disconnect listener
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/x", "headers": [], "query_string": b""}
+    asyncio.run(RequestContextMiddleware(app, [])(scope, receive, send))
+    timing = server_timing(dict(sent[0]["headers"])[b"server-timing"].decode())
+    assert 20 <= timing["receive"] < 50 <= timing["total"]
+    assert timing["overhead"] >= timing["receive"]  # the client's upload is not Triton or fetching
