@@ -38,15 +38,16 @@ def pairs_per_second(compare: Callable[[], np.ndarray], n_pairs: int, budget_s: 
     return n_pairs / max(float(np.median(timings)), 1e-9)
 
 
-def configured_predictions(pairs: PairSet, distances: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
-    """The gateway's decision with the thresholds it reads now (each pair's category, defaults for unknown ones)."""
+def configured_predictions(pairs: PairSet, sig: ProductionSignatures) -> np.ndarray:
+    """The gateway's decision with the thresholds it reads now (each pair's category, defaults for unknown ones; its
+    colour signal with that category's tone rescue)."""
     catalog = load_catalog()
     predicted = np.zeros(len(pairs), dtype=bool)
     categories = np.array(pairs.categories)
     for name in sorted(set(pairs.categories)):
         mask = categories == name
         t = catalog.resolve(name)[0].dedup
-        predicted[mask] = within_thresholds(t, *(d[mask] for d in distances))
+        predicted[mask] = within_thresholds(t, *(d[mask] for d in our_distances(pairs, sig, t)))
     return predicted
 
 
@@ -145,7 +146,7 @@ def _our_rows(pairs: PairSet, sig: ProductionSignatures, rule: Rule, folds: int,
     rule_pairs_s = pairs_per_second(
         lambda: within_thresholds(load_catalog().default.dedup, *our_distances(pairs, sig, default_t)), len(pairs)
     )
-    predictions["ours, configured"] = configured_predictions(pairs, ours)
+    predictions["ours, configured"] = configured_predictions(pairs, sig)
     point = tune_thresholds(
         *ours, pairs.labels, rule.min_precision, recall_tolerance=rule.recall_tolerance, tone=default_t
     )
@@ -176,7 +177,8 @@ def _our_rows(pairs: PairSet, sig: ProductionSignatures, rule: Rule, folds: int,
         rows.append(_single_row(name, distances, pairs, rule, folds, {"pairs_s": pairs_s, "images_s": images_s})[0])
     chi2_pairs_s = pairs_per_second(lambda: chi2_pairs(sig.hsv_hist, pairs.a, pairs.b), len(pairs))
     row, _ = _single_row(
-        "ours alone: colour-histogram chi2 (foreground, tone-normalised)",
+        "ours alone: the colour signal (chi2 of the tone-normalised foreground histograms, the tone rescue of the "
+        "default category; pairs/s: the chi2 alone)",
         ours[2],
         pairs,
         rule,

@@ -103,7 +103,7 @@ def write_dedup_thresholds(path: Path, category: str | None, t: DedupThresholds,
         shadowing = [
             name
             for name, table in document.get("categories", {}).items()
-            if set(table.get("dedup", {})) & set(t.__dict__)
+            if set(table.get("dedup", {})) & set(_DEDUP_KEYS)
         ]
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_text(new_text, encoding="utf-8")

@@ -49,7 +49,7 @@ class Database:
         self.breaker = CircuitBreaker(breaker_cooldown_s)
         self._schema_ok = False
         self._closed = False
-        self._schema_lock = asyncio.Lock()
+        self._schema_check: asyncio.Task | None = None
         statement_ms = int(timeout_s * 1000)
         self.pool = AsyncConnectionPool(
             url,
@@ -83,33 +83,39 @@ class Database:
 
     async def _ensure_schema(self) -> None:
         """Once per process: the schema at head (upgraded here when `migrate_schema`), before any store call. Calls
-        that arrive while another one checks get StoreUnavailable at once rather than queueing behind it."""
+        that arrive while another one checks get StoreUnavailable at once rather than queueing behind it. The check
+        runs as a task of its own that a cancelled caller does not stop (a request whose read was started beside its
+        model call is cancelled when that call fails): a migration thread is never left running unseen while a second
+        check starts."""
         if self._schema_ok:
             return
-        if self._schema_lock.locked():
+        if self._schema_check is not None and not self._schema_check.done():
             raise SchemaCheckBusy("database schema check in progress")
-        async with self._schema_lock:
-            try:
-                if self.migrate_schema:
-                    await asyncio.to_thread(migrate.upgrade, self.url, connect_timeout_s=self.timeout_s)
-                current = await asyncio.to_thread(migrate.current_revision, self.url, self.timeout_s)
-            except sqlalchemy.exc.DBAPIError as error:  # SQLAlchemy's wrapper of the driver's error
-                raise StoreUnavailable(_describe(error.orig or error)) from error
-            except alembic.util.exc.CommandError as error:  # e.g. a revision this gateway does not know (newer)
-                raise StoreUnavailable(
-                    f"database schema: {error}; this gateway needs {migrate.head_revision()}"
-                ) from error
-            head = migrate.head_revision()
-            if current != head:
-                raise StoreUnavailable(
-                    f"database schema at {current or 'base'}, this gateway needs {head}: "
-                    "run `python -m gateway.stores.migrate upgrade`"
-                )
-            if self._closed:
-                raise StoreUnavailable("database client closed")
-            # Opened only now: each new connection registers the pgvector types, which the schema creates.
-            await self.pool.open(wait=False)
-            self._schema_ok = True
+        self._schema_check = asyncio.ensure_future(self._check_schema())
+        # Its outcome is read even when every caller went away (no "exception never retrieved").
+        self._schema_check.add_done_callback(lambda task: task.cancelled() or task.exception())
+        await asyncio.shield(self._schema_check)
+
+    async def _check_schema(self) -> None:
+        try:
+            if self.migrate_schema:
+                await asyncio.to_thread(migrate.upgrade, self.url, connect_timeout_s=self.timeout_s)
+            current = await asyncio.to_thread(migrate.current_revision, self.url, self.timeout_s)
+        except sqlalchemy.exc.DBAPIError as error:  # SQLAlchemy's wrapper of the driver's error
+            raise StoreUnavailable(_describe(error.orig or error)) from error
+        except alembic.util.exc.CommandError as error:  # e.g. a revision this gateway does not know (newer)
+            raise StoreUnavailable(f"database schema: {error}; this gateway needs {migrate.head_revision()}") from error
+        head = migrate.head_revision()
+        if current != head:
+            raise StoreUnavailable(
+                f"database schema at {current or 'base'}, this gateway needs {head}: "
+                "run `python -m gateway.stores.migrate upgrade`"
+            )
+        if self._closed:
+            raise StoreUnavailable("database client closed")
+        # Opened only now: each new connection registers the pgvector types, which the schema creates.
+        await self.pool.open(wait=False)
+        self._schema_ok = True
 
     @asynccontextmanager
     async def transaction(self, pipeline: bool = False) -> AsyncIterator[psycopg.AsyncConnection]:

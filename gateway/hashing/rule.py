@@ -95,12 +95,15 @@ class HashVectors:
         return len(self.phash)
 
     def take(self, rows: np.ndarray) -> HashVectors:
+        """The vectors of `rows` (indices or a boolean mask), in that order."""
+        rows = np.asarray(rows)
+        indices = np.flatnonzero(rows) if rows.dtype == bool else rows
         tone = self.tone
         return HashVectors(
-            self.phash[rows],
-            self.dhash_edge[rows],
-            self.hsv_hist[rows],
-            None if tone is None else (lambda picked: tone(np.asarray(rows)[picked])),
+            self.phash[indices],
+            self.dhash_edge[indices],
+            self.hsv_hist[indices],
+            None if tone is None else (lambda picked: tone(indices[picked])),
         )
 
 

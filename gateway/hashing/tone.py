@@ -10,7 +10,9 @@ however small the image-wide mean. Fitted both ways (a brightened copy's clipped
 map is fitted from either picture to the other and the better direction counts).
 
 Pixels near 0 or 255 in the target are left out of the fit (clipped by the edit, they carry no tone relation); with
-too few left, every pixel is fitted. A flat picture (no spread to fit a gain on) is matched by its mean.
+too few left, every pixel is fitted. The residual is expressed in the higher-contrast picture's grey levels (divided
+by the gain where it is below 1), and a pair gives no tone evidence (an infinite residual) when the source is flat or
+the gain is one no re-export makes (negative: an inversion; beyond MAX_GAIN either way).
 
 The rule (gateway.hashing.rule.colour_distances) applies it to pairs whose hashes agree and whose chi-square is
 within `tone_chi2_max`; the residual is compared with `tone_residual_max` (grey levels, mean over a block's pixels
@@ -30,17 +32,16 @@ _GRID = 8  # blocks per side: 4 x 4 tone-thumbnail pixels each
 _CLIP_LOW, _CLIP_HIGH = 2.0, 253.0  # target values outside are clipped by the edit: not fitted
 _MIN_FIT_PIXELS = 50  # channel values; fewer unclipped ones: fit every value
 _CHUNK = 256  # pairs per vectorised step (float32 temporaries of ~3 MB)
+MAX_GAIN = 3.0  # a tone map steeper than this (or flatter than its inverse) is not a re-export's
 
 
 def tone_thumbnail(thumb: np.ndarray | Image.Image) -> np.ndarray:
     """(32, 32, 3) uint8: the 4 x 4 box means of a 128 x 128 RGB thumbnail (THUMB), rounded half up (Pillow's
     `reduce`: ~0.05 ms, where numpy's reshape-and-mean takes ~0.35). Other inputs (a PIL image, a grey array,
     another size) are made a 128 x 128 RGB thumbnail first."""
-    if isinstance(thumb, Image.Image):
-        img = thumb.convert("RGB")
-    else:
-        rgb = np.asarray(thumb)
-        img = Image.fromarray(rgb).convert("RGB") if rgb.ndim == 2 else Image.fromarray(rgb)
+    img = thumb if isinstance(thumb, Image.Image) else Image.fromarray(np.asarray(thumb))
+    if img.mode != "RGB":  # grey, RGBA, palette
+        img = img.convert("RGB")
     if img.size != (THUMB_SIDE, THUMB_SIDE):
         img = img.resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BILINEAR)
     return np.asarray(img.reduce(_BOX))
@@ -68,10 +69,16 @@ def _one_way(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     sxx, sxy = (wx * x).sum(axis=1), (wx * y).sum(axis=1)
     spread = n * sxx - sx * sx
     flat = spread <= 1e-6 * np.maximum(n * sxx, 1.0)
-    gain = np.where(flat, 0.0, (n * sxy - sx * sy) / np.where(flat, 1.0, spread))
+    gain = np.where(flat, 1.0, (n * sxy - sx * sy) / np.where(flat, 1.0, spread))
     offset = (sy - gain * sx) / n
     fitted = np.clip(gain[:, None] * x + offset[:, None], 0.0, 255.0)
     residual = np.abs(fitted - y).reshape(len(x), TONE_SIDE, TONE_SIDE, 3).mean(axis=3)
     cell = TONE_SIDE // _GRID
-    blocks = residual.reshape(len(x), _GRID, cell, _GRID, cell).mean(axis=(2, 4))
-    return blocks.max(axis=(1, 2))
+    blocks = residual.reshape(len(x), _GRID, cell, _GRID, cell).mean(axis=(2, 4)).max(axis=(1, 2))
+    # In the higher-contrast picture's grey levels: fitted into a flatter picture, every difference shrinks by the
+    # gain, and a badge on two washed-out copies must not pass for a tone change.
+    blocks = blocks / np.minimum(gain, 1.0).clip(min=1e-6)
+    # No tone evidence: a flat source (nothing to fit a gain on), or a gain no re-export makes (an inversion, a
+    # picture flattened or stretched past MAX_GAIN).
+    implausible = flat | (gain < 1.0 / MAX_GAIN) | (gain > MAX_GAIN)
+    return np.where(implausible, np.inf, blocks)

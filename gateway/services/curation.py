@@ -57,7 +57,12 @@ class CurationService:
         requested, known = self.catalog.resolve(request.category)
         async with beside(self._read_state(requested if known else None, request.product_id)) as state_read:
             analyzed = await self.analysis.analyze(request.images)
-            library, exemplars = await state_read
+            # A product with nothing to match or vote on (every image failed) needs no state: no 503 for it when
+            # the store is down, as before the read moved here.
+            needed = any(a.analysis.hashes is not None for a in analyzed) or (
+                self.voting is not None and any(a.embedding is not None for a in analyzed)
+            )
+            library, exemplars = await state_read if needed else (None, None)
         await self.library.match(analyzed, library)
         choice = choose_category(self.catalog, request.category, lambda: self._predict_category(analyzed))
         category = choice.category

@@ -115,6 +115,8 @@ class ExemplarVoting:
     ) -> None:
         """The category vote on each analysed image against the category's recent exemplars of other products
         (`exemplars` when read already)."""
+        if not any(item.embedding is not None for item in analyzed):
+            return  # nothing to vote on: no read
         rule = self.rule.in_category(category)
         if exemplars is None:
             exemplars = await self.exemplars_for(category, product_id)

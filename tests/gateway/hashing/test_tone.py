@@ -102,3 +102,17 @@ def test_vectors_taken_by_rows_keep_their_tone_thumbnails(photo):
     assert np.array_equal(taken.tone(np.array([0, 1])), v.tone(np.array([1, 2])))
     arrays = HashVectors.of(v.phash, v.dhash_edge, v.hsv_hist, v.tone(np.arange(3)))
     assert np.array_equal(arrays.tone(np.array([2])), v.tone(np.array([2])))
+
+
+def test_no_tone_evidence_from_a_flat_an_inverted_or_a_washed_out_pair(photo):
+    original = thumb(photo)
+    flat = np.full_like(original, 255)
+    inverted = 255 - original
+    assert residual(original, flat) == np.inf and residual(flat, original) == np.inf  # nothing to fit on
+    assert residual(original, inverted) == np.inf  # a negative gain is no re-export
+    # A badge on two washed-out copies: measured in the higher-contrast picture's grey levels, it still counts.
+    painted = photo.copy()
+    ImageDraw.Draw(painted).rectangle([200, 200, 290, 290], fill=(250, 200, 20))
+    washed = [thumb(ImageEnhance.Contrast(p).enhance(0.4)) for p in (photo, painted)]
+    assert residual(original, washed[1]) > DEDUP.tone_residual_max
+    assert residual(original, washed[0]) <= DEDUP.tone_residual_max / 2  # the same copy without the badge
