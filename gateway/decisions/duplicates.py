@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from contract.categories import DedupThresholds
@@ -11,16 +13,21 @@ from gateway.hashing import HashVectors, duplicate_matrix, rule_closeness
 
 
 class DuplicatePairs:
-    """The duplicate rule over every pair of one product's images, computed once (one vectorised pass; per call the
+    """The duplicate rule over the pairs of one product's images, computed once (one vectorised pass; per call the
     numpy set-up costs more than 28 pairs' work), so clustering several subsets of the product (one per type) reads
-    it rather than recomputing it."""
+    it rather than recomputing it. `group`: an image's group (its type); only pairs within a group are compared, and
+    `clusters` is then called on whole groups."""
 
-    def __init__(self, items: list[ImageAnalysis], t: DedupThresholds):
+    def __init__(
+        self, items: list[ImageAnalysis], t: DedupThresholds, group: Callable[[ImageAnalysis], object] | None = None
+    ):
         self.t = t
         hashed = [a for a in items if a.hashes is not None]
         # The one duplicate rule (gateway.hashing); the chi-square runs only on pairs both hashes accept (fast at 200).
         self.vectors = HashVectors.from_hashes([a.hashes for a in hashed])
-        self.matrix = duplicate_matrix(self.vectors, t)
+        labels: dict[object, int] = {}
+        groups = None if group is None else np.array([labels.setdefault(group(a), len(labels)) for a in hashed])
+        self.matrix = duplicate_matrix(self.vectors, t, groups)
         self.row_of = {id(a): row for row, a in enumerate(hashed)}
 
     def clusters(self, items: list[ImageAnalysis]) -> list[list[ImageAnalysis]]:

@@ -132,7 +132,9 @@ def select(
             candidates_by_type.setdefault(a.type, []).append(a)
 
     # Clustering per type: a front and a back shot of a plain product can hash alike, yet both belong on the page.
-    pairs = DuplicatePairs([a for candidates in candidates_by_type.values() for a in candidates], category.dedup)
+    pairs = DuplicatePairs(
+        [a for candidates in candidates_by_type.values() for a in candidates], category.dedup, group=lambda a: a.type
+    )
     representatives = []
     for candidates in candidates_by_type.values():
         for cluster in pairs.clusters(candidates):

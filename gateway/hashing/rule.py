@@ -133,15 +133,27 @@ def colour_distances(chi2: np.ndarray, tone_residual: Distances | None, t: Dedup
     differ only by a global tone change. `tone_residual`: per pair, or a function of pair positions (called only
     for the pairs the rescue could change); None (no tone thumbnails) or the rescue off: the chi-square alone."""
     chi2 = np.asarray(chi2, dtype=np.float64)
-    if tone_residual is None or t.tone_residual_max <= 0:
+    rescued, _ = _tone_rescued(chi2, tone_residual, t)
+    if not rescued.size:
         return chi2
+    colour = chi2.copy()
+    colour[rescued] = 0.0
+    return colour
+
+
+def _tone_rescued(
+    chi2: np.ndarray, tone_residual: Distances | None, t: DedupThresholds
+) -> tuple[np.ndarray, np.ndarray]:
+    """(positions, their tone residuals) of the pairs the tone rescue turns into a colour agreement."""
+    none = np.zeros(0, dtype=np.int64), np.zeros(0)
+    if tone_residual is None or t.tone_residual_max <= 0:
+        return none
     rows = np.flatnonzero((chi2 > t.hsv_chi2_max) & (chi2 <= t.tone_chi2_max))
     if not rows.size:
-        return chi2
+        return none
     residual = tone_residual(rows) if callable(tone_residual) else np.asarray(tone_residual)[rows]
-    colour = chi2.copy()
-    colour[rows[residual <= t.tone_residual_max]] = 0.0
-    return colour
+    within = residual <= t.tone_residual_max
+    return rows[within], residual[within]
 
 
 def _pair_tone(v: HashVectors, i: np.ndarray, j: np.ndarray) -> Callable[[np.ndarray], np.ndarray] | None:
@@ -176,10 +188,8 @@ def rule_closeness(v: HashVectors, i: np.ndarray, j: np.ndarray, t: DedupThresho
     i, j = np.asarray(i), np.asarray(j)
     chi2 = chi2_pairs(v.hsv_hist, i, j)
     colour = chi2 / max(t.hsv_chi2_max, 1e-9)
-    tone = _pair_tone(v, i, j)
-    rescued = np.flatnonzero(colour_distances(chi2, tone, t) < chi2)
-    if rescued.size:
-        colour[rescued] = tone(rescued) / t.tone_residual_max
+    rescued, residual = _tone_rescued(chi2, _pair_tone(v, i, j), t)
+    colour[rescued] = residual / max(t.tone_residual_max, 1e-9)
     shares = (
         hamming(v.phash[i], v.phash[j]) / max(t.phash_max_distance, 1),
         hamming(v.dhash_edge[i], v.dhash_edge[j]) / max(t.dhash_edge_max_distance, 1),
@@ -188,10 +198,15 @@ def rule_closeness(v: HashVectors, i: np.ndarray, j: np.ndarray, t: DedupThresho
     return np.max(np.stack([np.asarray(share, dtype=np.float64) for share in shares]), axis=0)
 
 
-def duplicate_matrix(v: HashVectors, t: DedupThresholds) -> np.ndarray:
-    """(n, n) bool, symmetric, diagonal True: the duplicate rule for every pair of one product's images."""
+def duplicate_matrix(v: HashVectors, t: DedupThresholds, groups: np.ndarray | None = None) -> np.ndarray:
+    """(n, n) bool, symmetric, diagonal True: the duplicate rule for every pair of one product's images; with
+    `groups` (one label per image), only for pairs within a group (the others stay False, never computed)."""
     n = len(v)
     i, j = np.triu_indices(n, 1)
+    if groups is not None:
+        groups = np.asarray(groups)
+        same = groups[i] == groups[j]
+        i, j = i[same], j[same]
     duplicate = verify_pairs(v, i, j, t)
     matrix = np.eye(n, dtype=bool)
     matrix[i[duplicate], j[duplicate]] = True

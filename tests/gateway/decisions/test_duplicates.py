@@ -81,6 +81,13 @@ def test_pairs_computed_over_a_whole_product_cluster_a_subset_as_the_subset_alon
         assert [ids(c) for c in pairs.clusters(subset)] == [ids(c) for c in cluster_duplicates(subset, DEDUP)]
     assert [ids(c) for c in pairs.clusters(images)] != [[a.id] for a in images]  # the product does hold duplicates
 
+    # Grouped (select groups by type): pairs across groups are never compared; each group clusters as it would alone.
+    grouped = DuplicatePairs(images, DEDUP, group=lambda a: a.index % 2)
+    for subset in (images[::2], images[1::2]):
+        assert [ids(c) for c in grouped.clusters(subset)] == [ids(c) for c in cluster_duplicates(subset, DEDUP)]
+    rows = np.array([grouped.row_of[id(a)] for a in images])
+    assert not grouped.matrix[np.ix_(rows[::2], rows[1::2])].any()
+
 
 def test_images_without_hashes_are_never_duplicates():
     same = picture(7)
