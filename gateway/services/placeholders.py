@@ -76,11 +76,8 @@ class PlaceholderLibraryService:
         """Mark images whose pHash is near a known placeholder (the library's half of placeholder detection), where
         the library rule lets the match stand; against `library` when the request has read it already."""
         hashed = [a.analysis for a in analyzed if a.analysis.hashes is not None]
-        phashes = [a.hashes.phash for a in hashed]
-        if library is None:
-            matches = await self.library.match(phashes, self.rule.max_distance)
-        else:
-            matches = await library.match(phashes, self.rule.max_distance)
+        source = self.library if library is None else library  # the store reads the library first
+        matches = await source.match([a.hashes.phash for a in hashed], self.rule.max_distance)
         for analysis, match in zip(hashed, matches):
             if match is not None and self.rule.stands(match.distance, analysis.scores.get("placeholder")):
                 analysis.library_match = match

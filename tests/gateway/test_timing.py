@@ -65,13 +65,15 @@ def test_phases_and_gateway_add_up_to_the_total(clock):
     assert times.overhead == pytest.approx(0.007)  # the store's time is the gateway's when nothing hides it
 
 
+async def call(name: str, started: asyncio.Event, release: asyncio.Event) -> None:
+    """An outside call of kind `name`: in flight from `started` until `release`."""
+    with phase(name):
+        started.set()
+        await release.wait()
+
+
 def test_a_store_call_beside_the_triton_call_is_no_overhead(clock):
     # Triton over [0, 0.2], the store over [0.05, 0.25]: only its last 0.05 s kept the request waiting.
-    async def call(name: str, started: asyncio.Event, release: asyncio.Event) -> None:
-        with phase(name):
-            started.set()
-            await release.wait()
-
     async def request():
         timer, token = start_request(clock)
         try:
@@ -138,16 +140,11 @@ def test_overlapping_phases_of_different_kinds_are_not_subtracted_twice(clock):
 
 def test_concurrent_tasks_of_one_request_count_the_union_of_their_intervals(clock):
     # Task a waits on Triton over [0, 0.3], task b over [0.1, 0.5]: the request waited 0.5, not 0.7.
-    async def call(started: asyncio.Event, release: asyncio.Event) -> None:
-        with phase(TRITON):
-            started.set()
-            await release.wait()
-
     async def request():
         timer, token = start_request(clock)
         try:
             a_in, a_out, b_in, b_out = (asyncio.Event() for _ in range(4))
-            tasks = [asyncio.create_task(call(a_in, a_out)), asyncio.create_task(call(b_in, b_out))]
+            tasks = [asyncio.create_task(call(TRITON, a_in, a_out)), asyncio.create_task(call(TRITON, b_in, b_out))]
             await a_in.wait()
             clock.advance(0.1)
             await b_in.wait()
