@@ -30,7 +30,8 @@ _CATEGORY_FIELDS = frozenset(
     }
 )
 _DEDUP_FIELDS = ("phash_max_distance", "dhash_edge_max_distance", "hsv_chi2_max")
-_DEDUP_OPTIONAL = {"tone_chi2_max": 0.0, "tone_residual_max": 0.0}  # absent: the tone rescue is off
+# absent: the tone rescue and the framing rescue are off
+_DEDUP_OPTIONAL = {"tone_chi2_max": 0.0, "tone_residual_max": 0.0, "framing_min_share": 0.0}
 _QUALITY_FIELDS = ("blur_max", "small_object_max", "placeholder_max")
 _VARIANT_FIELDS = ("max_distance", "min_images")
 _HERO_FIELDS = ("rival", "min_margin")
@@ -53,6 +54,10 @@ class DedupThresholds:
     # `tone_residual_max` grey levels in every block (a brightness / contrast re-export). 0 / 0: off.
     tone_chi2_max: float = 0.0
     tone_residual_max: float = 0.0
+    # The framing rescue (gateway.hashing.framing): a pair the rule rejects is compared again on the window one picture
+    # fills in the other (a crop or pad copy) when that window is at least `framing_min_share` of the larger picture
+    # on each axis. 0: off.
+    framing_min_share: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -296,6 +301,7 @@ def _parse_category(name: str, table: dict[str, Any], defaults: dict[str, Any], 
             hsv_chi2_max=_number(dedup["hsv_chi2_max"], where, "dedup.hsv_chi2_max", 0.0, 1.0),
             tone_chi2_max=_number(dedup["tone_chi2_max"], where, "dedup.tone_chi2_max", 0.0, 1.0),
             tone_residual_max=_number(dedup["tone_residual_max"], where, "dedup.tone_residual_max", 0.0, 255.0),
+            framing_min_share=_number(dedup["framing_min_share"], where, "dedup.framing_min_share", 0.0, 1.0),
         ),
         quality=QualityThresholds(
             **{field: _number(quality[field], where, f"quality.{field}") for field in _QUALITY_FIELDS}

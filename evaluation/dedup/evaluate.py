@@ -148,7 +148,7 @@ def _our_rows(pairs: PairSet, sig: ProductionSignatures, rule: Rule, folds: int,
     )
     predictions["ours, configured"] = configured_predictions(pairs, sig)
     point = tune_thresholds(
-        *ours, pairs.labels, rule.min_precision, recall_tolerance=rule.recall_tolerance, tone=default_t
+        *ours, pairs.labels, rule.min_precision, recall_tolerance=rule.recall_tolerance, rescues=default_t
     )
     predictions["ours, tuned here"] = within_thresholds(point.thresholds, *ours)
     rows = [

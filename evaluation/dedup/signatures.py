@@ -12,9 +12,19 @@ import numpy as np
 from PIL import Image
 
 from contract.categories import DedupThresholds
-from contract.tensors import PIXELS, THUMB, VALID
+from contract.tensors import ORIG_SIZE, PIXELS, THUMB, VALID
 from evaluation.dedup.pairset import PairSet
-from gateway.hashing import chi2_pairs, colour_distances, compute_hashes, hamming, tone_residuals
+from gateway.hashing import (
+    HashVectors,
+    ImageHashes,
+    chi2_pairs,
+    colour_distances,
+    compute_hashes,
+    framed_signals,
+    hamming,
+    tone_residuals,
+    within_thresholds,
+)
 
 
 @dataclass
@@ -23,6 +33,7 @@ class ProductionSignatures:
     dhash_edge: np.ndarray
     hsv_hist: np.ndarray  # (n, bins)
     tone: np.ndarray  # (n, 32, 32, 3) uint8 tone thumbnails (gateway.hashing.tone)
+    images: list[ImageHashes]  # every image's hashes with its thumbnail and size (the framing rescue)
     embeddings: np.ndarray | None  # (n, 1280) L2-normalised, or None without the CNN
     seconds: dict[str, float]  # read_s, dali_s, hash_s, cnn_s
 
@@ -54,8 +65,12 @@ def production_signatures(files: Sequence[Path], with_cnn: bool, batch: int = 64
             bad = [str(files[start + k]) for k in np.flatnonzero(~outputs[VALID.name].ravel())]
             raise ValueError(f"DALI could not decode: {bad}")
         started = time.perf_counter()
-        batch_hashes = [compute_hashes(thumb) for thumb in outputs[THUMB.name]]
-        tones.extend(h.tone for h in batch_hashes)  # now: the runner may reuse its output arrays for the next batch
+        # copies: the runner may reuse its output arrays for the next batch
+        batch_hashes = [
+            compute_hashes(np.array(thumb), (int(width), int(height)))
+            for thumb, (height, width) in zip(outputs[THUMB.name], outputs[ORIG_SIZE.name])
+        ]
+        tones.extend(h.tone for h in batch_hashes)
         hashes.extend(batch_hashes)
         seconds["hash_s"] += time.perf_counter() - started
         if model is not None:
@@ -70,6 +85,7 @@ def production_signatures(files: Sequence[Path], with_cnn: bool, batch: int = 64
         dhash_edge=np.array([h.dhash_edge for h in hashes], dtype=np.uint64),
         hsv_hist=np.stack([h.hsv_hist for h in hashes]),
         tone=np.stack(tones),
+        images=hashes,
         embeddings=np.concatenate(embeddings) if embeddings else None,
         seconds=seconds,
     )
@@ -124,12 +140,24 @@ def our_distances(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """pHash and dHash-edge Hamming distances and the colour signal of every pair: the chi-square, 0 where `t`'s tone
     rescue holds (gateway.hashing.colour_distances, applied whatever the chi-square threshold, so a grid of
-    chi-square thresholds sees the rescue at each of them)."""
+    chi-square thresholds sees the rescue at each of them). Where `t` has the framing rescue on, a pair `t` rejects
+    that its framing rescue accepts gets its window's distances (gateway.hashing.framed_signals): exactly the
+    rule's decision at `t`; a grid of other thresholds sees those pairs at their window's distances."""
+    tone_t = replace(t, hsv_chi2_max=0.0)
     chi2 = chi2_pairs(sig.hsv_hist, pairs.a, pairs.b)
-    return (
-        hamming(sig.phash[pairs.a], sig.phash[pairs.b]),
-        hamming(sig.dhash_edge[pairs.a], sig.dhash_edge[pairs.b]),
-        colour_distances(
-            chi2, lambda k: tone_residuals(sig.tone[pairs.a[k]], sig.tone[pairs.b[k]]), replace(t, hsv_chi2_max=0.0)
-        ),
+    distances = (
+        hamming(sig.phash[pairs.a], sig.phash[pairs.b]).astype(np.float64),
+        hamming(sig.dhash_edge[pairs.a], sig.dhash_edge[pairs.b]).astype(np.float64),
+        colour_distances(chi2, lambda k: tone_residuals(sig.tone[pairs.a[k]], sig.tone[pairs.b[k]]), tone_t),
     )
+    if t.framing_min_share > 0:
+        rejected = np.flatnonzero(~within_thresholds(t, *distances))
+        vectors = HashVectors.of(sig.phash, sig.dhash_edge, sig.hsv_hist, sig.tone, sig.images)
+        phash_distance, edge_distance, framed_chi2, residual = framed_signals(
+            vectors, pairs.a[rejected], pairs.b[rejected], t
+        )
+        framed = (phash_distance, edge_distance, colour_distances(framed_chi2, residual, tone_t))
+        rescued = within_thresholds(t, *framed)
+        for values, framed_values in zip(distances, framed):
+            values[rejected[rescued]] = framed_values[rescued]
+    return distances

@@ -11,7 +11,7 @@ from pathlib import Path
 from contract.categories import DedupThresholds, parse_catalog
 
 TUNED_MARK = "# tuned:"
-# The keys tune writes, in the order the file lists them; the tone rescue's keys are set by hand and kept as they are.
+# The keys tune writes, in the order the file lists them; the rescues' keys are set by hand and kept as they are.
 _DEDUP_KEYS = ("phash_max_distance", "dhash_edge_max_distance", "hsv_chi2_max")
 _HEADER = re.compile(r"^\s*\[\s*([^\]]+?)\s*\]\s*(#.*)?$")
 
@@ -85,8 +85,8 @@ def render_dedup_table(text: str, category: str | None, t: DedupThresholds, note
 
 def write_dedup_thresholds(path: Path, category: str | None, t: DedupThresholds, notes: Sequence[str]) -> list[str]:
     """Rewrite the dedup table in the categories file `path` (atomically), after checking that the result parses
-    and yields `t`'s three tuned thresholds (the tone rescue's keys are left as the file has them). Returns the
-    categories whose own [<name>.dedup] table still overrides a field."""
+    and yields `t`'s three tuned thresholds (the tone and framing rescues' keys are left as the file has them).
+    Returns the categories whose own [<name>.dedup] table still overrides a field."""
     text = path.read_text(encoding="utf-8")
     new_text = render_dedup_table(text, category, t, notes)
     document = tomllib.loads(new_text)

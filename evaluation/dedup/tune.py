@@ -57,11 +57,12 @@ def tune(
         if not len(pairs):
             raise SystemExit(f"no pairs of category {category!r}")
     sig = production_signatures(pairs.files, with_cnn=False)
-    # the tone rescue's settings are not tuned here: the category's configured ones, carried into what is written
+    # the tone and framing rescues' settings are not tuned here: the category's configured ones, carried into what is
+    # written
     configured = load_catalog(categories_file).resolve(category)[0].dedup
     distances = our_distances(pairs, sig, configured)
     point = tune_thresholds(
-        *distances, pairs.labels, rule.min_precision, recall_tolerance=rule.recall_tolerance, tone=configured
+        *distances, pairs.labels, rule.min_precision, recall_tolerance=rule.recall_tolerance, rescues=configured
     )
     cv = cv_ensemble(distances, pairs, rule, folds, configured)
     t, m = point.thresholds, point.metrics

@@ -48,11 +48,11 @@ def tune_thresholds(
     edge_grid: np.ndarray = EDGE_GRID,
     chi2_grid: np.ndarray = CHI2_GRID,
     recall_tolerance: float = 0.0,
-    tone: DedupThresholds | None = None,
+    rescues: DedupThresholds | None = None,
 ) -> OperatingPoint:
     """Joint grid sweep of the three thresholds, precision first (pick_operating_point); ties go to the stricter ones.
-    `chi2`: the colour signal as the rule sees it (our_distances: the tone rescue already applied with `tone`'s
-    settings, which the chosen thresholds carry; None: the rescue off).
+    `chi2`: the colour signal as the rule sees it (our_distances: the tone and framing rescues already applied with
+    `rescues`' settings, which the chosen thresholds carry; None: the rescues off).
 
     Vectorised: each pair is counted in the cell of the strictest grid thresholds that accept it, and cumulative
     sums along the three axes give, for every grid point at once, how many positives and negatives it accepts.
@@ -83,8 +83,9 @@ def tune_thresholds(
         phash_max_distance=int(grids[0][pi]),
         dhash_edge_max_distance=int(grids[1][di]),
         hsv_chi2_max=float(grids[2][ci]),
-        tone_chi2_max=0.0 if tone is None else tone.tone_chi2_max,
-        tone_residual_max=0.0 if tone is None else tone.tone_residual_max,
+        tone_chi2_max=0.0 if rescues is None else rescues.tone_chi2_max,
+        tone_residual_max=0.0 if rescues is None else rescues.tone_residual_max,
+        framing_min_share=0.0 if rescues is None else rescues.framing_min_share,
     )
     return OperatingPoint(thresholds, confusion(labels, within_thresholds(thresholds, *values)), met)
 
@@ -100,7 +101,7 @@ def cv_single(distances: np.ndarray, pairs: PairSet, rule: Rule, folds: int) -> 
 
 
 def cv_ensemble(
-    distances: tuple, pairs: PairSet, rule: Rule, folds: int, tone: DedupThresholds | None = None
+    distances: tuple, pairs: PairSet, rule: Rule, folds: int, rescues: DedupThresholds | None = None
 ) -> Metrics:
     return cross_validate(
         lambda train: (
@@ -109,7 +110,7 @@ def cv_ensemble(
                 pairs.labels[train],
                 rule.min_precision,
                 recall_tolerance=rule.recall_tolerance,
-                tone=tone,
+                rescues=rescues,
             ).thresholds
         ),
         lambda t, test: within_thresholds(t, *(d[test] for d in distances)),

@@ -5,6 +5,7 @@
   duplicate matrix;
 - `distances`: Hamming (popcount) and chi-square;
 - `tone`: the tone thumbnail and the tone residual (whether two pictures differ only by a global tone change);
+- `framing`: where one picture is a window of the other (a crop or pad copy), for the framing rescue;
 - `bands`: multi-index hashing pieces (band keys, bucket tables, probe masks, guarantees);
 
 The hashes themselves are computed by preprocessing.perceptual (pHash, dHash, edge dHash, the content box) and
@@ -20,6 +21,7 @@ from gateway.hashing.rule import (
     colour_distances,
     compute_hashes,
     duplicate_matrix,
+    framed_signals,
     rule_closeness,
     verify_pairs,
     within_thresholds,
@@ -47,6 +49,7 @@ __all__ = [
     "dhash",
     "dhash_edge",
     "duplicate_matrix",
+    "framed_signals",
     "guaranteed_distance",
     "hamming",
     "hsv_histogram",

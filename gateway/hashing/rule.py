@@ -4,7 +4,10 @@
 `within_thresholds` applies it to distances; `verify_pairs` to pairs of images given by index, `duplicate_matrix` to
 every pair of one product's images. The gateway, catalog-scale clustering and the evaluation all go through it.
 The colour signal (`colour_distances`) is the chi-square, or 0 for a pair whose histograms differ only by a global
-tone change (gateway.hashing.tone: the tone rescue, where the images have tone thumbnails).
+tone change (gateway.hashing.tone: the tone rescue, where the images have tone thumbnails). A pair the rule rejects
+is compared again on the window one picture fills in the other, where it has one (gateway.hashing.framing: the
+framing rescue of crop and pad copies, where the images have thumbnails and sizes): the same three signals, taken
+on the smaller picture and that window.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import numpy as np
 from PIL import Image
 
 from contract.categories import DedupThresholds
-from gateway.hashing.distances import chi2_pairs, hamming
+from gateway.hashing.distances import chi2_distance, chi2_pairs, hamming
+from gateway.hashing.framing import WHOLE, GreyPyramid, best_window, interior_thumbnail
 from gateway.hashing.tone import tone_residuals, tone_thumbnail
 from preprocessing.perceptual import hash_features
 
@@ -33,6 +37,7 @@ class ImageHashes:
     dhash_edge: int
     hsv_hist: np.ndarray
     thumb: np.ndarray | Image.Image | None = None  # the thumbnail the tone thumbnail comes from; None: no tone rescue
+    size: tuple[int, int] | None = None  # the picture's width, height; None (or no thumb): no framing rescue
 
     @cached_property
     def tone(self) -> np.ndarray | None:
@@ -40,12 +45,23 @@ class ImageHashes:
         could change need it (~0.05 ms an image)."""
         return None if self.thumb is None else tone_thumbnail(self.thumb)
 
+    @cached_property
+    def pyramid(self) -> GreyPyramid | None:
+        """The grey pyramid the framing rescue searches (gateway.hashing.framing), made on first use."""
+        return None if self.thumb is None else GreyPyramid(self.thumb)
 
-def compute_hashes(thumb) -> ImageHashes:
+    @cached_property
+    def interior(self) -> ImageHashes:
+        """The hashes of the picture's interior (gateway.hashing.framing.interior_thumbnail of the whole picture):
+        what the framing rescue compares with the interior of a window of another picture. Needs the thumbnail."""
+        return compute_hashes(interior_thumbnail(self.thumb, WHOLE))
+
+
+def compute_hashes(thumb, size: tuple[int, int] | None = None) -> ImageHashes:
     """preprocessing.perceptual.hash_features of a thumbnail (uint8 HxWx3 array or PIL image) as ImageHashes: what
     the cpu profile's preprocess model returns as PHASH, DHASH_EDGE and HSV_HIST, for profiles that do not; the
-    thumbnail kept for the tone thumbnail."""
-    return ImageHashes(*hash_features(thumb), thumb=thumb)
+    thumbnail kept for the tone thumbnail, and with `size` (the picture's width, height) for the framing rescue."""
+    return ImageHashes(*hash_features(thumb), thumb=thumb, size=size)
 
 
 @dataclass(frozen=True)
@@ -57,6 +73,8 @@ class HashVectors:
     hsv_hist: np.ndarray
     # rows -> their (len(rows), 32, 32, 3) uint8 tone thumbnails, made when a pair needs them; None: no tone rescue
     tone: Callable[[np.ndarray], np.ndarray] | None = None
+    # rows -> their ImageHashes with thumbnail and size (the framing rescue); None: no framing rescue
+    images: Callable[[np.ndarray], Sequence[ImageHashes]] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.phash)
@@ -67,28 +85,32 @@ class HashVectors:
             )
 
     @classmethod
-    def of(cls, phash, dhash_edge, hsv_hist, tone=None) -> HashVectors:
-        """`tone`: an (n, 32, 32, 3) array of tone thumbnails, or None."""
+    def of(cls, phash, dhash_edge, hsv_hist, tone=None, images: Sequence[ImageHashes] | None = None) -> HashVectors:
+        """`tone`: an (n, 32, 32, 3) array of tone thumbnails, or None; `images`: the n images' ImageHashes with
+        thumbnails and sizes (the framing rescue), or None."""
         tones = None if tone is None else np.asarray(tone, dtype=np.uint8)
         return cls(
             np.asarray(phash, dtype=np.uint64),
             np.asarray(dhash_edge, dtype=np.uint64),
             np.asarray(hsv_hist),
             None if tones is None else tones.__getitem__,
+            None if images is None else _rows_of(images),
         )
 
     @classmethod
     def from_hashes(cls, hashes: Sequence[ImageHashes]) -> HashVectors:
         """From ImageHashes objects (anything with phash, dhash_edge, hsv_hist, and tone: with the tone rescue only
-        when every image has a thumbnail)."""
+        when every image has a thumbnail, the framing rescue only when every image also has a size)."""
         if not hashes:
             return cls.of(np.zeros(0, np.uint64), np.zeros(0, np.uint64), np.zeros((0, 1), np.float32))
         with_tone = all(getattr(h, "thumb", None) is not None for h in hashes)
+        framable = with_tone and all(getattr(h, "size", None) is not None for h in hashes)
         return cls(
             np.array([h.phash for h in hashes], dtype=np.uint64),
             np.array([h.dhash_edge for h in hashes], dtype=np.uint64),
             np.stack([h.hsv_hist for h in hashes]),
             (lambda rows: np.stack([hashes[int(r)].tone for r in rows])) if with_tone else None,
+            _rows_of(hashes) if framable else None,
         )
 
     def __len__(self) -> int:
@@ -98,13 +120,18 @@ class HashVectors:
         """The vectors of `rows` (indices or a boolean mask), in that order."""
         rows = np.asarray(rows)
         indices = np.flatnonzero(rows) if rows.dtype == bool else rows
-        tone = self.tone
+        tone, images = self.tone, self.images
         return HashVectors(
             self.phash[indices],
             self.dhash_edge[indices],
             self.hsv_hist[indices],
             None if tone is None else (lambda picked: tone(indices[picked])),
+            None if images is None else (lambda picked: images(indices[picked])),
         )
+
+
+def _rows_of(images: Sequence[ImageHashes]) -> Callable[[np.ndarray], list[ImageHashes]]:
+    return lambda rows: [images[int(r)] for r in rows]
 
 
 def within_thresholds(
@@ -165,14 +192,20 @@ def _pair_tone(v: HashVectors, i: np.ndarray, j: np.ndarray) -> Callable[[np.nda
 
 
 def verify_pairs(v: HashVectors, i: np.ndarray, j: np.ndarray, t: DedupThresholds) -> np.ndarray:
-    """Bool per pair (i[k], j[k]) of images of `v`: the duplicate rule."""
+    """Bool per pair (i[k], j[k]) of images of `v`: the duplicate rule, then the framing rescue for the pairs it
+    rejects (where `v` has the images and `t` the rescue on)."""
     tone = _pair_tone(v, i, j)
-    return within_thresholds(
+    duplicate = within_thresholds(
         t,
         hamming(v.phash[i], v.phash[j]),
         lambda k: hamming(v.dhash_edge[i[k]], v.dhash_edge[j[k]]),
         lambda k: colour_distances(chi2_pairs(v.hsv_hist, i[k], j[k]), None if tone is None else _at(tone, k), t),
     )
+    rejected = np.flatnonzero(~duplicate)
+    if rejected.size and _framing_on(v, t):
+        phash_distance, edge_distance, chi2, residual = framed_signals(v, i[rejected], j[rejected], t)
+        duplicate[rejected] = within_thresholds(t, phash_distance, edge_distance, colour_distances(chi2, residual, t))
+    return duplicate
 
 
 def _at(distances: Callable[[np.ndarray], np.ndarray], k: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
@@ -180,22 +213,75 @@ def _at(distances: Callable[[np.ndarray], np.ndarray], k: np.ndarray) -> Callabl
     return lambda rows: distances(k[rows])
 
 
+def _framing_on(v: HashVectors, t: DedupThresholds) -> bool:
+    return v.images is not None and t.framing_min_share > 0
+
+
+def framed_signals(
+    v: HashVectors, i: np.ndarray, j: np.ndarray, t: DedupThresholds
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The framing rescue's signals per pair (i[k], j[k]) (gateway.hashing.framing): pHash and dHash-edge distances,
+    chi-square and tone residual between the interiors of the smaller picture and of the window it fills in the larger
+    one (gateway.hashing.framing.interior_thumbnail), each resampled to a thumbnail and hashed as any image is. All
+    inf for a pair with no such window; later signals stay inf once an earlier one fails `t` (cheapest first, as
+    `within_thresholds`), the residual unless the tone rescue could use it."""
+    signals = np.full((4, len(i)), np.inf)
+    for k, (x, y) in enumerate(zip(v.images(np.asarray(i)), v.images(np.asarray(j)))):
+        found = best_window(x.pyramid, x.size, y.pyramid, y.size, t.framing_min_share)
+        if found is None:
+            continue
+        window, x_is_large = found
+        large, small = (x, y) if x_is_large else (y, x)
+        framed, small = compute_hashes(interior_thumbnail(large.thumb, window)), small.interior
+        signals[0, k] = (framed.phash ^ small.phash).bit_count()
+        signals[1, k] = (framed.dhash_edge ^ small.dhash_edge).bit_count()
+        if signals[0, k] > t.phash_max_distance or signals[1, k] > t.dhash_edge_max_distance:
+            continue
+        signals[2, k] = chi2_distance(framed.hsv_hist, small.hsv_hist)
+        if t.hsv_chi2_max < signals[2, k] <= t.tone_chi2_max:
+            signals[3, k] = tone_residuals(framed.tone[None], small.tone[None])[0]
+    return signals[0], signals[1], signals[2], signals[3]
+
+
+def _closeness(
+    phash_distance: np.ndarray,
+    edge_distance: np.ndarray,
+    chi2: np.ndarray,
+    residual: Distances | None,
+    t: DedupThresholds,
+) -> np.ndarray:
+    """The largest share of its threshold that any of the three signals uses (the colour one: its tone residual's
+    share of `tone_residual_max` where the tone rescue holds)."""
+    chi2 = np.asarray(chi2, dtype=np.float64)
+    colour = chi2 / max(t.hsv_chi2_max, 1e-9)
+    rescued, rescued_residual = _tone_rescued(chi2, residual, t)
+    colour[rescued] = rescued_residual / max(t.tone_residual_max, 1e-9)
+    shares = (
+        np.asarray(phash_distance, dtype=np.float64) / max(t.phash_max_distance, 1),
+        np.asarray(edge_distance, dtype=np.float64) / max(t.dhash_edge_max_distance, 1),
+        colour,
+    )
+    return np.max(np.stack(shares), axis=0)
+
+
 def rule_closeness(v: HashVectors, i: np.ndarray, j: np.ndarray, t: DedupThresholds) -> np.ndarray:
     """Float per pair (i[k], j[k]) of images of `v`: how far apart the two are inside the duplicate rule, as the
     largest share of its threshold that any of the three distances uses (<= 1 for a duplicate pair, 0 for identical
-    hashes; a pair that agrees in colour by the tone rescue uses its tone residual's share of `tone_residual_max`).
-    Which of several duplicates an image is nearest to."""
+    hashes; a pair that agrees in colour by the tone rescue uses its tone residual's share of `tone_residual_max`; a
+    pair the framing rescue accepts, its window's signals). Which of several duplicates an image is nearest to."""
     i, j = np.asarray(i), np.asarray(j)
-    chi2 = chi2_pairs(v.hsv_hist, i, j)
-    colour = chi2 / max(t.hsv_chi2_max, 1e-9)
-    rescued, residual = _tone_rescued(chi2, _pair_tone(v, i, j), t)
-    colour[rescued] = residual / max(t.tone_residual_max, 1e-9)
-    shares = (
-        hamming(v.phash[i], v.phash[j]) / max(t.phash_max_distance, 1),
-        hamming(v.dhash_edge[i], v.dhash_edge[j]) / max(t.dhash_edge_max_distance, 1),
-        colour,
+    closeness = _closeness(
+        hamming(v.phash[i], v.phash[j]),
+        hamming(v.dhash_edge[i], v.dhash_edge[j]),
+        chi2_pairs(v.hsv_hist, i, j),
+        _pair_tone(v, i, j),
+        t,
     )
-    return np.max(np.stack([np.asarray(share, dtype=np.float64) for share in shares]), axis=0)
+    outside = np.flatnonzero(closeness > 1)
+    if outside.size and _framing_on(v, t):
+        framed = _closeness(*framed_signals(v, i[outside], j[outside], t), t)
+        closeness[outside] = np.minimum(closeness[outside], framed)
+    return closeness
 
 
 def duplicate_matrix(v: HashVectors, t: DedupThresholds, groups: np.ndarray | None = None) -> np.ndarray:

@@ -51,10 +51,19 @@ def to_analysis(index: int, image: ImageIn, raw: RawAnalysis | None, reason: str
         height=raw.height,
         scores=dict(raw.quality),
         compliance=dict(raw.compliance),
-        hashes=compute_hashes(raw.thumb) if raw.hashes is None else ImageHashes(*raw.hashes, thumb=raw.thumb),
+        hashes=_hashes(raw),
         **common,
     )
     return Analyzed(analysis, raw.embedding, raw.thumb, raw.category_probs, raw.type_probs, raw.search_embedding)
+
+
+def _hashes(raw: RawAnalysis) -> ImageHashes:
+    """The image's hashes (the preprocess model's, else made from THUMB), with the thumbnail and the picture's size
+    the tone and framing rescues compare."""
+    size = (raw.width, raw.height)
+    if raw.hashes is None:
+        return compute_hashes(raw.thumb, size)
+    return ImageHashes(*raw.hashes, thumb=raw.thumb, size=size)
 
 
 class AnalysisStep:

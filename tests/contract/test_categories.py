@@ -100,6 +100,7 @@ def test_category_overrides_defaults_field_by_field(tmp_path):
     )
     assert catalog.default.max_images == 8
     assert catalog.default.dedup.phash_max_distance == 10
+    assert catalog.default.dedup.framing_min_share == 0.0  # an optional key, absent: the framing rescue is off
 
 
 def test_resolve_is_case_insensitive_and_falls_back_to_default(tmp_path):
@@ -135,6 +136,7 @@ def test_env_var_selects_the_file(tmp_path, monkeypatch):
         ("max_images = 5", "max_images = 5\ncolour = 1", "colour"),
         ("phash_max_distance = 6", "phash_max_distance = 65", "dedup.phash_max_distance"),
         ("phash_max_distance = 6", "phash_max_distance = true", "dedup.phash_max_distance"),
+        ("phash_max_distance = 6", "phash_max_distance = 6\nframing_min_share = 1.5", "dedup.framing_min_share"),
         ("blur_max = 0.2", 'blur_max = "low"', "quality.blur_max"),
         ("nsfw = 0.8", 'nsfw = "low"', "compliance.nsfw"),
         ('top_level = "fashion"', "", "top_level"),

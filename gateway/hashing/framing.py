@@ -1,0 +1,235 @@
+"""The framing rescue: a cropped or padded copy compared with its original on the window the two pictures share.
+
+A supplier's re-export that crops a few percent off a close-up, or pads it onto a larger canvas, moves both hashes
+past their thresholds when the product fills the frame: the content box (preprocessing.perceptual) cannot follow a
+picture that has no background around the product, and the colour histogram's foreground mask turns into its
+complement when a white pad arrives around a garment. The picture itself is unchanged: one of the two is a window
+of the other, resampled. So for a pair the rule rejects, the window of the larger picture that the smaller one fills
+is searched for, and the three signals are compared again between the interior of the smaller picture and the
+interior of that window, each resampled to a thumbnail (pHash, dHash-edge, colour with its tone rescue, at the
+category's thresholds): still "all three agree", on the part both pictures show.
+
+The search works on grey versions of THUMB (128 x 128, aspect squashed), with each image's real aspect (ORIG_SIZE):
+the window's aspect must equal the smaller picture's, so a window has three degrees of freedom (its width share and
+its position). Zero-mean normalised cross-correlation (tone-invariant) over width shares from `min_share` to 1 in
+steps of 1/16 and every position at 32 px, both directions (which picture is the window of which), then the better
+direction refined at 64 and 128 px (+-2 width pixels and +-2 positions at each). A pair whose best correlation at
+32 px is under MIN_CORRELATION has no window (most distinct pairs stop there); a window is at least `min_share` of
+the larger picture on each axis, so a detail shot cut from a photo (a zoom on a label) is another picture, and it
+must leave out at least MIN_REFRAME_PX of the larger thumbnail on one axis: a whole-picture "window" re-frames
+nothing.
+
+Measured on the labelled pairs: BENCHMARKS.md, "De-duplication recall", step 10.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from PIL import Image
+
+from contract.tensors import THUMB_SIDE
+
+LEVELS = (32, 64, THUMB_SIDE)  # grey pyramid sides: the full search at the first, refinements at the others
+MIN_CORRELATION = 0.9  # coarse zero-mean NCC a window needs before it is refined and its signals compared
+COARSE_STEP = 2  # width pixels between the coarse level's trial shares (1/16 of the picture)
+# The signals are compared on the window's interior, this share of its width and height in from every side: a pad's
+# edge is blended with the picture over ~2 px of the 128 px thumbnail (the resampling filter), which would otherwise
+# differ from the original's own edge (on the tuning pairs, 0 / 0.015 / 0.03: recall 0.969 / 0.972 / 0.972 at
+# precision 0.995; the smaller of the two best).
+EDGE_MARGIN = 0.015
+# A window must leave out at least this many pixels of the larger 128 px thumbnail on one axis: a "window" that is
+# the whole picture re-frames nothing, and comparing it again would only re-sample two pictures the rule rejected.
+MIN_REFRAME_PX = 2
+_REFINE_STEPS = 2  # +- width pixels and +- positions searched around the previous level's best
+_MIN_SIDE = 4
+
+
+# (correlation, x, y, width) of one placement of the smaller picture, in pixels of one pyramid level
+_Placement = tuple[float, int, int, int]
+
+
+@dataclass(frozen=True)
+class Window:
+    """Where the smaller picture sits in the larger one: fractions of the larger picture's width and height."""
+
+    x0: float
+    y0: float
+    width: float
+    height: float
+    correlation: float
+
+    def inset(self, margin: float) -> Window:
+        """The window less `margin` of its width and height on every side."""
+        return Window(
+            self.x0 + margin * self.width,
+            self.y0 + margin * self.height,
+            self.width * (1 - 2 * margin),
+            self.height * (1 - 2 * margin),
+            self.correlation,
+        )
+
+
+class GreyPyramid:
+    """One image's grey thumbnails at LEVELS with their integral images (box sums of any window in O(1)), each level
+    made on first use: most pairs stop at the first."""
+
+    def __init__(self, thumb: np.ndarray | Image.Image):
+        img = thumb if isinstance(thumb, Image.Image) else Image.fromarray(np.asarray(thumb))
+        grey = img.convert("L")
+        if grey.size != (THUMB_SIDE, THUMB_SIDE):
+            grey = grey.resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BILINEAR)
+        self._grey = grey
+        self._levels: dict[int, tuple[np.ndarray, Image.Image, np.ndarray, np.ndarray]] = {}
+
+    def _level(self, level: int) -> tuple[np.ndarray, Image.Image, np.ndarray, np.ndarray]:
+        """(pixels, the same as a float PIL image, integral of pixels, integral of their squares)."""
+        if level not in self._levels:
+            side = LEVELS[level]
+            grey = self._grey if side == THUMB_SIDE else self._grey.resize((side, side), Image.Resampling.BOX)
+            x = np.asarray(grey, np.float64)
+            self._levels[level] = (x, Image.fromarray(x.astype(np.float32), mode="F"), _integral(x), _integral(x * x))
+        return self._levels[level]
+
+    def template(self, level: int, width: int, height: int) -> np.ndarray:
+        """The whole picture at `level`, resampled to width x height pixels."""
+        return np.asarray(self._level(level)[1].resize((width, height), Image.Resampling.BILINEAR), np.float64)
+
+    def correlations(self, level: int, template: np.ndarray, ys: range, xs: range) -> np.ndarray:
+        """(len(ys), len(xs)) zero-mean normalised cross-correlation of `template` placed with its top-left corner
+        at every (y, x) of this level (positions must keep it inside the picture)."""
+        th, tw = template.shape
+        pixels, _, integral, integral_sq = self._level(level)
+        picture = pixels[ys.start : ys.stop - 1 + th, xs.start : xs.stop - 1 + tw]
+        centred = template - template.mean()
+        norm = float(np.sqrt((centred * centred).sum()))
+        if norm < 1e-6:
+            return np.full((len(ys), len(xs)), -1.0)
+        products = np.einsum("ijkl,kl->ij", sliding_window_view(picture, (th, tw)), centred)
+        s1, s2 = _box_sums(integral, ys, xs, th, tw), _box_sums(integral_sq, ys, xs, th, tw)
+        variance = np.maximum(s2 - s1 * s1 / (th * tw), 1e-6)
+        return products / (np.sqrt(variance) * norm)
+
+
+def _integral(x: np.ndarray) -> np.ndarray:
+    return np.pad(x, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+
+
+def _box_sums(c: np.ndarray, ys: range, xs: range, th: int, tw: int) -> np.ndarray:
+    y0, x0 = slice(ys.start, ys.stop), slice(xs.start, xs.stop)
+    y1, x1 = slice(ys.start + th, ys.stop + th), slice(xs.start + tw, xs.stop + tw)
+    return c[y1, x1] - c[y0, x1] - c[y1, x0] + c[y0, x0]
+
+
+def _coarse(large: GreyPyramid, small: GreyPyramid, aspect: float, min_share: float) -> _Placement | None:
+    """The best placement at LEVELS[0] over every width share from `min_share` to 1 (COARSE_STEP pixels apart)."""
+    side = LEVELS[0]
+    placements = (
+        _best_at(large, small, 0, width_px, aspect, min_share, None)
+        for width_px in range(side, int(np.ceil(min_share * side - 0.5)) - 1, -COARSE_STEP)
+    )
+    return max((p for p in placements if p is not None), key=lambda p: p[0], default=None)
+
+
+def _refine(
+    large: GreyPyramid, small: GreyPyramid, aspect: float, min_share: float, best: _Placement
+) -> _Placement | None:
+    """The coarse placement refined at each finer level: +-_REFINE_STEPS width pixels and positions around it."""
+    for level in range(1, len(LEVELS)):
+        scale = LEVELS[level] / LEVELS[level - 1]
+        _, x, y, width_px = best
+        centre = (round(x * scale), round(y * scale))
+        refined = (
+            _best_at(large, small, level, round(width_px * scale) + step, aspect, min_share, centre)
+            for step in range(-_REFINE_STEPS, _REFINE_STEPS + 1)
+        )
+        best = max((p for p in refined if p is not None), key=lambda p: p[0], default=None)
+        if best is None:
+            return None
+    return best
+
+
+def _best_at(
+    large: GreyPyramid,
+    small: GreyPyramid,
+    level: int,
+    width_px: int,
+    aspect: float,
+    min_share: float,
+    centre: tuple[int, int] | None,
+) -> _Placement | None:
+    """The best placement of `small` at this width in `large`'s level: every
+    position, or those within _REFINE_STEPS pixels of `centre`; None for a width whose window breaks the limits."""
+    side = LEVELS[level]
+    height_px = round(width_px * aspect)
+    lowest = min_share * side - 0.5
+    if not (lowest <= width_px <= side and lowest <= height_px <= side) or min(width_px, height_px) < _MIN_SIDE:
+        return None
+    template = small.template(level, width_px, height_px)
+    free_x, free_y = side - width_px, side - height_px
+    if centre is None:
+        xs, ys = range(0, free_x + 1), range(0, free_y + 1)
+    else:
+        xs = range(max(0, centre[0] - _REFINE_STEPS), min(free_x, centre[0] + _REFINE_STEPS) + 1)
+        ys = range(max(0, centre[1] - _REFINE_STEPS), min(free_y, centre[1] + _REFINE_STEPS) + 1)
+    if not len(xs) or not len(ys):
+        return None
+    ncc = large.correlations(level, template, ys, xs)
+    k = np.unravel_index(int(np.argmax(ncc)), ncc.shape)
+    return float(ncc[k]), xs[k[1]], ys[k[0]], width_px
+
+
+def best_window(
+    a: GreyPyramid, a_size: tuple[int, int], b: GreyPyramid, b_size: tuple[int, int], min_share: float
+) -> tuple[Window, bool] | None:
+    """Where one picture is a window of the other (sizes: each picture's width, height): (the window, whether `a` is
+    the larger picture), or None when no window of at least `min_share` of the larger picture on each axis
+    correlates at MIN_CORRELATION."""
+    (wa, ha), (wb, hb) = a_size, b_size
+    if min(wa, ha, wb, hb) <= 0:
+        return None
+    # a window of width share w in the larger picture has height share w * aspect (the smaller picture's aspect)
+    directions = ((a, b, wa * hb / (ha * wb), True), (b, a, wb * ha / (hb * wa), False))
+    coarse = [
+        (_coarse(large, small, aspect, min_share), large, small, aspect, a_large)
+        for large, small, aspect, a_large in directions
+    ]
+    found = [c for c in coarse if c[0] is not None and c[0][0] >= MIN_CORRELATION]
+    if not found:
+        return None
+    placement, large, small, aspect, a_large = max(found, key=lambda c: c[0][0])
+    best = _refine(large, small, aspect, min_share, placement)
+    if best is None:
+        return None
+    correlation, x, y, width_px = best
+    side = LEVELS[-1]
+    height_px = round(width_px * aspect)
+    if side - min(width_px, height_px) < MIN_REFRAME_PX:
+        return None  # the whole picture: nothing re-framed, the rule has compared the two already
+    return Window(x / side, y / side, width_px / side, height_px / side, correlation), a_large
+
+
+WHOLE = Window(0.0, 0.0, 1.0, 1.0, 1.0)  # the whole picture
+
+
+def interior_thumbnail(thumb: np.ndarray | Image.Image, window: Window) -> np.ndarray:
+    """(128, 128, 3) uint8: the interior of a window of a THUMB (EDGE_MARGIN in from every side) resampled to a whole
+    thumbnail: what the framing rescue's hashes are taken on."""
+    return window_thumbnail(thumb, window.inset(EDGE_MARGIN))
+
+
+def window_thumbnail(thumb: np.ndarray | Image.Image, window: Window) -> np.ndarray:
+    """(128, 128, 3) uint8: the window of a THUMB resampled to a whole thumbnail."""
+    img = thumb if isinstance(thumb, Image.Image) else Image.fromarray(np.asarray(thumb))
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    w, h = img.size
+    box = (
+        window.x0 * w,
+        window.y0 * h,
+        min((window.x0 + window.width) * w, float(w)),
+        min((window.y0 + window.height) * h, float(h)),
+    )
+    return np.asarray(img.resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BILINEAR, box=box))

@@ -1,0 +1,140 @@
+"""gateway.hashing.framing and the rule's framing rescue: a crop or pad copy of a close-up (the product fills the frame,
+so the content box cannot follow the re-framing) is a duplicate on the window the two pictures share; a detail cut
+from the photo, or another product, is not."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from contract.categories_file import load_catalog
+from gateway.hashing import HashVectors, ImageHashes, compute_hashes, framed_signals, rule_closeness, verify_pairs
+from gateway.hashing.framing import best_window
+
+DEDUP = load_catalog().default.dedup
+OFF = replace(DEDUP, framing_min_share=0.0)
+FIRST, SECOND = np.array([0]), np.array([1])
+
+
+def thumb(img: Image.Image) -> np.ndarray:
+    return np.asarray(img.convert("RGB").resize((128, 128), Image.Resampling.BILINEAR))
+
+
+def hashes(img: Image.Image) -> ImageHashes:
+    return compute_hashes(thumb(img), img.size)
+
+
+def close_up(seed: int = 4) -> Image.Image:
+    """A 500 x 600 close-up of a garment filling the frame: a blue fabric with soft folds to every edge and a print
+    of colour blobs in its middle. Its border is the fabric, so the content box is the print; on a white pad or canvas
+    the whole garment becomes the content (the case the framing rescue is for)."""
+    rng = np.random.default_rng(seed)
+    folds = np.asarray(
+        Image.fromarray(rng.integers(0, 40, (6, 5), dtype=np.uint8)).resize((500, 600), Image.Resampling.BICUBIC),
+        np.int16,
+    )
+    fabric = np.clip(np.array([40, 90, 170], np.int16) + folds[..., None] - 20, 0, 255).astype(np.uint8)
+    img = Image.fromarray(fabric)
+    blobs = rng.integers(0, 256, (6, 5, 3), dtype=np.uint8)
+    img.paste(Image.fromarray(blobs).resize((400, 480), Image.Resampling.BICUBIC), (50, 60))
+    return img
+
+
+@pytest.fixture(scope="module")
+def original() -> Image.Image:
+    return close_up()
+
+
+def copies(original: Image.Image) -> dict[str, Image.Image]:
+    width, height = original.size
+    square = Image.new("RGB", (height, height), (255, 255, 255))
+    square.paste(original, ((height - width) // 2, 0))
+    return {
+        "crop": original.crop((60, 70, width - 20, height - 50)),  # into the print: its content box moves
+        "pad": ImageOps.expand(original, border=60, fill=(255, 255, 255)),
+        "square canvas": square,
+    }
+
+
+def pair(a: Image.Image, b: Image.Image) -> HashVectors:
+    return HashVectors.from_hashes([hashes(a), hashes(b)])
+
+
+def test_crop_and_pad_copies_of_a_close_up_are_duplicates_only_with_the_rescue(original):
+    assert DEDUP.framing_min_share > 0  # on in the shipped categories file
+    for name, copy in copies(original).items():
+        v = pair(original, copy)
+        assert not verify_pairs(v, FIRST, SECOND, OFF)[0], name  # the content box cannot follow: the hashes move
+        assert verify_pairs(v, FIRST, SECOND, DEDUP)[0], name
+        assert verify_pairs(pair(copy, original), FIRST, SECOND, DEDUP)[0], name  # either order
+        assert 0 <= rule_closeness(v, FIRST, SECOND, DEDUP)[0] <= 1.0, name  # the window's signals
+        assert rule_closeness(v, FIRST, SECOND, OFF)[0] > 1.0, name
+
+
+def test_a_detail_cut_from_the_photo_or_another_product_stays_distinct(original):
+    detail = original.crop((100, 150, 350, 450))  # half the frame on each axis: another picture of the product
+    other = close_up(seed=5)
+    for name, img in (("detail", detail), ("other product", other)):
+        assert not verify_pairs(pair(original, img), FIRST, SECOND, DEDUP)[0], name
+    # A window of half the frame is searched only when the category allows it.
+    signals = framed_signals(pair(original, detail), FIRST, SECOND, replace(DEDUP, framing_min_share=0.9))
+    assert all(np.isinf(s[0]) for s in signals)
+
+
+def test_the_window_found_is_where_the_copy_sits(original):
+    width, height = original.size
+    crop = copies(original)["crop"]
+    a, b = hashes(original), hashes(crop)
+    found = best_window(a.pyramid, a.size, b.pyramid, b.size, DEDUP.framing_min_share)
+    assert found is not None
+    window, a_is_large = found
+    assert a_is_large  # the crop is a window of the original
+    expected = (60 / width, 70 / height, (width - 80) / width, (height - 120) / height)
+    got = (window.x0, window.y0, window.width, window.height)
+    assert np.allclose(got, expected, atol=2.5 / 128), (got, expected)
+    assert window.correlation > 0.95
+
+    pad = copies(original)["pad"]
+    c = hashes(pad)
+    window, a_is_large = best_window(a.pyramid, a.size, c.pyramid, c.size, DEDUP.framing_min_share)
+    assert not a_is_large  # the original is a window of the padded copy
+    expected = (60 / pad.width, 60 / pad.height, width / pad.width, height / pad.height)
+    assert np.allclose((window.x0, window.y0, window.width, window.height), expected, atol=2.5 / 128)
+
+
+def test_no_rescue_without_thumbnails_or_sizes(original):
+    crop = copies(original)["crop"]
+    without_sizes = [compute_hashes(thumb(img)) for img in (original, crop)]
+    v = HashVectors.from_hashes(without_sizes)
+    assert v.images is None and v.tone is not None  # the tone rescue needs no size
+    assert not verify_pairs(v, FIRST, SECOND, DEDUP)[0]
+    bare = [ImageHashes(h.phash, h.dhash_edge, h.hsv_hist) for h in without_sizes]
+    assert not verify_pairs(HashVectors.from_hashes(bare), FIRST, SECOND, DEDUP)[0]
+
+
+def test_vectors_taken_by_rows_keep_their_images(original):
+    crop = copies(original)["crop"]
+    other = close_up(seed=9)
+    v = HashVectors.from_hashes([hashes(img) for img in (other, original, crop)])
+    taken = v.take(np.array([1, 2]))
+    assert [h.size for h in taken.images(np.array([0, 1]))] == [original.size, crop.size]
+    assert verify_pairs(taken, FIRST, SECOND, DEDUP)[0]
+    arrays = HashVectors.of(v.phash, v.dhash_edge, v.hsv_hist, images=v.images(np.arange(3)))
+    assert verify_pairs(arrays, np.array([1]), np.array([2]), DEDUP)[0]
+
+
+def test_a_whole_picture_window_is_not_a_second_chance():
+    """Two look-alike shirts (a stripe apart) that the rule rejects fill each other's whole frame: that re-frames
+    nothing, so they are not compared again (a re-sampled second look could pass a pair the rule rejected)."""
+    from tests.helpers import product_photo
+
+    shirts = [
+        np.asarray(product_photo(128, colour, seed=seed)) for colour, seed in (((20, 90, 200), 1), ((0, 90, 200), 51))
+    ]
+    v = HashVectors.from_hashes([compute_hashes(s, (1000, 1000)) for s in shirts])
+    assert not verify_pairs(v, FIRST, SECOND, OFF)[0]
+    assert not verify_pairs(v, FIRST, SECOND, DEDUP)[0]
+    assert all(np.isinf(s[0]) for s in framed_signals(v, FIRST, SECOND, DEDUP))
