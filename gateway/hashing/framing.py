@@ -24,6 +24,7 @@ Measured on the labelled pairs: BENCHMARKS.md, "De-duplication recall", step 10.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,7 +44,9 @@ EDGE_MARGIN = 0.015
 # A window must leave out at least this many pixels of the larger 128 px thumbnail on one axis: a "window" that is
 # the whole picture re-frames nothing, and comparing it again would only re-sample two pictures the rule rejected.
 MIN_REFRAME_PX = 2
-_REFINE_STEPS = 2  # +- width pixels and +- positions searched around the previous level's best
+# +- width pixels and +- positions searched around the previous level's best, at each finer level: 2 at 64 px (the
+# coarse level tried every other width) and at 128 px (1 there loses 1-2 of the pairs rescued on the labelled sets)
+_REFINE_STEPS = {1: 2, 2: 2}
 _MIN_SIDE = 4
 
 
@@ -74,7 +77,8 @@ class Window:
 
 class GreyPyramid:
     """One image's grey thumbnails at LEVELS with their integral images (box sums of any window in O(1)), each level
-    made on first use: most pairs stop at the first."""
+    made on first use (most pairs stop at the first), and what the coarse search reuses across the pairs of one
+    product: the picture's spectrum, its window deviations and its templates' spectra at each set of window sizes."""
 
     def __init__(self, thumb: np.ndarray | Image.Image):
         img = thumb if isinstance(thumb, Image.Image) else Image.fromarray(np.asarray(thumb))
@@ -82,35 +86,90 @@ class GreyPyramid:
         if grey.size != (THUMB_SIDE, THUMB_SIDE):
             grey = grey.resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BILINEAR)
         self._grey = grey
-        self._levels: dict[int, tuple[np.ndarray, Image.Image, np.ndarray, np.ndarray]] = {}
+        self._levels: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._as_large: dict[_Sizes, tuple[np.ndarray, np.ndarray]] = {}
+        self._as_small: dict[_Sizes, np.ndarray] = {}
 
-    def _level(self, level: int) -> tuple[np.ndarray, Image.Image, np.ndarray, np.ndarray]:
-        """(pixels, the same as a float PIL image, integral of pixels, integral of their squares)."""
+    def level(self, level: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(pixels (side, side) float64, integral of the pixels, integral of their squares)."""
         if level not in self._levels:
             side = LEVELS[level]
             grey = self._grey if side == THUMB_SIDE else self._grey.resize((side, side), Image.Resampling.BOX)
             x = np.asarray(grey, np.float64)
-            self._levels[level] = (x, Image.fromarray(x.astype(np.float32), mode="F"), _integral(x), _integral(x * x))
+            # float32 pixels for the refinements' products (twice as fast); the integrals stay float64 (sums of
+            # squares over a 128 px window reach 1e9, past float32's exact range)
+            pixels = x if level == 0 else x.astype(np.float32)
+            self._levels[level] = (pixels, _integral(x), _integral(x * x))
         return self._levels[level]
 
     def template(self, level: int, width: int, height: int) -> np.ndarray:
-        """The whole picture at `level`, resampled to width x height pixels."""
-        return np.asarray(self._level(level)[1].resize((width, height), Image.Resampling.BILINEAR), np.float64)
+        """(height, width): the whole picture at `level`, area-resampled (two small matrix products: PIL's resize
+        and array conversion cost several times more at these sizes)."""
+        pixels = self.level(level)[0]
+        side = pixels.shape[0]
+        return _area_matrix(height, side, pixels.dtype) @ pixels @ _area_matrix(width, side, pixels.dtype).T
 
     def correlations(self, level: int, template: np.ndarray, ys: range, xs: range) -> np.ndarray:
         """(len(ys), len(xs)) zero-mean normalised cross-correlation of `template` placed with its top-left corner
         at every (y, x) of this level (positions must keep it inside the picture)."""
         th, tw = template.shape
-        pixels, _, integral, integral_sq = self._level(level)
+        pixels, integral, integral_sq = self.level(level)
         picture = pixels[ys.start : ys.stop - 1 + th, xs.start : xs.stop - 1 + tw]
         centred = template - template.mean()
-        norm = float(np.sqrt((centred * centred).sum()))
+        norm = float(np.sqrt((centred * centred).sum(dtype=np.float64)))
         if norm < 1e-6:
             return np.full((len(ys), len(xs)), -1.0)
         products = np.einsum("ijkl,kl->ij", sliding_window_view(picture, (th, tw)), centred)
         s1, s2 = _box_sums(integral, ys, xs, th, tw), _box_sums(integral_sq, ys, xs, th, tw)
         variance = np.maximum(s2 - s1 * s1 / (th * tw), 1e-6)
         return products / (np.sqrt(variance) * norm)
+
+    def as_large(self, sizes: _Sizes) -> tuple[np.ndarray, np.ndarray]:
+        """At the first level, as the picture searched in: its spectrum, and (k, side, side) the deviation of every
+        window of each size (height, width) in `sizes` (its square root of the summed squared deviations from its
+        mean; inf where the window would leave the picture)."""
+        if sizes not in self._as_large:
+            pixels, integral, integral_sq = self.level(0)
+            side = pixels.shape[0]
+            heights, widths = (np.array(axis)[:, None, None] for axis in zip(*sizes))
+            y, x = np.arange(side)[None, :, None], np.arange(side)[None, None, :]
+            y1, x1 = np.minimum(y + heights, side), np.minimum(x + widths, side)
+            s1 = integral[y1, x1] - integral[y, x1] - integral[y1, x] + integral[y, x]
+            s2 = integral_sq[y1, x1] - integral_sq[y, x1] - integral_sq[y1, x] + integral_sq[y, x]
+            deviation = np.sqrt(np.maximum(s2 - s1 * s1 / (heights * widths), 1e-6))
+            inside = (y + heights <= side) & (x + widths <= side)
+            self._as_large[sizes] = (np.fft.rfft2(pixels), np.where(inside, deviation, np.inf))
+        return self._as_large[sizes]
+
+    def as_small(self, sizes: _Sizes) -> np.ndarray:
+        """At the first level, as the picture searched for: the conjugate spectra of its templates at each size in
+        `sizes`, zero-mean and scaled to unit norm, zero-padded to the level's side ((k, side, side // 2 + 1))."""
+        if sizes not in self._as_small:
+            side = LEVELS[0]
+            templates = np.zeros((len(sizes), side, side))
+            for k, (height, width) in enumerate(sizes):
+                template = self.template(0, width, height)
+                centred = template - template.mean()
+                norm = np.sqrt((centred * centred).sum())
+                templates[k, :height, :width] = centred / norm if norm > 1e-6 else 0.0
+            self._as_small[sizes] = np.conj(np.fft.rfft2(templates))
+        return self._as_small[sizes]
+
+
+# (height, width) of the window sizes one coarse search tries, largest first
+_Sizes = tuple[tuple[int, int], ...]
+
+
+@functools.lru_cache(maxsize=1024)
+def _area_matrix(n_out: int, n_in: int, dtype=np.float64) -> np.ndarray:
+    """(n_out, n_in): area resampling, output pixel i the mean of the input span [i, i + 1) * n_in / n_out."""
+    edges = np.arange(n_out + 1) * (n_in / n_out)
+    left, right = edges[:-1, None], edges[1:, None]
+    columns = np.arange(n_in)[None, :]
+    overlap = np.clip(np.minimum(right, columns + 1) - np.maximum(left, columns), 0.0, None)
+    matrix = (overlap / overlap.sum(axis=1, keepdims=True)).astype(dtype)
+    matrix.setflags(write=False)
+    return matrix
 
 
 def _integral(x: np.ndarray) -> np.ndarray:
@@ -123,14 +182,30 @@ def _box_sums(c: np.ndarray, ys: range, xs: range, th: int, tw: int) -> np.ndarr
     return c[y1, x1] - c[y0, x1] - c[y1, x0] + c[y0, x0]
 
 
-def _coarse(large: GreyPyramid, small: GreyPyramid, aspect: float, min_share: float) -> _Placement | None:
-    """The best placement at LEVELS[0] over every width share from `min_share` to 1 (COARSE_STEP pixels apart)."""
+@functools.lru_cache(maxsize=1024)
+def _coarse_sizes(aspect: float, min_share: float) -> _Sizes:
+    """The window sizes the coarse level tries: widths from the whole side down to `min_share` of it, COARSE_STEP
+    pixels apart, each with the height its aspect gives; those inside the limits."""
     side = LEVELS[0]
-    placements = (
-        _best_at(large, small, 0, width_px, aspect, min_share, None)
-        for width_px in range(side, int(np.ceil(min_share * side - 0.5)) - 1, -COARSE_STEP)
-    )
-    return max((p for p in placements if p is not None), key=lambda p: p[0], default=None)
+    lowest = min_share * side - 0.5
+    sizes = ((round(width * aspect), width) for width in range(side, int(np.ceil(lowest)) - 1, -COARSE_STEP))
+    return tuple((h, w) for h, w in sizes if lowest <= h <= side and min(h, w) >= _MIN_SIDE)
+
+
+def _coarse(large: GreyPyramid, small: GreyPyramid, aspect: float, min_share: float) -> _Placement | None:
+    """The best placement at LEVELS[0] over every coarse window size and every position, all at once: one product
+    of spectra and one inverse FFT per pair, the rest cached per picture (GreyPyramid.as_large / as_small), since
+    every picture of a product meets the others at the same sizes."""
+    sizes = _coarse_sizes(round(aspect, 4), min_share)
+    if not sizes:
+        return None
+    side = LEVELS[0]
+    spectrum, deviation = large.as_large(sizes)
+    # correlation[k, y, x] = sum over template k of picture[y + u, x + v] * template[u, v]: circular, but every
+    # position where the window stays inside the picture (finite deviation) reads no wrapped pixel
+    ncc = np.fft.irfft2(spectrum[None] * small.as_small(sizes), s=(side, side)) / deviation
+    k, y, x = np.unravel_index(int(np.argmax(ncc)), ncc.shape)
+    return float(ncc[k, y, x]), int(x), int(y), sizes[k][1]
 
 
 def _refine(
@@ -143,7 +218,7 @@ def _refine(
         centre = (round(x * scale), round(y * scale))
         refined = (
             _best_at(large, small, level, round(width_px * scale) + step, aspect, min_share, centre)
-            for step in range(-_REFINE_STEPS, _REFINE_STEPS + 1)
+            for step in range(-_REFINE_STEPS[level], _REFINE_STEPS[level] + 1)
         )
         best = max((p for p in refined if p is not None), key=lambda p: p[0], default=None)
         if best is None:
@@ -172,8 +247,9 @@ def _best_at(
     if centre is None:
         xs, ys = range(0, free_x + 1), range(0, free_y + 1)
     else:
-        xs = range(max(0, centre[0] - _REFINE_STEPS), min(free_x, centre[0] + _REFINE_STEPS) + 1)
-        ys = range(max(0, centre[1] - _REFINE_STEPS), min(free_y, centre[1] + _REFINE_STEPS) + 1)
+        reach = _REFINE_STEPS[level]
+        xs = range(max(0, centre[0] - reach), min(free_x, centre[0] + reach) + 1)
+        ys = range(max(0, centre[1] - reach), min(free_y, centre[1] + reach) + 1)
     if not len(xs) or not len(ys):
         return None
     ncc = large.correlations(level, template, ys, xs)
