@@ -21,7 +21,14 @@ from PIL import Image
 
 from contract.categories import DedupThresholds
 from gateway.hashing.distances import chi2_distance, chi2_pairs, hamming
-from gateway.hashing.framing import WHOLE, GreyPyramid, best_window, interior_thumbnail
+from gateway.hashing.framing import (
+    CENTRE_CHI2_MAX,
+    WHOLE,
+    GreyPyramid,
+    best_window,
+    centre_colours,
+    interior_thumbnail,
+)
 from gateway.hashing.tone import tone_residuals, tone_thumbnail
 from preprocessing.perceptual import hash_features
 
@@ -49,6 +56,12 @@ class ImageHashes:
     def pyramid(self) -> GreyPyramid | None:
         """The grey pyramid the framing rescue searches (gateway.hashing.framing), made on first use."""
         return None if self.thumb is None else GreyPyramid(self.thumb)
+
+    @cached_property
+    def centre(self) -> np.ndarray:
+        """The colours of the picture's middle (gateway.hashing.framing.centre_colours): the framing rescue's
+        prefilter. Needs the thumbnail."""
+        return centre_colours(self.thumb)
 
     @cached_property
     def interior(self) -> ImageHashes:
@@ -227,6 +240,8 @@ def framed_signals(
     `within_thresholds`), the residual unless the tone rescue could use it."""
     signals = np.full((4, len(i)), np.inf)
     for k, (x, y) in enumerate(zip(v.images(np.asarray(i)), v.images(np.asarray(j)))):
+        if chi2_distance(x.centre, y.centre) > CENTRE_CHI2_MAX:
+            continue
         found = best_window(x.pyramid, x.size, y.pyramid, y.size, t.framing_min_share)
         if found is None:
             continue

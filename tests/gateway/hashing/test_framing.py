@@ -11,8 +11,16 @@ import pytest
 from PIL import Image, ImageOps
 
 from contract.categories_file import load_catalog
-from gateway.hashing import HashVectors, ImageHashes, compute_hashes, framed_signals, rule_closeness, verify_pairs
-from gateway.hashing.framing import best_window
+from gateway.hashing import (
+    HashVectors,
+    ImageHashes,
+    chi2_distance,
+    compute_hashes,
+    framed_signals,
+    rule_closeness,
+    verify_pairs,
+)
+from gateway.hashing.framing import CENTRE_CHI2_MAX, best_window
 
 DEDUP = load_catalog().default.dedup
 OFF = replace(DEDUP, framing_min_share=0.0)
@@ -138,3 +146,16 @@ def test_a_whole_picture_window_is_not_a_second_chance():
     assert not verify_pairs(v, FIRST, SECOND, OFF)[0]
     assert not verify_pairs(v, FIRST, SECOND, DEDUP)[0]
     assert all(np.isinf(s[0]) for s in framed_signals(v, FIRST, SECOND, DEDUP))
+
+
+def test_a_recoloured_copy_is_not_even_searched(original):
+    """The prefilter: a colourway re-coloured from the same shot (channels swapped) and cropped has other colours in
+    its middle than the original, so no window is searched for (the cost of the rescue goes to pairs that could be
+    copies)."""
+    width, height = original.size
+    recoloured = Image.fromarray(np.asarray(original)[..., ::-1].copy()).crop((60, 70, width - 20, height - 50))
+    a, b = hashes(original), hashes(recoloured)
+    assert chi2_distance(a.centre, b.centre) > CENTRE_CHI2_MAX
+    assert all(np.isinf(s[0]) for s in framed_signals(pair(original, recoloured), FIRST, SECOND, DEDUP))
+    crop = hashes(copies(original)["crop"])
+    assert chi2_distance(a.centre, crop.centre) <= CENTRE_CHI2_MAX  # the copy passes it
