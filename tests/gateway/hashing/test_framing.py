@@ -20,7 +20,7 @@ from gateway.hashing import (
     rule_closeness,
     verify_pairs,
 )
-from gateway.hashing.framing import CENTRE_CHI2_MAX, best_window
+from gateway.hashing.framing import CENTRE_CHI2_MAX, CROP_MIN_SHARE, best_window
 
 DEDUP = load_catalog().default.dedup
 OFF = replace(DEDUP, framing_min_share=0.0)
@@ -35,7 +35,7 @@ def hashes(img: Image.Image) -> ImageHashes:
     return compute_hashes(thumb(img), img.size)
 
 
-def close_up(seed: int = 4) -> Image.Image:
+def close_up(seed: int = 5) -> Image.Image:
     """A 500 x 600 close-up of a garment filling the frame: a blue fabric with soft folds to every edge and a print
     of colour blobs in its middle. Its border is the fabric, so the content box is the print; on a white pad or canvas
     the whole garment becomes the content (the case the framing rescue is for)."""
@@ -61,7 +61,7 @@ def copies(original: Image.Image) -> dict[str, Image.Image]:
     square = Image.new("RGB", (height, height), (255, 255, 255))
     square.paste(original, ((height - width) // 2, 0))
     return {
-        "crop": original.crop((60, 70, width - 20, height - 50)),  # into the print: its content box moves
+        "crop": original.crop((55, 65, width - 10, height - 10)),  # into the print: its content box moves
         "pad": ImageOps.expand(original, border=60, fill=(255, 255, 255)),
         "square canvas": square,
     }
@@ -84,7 +84,7 @@ def test_crop_and_pad_copies_of_a_close_up_are_duplicates_only_with_the_rescue(o
 
 def test_a_detail_cut_from_the_photo_or_another_product_stays_distinct(original):
     detail = original.crop((100, 150, 350, 450))  # half the frame on each axis: another picture of the product
-    other = close_up(seed=5)
+    other = close_up(seed=8)
     for name, img in (("detail", detail), ("other product", other)):
         assert not verify_pairs(pair(original, img), FIRST, SECOND, DEDUP)[0], name
     # A window of half the frame is searched only when the category allows it.
@@ -100,7 +100,7 @@ def test_the_window_found_is_where_the_copy_sits(original):
     assert found is not None
     window, a_is_large = found
     assert a_is_large  # the crop is a window of the original
-    expected = (60 / width, 70 / height, (width - 80) / width, (height - 120) / height)
+    expected = (55 / width, 65 / height, (width - 65) / width, (height - 75) / height)
     got = (window.x0, window.y0, window.width, window.height)
     assert np.allclose(got, expected, atol=2.5 / 128), (got, expected)
     assert window.correlation > 0.95
@@ -153,9 +153,22 @@ def test_a_recoloured_copy_is_not_even_searched(original):
     its middle than the original, so no window is searched for (the cost of the rescue goes to pairs that could be
     copies)."""
     width, height = original.size
-    recoloured = Image.fromarray(np.asarray(original)[..., ::-1].copy()).crop((60, 70, width - 20, height - 50))
+    recoloured = Image.fromarray(np.asarray(original)[..., ::-1].copy()).crop((55, 65, width - 10, height - 10))
     a, b = hashes(original), hashes(recoloured)
     assert chi2_distance(a.centre, b.centre) > CENTRE_CHI2_MAX
     assert all(np.isinf(s[0]) for s in framed_signals(pair(original, recoloured), FIRST, SECOND, DEDUP))
     crop = hashes(copies(original)["crop"])
     assert chi2_distance(a.centre, crop.centre) <= CENTRE_CHI2_MAX  # the copy passes it
+
+
+def test_a_deep_cut_is_a_zoom_unless_what_it_leaves_out_is_plain_canvas(original):
+    """A window under CROP_MIN_SHARE of the larger picture on an axis counts only where the rest of the larger picture
+    is a plain pad: a 78% cut into the picture is a zoom on a part of it (a view a shop shows on purpose), a 78%
+    window inside a white pad is the whole picture re-framed."""
+    width, height = original.size
+    zoom = original.crop((0, 0, round(0.78 * width), height))  # the left 78%: the rest of the print is cut away
+    assert not verify_pairs(pair(original, zoom), FIRST, SECOND, DEDUP)[0]
+    margin = round(0.14 * width)  # the picture is 78% of the padded width
+    padded = ImageOps.expand(original, border=margin, fill=(255, 255, 255))
+    assert verify_pairs(pair(original, padded), FIRST, SECOND, DEDUP)[0]
+    assert CROP_MIN_SHARE > 0.78
