@@ -16,7 +16,8 @@ steps of 1/16 and every position at 32 px, both directions (which picture is the
 direction refined at 64 and 128 px (+-2 width pixels and +-2 positions at each). A window is at least `min_share` of
 the larger picture on each axis, so a detail shot cut from a photo (a zoom on a label) is another picture, and it
 must leave out at least MIN_REFRAME_PX of the larger thumbnail on one axis: a whole-picture "window" re-frames
-nothing.
+nothing. Under CROP_MIN_SHARE on an axis, a window counts only inside a plain pad: a deeper cut into the picture is a
+zoom on a part of it.
 
 Most pairs stop early, which is what keeps the rescue affordable per request: pairs whose middles differ in colour
 (centre_colours, CENTRE_CHI2_MAX) are not searched; a search whose best re-framing correlates under MIN_CORRELATION
