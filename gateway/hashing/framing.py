@@ -65,6 +65,11 @@ _MIN_SIDE = 4
 # searched. On the benchmark's 8-image products 19% of the pairs pass at 0.3, 37% at 0.5; of the 74 labelled copies
 # the rescue takes without it, 72 pass at 0.3 and 73 at 0.5 (BENCHMARKS.md "De-duplication recall", step 10).
 CENTRE_CHI2_MAX = 0.3
+# The most pairs one product's duplicate matrix (gateway.hashing.duplicate_matrix: a select or dedup request) searches
+# for a window, those whose middles agree best first: a bound on the rescue's CPU and memory per request (each search
+# ~0.1-5 ms and its caches ~0.2 MB), where /v1/dedup may send 200 images (19,900 pairs). The benchmark's 8-image
+# products search ~10 pairs even when all of them are of one type.
+MAX_FRAMED_PAIRS = 32
 
 
 # (correlation, x, y, width) of one placement of the smaller picture, in pixels of one pyramid level
@@ -108,7 +113,8 @@ class GreyPyramid:
         self._as_small: dict[_Sizes, np.ndarray] = {}
 
     def level(self, level: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(pixels (side, side) float64, integral of the pixels, integral of their squares)."""
+        """(pixels (side, side): float64 at the first level, float32 at the finer ones; integral of the pixels and of
+        their squares, float64)."""
         if level not in self._levels:
             side = LEVELS[level]
             grey = self._grey if side == THUMB_SIDE else self._grey.resize((side, side), Image.Resampling.BOX)
@@ -132,14 +138,16 @@ class GreyPyramid:
         th, tw = template.shape
         pixels, integral, integral_sq = self.level(level)
         picture = pixels[ys.start : ys.stop - 1 + th, xs.start : xs.stop - 1 + tw]
-        centred = template - template.mean()
-        norm = float(np.sqrt((centred * centred).sum(dtype=np.float64)))
+        centred64 = template.astype(np.float64) - template.mean(dtype=np.float64)  # sums to zero in float64
+        norm = float(np.sqrt((centred64 * centred64).sum()))
         if norm < 1e-6:
             return np.full((len(ys), len(xs)), -1.0)
+        centred = centred64.astype(pixels.dtype)
         products = np.einsum("ijkl,kl->ij", sliding_window_view(picture, (th, tw)), centred)
         s1, s2 = _box_sums(integral, ys, xs, th, tw), _box_sums(integral_sq, ys, xs, th, tw)
-        variance = np.maximum(s2 - s1 * s1 / (th * tw), 1e-6)
-        return products / (np.sqrt(variance) * norm)
+        variance = s2 - s1 * s1 / (th * tw)
+        flat = variance <= 1e-3 * th * tw  # a plain window: no correlation to speak of
+        return np.where(flat, 0.0, products / (np.sqrt(np.maximum(variance, 1e-6)) * norm))
 
     def as_large(self, sizes: _Sizes) -> tuple[np.ndarray, np.ndarray]:
         """At the first level, as the picture searched in: its spectrum, and (k, side, side) the deviation of every
@@ -220,17 +228,24 @@ def _coarse(large: GreyPyramid, small: GreyPyramid, aspect: float, min_share: fl
     # correlation[k, y, x] = sum over template k of picture[y + u, x + v] * template[u, v]: circular, but every
     # position where the window stays inside the picture (finite deviation) reads no wrapped pixel
     ncc = np.fft.irfft2(spectrum[None] * small.as_small(sizes), s=(side, side)) / deviation
-    # The whole picture is no re-framing: the best placement is sought among the others, and where the two pictures
-    # correlate better as they are than any re-framing does, nothing was re-framed (a colourway re-coloured from
-    # the same shot correlates ~1.0 whole and less cropped; a crop copy, the other way round).
-    whole = sizes[0] == (side, side)
-    as_they_are = float(ncc[0, 0, 0]) if whole else -np.inf
-    if whole:
+    ncc[np.isinf(deviation)] = -np.inf  # placements that would leave the picture
+    # The whole picture is no re-framing: the best placement is sought among the others, and it must correlate better
+    # than the two pictures as they are, each whole picture squashed to the level's square (whatever their aspects):
+    # a colourway re-coloured from the same shot, or a look-alike whose picture is a little wider, correlates best
+    # whole; a crop copy correlates best at its window.
+    if sizes[0] == (side, side):
         ncc[0, 0, 0] = -np.inf
     k, y, x = np.unravel_index(int(np.argmax(ncc)), ncc.shape)
-    if ncc[k, y, x] <= as_they_are:
+    if ncc[k, y, x] <= _whole_correlation(large, small):
         return None
     return float(ncc[k, y, x]), int(x), int(y), sizes[k][1]
+
+
+def _whole_correlation(a: GreyPyramid, b: GreyPyramid) -> float:
+    """Zero-mean NCC of the two whole pictures at LEVELS[0] (squashed to its square, as THUMB is)."""
+    x, y = (p.level(0)[0] - p.level(0)[0].mean() for p in (a, b))
+    norm = float(np.sqrt((x * x).sum() * (y * y).sum()))
+    return float((x * y).sum()) / norm if norm > 1e-6 else 1.0  # a flat picture: nothing to tell re-framed
 
 
 def _refine(
@@ -287,7 +302,8 @@ def best_window(
 ) -> tuple[Window, bool] | None:
     """Where one picture is a window of the other (sizes: each picture's width, height): (the window, whether `a` is
     the larger picture), or None when no window of at least `min_share` of the larger picture on each axis
-    correlates at MIN_CORRELATION."""
+    correlates at MIN_CORRELATION at the coarse level, and better than the whole pictures do (the refined window's
+    correlation, returned, may come out lower), or the window breaks MIN_REFRAME_PX or CROP_MIN_SHARE."""
     (wa, ha), (wb, hb) = a_size, b_size
     if min(wa, ha, wb, hb) <= 0:
         return None
@@ -334,7 +350,8 @@ _CENTRE_BINS = 4  # per RGB channel
 def centre_colours(thumb: np.ndarray | Image.Image) -> np.ndarray:
     """(64,) float64: the joint RGB histogram (4 levels a channel) of the middle half of a THUMB (each side), summing
     to 1: the prefilter's signature (CENTRE_CHI2_MAX)."""
-    pixels = np.asarray(thumb)[..., :3]
+    pixels = np.asarray(thumb)
+    pixels = np.repeat(pixels[..., None], 3, axis=2) if pixels.ndim == 2 else pixels[..., :3]  # grey: as RGB
     side = pixels.shape[0]
     middle = pixels[side // 4 : side - side // 4, side // 4 : side - side // 4].reshape(-1, 3) // (256 // _CENTRE_BINS)
     bins = (middle[:, 0].astype(np.int64) * _CENTRE_BINS + middle[:, 1]) * _CENTRE_BINS + middle[:, 2]

@@ -23,6 +23,7 @@ from contract.categories import DedupThresholds
 from gateway.hashing.distances import chi2_distance, chi2_pairs, hamming
 from gateway.hashing.framing import (
     CENTRE_CHI2_MAX,
+    MAX_FRAMED_PAIRS,
     WHOLE,
     GreyPyramid,
     best_window,
@@ -204,9 +205,11 @@ def _pair_tone(v: HashVectors, i: np.ndarray, j: np.ndarray) -> Callable[[np.nda
     return lambda k: tone_residuals(tone(i[k]), tone(j[k]))
 
 
-def verify_pairs(v: HashVectors, i: np.ndarray, j: np.ndarray, t: DedupThresholds) -> np.ndarray:
+def verify_pairs(
+    v: HashVectors, i: np.ndarray, j: np.ndarray, t: DedupThresholds, framing_budget: int | None = None
+) -> np.ndarray:
     """Bool per pair (i[k], j[k]) of images of `v`: the duplicate rule, then the framing rescue for the pairs it
-    rejects (where `v` has the images and `t` the rescue on)."""
+    rejects (where `v` has the images and `t` the rescue on; at most `framing_budget` pairs searched, None: all)."""
     tone = _pair_tone(v, i, j)
     duplicate = within_thresholds(
         t,
@@ -216,7 +219,7 @@ def verify_pairs(v: HashVectors, i: np.ndarray, j: np.ndarray, t: DedupThreshold
     )
     rejected = np.flatnonzero(~duplicate)
     if rejected.size and _framing_on(v, t):
-        phash_distance, edge_distance, chi2, residual = framed_signals(v, i[rejected], j[rejected], t)
+        phash_distance, edge_distance, chi2, residual = framed_signals(v, i[rejected], j[rejected], t, framing_budget)
         duplicate[rejected] = within_thresholds(t, phash_distance, edge_distance, colour_distances(chi2, residual, t))
     return duplicate
 
@@ -231,17 +234,27 @@ def _framing_on(v: HashVectors, t: DedupThresholds) -> bool:
 
 
 def framed_signals(
-    v: HashVectors, i: np.ndarray, j: np.ndarray, t: DedupThresholds
+    v: HashVectors, i: np.ndarray, j: np.ndarray, t: DedupThresholds, budget: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The framing rescue's signals per pair (i[k], j[k]) (gateway.hashing.framing): pHash and dHash-edge distances,
     chi-square and tone residual between the interiors of the smaller picture and of the window it fills in the larger
     one (gateway.hashing.framing.interior_thumbnail), each resampled to a thumbnail and hashed as any image is. All
     inf for a pair with no such window; later signals stay inf once an earlier one fails `t` (cheapest first, as
-    `within_thresholds`), the residual unless the tone rescue could use it."""
+    `within_thresholds`), the residual unless the tone rescue could use it.
+
+    Only pairs whose middles agree in colour (CENTRE_CHI2_MAX) are searched, closest first, and at most `budget` of
+    them (None: all): what bounds the rescue's cost on one request."""
+    i, j = np.asarray(i), np.asarray(j)
     signals = np.full((4, len(i)), np.inf)
-    for k, (x, y) in enumerate(zip(v.images(np.asarray(i)), v.images(np.asarray(j)))):
-        if chi2_distance(x.centre, y.centre) > CENTRE_CHI2_MAX:
-            continue
+    if not len(i):
+        return signals[0], signals[1], signals[2], signals[3]
+    rows, positions = np.unique(np.concatenate([i, j]), return_inverse=True)
+    images = v.images(rows)
+    centre = chi2_pairs(np.stack([image.centre for image in images]), positions[: len(i)], positions[len(i) :])
+    order = np.argsort(centre, kind="stable")
+    order = order[centre[order] <= CENTRE_CHI2_MAX][:budget]
+    for k in order:
+        x, y = images[positions[k]], images[positions[len(i) + k]]
         found = best_window(x.pyramid, x.size, y.pyramid, y.size, t.framing_min_share)
         if found is None:
             continue
@@ -301,14 +314,15 @@ def rule_closeness(v: HashVectors, i: np.ndarray, j: np.ndarray, t: DedupThresho
 
 def duplicate_matrix(v: HashVectors, t: DedupThresholds, groups: np.ndarray | None = None) -> np.ndarray:
     """(n, n) bool, symmetric, diagonal True: the duplicate rule for every pair of one product's images; with
-    `groups` (one label per image), only for pairs within a group (the others stay False, never computed)."""
+    `groups` (one label per image), only for pairs within a group (the others stay False, never computed). The
+    framing rescue searches at most MAX_FRAMED_PAIRS of the pairs (gateway.hashing.framing)."""
     n = len(v)
     i, j = np.triu_indices(n, 1)
     if groups is not None:
         groups = np.asarray(groups)
         same = groups[i] == groups[j]
         i, j = i[same], j[same]
-    duplicate = verify_pairs(v, i, j, t)
+    duplicate = verify_pairs(v, i, j, t, MAX_FRAMED_PAIRS)
     matrix = np.eye(n, dtype=bool)
     matrix[i[duplicate], j[duplicate]] = True
     matrix[j[duplicate], i[duplicate]] = True

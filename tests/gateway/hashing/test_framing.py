@@ -20,7 +20,7 @@ from gateway.hashing import (
     rule_closeness,
     verify_pairs,
 )
-from gateway.hashing.framing import CENTRE_CHI2_MAX, CROP_MIN_SHARE, best_window
+from gateway.hashing.framing import CENTRE_CHI2_MAX, best_window
 
 DEDUP = load_catalog().default.dedup
 OFF = replace(DEDUP, framing_min_share=0.0)
@@ -87,9 +87,11 @@ def test_a_detail_cut_from_the_photo_or_another_product_stays_distinct(original)
     other = close_up(seed=8)
     for name, img in (("detail", detail), ("other product", other)):
         assert not verify_pairs(pair(original, img), FIRST, SECOND, DEDUP)[0], name
-    # A window of half the frame is searched only when the category allows it.
-    signals = framed_signals(pair(original, detail), FIRST, SECOND, replace(DEDUP, framing_min_share=0.9))
-    assert all(np.isinf(s[0]) for s in signals)
+    # The category's framing_min_share bounds the window: a pad making the picture 80% of the canvas is one at 0.7,
+    # none at 0.9.
+    padded = ImageOps.expand(original, border=round(0.125 * original.width), fill=(255, 255, 255))
+    assert verify_pairs(pair(original, padded), FIRST, SECOND, DEDUP)[0]
+    assert not verify_pairs(pair(original, padded), FIRST, SECOND, replace(DEDUP, framing_min_share=0.9))[0]
 
 
 def test_the_window_found_is_where_the_copy_sits(original):
@@ -134,15 +136,17 @@ def test_vectors_taken_by_rows_keep_their_images(original):
     assert verify_pairs(arrays, np.array([1]), np.array([2]), DEDUP)[0]
 
 
-def test_a_whole_picture_window_is_not_a_second_chance():
-    """Two look-alike shirts (a stripe apart) that the rule rejects fill each other's whole frame: that re-frames
-    nothing, so they are not compared again (a re-sampled second look could pass a pair the rule rejected)."""
+@pytest.mark.parametrize("second_size", [(1000, 1000), (1000, 980), (1000, 940), (960, 1000)])
+def test_a_whole_picture_window_is_not_a_second_chance(second_size):
+    """Two look-alike shirts (a stripe apart) that the rule rejects correlate best as they are, whole, whatever their
+    aspects: no window is compared again (a re-sampled second look, or the window a slightly different aspect forces,
+    could pass a pair the rule rejected)."""
     from tests.helpers import product_photo
 
     shirts = [
         np.asarray(product_photo(128, colour, seed=seed)) for colour, seed in (((20, 90, 200), 1), ((0, 90, 200), 51))
     ]
-    v = HashVectors.from_hashes([compute_hashes(s, (1000, 1000)) for s in shirts])
+    v = HashVectors.from_hashes([compute_hashes(shirts[0], (1000, 1000)), compute_hashes(shirts[1], second_size)])
     assert not verify_pairs(v, FIRST, SECOND, OFF)[0]
     assert not verify_pairs(v, FIRST, SECOND, DEDUP)[0]
     assert all(np.isinf(s[0]) for s in framed_signals(v, FIRST, SECOND, DEDUP))
@@ -171,4 +175,13 @@ def test_a_deep_cut_is_a_zoom_unless_what_it_leaves_out_is_plain_canvas(original
     margin = round(0.14 * width)  # the picture is 78% of the padded width
     padded = ImageOps.expand(original, border=margin, fill=(255, 255, 255))
     assert verify_pairs(pair(original, padded), FIRST, SECOND, DEDUP)[0]
-    assert CROP_MIN_SHARE > 0.78
+
+
+def test_the_search_budget_takes_the_pairs_whose_middles_agree_best(original):
+    """framed_signals searches at most `budget` pairs, closest middles first: one request's cost is bounded."""
+    crop = copies(original)["crop"]
+    v = HashVectors.from_hashes([hashes(img) for img in (original, crop, close_up(seed=9))])
+    i, j = np.array([2, 0]), np.array([1, 1])  # (another print, crop), then (original, crop): the copy
+    assert np.isfinite(framed_signals(v, i, j, DEDUP)[0][1])
+    assert np.isfinite(framed_signals(v, i, j, DEDUP, budget=1)[0][1])  # the copy's middles agree best
+    assert all(np.isinf(s).all() for s in framed_signals(v, i, j, DEDUP, budget=0))
