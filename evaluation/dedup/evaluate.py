@@ -47,7 +47,7 @@ def configured_predictions(pairs: PairSet, sig: ProductionSignatures) -> np.ndar
     for name in sorted(set(pairs.categories)):
         mask = categories == name
         t = catalog.resolve(name)[0].dedup
-        predicted[mask] = within_thresholds(t, *(d[mask] for d in our_distances(pairs, sig, t)))
+        predicted[mask] = within_thresholds(t, *our_distances(pairs.subset(mask), sig, t))
     return predicted
 
 

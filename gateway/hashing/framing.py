@@ -36,6 +36,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 
 from contract.tensors import THUMB_SIDE
+from gateway.hashing.tone import thumbnail_image
 
 LEVELS = (32, 64, THUMB_SIDE)  # grey pyramid sides: the full search at the first, refinements at the others
 MIN_CORRELATION = 0.9  # coarse zero-mean NCC a window needs before it is refined and its signals compared
@@ -103,11 +104,7 @@ class GreyPyramid:
     product: the picture's spectrum, its window deviations and its templates' spectra at each set of window sizes."""
 
     def __init__(self, thumb: np.ndarray | Image.Image):
-        img = thumb if isinstance(thumb, Image.Image) else Image.fromarray(np.asarray(thumb))
-        grey = img.convert("L")
-        if grey.size != (THUMB_SIDE, THUMB_SIDE):
-            grey = grey.resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BILINEAR)
-        self._grey = grey
+        self._grey = thumbnail_image(thumb).convert("L")
         self._levels: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._as_large: dict[_Sizes, tuple[np.ndarray, np.ndarray]] = {}
         self._as_small: dict[_Sizes, np.ndarray] = {}
@@ -211,9 +208,16 @@ def _coarse_sizes(aspect: float, min_share: float) -> _Sizes:
     """The window sizes the coarse level tries: widths from the whole side down to `min_share` of it, COARSE_STEP
     pixels apart, each with the height its aspect gives; those inside the limits."""
     side = LEVELS[0]
+    widths = range(side, int(np.ceil(min_share * side - 0.5)) - 1, -COARSE_STEP)
+    sizes = ((round(width * aspect), width) for width in widths)
+    return tuple((h, w) for h, w in sizes if _fits(w, h, side, min_share))
+
+
+def _fits(width_px: int, height_px: int, side: int, min_share: float) -> bool:
+    """Whether a window of width_px x height_px at a level of `side` pixels keeps within the picture and covers at
+    least `min_share` of it on each axis (to half a pixel)."""
     lowest = min_share * side - 0.5
-    sizes = ((round(width * aspect), width) for width in range(side, int(np.ceil(lowest)) - 1, -COARSE_STEP))
-    return tuple((h, w) for h, w in sizes if lowest <= h <= side and min(h, w) >= _MIN_SIDE)
+    return lowest <= width_px <= side and lowest <= height_px <= side and min(width_px, height_px) >= _MIN_SIDE
 
 
 def _coarse(large: GreyPyramid, small: GreyPyramid, aspect: float, min_share: float) -> _Placement | None:
@@ -279,8 +283,7 @@ def _best_at(
     position, or those within _REFINE_STEPS pixels of `centre`; None for a width whose window breaks the limits."""
     side = LEVELS[level]
     height_px = round(width_px * aspect)
-    lowest = min_share * side - 0.5
-    if not (lowest <= width_px <= side and lowest <= height_px <= side) or min(width_px, height_px) < _MIN_SIDE:
+    if not _fits(width_px, height_px, side, min_share):
         return None
     template = small.template(level, width_px, height_px)
     free_x, free_y = side - width_px, side - height_px
@@ -367,9 +370,7 @@ def interior_thumbnail(thumb: np.ndarray | Image.Image, window: Window) -> np.nd
 
 def window_thumbnail(thumb: np.ndarray | Image.Image, window: Window) -> np.ndarray:
     """(128, 128, 3) uint8: the window of a THUMB resampled to a whole thumbnail."""
-    img = thumb if isinstance(thumb, Image.Image) else Image.fromarray(np.asarray(thumb))
-    if img.mode != "RGB":
-        img = img.convert("RGB")
+    img = thumbnail_image(thumb)
     w, h = img.size
     box = (
         window.x0 * w,

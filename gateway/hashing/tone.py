@@ -35,16 +35,21 @@ _CHUNK = 256  # pairs per vectorised step (float32 temporaries of ~3 MB)
 MAX_GAIN = 3.0  # a tone map steeper than this (or flatter than its inverse) is not a re-export's
 
 
-def tone_thumbnail(thumb: np.ndarray | Image.Image) -> np.ndarray:
-    """(32, 32, 3) uint8: the 4 x 4 box means of a 128 x 128 RGB thumbnail (THUMB), rounded half up (Pillow's
-    `reduce`: ~0.05 ms, where numpy's reshape-and-mean takes ~0.35). Other inputs (a PIL image, a grey array,
-    another size) are made a 128 x 128 RGB thumbnail first."""
+def thumbnail_image(thumb: np.ndarray | Image.Image) -> Image.Image:
+    """A thumbnail as the 128 x 128 RGB image the rescues work on: THUMB as it is; other inputs (a PIL image, a grey
+    or RGBA array, another size) made one."""
     img = thumb if isinstance(thumb, Image.Image) else Image.fromarray(np.asarray(thumb))
     if img.mode != "RGB":  # grey, RGBA, palette
         img = img.convert("RGB")
     if img.size != (THUMB_SIDE, THUMB_SIDE):
         img = img.resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BILINEAR)
-    return np.asarray(img.reduce(_BOX))
+    return img
+
+
+def tone_thumbnail(thumb: np.ndarray | Image.Image) -> np.ndarray:
+    """(32, 32, 3) uint8: the 4 x 4 box means of a 128 x 128 RGB thumbnail (thumbnail_image of THUMB), rounded half
+    up (Pillow's `reduce`: ~0.05 ms, where numpy's reshape-and-mean takes ~0.35)."""
+    return np.asarray(thumbnail_image(thumb).reduce(_BOX))
 
 
 def tone_residuals(a: np.ndarray, b: np.ndarray) -> np.ndarray:
