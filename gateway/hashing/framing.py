@@ -220,10 +220,13 @@ def _fits(width_px: int, height_px: int, side: int, min_share: float) -> bool:
     return lowest <= width_px <= side and lowest <= height_px <= side and min(width_px, height_px) >= _MIN_SIDE
 
 
-def _coarse(large: GreyPyramid, small: GreyPyramid, aspect: float, min_share: float) -> _Placement | None:
+def _coarse(
+    large: GreyPyramid, small: GreyPyramid, aspect: float, min_share: float, as_they_are: float
+) -> _Placement | None:
     """The best re-framing at LEVELS[0] over every coarse window size and every position, all at once: one product
     of spectra and one inverse FFT per pair, the rest cached per picture (GreyPyramid.as_large / as_small), since
-    every picture of a product meets the others at the same sizes. None where the whole picture correlates better."""
+    every picture of a product meets the others at the same sizes. None where it correlates no better than the
+    whole pictures do (`as_they_are`, _whole_correlation)."""
     sizes = _coarse_sizes(round(aspect, 4), min_share)
     if not sizes:
         return None
@@ -240,7 +243,7 @@ def _coarse(large: GreyPyramid, small: GreyPyramid, aspect: float, min_share: fl
     if sizes[0] == (side, side):
         ncc[0, 0, 0] = -np.inf
     k, y, x = np.unravel_index(int(np.argmax(ncc)), ncc.shape)
-    if ncc[k, y, x] <= _whole_correlation(large, small):
+    if ncc[k, y, x] <= as_they_are:
         return None
     return float(ncc[k, y, x]), int(x), int(y), sizes[k][1]
 
@@ -312,8 +315,9 @@ def best_window(
         return None
     # a window of width share w in the larger picture has height share w * aspect (the smaller picture's aspect)
     directions = ((a, b, wa * hb / (ha * wb), True), (b, a, wb * ha / (hb * wa), False))
+    as_they_are = _whole_correlation(a, b)  # symmetric: once for both directions
     coarse = [
-        (_coarse(large, small, aspect, min_share), large, small, aspect, a_large)
+        (_coarse(large, small, aspect, min_share, as_they_are), large, small, aspect, a_large)
         for large, small, aspect, a_large in directions
     ]
     found = [c for c in coarse if c[0] is not None and c[0][0] >= MIN_CORRELATION]
