@@ -46,6 +46,23 @@ def product_photo(side: int = 800, colour=(200, 40, 40), seed: int = 0, object_f
     return Image.fromarray(np.clip(pixels + noise * mask, 0, 255).astype(np.uint8))
 
 
+def fabric_close_up(seed: int = 5, size: tuple[int, int] = (500, 600)) -> Image.Image:
+    """A close-up of a garment filling the frame: a blue fabric with soft folds to every edge and a print of colour
+    blobs in its middle. Its border is the fabric, so the content box is the print; on a white pad or canvas the whole
+    garment becomes the content (the case the duplicate rule's framing rescue is for)."""
+    width, height = size
+    rng = np.random.default_rng(seed)
+    folds = np.asarray(
+        Image.fromarray(rng.integers(0, 40, (6, 5), dtype=np.uint8)).resize(size, Image.Resampling.BICUBIC), np.int16
+    )
+    fabric = np.clip(np.array([40, 90, 170], np.int16) + folds[..., None] - 20, 0, 255).astype(np.uint8)
+    img = Image.fromarray(fabric)
+    blobs = rng.integers(0, 256, (6, 5, 3), dtype=np.uint8)
+    print_size = (round(0.8 * width), round(0.8 * height))
+    img.paste(Image.fromarray(blobs).resize(print_size, Image.Resampling.BICUBIC), (width // 10, height // 10))
+    return img
+
+
 def encode(image: Image.Image, fmt: str = "JPEG", **options) -> bytes:
     buffer = io.BytesIO()
     if fmt == "JPEG":

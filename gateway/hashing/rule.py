@@ -31,7 +31,7 @@ from gateway.hashing.framing import (
     interior_thumbnail,
 )
 from gateway.hashing.tone import tone_residuals, tone_thumbnail
-from preprocessing.perceptual import hash_features
+from preprocessing.perceptual import StagedFeatures, hash_features
 
 # A signal's distances: one per pair, or a function giving the distances of the pairs at the positions it is passed.
 Distances = np.ndarray | Callable[[np.ndarray], np.ndarray]
@@ -65,10 +65,37 @@ class ImageHashes:
         return centre_colours(self.thumb)
 
     @cached_property
-    def interior(self) -> ImageHashes:
-        """The hashes of the picture's interior (gateway.hashing.framing.interior_thumbnail of the whole picture):
+    def interior(self) -> FramedHashes:
+        """The signals of the picture's interior (gateway.hashing.framing.interior_thumbnail of the whole picture):
         what the framing rescue compares with the interior of a window of another picture. Needs the thumbnail."""
-        return compute_hashes(interior_thumbnail(self.thumb, WHOLE))
+        return FramedHashes(interior_thumbnail(self.thumb, WHOLE))
+
+
+class FramedHashes:
+    """The three signals of a thumbnail the framing rescue resampled (a window's interior, or a whole picture's), each
+    made on first use: framed_signals compares the hashes first, and takes the colour histogram (more than half of
+    the cost) and the tone thumbnail only where both hashes agree, which no window of another shot has done on the
+    benchmark's products."""
+
+    def __init__(self, thumb: np.ndarray):
+        self.thumb = thumb
+        self._features = StagedFeatures(thumb)
+
+    @property
+    def phash(self) -> int:
+        return self._features.hashes[0]
+
+    @property
+    def dhash_edge(self) -> int:
+        return self._features.hashes[1]
+
+    @property
+    def hsv_hist(self) -> np.ndarray:
+        return self._features.histogram
+
+    @cached_property
+    def tone(self) -> np.ndarray:
+        return tone_thumbnail(self.thumb)
 
 
 def compute_hashes(thumb, size: tuple[int, int] | None = None) -> ImageHashes:
@@ -260,7 +287,7 @@ def framed_signals(
             continue
         window, x_is_large = found
         large, small = (x, y) if x_is_large else (y, x)
-        framed, small = compute_hashes(interior_thumbnail(large.thumb, window)), small.interior
+        framed, small = FramedHashes(interior_thumbnail(large.thumb, window)), small.interior
         signals[0, k] = (framed.phash ^ small.phash).bit_count()
         signals[1, k] = (framed.dhash_edge ^ small.dhash_edge).bit_count()
         if signals[0, k] > t.phash_max_distance or signals[1, k] > t.dhash_edge_max_distance:

@@ -21,6 +21,7 @@ from gateway.hashing import (
     verify_pairs,
 )
 from gateway.hashing.framing import CENTRE_CHI2_MAX, best_window
+from tests.helpers import fabric_close_up
 
 DEDUP = load_catalog().default.dedup
 OFF = replace(DEDUP, framing_min_share=0.0)
@@ -36,19 +37,7 @@ def hashes(img: Image.Image) -> ImageHashes:
 
 
 def close_up(seed: int = 5) -> Image.Image:
-    """A 500 x 600 close-up of a garment filling the frame: a blue fabric with soft folds to every edge and a print
-    of colour blobs in its middle. Its border is the fabric, so the content box is the print; on a white pad or canvas
-    the whole garment becomes the content (the case the framing rescue is for)."""
-    rng = np.random.default_rng(seed)
-    folds = np.asarray(
-        Image.fromarray(rng.integers(0, 40, (6, 5), dtype=np.uint8)).resize((500, 600), Image.Resampling.BICUBIC),
-        np.int16,
-    )
-    fabric = np.clip(np.array([40, 90, 170], np.int16) + folds[..., None] - 20, 0, 255).astype(np.uint8)
-    img = Image.fromarray(fabric)
-    blobs = rng.integers(0, 256, (6, 5, 3), dtype=np.uint8)
-    img.paste(Image.fromarray(blobs).resize((400, 480), Image.Resampling.BICUBIC), (50, 60))
-    return img
+    return fabric_close_up(seed)
 
 
 @pytest.fixture(scope="module")
@@ -185,3 +174,45 @@ def test_the_search_budget_takes_the_pairs_whose_middles_agree_best(original):
     assert np.isfinite(framed_signals(v, i, j, DEDUP)[0][1])
     assert np.isfinite(framed_signals(v, i, j, DEDUP, budget=1)[0][1])  # the copy's middles agree best
     assert all(np.isinf(s).all() for s in framed_signals(v, i, j, DEDUP, budget=0))
+
+
+def test_a_window_that_correlates_poorly_once_refined_is_not_hashed(original, monkeypatch):
+    """A window must still correlate at MIN_REFINED_CORRELATION after each refinement: a crop under low-frequency
+    noise (another shot in the same pose looks like this to the search) correlates ~0.91 at 128 px, so the search
+    ends there, before the hashes; with a lower bar the same window is found."""
+    from gateway.hashing import framing
+
+    crop = copies(original)["crop"]
+    rng = np.random.default_rng(1)
+    blobs = Image.fromarray(rng.integers(0, 256, (24, 20), dtype=np.uint8)).resize(crop.size, Image.Resampling.BICUBIC)
+    noise = (np.asarray(blobs, np.float64) - 127) * (9.5 / 40)
+    noisy = Image.fromarray(np.clip(np.asarray(crop, np.float64) + noise[..., None], 0, 255).astype(np.uint8))
+    a, b = hashes(original), hashes(noisy)
+    assert best_window(a.pyramid, a.size, b.pyramid, b.size, DEDUP.framing_min_share) is None
+    shipped = framing.MIN_REFINED_CORRELATION
+    monkeypatch.setattr(framing, "MIN_REFINED_CORRELATION", 0.9)
+    window, a_is_large = best_window(a.pyramid, a.size, b.pyramid, b.size, DEDUP.framing_min_share)
+    assert a_is_large
+    assert 0.9 <= window.correlation < shipped
+    width, height = original.size
+    assert np.allclose((window.x0, window.y0), (55 / width, 65 / height), atol=2.5 / 128)  # where the crop sits
+
+
+def test_a_window_s_colours_are_taken_only_where_both_hashes_agree(original, monkeypatch):
+    """The colour histogram costs more than both hashes: framed_signals takes it for a window (and for the smaller
+    picture's interior) only once the window's hashes agree."""
+    import preprocessing.perceptual as perceptual
+
+    crop = copies(original)["crop"]
+    rng = np.random.default_rng(1)
+    blobs = Image.fromarray(rng.integers(0, 256, (24, 20), dtype=np.uint8)).resize(crop.size, Image.Resampling.BICUBIC)
+    noise = (np.asarray(blobs, np.float64) - 127) * (4 / 40)  # a few pHash bits move
+    noisy = Image.fromarray(np.clip(np.asarray(crop, np.float64) + noise[..., None], 0, 255).astype(np.uint8))
+    v = pair(original, noisy)  # the whole pictures' histograms are taken here
+    histograms = []
+    counted = perceptual.colour_histogram
+    monkeypatch.setattr(perceptual, "colour_histogram", lambda *a: histograms.append(1) or counted(*a))
+    phash, _, chi2, _ = framed_signals(v, FIRST, SECOND, replace(DEDUP, phash_max_distance=0))
+    assert phash[0] > 0 and np.isinf(chi2[0]) and not histograms
+    phash, _, chi2, _ = framed_signals(v, FIRST, SECOND, DEDUP)
+    assert phash[0] <= DEDUP.phash_max_distance and np.isfinite(chi2[0]) and len(histograms) == 2  # window, interior
