@@ -4,7 +4,7 @@ placeholder evidence, the category, its type head's output, then the pure select
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -25,6 +25,13 @@ from gateway.services.placeholders import ExemplarVoting, PlaceholderLibraryServ
 from gateway.stores.interfaces import LibraryView
 
 T = TypeVar("T")
+
+# Up to this many images a request's pure decisions (select, dedup_groups) run on the event loop: an 8-image product's
+# take ~0.2-12 ms, and a hand-off to a worker thread would add ~0.1 ms to every product's latency for little gain (the
+# GIL returns to the loop only every 5 ms switch interval anyway). Past it they run in a worker thread: a 200-image
+# request's duplicate clustering takes ~0.5 s, which would hold every other request of the gateway and its health
+# checks for as long (`python -m loadtest.loop_lag`, BENCHMARKS.md issue #13).
+INLINE_DECISION_IMAGES = 16
 
 
 @dataclass
@@ -69,7 +76,7 @@ class CurationService:
         if self.voting is not None:
             await self.voting.vote(analyzed, category, request.product_id, exemplars)
         assign_types(analyzed, category)
-        selected, verdicts = select([a.analysis for a in analyzed], category, request.max_images)
+        selected, verdicts = await decide(select, [a.analysis for a in analyzed], category, request.max_images)
         if self.voting is not None:
             await self.voting.remember(analyzed, verdicts, category, request.product_id)
         for verdict in verdicts:
@@ -93,7 +100,7 @@ class CurationService:
 
     async def dedup(self, images: list[ImageIn]) -> list[list[str]]:
         analyzed = await self.analysis.analyze(images)
-        return dedup_groups([a.analysis for a in analyzed], self.catalog.default.dedup)
+        return await decide(dedup_groups, [a.analysis for a in analyzed], self.catalog.default.dedup)
 
     def _predict_category(self, analyzed: list[Analyzed]) -> CategoryPrediction | None:
         """The head's prediction over the images that count toward the category (decisions.placeholders)."""
@@ -107,6 +114,14 @@ class CurationService:
             and counts_toward_category(a.analysis, self.catalog.default)
         ]
         return predict_category(rows, head)
+
+
+async def decide(function: Callable[..., T], analyses: list, *args: Any) -> T:
+    """`function(analyses, *args)`, one request's pure decisions: on the event loop up to INLINE_DECISION_IMAGES
+    images, in a worker thread past it (the request's context, and so its phase timers, go with it)."""
+    if len(analyses) <= INLINE_DECISION_IMAGES:
+        return function(analyses, *args)
+    return await asyncio.to_thread(function, analyses, *args)
 
 
 @asynccontextmanager

@@ -228,3 +228,32 @@ async def test_a_failed_model_call_cancels_the_state_read_it_ran_beside(database
     with pytest.raises(TritonUnavailable):
         await task
     assert store.reads == ["started", "cancelled"]  # nothing left running after the request's answer
+
+
+async def test_large_requests_decide_in_a_worker_thread_small_ones_on_the_loop(database, monkeypatch):
+    """A request's pure decisions run on the event loop up to INLINE_DECISION_IMAGES images and in a worker thread
+    past it, so a 200-image clustering cannot hold every other request of the gateway; the answer is the same."""
+    import threading
+
+    import gateway.services.curation as curation_module
+
+    threads: dict[str, list[int]] = {"select": [], "dedup_groups": []}
+    for name in threads:
+        decision = getattr(curation_module, name)
+
+        def recording(*args, _decision=decision, _name=name):
+            threads[_name].append(threading.get_ident())
+            return _decision(*args)
+
+        monkeypatch.setattr(curation_module, name, recording)
+    loop_thread = threading.get_ident()
+    limit = curation_module.INLINE_DECISION_IMAGES
+    for count in (limit, limit + 1):
+        raws = [raw(k, None) for k in range(count)]
+        selected = await service(database, FakeTriton(raws)).curate(request(count))
+        groups = await service(database, FakeTriton(raws)).dedup(request(count).images)
+        assert len(selected.verdicts) == count and sorted(i for g in groups for i in g) == sorted(
+            f"i{k}" for k in range(count)
+        )
+    assert [t == loop_thread for t in threads["select"]] == [True, False]
+    assert [t == loop_thread for t in threads["dedup_groups"]] == [True, False]
