@@ -55,6 +55,7 @@ class VariantImages(VariantListing):
     dhash_edge: np.ndarray
     sizes: np.ndarray  # (n, 2) height, width
     type_probs: np.ndarray  # (n, types of apparel): the served apparel type head
+    thumbs: np.ndarray  # (n, 128, 128, 3) uint8 THUMB as served: the duplicate rule's tone and framing rescues read it
 
 
 def family_of(product: str) -> str | None:
@@ -101,7 +102,7 @@ def load_variant_images(model: Path, cache_dir: Path, data: Path = DEFAULT_DATA)
     paths = images.paths
     if not paths:
         raise SystemExit(f"{data}: no catalog or products manifest (development data)")
-    keyed_by = "\n".join([*map(str, paths), preprocessing_fingerprint(), f"hashes {HASH_VERSION}"])
+    keyed_by = "\n".join([*map(str, paths), preprocessing_fingerprint(), f"hashes {HASH_VERSION}", "thumbs"])
     key = hashlib.sha256(model.read_bytes() + keyed_by.encode()).hexdigest()[:16]
     cache = cache_dir / f"variant-{key}.npz"
     if not cache.is_file():
@@ -120,6 +121,7 @@ def load_variant_images(model: Path, cache_dir: Path, data: Path = DEFAULT_DATA)
             dhash_edge=np.array([h.dhash_edge for h in hashes], dtype=np.uint64),
             sizes=analysis.sizes,
             type_probs=outputs[type_probs_output("apparel")],
+            thumbs=analysis.thumbs,
         )
     arrays = np.load(cache)
     return VariantImages(**vars(images), **{k: arrays[k] for k in arrays.files})

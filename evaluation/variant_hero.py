@@ -76,7 +76,10 @@ def analysis(
         width=width,
         height=height,
         type=image_type,
-        hashes=ImageHashes(int(v.phash[row]), int(v.dhash_edge[row]), v.hsv_hist[row]),
+        # with the thumbnail and size, as the gateway has them: the duplicate rule's tone and framing rescues run
+        hashes=ImageHashes(
+            int(v.phash[row]), int(v.dhash_edge[row]), v.hsv_hist[row], thumb=v.thumbs[row], size=(width, height)
+        ),
         supplier_priority=priority,
         type_probabilities=probabilities,
     )

@@ -26,11 +26,13 @@ def test_colourway_families_of_product_keys():
 def images(tmp_path: Path) -> VariantImages:
     """Style s1 in red (front, back) and blue (front); each picture its own file, the blue one another colour."""
     rows = [("red", "front", 0.0), ("red", "back", 0.05), ("blue", "front", 1.0)]
-    paths, hists = [], []
+    paths, hists, thumbs = [], [], []
     for k, (colour, _, blue) in enumerate(rows):
         path = tmp_path / f"{k}.png"
-        product_photo(side=96, colour=(200, 40, 40) if colour == "red" else (40, 90, 200), seed=k).save(path)
+        photo = product_photo(side=96, colour=(200, 40, 40) if colour == "red" else (40, 90, 200), seed=k)
+        photo.save(path)
         paths.append(path)
+        thumbs.append(np.asarray(photo.resize((128, 128))))
         hist = np.zeros(HSV_HIST_BINS, np.float32)
         hist[10], hist[20] = blue, 1 - blue
         hists.append(hist)
@@ -47,6 +49,7 @@ def images(tmp_path: Path) -> VariantImages:
         dhash_edge=np.arange(n, dtype=np.uint64) * np.uint64(0x3333333333333333),
         sizes=np.full((n, 2), 1000),
         type_probs=np.zeros((n, 5), np.float32),
+        thumbs=np.stack(thumbs),
     )
 
 
