@@ -70,7 +70,7 @@ async def measure(thumbs: list[np.ndarray], counts: list[int], repeats: int) -> 
     thresholds = load_catalog().default.dedup
     rows = []
     for count in counts:
-        for label, inline in (("inline on the loop", True), ("decide (as served)", False)):
+        for label, inline in (("inline on the loop", True), ("as served (decide)", False)):
             runs = []
             for _ in range(repeats):
                 images = analyses(thumbs, count)  # fresh: the rescue's caches live as long as one request's

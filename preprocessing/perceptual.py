@@ -167,9 +167,10 @@ def hash_features(thumb: np.ndarray | Image.Image, mask: np.ndarray | None = Non
 
 
 class StagedFeatures:
-    """hash_features of one thumbnail in two stages, each made on first use: the hashes (~0.7 ms), then the colour
-    histogram (~1.2 ms, more than both hashes), for a caller that can stop after the hashes (the gateway's framing
-    rescue of crop and pad copies compares a window's hashes before its colours)."""
+    """hash_features of one thumbnail in two stages, each made on first use: the hashes (~0.7 ms with the foreground
+    mask on the 2-core VM of BENCHMARKS.md), then the colour histogram (~1.2 ms there, more than both hashes), for a
+    caller that can stop after the hashes (the gateway's framing rescue of crop and pad copies compares a window's
+    hashes before its colours)."""
 
     def __init__(self, thumb: np.ndarray | Image.Image, mask: np.ndarray | None = None):
         self._img, self._rgb = _as_rgb(thumb)

@@ -46,6 +46,11 @@ def product_photo(side: int = 800, colour=(200, 40, 40), seed: int = 0, object_f
     return Image.fromarray(np.clip(pixels + noise * mask, 0, 255).astype(np.uint8))
 
 
+def squashed_thumbnail(img: Image.Image) -> np.ndarray:
+    """(128, 128, 3) uint8: the picture squashed to a thumbnail, as THUMB is (bilinear here; DALI's is antialiased)."""
+    return np.asarray(img.convert("RGB").resize((128, 128), Image.Resampling.BILINEAR))
+
+
 def fabric_close_up(seed: int = 5, size: tuple[int, int] = (500, 600)) -> Image.Image:
     """A close-up of a garment filling the frame: a blue fabric with soft folds to every edge and a print of colour
     blobs in its middle. Its border is the fabric, so the content box is the print; on a white pad or canvas the whole

@@ -4,7 +4,10 @@ placeholder evidence, the category, its type head's output, then the pure select
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 from collections.abc import AsyncIterator, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -28,9 +31,10 @@ T = TypeVar("T")
 
 # Up to this many images a request's pure decisions (select, dedup_groups) run on the event loop: an 8-image product's
 # take ~0.2-12 ms, and a hand-off to a worker thread would add ~0.1 ms to every product's latency for little gain (the
-# GIL returns to the loop only every 5 ms switch interval anyway). Past it they run in a worker thread: a 200-image
-# request's duplicate clustering takes ~0.5 s, which would hold every other request of the gateway and its health
-# checks for as long (`python -m loadtest.loop_lag`, BENCHMARKS.md issue #13).
+# GIL returns to the loop only every 5 ms switch interval anyway). Past it they run in a worker thread: a 64-image
+# request of the benchmark's photos clusters in ~21 ms, 200 synthetic look-alikes in ~0.5 s (the tone rescue's
+# residuals), which on the loop would hold every other request of the gateway and its health checks for as long
+# (`python -m loadtest.loop_lag`, BENCHMARKS.md issue #13).
 INLINE_DECISION_IMAGES = 16
 
 
@@ -116,12 +120,20 @@ class CurationService:
         return predict_category(rows, head)
 
 
+# Their own threads: CPU-bound work gains nothing from more threads than cores, and the default executor stays free
+# for the short jobs that share it (the gpu profile's hashing, gateway.services.analysis).
+_DECISION_THREADS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="imgsel-decisions")
+
+
 async def decide(function: Callable[..., T], analyses: list, *args: Any) -> T:
     """`function(analyses, *args)`, one request's pure decisions: on the event loop up to INLINE_DECISION_IMAGES
-    images, in a worker thread past it (the request's context, and so its phase timers, go with it)."""
+    images, in one of _DECISION_THREADS past it (with the request's context, and so its log fields). A cancelled
+    request's decisions still finish in their thread; nothing waits for them."""
     if len(analyses) <= INLINE_DECISION_IMAGES:
         return function(analyses, *args)
-    return await asyncio.to_thread(function, analyses, *args)
+    context = contextvars.copy_context()
+    call = functools.partial(context.run, function, analyses, *args)
+    return await asyncio.get_running_loop().run_in_executor(_DECISION_THREADS, call)
 
 
 @asynccontextmanager

@@ -21,28 +21,20 @@ from gateway.hashing import (
     verify_pairs,
 )
 from gateway.hashing.framing import CENTRE_CHI2_MAX, best_window
-from tests.helpers import fabric_close_up
+from tests.helpers import fabric_close_up, squashed_thumbnail
 
 DEDUP = load_catalog().default.dedup
 OFF = replace(DEDUP, framing_min_share=0.0)
 FIRST, SECOND = np.array([0]), np.array([1])
 
 
-def thumb(img: Image.Image) -> np.ndarray:
-    return np.asarray(img.convert("RGB").resize((128, 128), Image.Resampling.BILINEAR))
-
-
 def hashes(img: Image.Image) -> ImageHashes:
-    return compute_hashes(thumb(img), img.size)
-
-
-def close_up(seed: int = 5) -> Image.Image:
-    return fabric_close_up(seed)
+    return compute_hashes(squashed_thumbnail(img), img.size)
 
 
 @pytest.fixture(scope="module")
 def original() -> Image.Image:
-    return close_up()
+    return fabric_close_up()
 
 
 def copies(original: Image.Image) -> dict[str, Image.Image]:
@@ -54,6 +46,15 @@ def copies(original: Image.Image) -> dict[str, Image.Image]:
         "pad": ImageOps.expand(original, border=60, fill=(255, 255, 255)),
         "square canvas": square,
     }
+
+
+def under_noise(img: Image.Image, amplitude: float) -> Image.Image:
+    """`img` plus low-frequency noise (colour blobs ~25 px wide, up to about +-amplitude * 3 grey levels): what the
+    thumbnails' averaging keeps, like another shot of the same pose."""
+    rng = np.random.default_rng(1)
+    blobs = Image.fromarray(rng.integers(0, 256, (24, 20), dtype=np.uint8)).resize(img.size, Image.Resampling.BICUBIC)
+    noise = (np.asarray(blobs, np.float64) - 127) * (amplitude / 40)
+    return Image.fromarray(np.clip(np.asarray(img, np.float64) + noise[..., None], 0, 255).astype(np.uint8))
 
 
 def pair(a: Image.Image, b: Image.Image) -> HashVectors:
@@ -73,7 +74,7 @@ def test_crop_and_pad_copies_of_a_close_up_are_duplicates_only_with_the_rescue(o
 
 def test_a_detail_cut_from_the_photo_or_another_product_stays_distinct(original):
     detail = original.crop((100, 150, 350, 450))  # half the frame on each axis: another picture of the product
-    other = close_up(seed=8)
+    other = fabric_close_up(seed=8)
     for name, img in (("detail", detail), ("other product", other)):
         assert not verify_pairs(pair(original, img), FIRST, SECOND, DEDUP)[0], name
     # The category's framing_min_share bounds the window: a pad making the picture 80% of the canvas is one at 0.7,
@@ -106,7 +107,7 @@ def test_the_window_found_is_where_the_copy_sits(original):
 
 def test_no_rescue_without_thumbnails_or_sizes(original):
     crop = copies(original)["crop"]
-    without_sizes = [compute_hashes(thumb(img)) for img in (original, crop)]
+    without_sizes = [compute_hashes(squashed_thumbnail(img)) for img in (original, crop)]
     v = HashVectors.from_hashes(without_sizes)
     assert v.images is None and v.tone is not None  # the tone rescue needs no size
     assert not verify_pairs(v, FIRST, SECOND, DEDUP)[0]
@@ -116,7 +117,7 @@ def test_no_rescue_without_thumbnails_or_sizes(original):
 
 def test_vectors_taken_by_rows_keep_their_images(original):
     crop = copies(original)["crop"]
-    other = close_up(seed=9)
+    other = fabric_close_up(seed=9)
     v = HashVectors.from_hashes([hashes(img) for img in (other, original, crop)])
     taken = v.take(np.array([1, 2]))
     assert [h.size for h in taken.images(np.array([0, 1]))] == [original.size, crop.size]
@@ -169,7 +170,7 @@ def test_a_deep_cut_is_a_zoom_unless_what_it_leaves_out_is_plain_canvas(original
 def test_the_search_budget_takes_the_pairs_whose_middles_agree_best(original):
     """framed_signals searches at most `budget` pairs, closest middles first: one request's cost is bounded."""
     crop = copies(original)["crop"]
-    v = HashVectors.from_hashes([hashes(img) for img in (original, crop, close_up(seed=9))])
+    v = HashVectors.from_hashes([hashes(img) for img in (original, crop, fabric_close_up(seed=9))])
     i, j = np.array([2, 0]), np.array([1, 1])  # (another print, crop), then (original, crop): the copy
     assert np.isfinite(framed_signals(v, i, j, DEDUP)[0][1])
     assert np.isfinite(framed_signals(v, i, j, DEDUP, budget=1)[0][1])  # the copy's middles agree best
@@ -182,12 +183,7 @@ def test_a_window_that_correlates_poorly_once_refined_is_not_hashed(original, mo
     ends there, before the hashes; with a lower bar the same window is found."""
     from gateway.hashing import framing
 
-    crop = copies(original)["crop"]
-    rng = np.random.default_rng(1)
-    blobs = Image.fromarray(rng.integers(0, 256, (24, 20), dtype=np.uint8)).resize(crop.size, Image.Resampling.BICUBIC)
-    noise = (np.asarray(blobs, np.float64) - 127) * (9.5 / 40)
-    noisy = Image.fromarray(np.clip(np.asarray(crop, np.float64) + noise[..., None], 0, 255).astype(np.uint8))
-    a, b = hashes(original), hashes(noisy)
+    a, b = hashes(original), hashes(under_noise(copies(original)["crop"], 9.5))
     assert best_window(a.pyramid, a.size, b.pyramid, b.size, DEDUP.framing_min_share) is None
     shipped = framing.MIN_REFINED_CORRELATION
     monkeypatch.setattr(framing, "MIN_REFINED_CORRELATION", 0.9)
@@ -203,12 +199,9 @@ def test_a_window_s_colours_are_taken_only_where_both_hashes_agree(original, mon
     picture's interior) only once the window's hashes agree."""
     import preprocessing.perceptual as perceptual
 
-    crop = copies(original)["crop"]
-    rng = np.random.default_rng(1)
-    blobs = Image.fromarray(rng.integers(0, 256, (24, 20), dtype=np.uint8)).resize(crop.size, Image.Resampling.BICUBIC)
-    noise = (np.asarray(blobs, np.float64) - 127) * (4 / 40)  # a few pHash bits move
-    noisy = Image.fromarray(np.clip(np.asarray(crop, np.float64) + noise[..., None], 0, 255).astype(np.uint8))
-    v = pair(original, noisy)  # the whole pictures' histograms are taken here
+    v = pair(
+        original, under_noise(copies(original)["crop"], 4)
+    )  # a few pHash bits move; the whole pictures hashed here
     histograms = []
     counted = perceptual.colour_histogram
     monkeypatch.setattr(perceptual, "colour_histogram", lambda *a: histograms.append(1) or counted(*a))

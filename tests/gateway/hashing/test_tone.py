@@ -21,13 +21,9 @@ from gateway.hashing import (
     tone_thumbnail,
     verify_pairs,
 )
-from tests.helpers import product_photo
+from tests.helpers import product_photo, squashed_thumbnail
 
 DEDUP = load_catalog().default.dedup
-
-
-def thumb(img: Image.Image) -> np.ndarray:
-    return np.asarray(img.convert("RGB").resize((128, 128), Image.Resampling.BILINEAR))
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +36,7 @@ def residual(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_the_tone_thumbnail_is_the_4x4_box_means_of_any_thumbnail(photo):
-    t = thumb(photo)
+    t = squashed_thumbnail(photo)
     tone = tone_thumbnail(t)
     assert tone.shape == (TONE_SIDE, TONE_SIDE, 3) and tone.dtype == np.uint8
     expected = t.reshape(TONE_SIDE, 4, TONE_SIDE, 4, 3).astype(np.float64).mean(axis=(1, 3))
@@ -50,7 +46,7 @@ def test_the_tone_thumbnail_is_the_4x4_box_means_of_any_thumbnail(photo):
 
 
 def test_tone_edits_leave_little_and_local_or_colour_edits_much(photo):
-    original = thumb(photo)
+    original = squashed_thumbnail(photo)
     assert residual(original, original) == 0.0
     for edited in (
         ImageEnhance.Brightness(photo).enhance(1.1),
@@ -58,15 +54,18 @@ def test_tone_edits_leave_little_and_local_or_colour_edits_much(photo):
         ImageEnhance.Contrast(photo).enhance(1.3),
         ImageEnhance.Contrast(photo).enhance(0.75),
     ):
-        assert residual(original, thumb(edited)) <= DEDUP.tone_residual_max / 2
+        assert residual(original, squashed_thumbnail(edited)) <= DEDUP.tone_residual_max / 2
     # Brightening clips the light edge of the product against white before the thumbnail averages it with the
     # background: no global map explains those edge pixels, so a strong brightening is rescued only in part.
-    assert residual(original, thumb(ImageEnhance.Brightness(photo).enhance(1.25))) > DEDUP.tone_residual_max / 2
+    assert (
+        residual(original, squashed_thumbnail(ImageEnhance.Brightness(photo).enhance(1.25)))
+        > DEDUP.tone_residual_max / 2
+    )
     painted = photo.copy()
     ImageDraw.Draw(painted).rectangle([200, 200, 290, 290], fill=(250, 200, 20))  # a badge on the product
     recoloured = Image.fromarray(np.asarray(photo)[..., ::-1].copy())  # blue product made red
     for different in (painted, recoloured):
-        assert residual(original, thumb(different)) > 2 * DEDUP.tone_residual_max
+        assert residual(original, squashed_thumbnail(different)) > 2 * DEDUP.tone_residual_max
 
 
 def pair_vectors(a: np.ndarray, b: np.ndarray, with_thumbs: bool = True) -> HashVectors:
@@ -77,7 +76,7 @@ def pair_vectors(a: np.ndarray, b: np.ndarray, with_thumbs: bool = True) -> Hash
 
 
 def test_the_rescue_turns_a_colour_miss_into_a_duplicate_only_where_it_applies(photo):
-    original, brighter = thumb(photo), thumb(ImageEnhance.Brightness(photo).enhance(1.1))
+    original, brighter = squashed_thumbnail(photo), squashed_thumbnail(ImageEnhance.Brightness(photo).enhance(1.1))
     i, j = np.array([0]), np.array([1])
     v = pair_vectors(original, brighter)
     hashes_agree = replace(DEDUP, phash_max_distance=64, dhash_edge_max_distance=64)
@@ -91,12 +90,12 @@ def test_the_rescue_turns_a_colour_miss_into_a_duplicate_only_where_it_applies(p
 
     painted = photo.copy()
     ImageDraw.Draw(painted).rectangle([200, 200, 290, 290], fill=(250, 200, 20))
-    assert not verify_pairs(pair_vectors(original, thumb(painted)), i, j, strict)[0]
+    assert not verify_pairs(pair_vectors(original, squashed_thumbnail(painted)), i, j, strict)[0]
 
 
 def test_vectors_taken_by_rows_keep_their_tone_thumbnails(photo):
-    original, brighter = thumb(photo), thumb(ImageEnhance.Brightness(photo).enhance(1.1))
-    other = thumb(product_photo(512, colour=(20, 160, 60), seed=9))
+    original, brighter = squashed_thumbnail(photo), squashed_thumbnail(ImageEnhance.Brightness(photo).enhance(1.1))
+    other = squashed_thumbnail(product_photo(512, colour=(20, 160, 60), seed=9))
     v = HashVectors.from_hashes([compute_hashes(t) for t in (other, original, brighter)])
     taken = v.take(np.array([1, 2]))
     assert np.array_equal(taken.tone(np.array([0, 1])), v.tone(np.array([1, 2])))
@@ -105,7 +104,7 @@ def test_vectors_taken_by_rows_keep_their_tone_thumbnails(photo):
 
 
 def test_no_tone_evidence_from_a_flat_an_inverted_or_a_washed_out_pair(photo):
-    original = thumb(photo)
+    original = squashed_thumbnail(photo)
     flat = np.full_like(original, 255)
     inverted = 255 - original
     assert residual(original, flat) == np.inf and residual(flat, original) == np.inf  # nothing to fit on
@@ -113,6 +112,6 @@ def test_no_tone_evidence_from_a_flat_an_inverted_or_a_washed_out_pair(photo):
     # A badge on two washed-out copies: measured in the higher-contrast picture's grey levels, it still counts.
     painted = photo.copy()
     ImageDraw.Draw(painted).rectangle([200, 200, 290, 290], fill=(250, 200, 20))
-    washed = [thumb(ImageEnhance.Contrast(p).enhance(0.4)) for p in (photo, painted)]
+    washed = [squashed_thumbnail(ImageEnhance.Contrast(p).enhance(0.4)) for p in (photo, painted)]
     assert residual(original, washed[1]) > DEDUP.tone_residual_max
     assert residual(original, washed[0]) <= DEDUP.tone_residual_max / 2  # the same copy without the badge
