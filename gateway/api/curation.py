@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from fastapi.responses import HTMLResponse
 
 from gateway.api.deps import CurationDep, SettingsDep
-from gateway.api.json_body import JsonRoute
+from gateway.api.json_body import JsonRoute, json_response
 from gateway.api.limits import check_image_count
 from gateway.api.openapi import UNAVAILABLE
 from gateway.report import render_report, thumbnails_for
@@ -19,9 +19,9 @@ router = APIRouter(route_class=JsonRoute)
 
 
 @router.post("/v1/select", response_model=SelectResponse, responses=UNAVAILABLE)
-async def select_images(body: SelectRequest, curation: CurationDep, settings: SettingsDep) -> SelectResponse:
+async def select_images(body: SelectRequest, curation: CurationDep, settings: SettingsDep) -> Response:
     check_image_count(len(body.images), settings.max_images_per_request)
-    return select_response(await curation.curate(body))
+    return json_response(select_response(await curation.curate(body)))
 
 
 @router.post("/v1/report", response_class=HTMLResponse, responses=UNAVAILABLE)
@@ -38,6 +38,6 @@ async def report(body: SelectRequest, curation: CurationDep, settings: SettingsD
 
 
 @router.post("/v1/dedup", response_model=DedupResponse, responses=UNAVAILABLE)
-async def dedup_images(body: ImagesRequest, curation: CurationDep, settings: SettingsDep) -> DedupResponse:
+async def dedup_images(body: ImagesRequest, curation: CurationDep, settings: SettingsDep) -> Response:
     check_image_count(len(body.images), settings.max_images_per_request)
-    return DedupResponse(groups=await curation.dedup(body.images))
+    return json_response(DedupResponse(groups=await curation.dedup(body.images)))
