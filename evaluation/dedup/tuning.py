@@ -9,7 +9,7 @@ whether the precision target was reached; the chosen thresholds are what categor
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -79,14 +79,13 @@ def tune_thresholds(
         recall.ravel(), precision.ravel(), strictness.ravel(), min_precision, recall_tolerance
     )
     pi, di, ci = np.unravel_index(flat, tp.shape)
-    thresholds = DedupThresholds(
-        phash_max_distance=int(grids[0][pi]),
-        dhash_edge_max_distance=int(grids[1][di]),
-        hsv_chi2_max=float(grids[2][ci]),
-        tone_chi2_max=0.0 if rescues is None else rescues.tone_chi2_max,
-        tone_residual_max=0.0 if rescues is None else rescues.tone_residual_max,
-        framing_min_share=0.0 if rescues is None else rescues.framing_min_share,
-    )
+    tuned = {
+        "phash_max_distance": int(grids[0][pi]),
+        "dhash_edge_max_distance": int(grids[1][di]),
+        "hsv_chi2_max": float(grids[2][ci]),
+    }
+    # every other setting (the rescues') carried from `rescues`; without it, DedupThresholds' defaults: off
+    thresholds = DedupThresholds(**tuned) if rescues is None else replace(rescues, **tuned)
     return OperatingPoint(thresholds, confusion(labels, within_thresholds(thresholds, *values)), met)
 
 

@@ -214,14 +214,20 @@ def _tone_rescued(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(positions, their tone residuals) of the pairs the tone rescue turns into a colour agreement."""
     none = np.zeros(0, dtype=np.int64), np.zeros(0)
-    if tone_residual is None or t.tone_residual_max <= 0:
+    if tone_residual is None:
         return none
-    rows = np.flatnonzero((chi2 > t.hsv_chi2_max) & (chi2 <= t.tone_chi2_max))
+    rows = np.flatnonzero(_in_tone_band(chi2, t))
     if not rows.size:
         return none
     residual = tone_residual(rows) if callable(tone_residual) else np.asarray(tone_residual)[rows]
     within = residual <= t.tone_residual_max
     return rows[within], residual[within]
+
+
+def _in_tone_band(chi2: np.ndarray | float, t: DedupThresholds) -> np.ndarray | bool:
+    """Where the tone rescue could turn a colour disagreement into agreement (its residual decides): the rescue on,
+    and the chi-square past `hsv_chi2_max` but within `tone_chi2_max`."""
+    return (t.tone_residual_max > 0) & (chi2 > t.hsv_chi2_max) & (chi2 <= t.tone_chi2_max)
 
 
 def _pair_tone(v: HashVectors, i: np.ndarray, j: np.ndarray) -> Callable[[np.ndarray], np.ndarray] | None:
@@ -293,7 +299,7 @@ def framed_signals(
         if signals[0, k] > t.phash_max_distance or signals[1, k] > t.dhash_edge_max_distance:
             continue
         signals[2, k] = chi2_distance(framed.hsv_hist, small.hsv_hist)
-        if t.hsv_chi2_max < signals[2, k] <= t.tone_chi2_max:
+        if _in_tone_band(signals[2, k], t):
             signals[3, k] = tone_residuals(framed.tone[None], small.tone[None])[0]
     return signals[0], signals[1], signals[2], signals[3]
 
