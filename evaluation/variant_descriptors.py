@@ -163,7 +163,7 @@ def row_of(image) -> int:
 def with_distance(matrix: np.ndarray):
     """The real selection with the own-variant check's distance read from `matrix` (by image row)."""
 
-    def checks(images, t):
+    def checks(images, t, colours=frozenset()):  # descriptors are compared without a named colour
         rows = lambda taking_part: np.ix_(*[[row_of(a) for a in taking_part]] * 2)  # noqa: E731
         return consensus_checks([a for a in images if a.hashes is not None], t, lambda part: matrix[rows(part)])
 

@@ -7,7 +7,9 @@ Reports, per data set (catalog: Magento apparel, where the threshold is calibrat
 other shops, never used to choose anything):
 - hero = own variant: the first selected image is one of the product's own, before (the check off) and after;
 - false inconsistent: the share of a product's own images called inconsistent when nothing is planted;
-- two planted: the other colourway's front and another view of it (2 of up to 5 images), hero = own.
+- two planted: the other colourway's front and another view of it (2 of up to 5 images), hero = own;
+- colour_named: the same with the request naming the product's colour (product_colour: the colour words of its key),
+  the check's consensus and flag then reading each image's share of that colour.
 Another colourway whose front is one of the product's own photographs filed under a second colour (Magento's wsh05,
 wsh10, wb02; evaluation.dedup.audit) is not planted: no colour signal can tell them apart. Products with fewer own
 images than the check needs (1 own + 1 planted) are counted apart: without a supplier
@@ -33,6 +35,7 @@ import numpy as np
 
 from contract.categories import Category, VariantThresholds
 from contract.categories_file import load_catalog
+from contract.colours import colour_terms
 from evaluation.dedup.audit import same_photo
 from evaluation.variant_data import VariantImages, VariantListing, load_variant_images
 from gateway.decisions.analysis import ImageAnalysis
@@ -126,18 +129,57 @@ def type_probabilities(v: VariantImages, row: int, types: str) -> dict[str, floa
     return {t: float(p) for t, p in zip(load_catalog().get("apparel").types, v.type_probs[row])}
 
 
-def run_trial(v: VariantImages, trial: Trial, category: Category, types: str, priorities: bool) -> tuple[bool, int]:
-    """(hero is own, own images called inconsistent) for the trial's product page."""
+def product_colour(v: VariantListing, row: int) -> frozenset[str]:
+    """The basic colour terms of the colour words in the product's key past its family (catalog "mh01-gray": gray;
+    "smartstore_converse-all-star-navy": blue; "smartstore_rayban-wayfarer-blue-gray-classic-black": blue, gray,
+    black), what a catalog's colour attribute would say; empty where the key names none (Thelia's -c1, the base
+    iPad, AbanteCart's and nopCommerce's numbers): those trials run as without a name."""
+    return colour_terms(v.products[row][len(v.families[row]) :])
+
+
+def run_trial(
+    v: VariantImages, trial: Trial, category: Category, types: str, priorities: bool, named: bool = False
+) -> tuple[bool, int]:
+    """(hero is own, own images called inconsistent) for the trial's product page; `named`: the request names the
+    product's colour (product_colour), as a catalog integration would."""
     images = []
     for rows, supplier, priority in ((trial.planted, OTHER, 2), (trial.own, OWN, 1)):
         for row in rows:
             kind, probs = image_type(v, row, types), type_probabilities(v, row, types)
             images.append(analysis(v, row, len(images), supplier, kind, priority if priorities else None, probs))
-    selected, verdicts = select(images, category)
+    colours = product_colour(v, trial.own[0]) if named else frozenset()
+    selected, verdicts = select(images, category, colours=colours)
     inconsistent = sum(
         1 for verdict in verdicts if verdict.supplier == OWN and verdict.variant and not verdict.variant.consistent
     )
     return selected[0].startswith(OWN), inconsistent
+
+
+def false_inconsistent(
+    v: VariantImages, category: Category, types: str, products: set[tuple[int, ...]], named: bool = False
+) -> dict:
+    """How many of the products' own images the check calls inconsistent with nothing planted (all, and on the
+    products whose own photographs agree in colour)."""
+    own_images = flagged = agree_images = agree_flagged = 0
+    for rows in sorted(products):
+        images = [analysis(v, r, k, OWN, image_type(v, r, types)) for k, r in enumerate(rows)]
+        colours = product_colour(v, rows[0]) if named else frozenset()
+        verdicts = select(images, category, colours=colours)[1]
+        flags = sum(1 for verdict in verdicts if verdict.variant and not verdict.variant.consistent)
+        own_images, flagged = own_images + len(rows), flagged + flags
+        if v.products[rows[0]] not in OWN_PHOTOS_DISAGREE:
+            agree_images, agree_flagged = agree_images + len(rows), agree_flagged + flags
+    return {
+        "images": own_images,
+        "flagged": flagged,
+        "rate": round(flagged / max(own_images, 1), 4),
+        "products": len(products),
+        "own_photos_agree": {
+            "images": agree_images,
+            "flagged": agree_flagged,
+            "rate": round(agree_flagged / max(agree_images, 1), 4),
+        },
+    }
 
 
 def summarise(v: VariantImages, category: Category, sources: list[str], types: str) -> dict:
@@ -150,21 +192,14 @@ def summarise(v: VariantImages, category: Category, sources: list[str], types: s
         single = [tr for tr in one if len(tr.own) + 1 < t.min_images]
         two = [tr for tr in trials(v, 2) if tr.source == source and len(tr.own) >= 2]
         products = {tr.own for tr in one if len(tr.own) >= t.min_images}
+        pairs = {tr.own for tr in one if len(tr.own) == 2}
         disagree = {tr for tr in enough if v.products[tr.own[0]] in OWN_PHOTOS_DISAGREE}
 
-        def rate(trs, cat, priorities=False):
-            hits = [run_trial(v, tr, cat, types, priorities)[0] for tr in trs]
+        def rate(trs, cat, priorities=False, named=False):
+            hits = [run_trial(v, tr, cat, types, priorities, named)[0] for tr in trs]
             return {"hero_own": round(float(np.mean(hits)), 4) if hits else None, "trials": len(hits)}
 
-        own_images = flagged = agree_images = agree_flagged = 0
-        for rows in products:
-            images = [analysis(v, r, k, OWN, image_type(v, r, types)) for k, r in enumerate(rows)]
-            flags = sum(
-                1 for verdict in select(images, category)[1] if verdict.variant and not verdict.variant.consistent
-            )
-            own_images, flagged = own_images + len(rows), flagged + flags
-            if v.products[rows[0]] not in OWN_PHOTOS_DISAGREE:
-                agree_images, agree_flagged = agree_images + len(rows), agree_flagged + flags
+        named_trials = [tr for tr in enough if product_colour(v, tr.own[0])]
         out[source] = {
             "before": rate(enough, off),
             "after": rate(enough, category),
@@ -174,16 +209,18 @@ def summarise(v: VariantImages, category: Category, sources: list[str], types: s
             "two_planted_after": rate(two, category),
             "one_own_image_no_priority": rate(single, category),
             "one_own_image_own_supplier_preferred": rate(single, category, priorities=True),
-            "false_inconsistent": {
-                "images": own_images,
-                "flagged": flagged,
-                "rate": round(flagged / max(own_images, 1), 4),
-                "products": len(products),
-                "own_photos_agree": {
-                    "images": agree_images,
-                    "flagged": agree_flagged,
-                    "rate": round(agree_flagged / max(agree_images, 1), 4),
-                },
+            "false_inconsistent": false_inconsistent(v, category, types, products),
+            # the request names the product's colour (product_colour; trials whose key names none run as above)
+            "colour_named": {
+                "trials_with_a_name": len(named_trials),
+                "after": rate(enough, category, named=True),
+                "after_own_photos_agree": rate([tr for tr in enough if tr not in disagree], category, named=True),
+                "after_own_photos_disagree": rate([tr for tr in enough if tr in disagree], category, named=True),
+                "two_planted_after": rate(two, category, named=True),
+                "one_own_image_no_priority": rate(single, category, named=True),
+                "false_inconsistent": false_inconsistent(v, category, types, products, named=True),
+                # products with 2 own images: with a name the check runs there too (fewer than min_images)
+                "false_inconsistent_two_images": false_inconsistent(v, category, types, pairs, named=True),
             },
         }
     return out

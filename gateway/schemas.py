@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from contract.colours import MAX_COLOUR_NAME
 from contract.reasons import Status
 from gateway.decisions.search import DEFAULT_SEARCH_CONFIDENCE
 
@@ -64,6 +65,14 @@ class SelectRequest(ImagesRequest):
         default=None, max_length=64, description="category key; predicted (or `default`) when absent or unknown"
     )
     max_images: int | None = Field(default=None, ge=1, le=100)
+    colour: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_COLOUR_NAME,
+        description="the product's colour as the catalog names it ('navy', 'Space Gray', 'black/white'): the "
+        "own-variant check then prefers images that show it, so another colourway's front sent by a supplier does "
+        "not lead the page; words outside the vocabulary (contract/colours.py) are ignored",
+    )
 
 
 class PlaceholderEvidenceOut(BaseModel):
@@ -109,6 +118,12 @@ class VariantOut(BaseModel):
     )
     distance: float = Field(description="colour-histogram chi-square to the product's consensus image")
     threshold: float = Field(description="the category's variant.max_distance (categories.toml)")
+    colour_share: float | None = Field(
+        default=None,
+        description="share of the image's foreground in the request's `colour` (its basic terms); an image with "
+        "under a tenth of the best image's share, and a histogram not close to the consensus, is inconsistent; "
+        "absent when the request names no colour the check understood",
+    )
 
 
 class HeroMarginOut(BaseModel):
@@ -176,6 +191,11 @@ class SelectResponse(BaseModel):
         default=None,
         description="the top-level category head's verdict (only when the request's category was "
         "absent or unknown and the head is served)",
+    )
+    colour_terms: list[str] | None = Field(
+        default=None,
+        description="the basic colour terms the request's `colour` was read as (contract/colours.py); empty: no "
+        "word was understood and the own-variant check ran without it; absent: no `colour` given",
     )
     selected: list[str]
     images: list[ImageVerdictOut]

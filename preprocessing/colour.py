@@ -15,6 +15,7 @@ import math
 import numpy as np
 from PIL import Image
 
+from contract.colours import BASIC_COLOURS
 from preprocessing.foreground import duplicate_mask
 
 # Pictures (or masks) with fewer foreground pixels than this are counted whole.
@@ -147,3 +148,55 @@ def hsv_histogram(img: Image.Image) -> np.ndarray:
     """colour_histogram of a picture's foreground as duplicate detection sees it (hash_features' HSV_HIST)."""
     rgb = np.asarray(img.convert("RGB"))
     return colour_histogram(rgb, duplicate_mask(rgb))
+
+
+# Naming pixels with the basic colour terms (contract.colours.BASIC_COLOURS), on the picture's own colours (no tone
+# normalisation: a name is about the colour as shot). A pixel's chroma (max - min of R, G, B in [0, 1]) moves its
+# weight from its achromatic term (black, gray or white by its value) to its chromatic one across NAMING_CHROMA_RAMP,
+# so a shade near the boundary does not flip between pictures; the chromatic term is its HSV hue sector's, the dark
+# end of the orange and yellow sectors being brown and of the pink sector purple. Boundaries set by eye on sRGB hue
+# circles, then checked on the development catalog's colourways (BENCHMARKS.md "Own variant as hero: the product's
+# colour named").
+NAMING_CHROMA_RAMP = (0.08, 0.16)
+NAMING_BLACK_BELOW, NAMING_WHITE_ABOVE = 0.22, 0.85  # value of achromatic pixels
+# (upper end of the hue sector in degrees, its term, (the term instead, below this value) or None)
+NAMING_HUES = (
+    (15.0, "red", None),
+    (45.0, "orange", ("brown", 0.6)),
+    (70.0, "yellow", ("brown", 0.5)),
+    (165.0, "green", None),
+    (255.0, "blue", None),
+    (290.0, "purple", None),
+    (345.0, "pink", ("purple", 0.5)),
+    (360.0, "red", None),
+)
+
+
+def colour_name_shares(rgb: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """(len(BASIC_COLOURS),) float32 summing to 1: the share of the masked pixels (all when the mask has fewer than
+    MIN_FOREGROUND_PIXELS; default: the duplicate foreground) that each basic colour term names."""
+    pixels = np.asarray(rgb, dtype=np.uint8)
+    if mask is None:
+        mask = duplicate_mask(pixels)
+    if np.count_nonzero(mask) < MIN_FOREGROUND_PIXELS:
+        mask = np.ones(pixels.shape[:2], dtype=bool)
+    channels = np.take(pixels.reshape(-1, 3), np.flatnonzero(mask), axis=0).T.astype(np.float32)
+    channels /= 255.0
+    hue, saturation, value = _hsv(*channels)
+    achromatic = np.where(
+        value < NAMING_BLACK_BELOW, _TERM["black"], np.where(value > NAMING_WHITE_ABOVE, _TERM["white"], _TERM["gray"])
+    )
+    sector = np.searchsorted(_SECTOR_ENDS, hue * 360.0, side="right")
+    chromatic = np.where(value < _SECTOR_DARK_BELOW[sector], _SECTOR_DARK_TERM[sector], _SECTOR_TERM[sector])
+    weight = _ramp(saturation * value, NAMING_CHROMA_RAMP)
+    counts = np.bincount(chromatic, weight, len(BASIC_COLOURS))
+    counts += np.bincount(achromatic, 1 - weight, len(BASIC_COLOURS))
+    return (counts / counts.sum()).astype(np.float32)
+
+
+_TERM = {name: index for index, name in enumerate(BASIC_COLOURS)}
+# NAMING_HUES as lookup tables by sector (np.searchsorted of the hue in degrees over the sectors' upper ends)
+_SECTOR_ENDS = np.array([upper for upper, _, _ in NAMING_HUES[:-1]])
+_SECTOR_TERM = np.array([_TERM[name] for _, name, _ in NAMING_HUES])
+_SECTOR_DARK_TERM = np.array([_TERM[dark[0] if dark else name] for _, name, dark in NAMING_HUES])
+_SECTOR_DARK_BELOW = np.array([dark[1] if dark else 0.0 for _, _, dark in NAMING_HUES])

@@ -110,9 +110,13 @@ def _verdict(
 
 
 def select(
-    analyses: list[ImageAnalysis], category: Category, max_images: int | None = None
+    analyses: list[ImageAnalysis],
+    category: Category,
+    max_images: int | None = None,
+    colours: frozenset[str] = frozenset(),
 ) -> tuple[list[str], list[Verdict]]:
-    """(selected ids in page order, one verdict per input image in input order)."""
+    """(selected ids in page order, one verdict per input image in input order). `colours`: the basic colour terms
+    of the product's colour where the request names it (contract.colours.colour_terms), for the own-variant check."""
     cap = page_cap(category, max_images)
 
     verdicts: dict[int, Verdict] = {}  # keyed by id() of the analysis: ids are not trusted to be unique here
@@ -143,7 +147,7 @@ def select(
             for duplicate in cluster[1:]:
                 verdicts[id(duplicate)] = _verdict(duplicate, "duplicate", duplicate_of=representative.id)
 
-    variants = variant_checks(representatives, category.variant)
+    variants = variant_checks(representatives, category.variant, colours)
     heroes = hero_checks(representatives, category)
     selected, over_limit = split_at_cap(order_selection(representatives, category, variants, heroes), cap)
     for position, a in enumerate(selected, start=1):

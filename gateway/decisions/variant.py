@@ -8,6 +8,11 @@ is a real image, so it stays inside the product's own colour as long as the outl
 weight (2 of 5 images, say), unlike a mean histogram that an outlier drags toward itself. The backbone embedding is
 not used: on the development colourways it tells views apart, not colours (other colourways of the same view are
 closer in it than the back and front of one product; BENCHMARKS.md "Own variant as hero").
+
+When the request names the product's colour (`colour` of /v1/select, reduced to basic terms by contract.colours),
+each image's share of those terms (preprocessing.colour.colour_name_shares of its thumbnail) also weighs in the
+consensus, and an image showing much less of the named colour than the product's best image is inconsistent however
+close its histogram: the caller knows which colourway the page is for, the histogram only which one is commonest.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from contract.categories import VariantThresholds
+from contract.colours import BASIC_COLOURS
 from gateway.hashing import chi2_pairs
 
 if TYPE_CHECKING:  # analysis.py holds VariantCheck in each Verdict
@@ -29,6 +35,15 @@ if TYPE_CHECKING:  # analysis.py holds VariantCheck in each Verdict
 # (duplicate detection's hsv_chi2_max is 0.02), so two shots of the product's own colour tie and the usual order
 # (resolution, sharpness) picks between them, while another colourway's shot (0.1 and more) sorts after.
 VARIANT_DISTANCE_STEP = 0.02
+# With a colour named: an image's consensus weight is its supplier weight times (COLOUR_WEIGHT_FLOOR + its share of
+# the named colour), so an image without the colour still counts a little (a colour chart, a mis-named shade); and an
+# image whose share is below MIN_SHARE_OF_BEST times the best image's is inconsistent. Chosen on the development
+# catalog's colourways, checked on other shops' (BENCHMARKS.md "Own variant as hero: the product's colour named").
+COLOUR_WEIGHT_FLOOR = 0.05
+MIN_SHARE_OF_BEST = 0.1
+# ... unless its histogram is this close to the consensus (re-exports and shots of one colour differ by less; a
+# shade at the edge of the name's range can be in one shot and not the next).
+NAMED_MIN_DISTANCE = 0.1
 
 
 @dataclass(frozen=True)
@@ -38,6 +53,7 @@ class VariantCheck:
     consistent: bool
     distance: float  # colour-histogram chi-square to the consensus image
     threshold: float
+    colour_share: float | None = None  # share of the named colour in the image's foreground; None: none named
 
 
 def closeness_key(check: VariantCheck | None) -> tuple[bool, int]:
@@ -75,23 +91,40 @@ def histogram_distances(images: list[ImageAnalysis]) -> np.ndarray:
     return distance
 
 
-def variant_checks(images: list[ImageAnalysis], t: VariantThresholds | None) -> dict[int, VariantCheck]:
+def named_colour_shares(images: list[ImageAnalysis], colours: frozenset[str]) -> np.ndarray | None:
+    """Each image's share of the named basic colours (their sum), or None when no colour is named, when an image has
+    no thumbnail to name, or when no image shows the colour at all (a name that fits nothing decides nothing)."""
+    if not colours or any(a.hashes.colour_names is None for a in images):
+        return None
+    terms = [BASIC_COLOURS.index(c) for c in sorted(colours)]
+    shares = np.array([float(a.hashes.colour_names[terms].sum()) for a in images])
+    return shares if shares.max(initial=0.0) > 0 else None
+
+
+def variant_checks(
+    images: list[ImageAnalysis], t: VariantThresholds | None, colours: frozenset[str] = frozenset()
+) -> dict[int, VariantCheck]:
     """VariantCheck by id() of each accepted image with a colour histogram; empty when the check is off (`t` None),
-    when fewer than t.min_images images take part and no supplier priority singles one out, or when the consensus
-    is ambiguous (two images far apart tie as medoid)."""
-    return consensus_checks([a for a in images if a.hashes is not None], t, histogram_distances)
+    when fewer than t.min_images images take part and neither supplier priorities nor the named `colours` single
+    one out, or when the consensus is ambiguous (two images far apart tie as medoid)."""
+    taking_part = [a for a in images if a.hashes is not None]
+    return consensus_checks(taking_part, t, histogram_distances, named_colour_shares(taking_part, colours))
 
 
 def consensus_checks(
     images: list[ImageAnalysis],
     t: VariantThresholds | None,
     distances: Callable[[list[ImageAnalysis]], np.ndarray],
+    colour_shares: np.ndarray | None = None,
 ) -> dict[int, VariantCheck]:
     """variant_checks' rule under any pairwise distance (`distances` of the taking-part images, an (n, n) matrix):
-    the weighted medoid and each image's distance to it. evaluation.variant_descriptors compares descriptors with it."""
+    the weighted medoid and each image's distance to it, and with `colour_shares` (named_colour_shares) the named
+    colour's part in both. evaluation.variant_descriptors compares descriptors with it."""
     if t is None or len(images) < 2:
         return {}
     weights = supplier_weights([a.supplier_priority for a in images])
+    if colour_shares is not None:
+        weights = weights * (COLOUR_WEIGHT_FLOOR + colour_shares)
     if len(images) < t.min_images and np.ptp(weights) == 0:
         return {}
     distance = distances(images)
@@ -100,6 +133,13 @@ def consensus_checks(
     if np.any(distance[np.ix_(best, best)] > t.max_distance):
         return {}
     to_consensus = distance[best[0]]
+    if colour_shares is None:
+        return {
+            id(a): VariantCheck(bool(d <= t.max_distance), float(d), t.max_distance)
+            for a, d in zip(images, to_consensus)
+        }
+    shows_colour = (colour_shares >= MIN_SHARE_OF_BEST * colour_shares.max()) | (to_consensus <= NAMED_MIN_DISTANCE)
     return {
-        id(a): VariantCheck(bool(d <= t.max_distance), float(d), t.max_distance) for a, d in zip(images, to_consensus)
+        id(a): VariantCheck(bool(d <= t.max_distance and shown), float(d), t.max_distance, round(float(share), 4))
+        for a, d, shown, share in zip(images, to_consensus, shows_colour, colour_shares)
     }

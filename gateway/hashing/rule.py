@@ -31,6 +31,7 @@ from gateway.hashing.framing import (
     interior_thumbnail,
 )
 from gateway.hashing.tone import tone_residuals, tone_thumbnail
+from preprocessing.colour import colour_name_shares
 from preprocessing.perceptual import StagedFeatures, hash_features
 
 # A signal's distances: one per pair, or a function giving the distances of the pairs at the positions it is passed.
@@ -57,6 +58,13 @@ class ImageHashes:
     def pyramid(self) -> GreyPyramid | None:
         """The grey pyramid the framing rescue searches (gateway.hashing.framing), made on first use."""
         return None if self.thumb is None else GreyPyramid(self.thumb)
+
+    @cached_property
+    def colour_names(self) -> np.ndarray | None:
+        """Each basic colour term's share of the thumbnail's foreground (preprocessing.colour.colour_name_shares),
+        made on first use: only a product whose colour the request names needs it; None without a thumbnail. Every
+        second pixel of every second row: a share of the area needs no more, at a quarter of the work."""
+        return None if self.thumb is None else colour_name_shares(np.asarray(self.thumb)[::2, ::2])
 
     @cached_property
     def centre(self) -> np.ndarray:

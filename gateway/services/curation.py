@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from contract.categories import Catalog, Category
+from contract.colours import colour_terms
 from gateway.decisions.analysis import Verdict
 from gateway.decisions.category import CategoryChoice, CategoryPrediction, choose_category, predict_category
 from gateway.decisions.duplicates import dedup_groups
@@ -47,6 +48,7 @@ class Curation:
     selected: list[str]
     verdicts: list[Verdict]
     thumbnails: dict[str, np.ndarray | None]  # by input id
+    colours: frozenset[str] | None = None  # the basic terms of the request's `colour`; None: none given
 
 
 class CurationService:
@@ -80,13 +82,16 @@ class CurationService:
         if self.voting is not None:
             await self.voting.vote(analyzed, category, request.product_id, exemplars)
         assign_types(analyzed, category)
-        selected, verdicts = await decide(select, [a.analysis for a in analyzed], category, request.max_images)
+        colours = None if request.colour is None else colour_terms(request.colour)
+        selected, verdicts = await decide(
+            select, [a.analysis for a in analyzed], category, request.max_images, colours or frozenset()
+        )
         if self.voting is not None:
             await self.voting.remember(analyzed, verdicts, category, request.product_id)
         for verdict in verdicts:
             IMAGE_OUTCOMES.labels(status=verdict.status).inc()
         thumbnails = {a.analysis.id: a.thumb for a in analyzed}
-        return Curation(request.product_id, choice, selected, verdicts, thumbnails)
+        return Curation(request.product_id, choice, selected, verdicts, thumbnails, colours)
 
     async def _read_state(self, category: Category | None, product_id: str) -> tuple[LibraryView, np.ndarray | None]:
         """The library as of now, and `category`'s exemplars for the vote when the category is known before the

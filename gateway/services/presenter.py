@@ -57,6 +57,7 @@ def verdict_out(v: Verdict) -> ImageVerdictOut:
             consistent=v.variant.consistent,
             distance=round(v.variant.distance, DECIMALS),
             threshold=v.variant.threshold,
+            colour_share=v.variant.colour_share,
         ),
         hero_margin=None
         if v.hero_margin is None
@@ -79,6 +80,7 @@ def select_response(curation: Curation) -> SelectResponse:
         category=curation.choice.category.name,
         category_source=curation.choice.source,
         category_prediction=prediction_out(curation.choice.prediction),
+        colour_terms=None if curation.colours is None else sorted(curation.colours),
         selected=curation.selected,
         images=[verdict_out(v) for v in curation.verdicts],
     )

@@ -85,6 +85,7 @@ def test_routes_take_their_service_from_the_dependency(client):
         "category": "apparel",
         "category_source": "request",
         "category_prediction": None,
+        "colour_terms": None,
         "selected": [],
         "images": [],
     }

@@ -124,3 +124,67 @@ def test_consensus_rule_takes_any_pairwise_distance():
         (False, 0.8),
     ]
     assert consensus_checks(images[:2], T, lambda _: far[:2, :2]) == {}  # the same guards: too few images
+
+
+NAVY, ORANGE, GREY = (25, 35, 110), (235, 120, 30), (128, 128, 128)
+
+
+def swatch(rgb: tuple[int, int, int]) -> np.ndarray:
+    """A 32 px thumbnail: a square of `rgb` on white (its foreground)."""
+    thumb = np.full((32, 32, 3), 255, np.uint8)
+    thumb[8:24, 8:24] = rgb
+    return thumb
+
+
+def named_shot(image_id: str, index: int, blue: float, rgb: tuple[int, int, int], **kwargs):
+    """shot() whose thumbnail shows `rgb`: the histogram (set apart, as in shot()) decides the distances, the
+    thumbnail the named colour's share."""
+    hashes = dataclasses.replace(coloured(index, blue), thumb=swatch(rgb))
+    return image(image_id, index, hashes=hashes, **kwargs)
+
+
+def test_a_named_colour_singles_out_the_own_image_of_two():
+    other = named_shot("other", 0, 0.0, ORANGE, type="front", size=(2000, 2000))  # first, and larger
+    own = named_shot("own", 1, 1.0, NAVY, type="front")
+    assert variant_checks([other, own], T) == {}  # nothing else tells them apart
+    checks = variant_checks([other, own], T, frozenset({"blue"}))
+    assert checks[id(own)].consistent and checks[id(own)].colour_share == 1.0
+    assert not checks[id(other)].consistent and checks[id(other)].colour_share == 0.0
+    assert select([other, own], CATEGORY, colours=frozenset({"blue"}))[0] == ["own", "other"]
+    assert select([other, own], CATEGORY)[0] == ["other", "own"]  # the order without a name
+
+
+def test_the_named_colour_outweighs_the_commonest_one():
+    """Two planted images of another colourway against the one own image: unnamed, the majority is the consensus."""
+    images = [
+        named_shot("other-front", 0, 0.0, ORANGE, type="front"),
+        named_shot("other-back", 1, 0.05, ORANGE, type="back"),
+        named_shot("own-front", 2, 1.0, NAVY, type="front"),
+    ]
+    unnamed = variant_checks(images, T)
+    assert [unnamed[id(a)].consistent for a in images] == [True, True, False]
+    named = variant_checks(images, T, frozenset({"blue"}))
+    assert [named[id(a)].consistent for a in images] == [False, False, True]
+    assert select(images, CATEGORY, colours=frozenset({"blue"}))[0][0] == "own-front"
+
+
+@pytest.mark.parametrize(("blue", "consistent"), [(0.9, True), (0.7, False)])
+def test_an_image_without_the_named_colour_is_inconsistent_unless_its_histogram_is_close(blue, consistent):
+    """Chi-square 0.05 (a shot of the same colours) stays consistent without the colour; 0.18, within max_distance
+    (0.3) but past NAMED_MIN_DISTANCE, does not."""
+    images = [
+        named_shot("front", 0, 1.0, NAVY, type="front"),
+        named_shot("back", 1, 1.0, NAVY, type="back"),
+        named_shot("grey", 2, blue, GREY, type="detail"),
+    ]
+    checks = variant_checks(images, T, frozenset({"blue"}))
+    assert checks[id(images[2])].distance <= T.max_distance
+    assert checks[id(images[2])].consistent is consistent
+    assert variant_checks(images, T)[id(images[2])].consistent  # the histogram alone keeps it
+
+
+def test_a_name_that_fits_no_image_or_no_thumbnail_changes_nothing():
+    images = [named_shot("a", 0, 0.0, ORANGE), named_shot("b", 1, 0.05, ORANGE), named_shot("c", 2, 1.0, NAVY)]
+    assert variant_checks(images, T, frozenset({"green"})) == variant_checks(images, T)
+    plain = [shot("a", 0, 0.0), shot("b", 1, 0.05), shot("c", 2, 1.0)]  # no thumbnails: nothing to name
+    assert [c.consistent for c in variant_checks(plain, T, frozenset({"blue"})).values()] == [True, True, False]

@@ -107,6 +107,19 @@ async def test_types_come_from_the_categorys_head_when_it_is_served(database):
     assert (unserved.images[0].type, unserved.images[0].type_confidence) == ("unknown", None)
 
 
+async def test_a_named_colour_reaches_the_variant_check_and_the_response(database):
+    triton = FakeTriton([raw(k) for k in (1, 2, 3)])
+    named = request(3, category="apparel").model_copy(update={"colour": "Navy / white"})
+    response = select_response(await service(database, triton).curate(named))
+    assert response.colour_terms == ["blue", "white"]
+    shares = [i.variant.colour_share for i in response.images]
+    assert all(share is not None and 0.0 <= share <= 1.0 for share in shares) and max(shares) > 0
+    plain = select_response(
+        await service(database, FakeTriton([raw(k) for k in (1, 2, 3)])).curate(request(3, "apparel"))
+    )
+    assert plain.colour_terms is None and all(i.variant.colour_share is None for i in plain.images)
+
+
 async def test_selected_images_feed_the_exemplar_store_and_vote_on_later_products(database):
     store = ExemplarStore(database)
     voting = ExemplarVoting(store, VoteRule(exemplars=2, min_votes=2, min_similarity_alone=0.5), 0.05)

@@ -54,8 +54,18 @@ def test_verdict_carries_the_placeholder_evidence_and_the_vote():
 
 def test_verdict_carries_the_variant_check_rounded():
     out = verdict_out(verdict(variant=VariantCheck(consistent=False, distance=0.623456, threshold=0.5)))
-    assert out.variant.model_dump() == {"consistent": False, "distance": 0.6235, "threshold": 0.5}
+    assert out.variant.model_dump() == {"consistent": False, "distance": 0.6235, "threshold": 0.5, "colour_share": None}
     assert verdict_out(verdict()).variant is None
+    named = verdict_out(verdict(variant=VariantCheck(False, 0.3, 0.5, colour_share=0.0123)))
+    assert named.variant.colour_share == 0.0123
+
+
+def test_select_response_says_how_the_colour_was_read():
+    choice = CategoryChoice(CATALOG.get("apparel"), "request", None)
+    assert select_response(Curation("sku", choice, [], [], {})).colour_terms is None
+    named = select_response(Curation("sku", choice, [], [], {}, frozenset({"white", "blue"})))
+    assert named.colour_terms == ["blue", "white"]
+    assert select_response(Curation("sku", choice, [], [], {}, frozenset())).colour_terms == []
 
 
 def test_select_response_says_where_the_category_came_from():
