@@ -2,10 +2,12 @@
 rows of a product grouped by `product_id` in file order). Images are http(s) URLs, or paths (relative paths are
 read from the manifest's folder; `s3://`, `gs://` and other pyarrow filesystems work too).
 
-    {"product_id": "sku-1", "category": "apparel", "images": ["https://cdn/a.jpg", {"id": "b", "path": "b.jpg",
-     "supplier": "B"}]}
+    {"product_id": "sku-1", "category": "apparel", "colour": "navy", "images": ["https://cdn/a.jpg",
+     {"id": "b", "path": "b.jpg", "supplier": "B"}]}
 
-    product_id,category,image,image_id,supplier      (image_id, supplier, category optional)
+    product_id,category,colour,image,image_id,supplier      (image_id, supplier, category, colour optional)
+
+`colour` is the product's colour as /v1/select takes it (the own-variant check prefers images that show it).
 """
 
 from __future__ import annotations
@@ -41,23 +43,32 @@ class Product:
     product_id: str
     category: str | None
     images: tuple[ImageRef, ...]
+    colour: str | None = None
 
     def fingerprint(self) -> str:
         """What the product's inputs are (ids, sources, suppliers, category): the same manifest row, the same
         fingerprint. File contents behind a URL or path are not read for it (a changed file at the same address
         needs a new address or a new version to be redone)."""
         body = [self.product_id, self.category, [[i.id, i.source, i.supplier] for i in self.images]]
+        if self.colour is not None:  # only then: the fingerprints of manifests without colours stay as they were
+            body.append(self.colour)
         return hashlib.sha256(json.dumps(body, separators=(",", ":")).encode()).hexdigest()
 
     def to_json(self) -> str:
         return json.dumps(
-            {"product_id": self.product_id, "category": self.category, "images": [vars(i) for i in self.images]}
+            {
+                "product_id": self.product_id,
+                "category": self.category,
+                "colour": self.colour,
+                "images": [vars(i) for i in self.images],
+            }
         )
 
     @staticmethod
     def from_json(text: str) -> Product:
         row = json.loads(text)
-        return Product(row["product_id"], row["category"], tuple(ImageRef(**i) for i in row["images"]))
+        images = tuple(ImageRef(**i) for i in row["images"])
+        return Product(row["product_id"], row["category"], images, row.get("colour"))
 
 
 def image_ref(value, product_id: str, number: int, supplier: str | None = None) -> ImageRef:
@@ -75,30 +86,32 @@ def image_ref(value, product_id: str, number: int, supplier: str | None = None) 
 
 
 def products_from_rows(rows: list[dict]) -> list[Product]:
-    """Products from manifest rows of either shape; a product repeated in per-product rows is an error."""
-    products: dict[str, tuple[str | None, list[ImageRef]]] = {}
+    """Products from manifest rows of either shape; a product repeated in per-product rows is an error. In
+    per-image rows, a product's category and colour are the first non-empty ones of its rows."""
+    products: dict[str, tuple[str | None, str | None, list[ImageRef]]] = {}
     per_product: set[str] = set()
     for line, row in enumerate(rows, start=1):
         product_id = str(row.get("product_id") or "")
         if not product_id:
             raise ManifestError(f"row {line}: `product_id` is missing")
         category = row.get("category") or None
+        colour = str(row["colour"]) if row.get("colour") else None
         if row.get("images") is not None:
             if product_id in products:
                 raise ManifestError(f"row {line}: product {product_id!r} appears twice")
             per_product.add(product_id)
             refs = [image_ref(v, product_id, n) for n, v in enumerate(row["images"], start=1)]
-            products[product_id] = (category, refs)
+            products[product_id] = (category, colour, refs)
         elif row.get("image"):
             if product_id in per_product:
                 raise ManifestError(f"row {line}: product {product_id!r} appears twice")
-            known_category, refs = products.setdefault(product_id, (category, []))
+            known_category, known_colour, refs = products.setdefault(product_id, (category, colour, []))
             value = {"path": row["image"], "id": row.get("image_id") or None, "supplier": row.get("supplier") or None}
             refs.append(image_ref(value, product_id, len(refs) + 1))
-            products[product_id] = (known_category or category, refs)
+            products[product_id] = (known_category or category, known_colour or colour, refs)
         else:
             raise ManifestError(f"row {line}: give `images` (a list) or `image`")
-    return [Product(p, category, tuple(refs)) for p, (category, refs) in products.items() if refs]
+    return [Product(p, category, tuple(refs), colour) for p, (category, colour, refs) in products.items() if refs]
 
 
 def read_rows(path: str) -> list[dict]:
@@ -126,7 +139,7 @@ def read_manifest(path: str) -> list[Product]:
     """The manifest's products, relative image paths made absolute against the manifest's folder."""
     base = manifest_folder(path)
     return [
-        Product(p.product_id, p.category, tuple(resolve(i, base) for i in p.images))
+        Product(p.product_id, p.category, tuple(resolve(i, base) for i in p.images), p.colour)
         for p in products_from_rows(read_rows(path))
     ]
 
@@ -162,13 +175,9 @@ def select_request(product: Product) -> SelectRequest:
     """The /v1/select request for the product, checked as the API checks one (ids unique, lengths) with each image's
     source left to backfill.fetch."""
     images = [{"id": i.id, "supplier": i.supplier, "data": ""} for i in product.images]  # stand-in sources
-    SelectRequest.model_validate({"product_id": product.product_id, "category": product.category, "images": images})
-    return SelectRequest.model_construct(
-        product_id=product.product_id,
-        category=product.category,
-        max_images=None,
-        images=[image_in(i) for i in product.images],
-    )
+    fields = {"product_id": product.product_id, "category": product.category, "colour": product.colour}
+    SelectRequest.model_validate({**fields, "images": images})
+    return SelectRequest.model_construct(**fields, max_images=None, images=[image_in(i) for i in product.images])
 
 
 def index_request(product: Product, partition: str | None) -> IndexRequest:

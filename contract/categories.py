@@ -64,7 +64,8 @@ class DedupThresholds:
 class VariantThresholds:
     """The own-variant check (gateway/decisions/variant.py): an accepted image whose colour-histogram chi-square to
     the product's consensus image exceeds `max_distance` is inconsistent (another colourway, say); the check runs
-    on products with at least `min_images` accepted images (fewer only when supplier priorities single one out)."""
+    on products with at least `min_images` accepted images (fewer only when supplier priorities or the request's
+    named colour single one out)."""
 
     max_distance: float
     min_images: int

@@ -56,7 +56,7 @@ from contract.categories_file import load_catalog
 from evaluation.dedup.audit import recropped_photo, same_photo
 from evaluation.placeholder_data import on_white, variant
 from evaluation.variant_data import VariantListing, listing
-from evaluation.variant_hero import OWN_PHOTOS_DISAGREE, trials
+from evaluation.variant_hero import OWN_PHOTOS_DISAGREE, colour_name, trials
 from training.datasets import DEFAULT_DATA, shop_photos
 from training.image_codec import encode_image
 
@@ -133,6 +133,7 @@ def page(
     category: Category,
     placeholder_file: Path,
     rng: np.random.Generator,
+    colour: str | None = None,
 ) -> Page:
     """One product page: the other colourway's front first (when there is one), the own images (`own[0]` the front,
     `own[view]` the view that must be kept), then the copies of the front and the re-served placeholder."""
@@ -145,6 +146,8 @@ def page(
         image_entry("placeholder", variant(Image.open(placeholder_file), rng), "B"),
     ]
     body = {"product_id": product, "max_images": MAX_IMAGES, "images": entries}
+    if colour:  # --name-colour: the product's colour, as a catalog integration would send it
+        body["colour"] = colour
     if category.name != DEFAULT_CATEGORY:  # products/ pages send none: the service predicts it
         body["category"] = category.name
     return Page(
@@ -161,8 +164,11 @@ def page(
     )
 
 
-def pages(images: VariantListing, placeholders: list[Path], seed: int = SEED) -> tuple[list[Page], list[str]]:
-    """One page per product with a front and a second own image: the first other colourway (variant_hero.trials).
+def pages(
+    images: VariantListing, placeholders: list[Path], seed: int = SEED, name_colour: bool = False
+) -> tuple[list[Page], list[str]]:
+    """One page per product with a front and a second own image: the first other colourway (variant_hero.trials);
+    `name_colour`: the request names the product's colour (variant_hero.colour_name).
     Also the products left out because their front, checked view or colourway is under the category's `min_side`:
     there `low_resolution` is the right answer, not a miss (products/ sends no category: `default`'s)."""
     catalog = load_catalog()
@@ -184,7 +190,8 @@ def pages(images: VariantListing, placeholders: list[Path], seed: int = SEED) ->
         paths = [images.paths[r] for r in own]
         colourway = images.paths[trial.planted[0]]
         placeholder_file = placeholders[len(built) % len(placeholders)]
-        built.append(page(trial.source, product, paths, view, colourway, category, placeholder_file, rng))
+        colour = colour_name(images, trial.own[0]) if name_colour else None
+        built.append(page(trial.source, product, paths, view, colourway, category, placeholder_file, rng, colour))
     return built, under_min_side
 
 
@@ -340,13 +347,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--limit", type=int, default=None, help="first N pages only (a quick look)")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--name-colour", action="store_true", help="colourway pages send the product's colour (`colour`)"
+    )
     args = parser.parse_args(argv)
 
     images = listing(args.data)
     placeholders = placeholder_files(args.data)
     if not images.paths or not placeholders:
         raise SystemExit(f"{args.data}: needs the catalog / products manifests and placeholder folders")
-    built, under_min_side = pages(images, placeholders)
+    built, under_min_side = pages(images, placeholders, name_colour=args.name_colour)
     more, more_under = shop_pages(args.data, placeholders, skip={p.product for p in built} | set(under_min_side))
     built, under_min_side = (built + more)[: args.limit], under_min_side + more_under
     ensure_repository(args.repository)

@@ -129,12 +129,17 @@ def type_probabilities(v: VariantImages, row: int, types: str) -> dict[str, floa
     return {t: float(p) for t, p in zip(load_catalog().get("apparel").types, v.type_probs[row])}
 
 
+def colour_name(v: VariantListing, row: int) -> str:
+    """What a catalog's colour attribute would say of the product: its key past its family (catalog "mh01-gray":
+    "gray"; "smartstore_converse-all-star-navy": "-navy"; "smartstore_rayban-wayfarer-blue-gray-classic-black":
+    "-blue-gray-classic-black"; Thelia's "-c1", the base iPad's "", AbanteCart's and nopCommerce's numbers name no
+    colour: their trials run as without one)."""
+    return v.products[row][len(v.families[row]) :]
+
+
 def product_colour(v: VariantListing, row: int) -> frozenset[str]:
-    """The basic colour terms of the colour words in the product's key past its family (catalog "mh01-gray": gray;
-    "smartstore_converse-all-star-navy": blue; "smartstore_rayban-wayfarer-blue-gray-classic-black": blue, gray,
-    black), what a catalog's colour attribute would say; empty where the key names none (Thelia's -c1, the base
-    iPad, AbanteCart's and nopCommerce's numbers): those trials run as without a name."""
-    return colour_terms(v.products[row][len(v.families[row]) :])
+    """The basic colour terms of colour_name, as the service reads a request's `colour` (contract.colours)."""
+    return colour_terms(colour_name(v, row))
 
 
 def run_trial(

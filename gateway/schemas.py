@@ -74,6 +74,13 @@ class SelectRequest(ImagesRequest):
         "not lead the page; words outside the vocabulary (contract/colours.py) are ignored",
     )
 
+    @field_validator("colour")
+    @classmethod
+    def colour_has_a_word(cls, colour: str | None) -> str | None:
+        if colour is not None and not colour.strip():
+            raise ValueError("`colour` is blank: leave it out, or name the colour")
+        return colour
+
 
 class PlaceholderEvidenceOut(BaseModel):
     mechanism: Literal["library", "head", "vote"] = Field(
@@ -121,8 +128,9 @@ class VariantOut(BaseModel):
     colour_share: float | None = Field(
         default=None,
         description="share of the image's foreground in the request's `colour` (its basic terms); an image with "
-        "under a tenth of the best image's share, and a histogram not close to the consensus, is inconsistent; "
-        "absent when the request names no colour the check understood",
+        "far less of it than the product's best image, and a histogram not close to the consensus, is "
+        "inconsistent (gateway/decisions/variant.py); absent when the colour took no part: none named or "
+        "understood, no image showing enough of it, or no thumbnail for this image",
     )
 
 

@@ -155,8 +155,8 @@ def hsv_histogram(img: Image.Image) -> np.ndarray:
 # weight from its achromatic term (black, gray or white by its value) to its chromatic one across NAMING_CHROMA_RAMP,
 # so a shade near the boundary does not flip between pictures; the chromatic term is its HSV hue sector's, the dark
 # end of the orange and yellow sectors being brown and of the pink sector purple. Boundaries set by eye on sRGB hue
-# circles, then checked on the development catalog's colourways (BENCHMARKS.md "Own variant as hero: the product's
-# colour named").
+# circles; green / blue / purple then moved to the development catalog's hue modes (its "purple" garments sit at
+# 245-265 degrees, its "blue" at 175-245: BENCHMARKS.md "Third pass: the product's colour named").
 NAMING_CHROMA_RAMP = (0.08, 0.16)
 NAMING_BLACK_BELOW, NAMING_WHITE_ABOVE = 0.22, 0.85  # value of achromatic pixels
 # (upper end of the hue sector in degrees, its term, (the term instead, below this value) or None)
@@ -164,8 +164,8 @@ NAMING_HUES = (
     (15.0, "red", None),
     (45.0, "orange", ("brown", 0.6)),
     (70.0, "yellow", ("brown", 0.5)),
-    (165.0, "green", None),
-    (255.0, "blue", None),
+    (170.0, "green", None),
+    (240.0, "blue", None),
     (290.0, "purple", None),
     (345.0, "pink", ("purple", 0.5)),
     (360.0, "red", None),

@@ -35,15 +35,22 @@ if TYPE_CHECKING:  # analysis.py holds VariantCheck in each Verdict
 # (duplicate detection's hsv_chi2_max is 0.02), so two shots of the product's own colour tie and the usual order
 # (resolution, sharpness) picks between them, while another colourway's shot (0.1 and more) sorts after.
 VARIANT_DISTANCE_STEP = 0.02
-# With a colour named: an image's consensus weight is its supplier weight times (COLOUR_WEIGHT_FLOOR + its share of
-# the named colour), so an image without the colour still counts a little (a colour chart, a mis-named shade); and an
-# image whose share is below MIN_SHARE_OF_BEST times the best image's is inconsistent. Chosen on the development
-# catalog's colourways, checked on other shops' (BENCHMARKS.md "Own variant as hero: the product's colour named").
+# With a colour named (chosen on the development catalog's colourways, checked on other shops': BENCHMARKS.md "Third
+# pass: the product's colour named"):
+# - an image's consensus weight is its supplier weight times (COLOUR_WEIGHT_FLOOR + its share of the named colour),
+#   so an image without the colour still counts a little (a colour chart, a mis-named shade);
 COLOUR_WEIGHT_FLOOR = 0.05
+# - an image whose share is below MIN_SHARE_OF_BEST times the best image's is inconsistent, unless its histogram is
+#   within NAMED_MIN_DISTANCE of the consensus (shots of one colour differ by less, and a shade at the edge of the
+#   name's range can be in one shot and not the next);
 MIN_SHARE_OF_BEST = 0.1
-# ... unless its histogram is this close to the consensus (re-exports and shots of one colour differ by less; a
-# shade at the edge of the name's range can be in one shot and not the next).
 NAMED_MIN_DISTANCE = 0.1
+# - a product under min_images gets a verdict when an image shows under SINGLED_OUT_BELOW of the best share (two
+#   shots of one colour differ by a few points, which must not pick one);
+SINGLED_OUT_BELOW = 0.8
+# - a name no image shows on MIN_BEST_SHARE of its foreground is not used at all (a tag or a trim under a name that
+#   fits nothing else must not flag the product's own shots).
+MIN_BEST_SHARE = 0.05
 
 
 @dataclass(frozen=True)
@@ -92,13 +99,24 @@ def histogram_distances(images: list[ImageAnalysis]) -> np.ndarray:
 
 
 def named_colour_shares(images: list[ImageAnalysis], colours: frozenset[str]) -> np.ndarray | None:
-    """Each image's share of the named basic colours (their sum), or None when no colour is named, when an image has
-    no thumbnail to name, or when no image shows the colour at all (a name that fits nothing decides nothing)."""
-    if not colours or any(a.hashes.colour_names is None for a in images):
+    """Each image's share of the named basic colours (their sum; NaN for an image without a thumbnail to name: it
+    neither weighs by colour nor is judged by it), or None when no colour is named or no image shows it on
+    MIN_BEST_SHARE of its foreground (a name that fits nothing, or only a tag or a trim, decides nothing)."""
+    if not colours:
         return None
     terms = [BASIC_COLOURS.index(c) for c in sorted(colours)]
-    shares = np.array([float(a.hashes.colour_names[terms].sum()) for a in images])
-    return shares if shares.max(initial=0.0) > 0 else None
+    shares = np.array(
+        [np.nan if (named := a.hashes.colour_names) is None else float(named[terms].sum()) for a in images]
+    )
+    return shares if np.any(shares >= MIN_BEST_SHARE) else None  # NaN compares False
+
+
+def singles_out(colour_shares: np.ndarray | None) -> bool:
+    """Whether the named colour tells the images apart on its own: some image shows under SINGLED_OUT_BELOW of the
+    best image's share."""
+    if colour_shares is None:
+        return False
+    return bool(np.any(colour_shares < SINGLED_OUT_BELOW * np.nanmax(colour_shares)))
 
 
 def variant_checks(
@@ -122,10 +140,16 @@ def consensus_checks(
     colour's part in both. evaluation.variant_descriptors compares descriptors with it."""
     if t is None or len(images) < 2:
         return {}
-    weights = supplier_weights([a.supplier_priority for a in images])
+    by_priority = supplier_weights([a.supplier_priority for a in images])
+    weights, shows_colour = by_priority, np.ones(len(images), dtype=bool)
     if colour_shares is not None:
-        weights = weights * (COLOUR_WEIGHT_FLOOR + colour_shares)
-    if len(images) < t.min_images and np.ptp(weights) == 0:
+        best_share = np.nanmax(colour_shares)
+        known = np.where(np.isnan(colour_shares), best_share, colour_shares)  # no thumbnail: as if it showed it
+        shows_colour = known >= MIN_SHARE_OF_BEST * best_share
+        weights = by_priority * (COLOUR_WEIGHT_FLOOR + known)
+    # Fewer images than a majority needs: only differing priorities or an image without the named colour say which
+    # is the product's (two shots of one colour differ in share by a few points, which must not pick one).
+    if len(images) < t.min_images and np.ptp(by_priority) == 0 and not singles_out(colour_shares):
         return {}
     distance = distances(images)
     cost = distance @ weights  # weighted sum of distances from each candidate consensus to every image
@@ -138,8 +162,10 @@ def consensus_checks(
             id(a): VariantCheck(bool(d <= t.max_distance), float(d), t.max_distance)
             for a, d in zip(images, to_consensus)
         }
-    shows_colour = (colour_shares >= MIN_SHARE_OF_BEST * colour_shares.max()) | (to_consensus <= NAMED_MIN_DISTANCE)
+    judged = shows_colour | (to_consensus <= NAMED_MIN_DISTANCE)
     return {
-        id(a): VariantCheck(bool(d <= t.max_distance and shown), float(d), t.max_distance, round(float(share), 4))
-        for a, d, shown, share in zip(images, to_consensus, shows_colour, colour_shares)
+        id(a): VariantCheck(
+            bool(d <= t.max_distance and ok), float(d), t.max_distance, None if np.isnan(share) else float(share)
+        )
+        for a, d, ok, share in zip(images, to_consensus, judged, colour_shares)
     }

@@ -83,9 +83,10 @@ class CurationService:
             await self.voting.vote(analyzed, category, request.product_id, exemplars)
         assign_types(analyzed, category)
         colours = None if request.colour is None else colour_terms(request.colour)
-        selected, verdicts = await decide(
-            select, [a.analysis for a in analyzed], category, request.max_images, colours or frozenset()
+        choose = functools.partial(
+            select, category=category, max_images=request.max_images, colours=colours or frozenset()
         )
+        selected, verdicts = await decide(choose, [a.analysis for a in analyzed])
         if self.voting is not None:
             await self.voting.remember(analyzed, verdicts, category, request.product_id)
         for verdict in verdicts:

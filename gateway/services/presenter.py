@@ -57,7 +57,7 @@ def verdict_out(v: Verdict) -> ImageVerdictOut:
             consistent=v.variant.consistent,
             distance=round(v.variant.distance, DECIMALS),
             threshold=v.variant.threshold,
-            colour_share=v.variant.colour_share,
+            colour_share=None if v.variant.colour_share is None else round(v.variant.colour_share, DECIMALS),
         ),
         hero_margin=None
         if v.hero_margin is None

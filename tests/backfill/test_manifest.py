@@ -3,6 +3,7 @@ versions in the idempotency key, and whole-or-nothing part files."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pyarrow as pa
@@ -74,11 +75,25 @@ def test_select_request_runs_the_api_checks_but_keeps_file_sources(tmp_path):
         select_request(twice)
 
 
+def test_a_products_colour_reaches_its_request_and_fingerprint(tmp_path):
+    (tmp_path / "m.csv").write_text("product_id,colour,image\np,,/a.jpg\np,Navy,/b.jpg\nq,,/c.jpg\n")
+    p, q = read_manifest(str(tmp_path / "m.csv"))
+    assert (p.colour, q.colour) == ("Navy", None)
+    assert select_request(p).colour == "Navy" and select_request(q).colour is None
+    assert Product.from_json(p.to_json()) == p
+    assert p.fingerprint() != Product(p.product_id, p.category, p.images).fingerprint()
+    with pytest.raises(ValueError, match="colour"):
+        select_request(Product("p", None, p.images, "x" * 65))
+
+
 def test_fingerprint_and_key_change_with_inputs_and_versions():
     product = Product.from_json('{"product_id": "p", "category": null, "images": [{"id": "a", "source": "/a.jpg"}]}')
     assert Product.from_json(product.to_json()) == product
     other = Product("p", "apparel", product.images)
     assert product.fingerprint() != other.fingerprint()
+    # a product without a colour keeps the fingerprint it had before products had colours (done work stays done)
+    before = json.dumps(["p", None, [["a", "/a.jpg", None]]], separators=(",", ":"))
+    assert product.fingerprint() == hashlib.sha256(before.encode()).hexdigest()
     v = Versions("m1", "c1")
     key = result_key(product.fingerprint(), v, "curate")
     assert key == result_key(product.fingerprint(), Versions("m1", "c1"), "curate")

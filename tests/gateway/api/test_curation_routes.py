@@ -61,6 +61,15 @@ def test_image_limit_is_inclusive(small_client):
     assert [i["reasons"] for i in response.json()["images"]] == [["fetch_blocked"], ["fetch_blocked"]]
 
 
+def test_a_named_colour_is_read_and_said(small_client):
+    """Through the body's fast path (gateway.api.json_body) to the response: how the name was read."""
+    body = select_body({"id": "a", "url": "http://127.0.0.1:1/a.jpg"}, colour="Navy / off-white")
+    response = small_client.post("/v1/select", json=body)
+    assert response.status_code == 200 and response.json()["colour_terms"] == ["blue", "white"]
+    body["colour"] = "Midnight"
+    assert small_client.post("/v1/select", json=body).json()["colour_terms"] == []
+
+
 def test_routes_take_their_service_from_the_dependency(client):
     """The route presents whatever curation the injected service returns (gateway.api.deps is the only reader of
     the app's state)."""

@@ -72,7 +72,7 @@ def test_unknown_top_level_field(client):
     assert_422(client.post("/v1/select", json=body), "shop")
 
 
-@pytest.mark.parametrize("colour", ["", "x" * 65, 7])
+@pytest.mark.parametrize("colour", ["", "  ", "x" * 65, 7])
 def test_bad_colour(client, colour):
     body = select_body({"id": "a", "url": "https://cdn.example/1.jpg"}, colour=colour)
     assert_422(client.post("/v1/select", json=body), "colour")

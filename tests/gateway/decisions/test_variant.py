@@ -130,9 +130,9 @@ NAVY, ORANGE, GREY = (25, 35, 110), (235, 120, 30), (128, 128, 128)
 
 
 def swatch(rgb: tuple[int, int, int]) -> np.ndarray:
-    """A 32 px thumbnail: a square of `rgb` on white (its foreground)."""
-    thumb = np.full((32, 32, 3), 255, np.uint8)
-    thumb[8:24, 8:24] = rgb
+    """A THUMB: a square of `rgb` on white (its foreground)."""
+    thumb = np.full((128, 128, 3), 255, np.uint8)
+    thumb[32:96, 32:96] = rgb
     return thumb
 
 
@@ -188,3 +188,37 @@ def test_a_name_that_fits_no_image_or_no_thumbnail_changes_nothing():
     assert variant_checks(images, T, frozenset({"green"})) == variant_checks(images, T)
     plain = [shot("a", 0, 0.0), shot("b", 1, 0.05), shot("c", 2, 1.0)]  # no thumbnails: nothing to name
     assert [c.consistent for c in variant_checks(plain, T, frozenset({"blue"})).values()] == [True, True, False]
+
+
+def test_a_name_shown_only_by_a_trim_is_not_used():
+    """Under MIN_BEST_SHARE everywhere (a red tag on a navy product named red): the check runs as unnamed."""
+    tagged = swatch(NAVY)
+    tagged[32:40, 32:40] = (200, 30, 40)  # 1/64 of the foreground
+    images = [
+        image("front", 0, hashes=dataclasses.replace(coloured(0, 1.0), thumb=tagged), type="front"),
+        named_shot("back", 1, 1.0, NAVY, type="back"),
+        named_shot("detail", 2, 0.75, NAVY, type="detail"),
+    ]
+    assert variant_checks(images, T, frozenset({"red"})) == variant_checks(images, T)
+
+
+def test_two_shots_of_the_named_colour_get_no_verdict():
+    """Two images whose shares differ by a few points: nothing singles one out (as without a name)."""
+    patched = swatch(NAVY)
+    patched[32:40, 32:96] = GREY  # an eighth of the foreground grey
+    images = [
+        image("a", 0, hashes=dataclasses.replace(coloured(0, 1.0), thumb=patched), type="front"),
+        named_shot("b", 1, 0.4, NAVY, type="back"),
+    ]
+    assert variant_checks(images, T, frozenset({"blue"})) == {}
+
+
+def test_an_image_without_a_thumbnail_is_judged_by_its_histogram_alone():
+    images = [
+        named_shot("other", 0, 0.0, ORANGE, type="front"),
+        named_shot("own", 1, 1.0, NAVY, type="back"),
+        shot("bare", 2, 0.95, type="detail"),  # hashes without a thumbnail
+    ]
+    checks = variant_checks(images, T, frozenset({"blue"}))
+    assert [checks[id(a)].consistent for a in images] == [False, True, True]
+    assert [checks[id(a)].colour_share for a in images] == [0.0, 1.0, None]

@@ -57,7 +57,8 @@ def test_a_shade_near_the_chroma_boundary_is_split_not_flipped():
     grey = 140
 
     def bluish(chroma: float) -> float:
-        rgb = (grey, grey, grey + round(chroma * 255))
+        step = round(chroma * 255)
+        rgb = (grey, grey + step // 2, grey + step)  # hue 210 degrees
         return float(colour_name_shares(square(rgb))[BASIC_COLOURS.index("blue")])
 
     assert bluish(low - 0.02) == 0.0 and bluish(high + 0.02) == 1.0
@@ -69,3 +70,11 @@ def test_image_hashes_name_their_thumbnail_on_first_use():
     hashes = ImageHashes(0, 0, np.zeros(HSV_HIST_BINS, np.float32), thumb=square((25, 35, 110)))
     assert BASIC_COLOURS[int(hashes.colour_names.argmax())] == "blue"
     assert ImageHashes(0, 0, np.zeros(HSV_HIST_BINS, np.float32)).colour_names is None
+
+
+def test_a_grey_or_rgba_thumbnail_is_named_as_rgb():
+    empty = np.zeros(HSV_HIST_BINS, np.float32)
+    grey = square((25, 35, 110))[..., 0]  # (h, w): a grey thumbnail, the square at level 25
+    assert BASIC_COLOURS[int(ImageHashes(0, 0, empty, thumb=grey).colour_names.argmax())] == "black"
+    rgba = np.dstack([square((25, 35, 110)), np.full((48, 48), 255, np.uint8)])
+    assert BASIC_COLOURS[int(ImageHashes(0, 0, empty, thumb=rgba).colour_names.argmax())] == "blue"

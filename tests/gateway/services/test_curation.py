@@ -254,9 +254,9 @@ async def test_large_requests_decide_in_a_worker_thread_small_ones_on_the_loop(d
     for name in threads:
         decision = getattr(curation_module, name)
 
-        def recording(*args, _decision=decision, _name=name):
+        def recording(*args, _decision=decision, _name=name, **kwargs):
             threads[_name].append(threading.get_ident())
-            return _decision(*args)
+            return _decision(*args, **kwargs)
 
         monkeypatch.setattr(curation_module, name, recording)
     loop_thread = threading.get_ident()
