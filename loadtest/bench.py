@@ -168,18 +168,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--naive-model", type=Path, default=None, help="backbone ONNX of the naive loop (default: the float32 backbone)"
     )
+    parser.add_argument("--colour", default=None, help="every product names this colour (`colour` of /v1/select)")
     args = parser.parse_args(argv)
 
     ensure_repository(args.repository)
     naive_model = args.naive_model or naive_loop.default_model()
     files, data_note = benchmark_images(64)
-    bodies = select_payloads(files, 32)
+    bodies = select_payloads(files, 32, args.colour)
     settings = settings_on_free_ports(
         model_repository=str(args.repository),
     )
     report = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
         "data": data_note,
+        "colour": args.colour,
         "runs": [],
     }
     # The naive loop before the stack as well as after it: on a shared VM its speed drifts by 10-20% within the hour,

@@ -42,8 +42,9 @@ def benchmark_images(count: int) -> tuple[list[bytes], str]:
     return files, "synthetic product photos (tests/helpers.py), 800x800 q90 (../shared/data absent)"
 
 
-def select_payloads(files: list[bytes], products: int) -> list[bytes]:
-    """JSON bodies for /v1/select, encoded once so the client spends no CPU on them during the run."""
+def select_payloads(files: list[bytes], products: int, colour: str | None = None) -> list[bytes]:
+    """JSON bodies for /v1/select, encoded once so the client spends no CPU on them during the run; `colour`: every
+    product names it (the own-variant check then names each image's colours: what that costs)."""
     bodies = []
     for p in range(products):
         images = [
@@ -54,5 +55,6 @@ def select_payloads(files: list[bytes], products: int) -> list[bytes]:
             }
             for k in range(IMAGES_PER_PRODUCT)
         ]
-        bodies.append(json.dumps({"product_id": f"bench-{p}", "category": "apparel", "images": images}).encode())
+        body = {"product_id": f"bench-{p}", "category": "apparel", "images": images}
+        bodies.append(json.dumps(body | ({"colour": colour} if colour else {})).encode())
     return bodies

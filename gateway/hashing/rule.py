@@ -30,7 +30,7 @@ from gateway.hashing.framing import (
     centre_colours,
     interior_thumbnail,
 )
-from gateway.hashing.tone import thumbnail_image, tone_residuals, tone_thumbnail
+from gateway.hashing.tone import thumbnail_array, tone_residuals, tone_thumbnail
 from preprocessing.colour import colour_name_shares
 from preprocessing.perceptual import StagedFeatures, hash_features
 
@@ -64,7 +64,7 @@ class ImageHashes:
         """Each basic colour term's share of the thumbnail's foreground (preprocessing.colour.colour_name_shares),
         made on first use: only a product whose colour the request names needs it; None without a thumbnail. Every
         second pixel of every second row: a share of the area needs no more, at a quarter of the work."""
-        return None if self.thumb is None else colour_name_shares(np.asarray(thumbnail_image(self.thumb))[::2, ::2])
+        return None if self.thumb is None else colour_name_shares(thumbnail_array(self.thumb)[::2, ::2])
 
     @cached_property
     def centre(self) -> np.ndarray:

@@ -46,6 +46,13 @@ def thumbnail_image(thumb: np.ndarray | Image.Image) -> Image.Image:
     return img
 
 
+def thumbnail_array(thumb: np.ndarray | Image.Image) -> np.ndarray:
+    """thumbnail_image as a (128, 128, 3) uint8 array; THUMB itself is returned as it is (no PIL round trip)."""
+    if isinstance(thumb, np.ndarray) and thumb.shape == (THUMB_SIDE, THUMB_SIDE, 3) and thumb.dtype == np.uint8:
+        return thumb
+    return np.asarray(thumbnail_image(thumb))
+
+
 def tone_thumbnail(thumb: np.ndarray | Image.Image) -> np.ndarray:
     """(32, 32, 3) uint8: the 4 x 4 box means of a 128 x 128 RGB thumbnail (thumbnail_image of THUMB), rounded half
     up (Pillow's `reduce`: ~0.05 ms, where numpy's reshape-and-mean takes ~0.35)."""

@@ -79,3 +79,15 @@ def test_the_ratio_to_the_naive_loop_is_taken_against_its_faster_run(monkeypatch
     report = {"runs": [{"images_per_s": 130.0}]}
     bench.add_references(report, [], 1.0, None)
     assert report["service_to_naive_ratio"] == 1.3 and "naive_loop_before_stack_images_per_s" not in report["reference"]
+
+
+def test_bench_bodies_name_a_colour_only_when_asked():
+    import json
+
+    from gateway.schemas import SelectRequest
+    from loadtest.products import IMAGES_PER_PRODUCT, select_payloads
+
+    files = [b"\xff\xd8 not decoded here"] * IMAGES_PER_PRODUCT
+    plain, named = select_payloads(files, 1)[0], select_payloads(files, 1, "black")[0]
+    assert "colour" not in json.loads(plain) and json.loads(named)["colour"] == "black"
+    assert SelectRequest.model_validate_json(named).colour == "black"
