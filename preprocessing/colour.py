@@ -191,9 +191,6 @@ def colour_name_shares(rgb: np.ndarray, mask: np.ndarray | None = None) -> np.nd
     return shares / shares.sum()
 
 
-_CELLS = 1 << 15
-
-
 def _name_pixels(channels: np.ndarray) -> np.ndarray:
     """(n, len(BASIC_COLOURS)) float32: how each pixel of (3, n) float32 R, G, B in [0, 1] splits between its
     achromatic and its chromatic term (NAMING_* above)."""
@@ -204,10 +201,10 @@ def _name_pixels(channels: np.ndarray) -> np.ndarray:
     )
     ends = np.array([upper for upper, _, _ in NAMING_HUES[:-1]])
     sector = np.searchsorted(ends, hue * 360.0, side="right")
-    plain = np.array([term[name] for _, name, _ in NAMING_HUES])
-    dark = np.array([term[dark[0] if dark else name] for _, name, dark in NAMING_HUES])
-    dark_below = np.array([dark[1] if dark else 0.0 for _, _, dark in NAMING_HUES])
-    chromatic = np.where(value < dark_below[sector], dark[sector], plain[sector])
+    sector_term = np.array([term[name] for _, name, _ in NAMING_HUES])
+    sector_dark_term = np.array([term[dark[0] if dark else name] for _, name, dark in NAMING_HUES])
+    sector_dark_below = np.array([dark[1] if dark else 0.0 for _, _, dark in NAMING_HUES])
+    chromatic = np.where(value < sector_dark_below[sector], sector_dark_term[sector], sector_term[sector])
     weight = _ramp(saturation * value, NAMING_CHROMA_RAMP)
     named = np.zeros((hue.size, len(BASIC_COLOURS)), np.float32)
     rows = np.arange(hue.size)
@@ -218,7 +215,7 @@ def _name_pixels(channels: np.ndarray) -> np.ndarray:
 
 @functools.cache
 def _naming_table() -> np.ndarray:
-    """(_CELLS, len(BASIC_COLOURS)): _name_pixels of each 5-bit cell's centre, indexed (r >> 3) << 10 | (g >> 3) << 5 |
+    """(32768, len(BASIC_COLOURS)): _name_pixels of each 5-bit cell's centre, indexed (r >> 3) << 10 | (g >> 3) << 5 |
     b >> 3."""
     levels = (np.arange(32, dtype=np.float32) * 8 + 3.5) / 255.0
     r, g, b = np.meshgrid(levels, levels, levels, indexing="ij")
