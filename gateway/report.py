@@ -129,6 +129,17 @@ def _scores(scores: Mapping[str, float]) -> str:
     return "".join(rows)
 
 
+def _variant(check) -> str:
+    """The own-variant check's evidence: the colour distance to the product's consensus and, where the request
+    named a colour, the image's share of it."""
+    verdict = "own colourway" if check.consistent else "unlike the product's colour"
+    share = "" if check.colour_share is None else f" \u00b7 named colour {check.colour_share:.2f}"
+    return (
+        f'<div class="kv">colour <b>{verdict}</b> \u00b7 distance {check.distance:.2f} / {check.threshold:.2f}'
+        f"{share}</div>"
+    )
+
+
 class _Page:
     """Anchors and cross-links of one report: input card k is #in-k, the selected card at position p is #sel-p."""
 
@@ -173,6 +184,8 @@ class _Page:
             f'<div class="kv">type <b>{escape(verdict.type)}</b>{confidence}</div>'
         )
         parts.append(_scores(verdict.scores))
+        if verdict.variant is not None:
+            parts.append(_variant(verdict.variant))
         if verdict.duplicate_of is not None:
             parts.append(f'<div class="link">\u21aa duplicate of {self.link(verdict.duplicate_of)}</div>')
         merged = self.duplicates.get(verdict.id, [])
@@ -236,6 +249,10 @@ def render_report(
     if response.category_source != "request":
         asked = "none" if requested is None else escape(str(requested))
         category += f" ({escape(response.category_source)}; asked: {asked})"
+    colour = getattr(request, "colour", None)
+    if colour is not None:
+        read = ", ".join(response.colour_terms or []) or "not understood"
+        category += f" \u00b7 colour <b>{escape(colour)}</b> (read as {escape(read)})"
     title = escape(response.product_id)
     cap = getattr(request, "max_images", None)
     cap_text = "" if cap is None else f" \u00b7 max_images {int(cap)}"

@@ -5,8 +5,8 @@ that a person can open from disk or mail around. This is the command-line client
 POST /v1/report and writes the page:
 
     python -m tools.report --request request.json --out report.html
-    python -m tools.report --images DIR_OR_FILE... --product-id P [--category C] [--supplier-from-dirname] \\
-        [--max-images N] [--url http://127.0.0.1:8080] --out report.html
+    python -m tools.report --images DIR_OR_FILE... --product-id P [--category C] [--colour NAME] \\
+        [--supplier-from-dirname] [--max-images N] [--url http://127.0.0.1:8080] --out report.html
 
 `--request` posts a /v1/select body as it is (images by URL or base64). `--images` reads local files (folders are
 walked recursively for image files; an id is the path below the folder given) and sends them base64; with
@@ -58,6 +58,7 @@ def request_from_files(
     category: str | None = None,
     supplier_from_dirname: bool = False,
     max_images: int | None = None,
+    colour: str | None = None,
 ) -> dict:
     """A /v1/select body for local image files, sent base64."""
     images = []
@@ -73,6 +74,8 @@ def request_from_files(
         body["category"] = category
     if max_images is not None:
         body["max_images"] = max_images
+    if colour is not None:
+        body["colour"] = colour
     return body
 
 
@@ -88,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--product-id", help="product id (with --images)")
     parser.add_argument("--category", help="category (with --images; default: the gateway's fallback)")
     parser.add_argument("--max-images", type=int, help="cap on the selection (with --images)")
+    parser.add_argument("--colour", help="the product's colour, e.g. navy (with --images)")
     parser.add_argument(
         "--supplier-from-dirname", action="store_true", help="supplier = name of the folder holding each image"
     )
@@ -97,14 +101,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.request:
-        if args.product_id or args.category or args.max_images or args.supplier_from_dirname:
-            parser.error("--product-id, --category, --max-images and --supplier-from-dirname go with --images")
+        if args.product_id or args.category or args.max_images or args.colour or args.supplier_from_dirname:
+            parser.error(
+                "--product-id, --category, --max-images, --colour and --supplier-from-dirname go with --images"
+            )
         body = json.loads(Path(args.request).read_text())
     else:
         if not args.product_id:
             parser.error("--images needs --product-id")
         body = request_from_files(
-            args.images, args.product_id, args.category, args.supplier_from_dirname, args.max_images
+            args.images, args.product_id, args.category, args.supplier_from_dirname, args.max_images, args.colour
         )
     endpoint = args.url.rstrip("/") + "/v1/report"
     try:

@@ -224,3 +224,21 @@ def test_report_endpoint_glue_without_triton():
     parsed = Page(page.text)
     assert sorted(card["data-id"] for card in parsed.cards if card["id"].startswith("in-")) == sorted(thumbs) + ["c1"]
     assert len(parsed.images) == len(thumbs) + len(response.selected)
+
+
+def test_the_named_colour_and_each_images_variant_evidence_are_shown_escaped():
+    request, response, thumbnails = example()
+    request = request.model_copy(update={"colour": "Navy <&>"})
+    body = response.model_dump()
+    body["colour_terms"] = ["blue"]
+    body["images"][0]["variant"] = {"consistent": True, "distance": 0.031, "threshold": 0.5, "colour_share": 0.62}
+    body["images"][3]["variant"] = {"consistent": False, "distance": 0.71, "threshold": 0.5, "colour_share": 0.0}
+    response = SelectResponse.model_validate(body)
+    html = render_report(request, response, thumbnails)
+    text = " ".join(Page(html).text)
+    assert "Navy <&>" in text and "read as blue" in text and escape("Navy <&>") in html
+    assert "own colourway" in text and "distance 0.03 / 0.50" in text and "named colour 0.62" in text
+    assert "unlike the product's colour" in text and "distance 0.71 / 0.50" in text
+    unread = SelectResponse.model_validate(body | {"colour_terms": []})
+    unnamed = render_report(request.model_copy(update={"colour": "Midnight"}), unread)
+    assert "read as not understood" in " ".join(Page(unnamed).text)

@@ -33,7 +33,9 @@ def test_request_from_files_uses_paths_as_ids_and_folders_as_suppliers(tmp_path)
     SelectRequest.model_validate(body)  # a valid /v1/select body
     plain = request_from_files([str(tmp_path)], "p1")
     assert [i["id"] for i in plain["images"]] == ["acme/front.jpg", "globex/front.jpg", "loose.PNG"]
-    assert all("supplier" not in i for i in plain["images"])
+    assert all("supplier" not in i for i in plain["images"]) and "colour" not in plain
+    named = request_from_files([str(tmp_path)], "p1", colour="navy")
+    assert SelectRequest.model_validate(named).colour == "navy"
 
 
 def test_cli_posts_the_request_and_writes_the_page(tmp_path, monkeypatch):
