@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from gateway.schemas import SelectRequest, SelectResponse
+from gateway.schemas import SelectRequest, SelectResponse, VariantOut
 
 THUMB_SIDE = 128  # Triton's thumbnail is 128x128 whatever the image's aspect
 THUMB_QUALITY = 80
@@ -129,7 +129,7 @@ def _scores(scores: Mapping[str, float]) -> str:
     return "".join(rows)
 
 
-def _variant(check) -> str:
+def _variant(check: VariantOut) -> str:
     """The own-variant check's evidence: the colour distance to the product's consensus and, where the request
     named a colour, the image's share of it."""
     verdict = "own colourway" if check.consistent else "unlike the product's colour"
