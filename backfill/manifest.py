@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from gateway.schemas import ImageIn, IndexItemIn, IndexRequest, SelectRequest
@@ -46,7 +46,7 @@ class Product:
     colour: str | None = None
 
     def fingerprint(self) -> str:
-        """What the product's inputs are (ids, sources, suppliers, category): the same manifest row, the same
+        """What the product's inputs are (ids, sources, suppliers, category, colour): the same manifest row, the same
         fingerprint. File contents behind a URL or path are not read for it (a changed file at the same address
         needs a new address or a new version to be redone)."""
         body = [self.product_id, self.category, [[i.id, i.source, i.supplier] for i in self.images]]
@@ -138,10 +138,7 @@ def read_rows(path: str) -> list[dict]:
 def read_manifest(path: str) -> list[Product]:
     """The manifest's products, relative image paths made absolute against the manifest's folder."""
     base = manifest_folder(path)
-    return [
-        Product(p.product_id, p.category, tuple(resolve(i, base) for i in p.images), p.colour)
-        for p in products_from_rows(read_rows(path))
-    ]
+    return [replace(p, images=tuple(resolve(i, base) for i in p.images)) for p in products_from_rows(read_rows(path))]
 
 
 def manifest_folder(path: str) -> str:

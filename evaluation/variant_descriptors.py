@@ -57,7 +57,7 @@ def weighted_histogram(rgb: np.ndarray, mask: np.ndarray, weight: np.ndarray, to
     pixels = np.asarray(rgb, dtype=np.uint8)
     if np.count_nonzero(mask) < colour.MIN_FOREGROUND_PIXELS:
         mask = np.ones(pixels.shape[:2], dtype=bool)
-    luminance, channels = colour._foreground_channels(pixels, mask)
+    luminance, channels = colour._foreground_channels(colour._foreground_pixels(pixels, mask))
     w = np.asarray(weight, np.float64)[mask]
     if w.sum() <= 1e-9:
         w = np.ones_like(w)

@@ -157,15 +157,11 @@ def consensus_checks(
     if np.any(distance[np.ix_(best, best)] > t.max_distance):
         return {}
     to_consensus = distance[best[0]]
-    if colour_shares is None:
-        return {
-            id(a): VariantCheck(bool(d <= t.max_distance), float(d), t.max_distance)
-            for a, d in zip(images, to_consensus)
-        }
-    judged = shows_colour | (to_consensus <= NAMED_MIN_DISTANCE)
+    judged = shows_colour | (to_consensus <= NAMED_MIN_DISTANCE)  # all True without a named colour
+    shares = np.full(len(images), np.nan) if colour_shares is None else colour_shares
     return {
         id(a): VariantCheck(
             bool(d <= t.max_distance and ok), float(d), t.max_distance, None if np.isnan(share) else float(share)
         )
-        for a, d, ok, share in zip(images, to_consensus, judged, colour_shares)
+        for a, d, ok, share in zip(images, to_consensus, judged, shares)
     }
