@@ -35,8 +35,9 @@ SIDE = 224
 THUMB_SIDE = 128
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
-STAGES = ("pillow_floor", "naive_loop")
+STAGES = ("pillow_floor", "naive_loop", "service_work")
 WARM_UP_IMAGES = 4
+SERVICE_BATCH = 8  # one product's images
 
 
 def default_model() -> Path:
@@ -84,24 +85,53 @@ class NaiveAnalyzer:
         return embedding[0], imagehash.phash(thumb), imagehash.dhash(thumb)
 
 
-def work_function(stage: str, model: Path | None) -> Callable[[bytes], object]:
+class ServiceWork:
+    """The service's per-image work in one process: the preprocess runner, then the served vision model on its
+    outputs (every head computed, as served), a batch of files at a time."""
+
+    def __init__(self, vision: Path):
+        import onnxruntime as ort
+
+        from preprocessing.runner import PreprocessRunner
+
+        self.runner = PreprocessRunner(max_batch=SERVICE_BATCH, threads=1)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(vision), options, providers=["CPUExecutionProvider"])
+        self.inputs = [i.name for i in self.session.get_inputs()]
+
+    def __call__(self, batch: list[bytes]) -> list[np.ndarray]:
+        outputs = self.runner.run([np.frombuffer(data, np.uint8) for data in batch])
+        return self.session.run(None, {name: outputs[name] for name in self.inputs})
+
+
+def served_vision_model() -> Path:
+    return PROJECT_ROOT / "model_repository" / "vision" / "1" / "model.onnx"
+
+
+def work_function(stage: str, model: Path | None) -> tuple[Callable[[list[bytes]], object], int]:
+    """(what one step does to a list of files, how many files a step takes)."""
     if stage == "pillow_floor":
-        return decode_resize
+        return (lambda batch: [decode_resize(data) for data in batch]), 1
     if stage == "naive_loop":
-        return NaiveAnalyzer(model)
+        analyze = NaiveAnalyzer(model)
+        return (lambda batch: [analyze(data) for data in batch]), 1
+    if stage == "service_work":
+        return ServiceWork(model or served_vision_model()), SERVICE_BATCH
     raise ValueError(f"unknown stage {stage!r}; one of {STAGES}")
 
 
 def _worker(stage: str, model: Path | None, files: list[bytes], seconds: float, start, results) -> None:
     """One process: load, warm up, wait for the others, then process files in a loop for `seconds`."""
-    work = work_function(stage, model)
-    for data in files[:WARM_UP_IMAGES]:
-        work(data)
+    work, batch = work_function(stage, model)
+    for k in range(0, WARM_UP_IMAGES, batch):
+        work([files[(k + b) % len(files)] for b in range(batch)])
     start.wait()
     done, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
-        work(files[done % len(files)])
-        done += 1
+        work([files[(done + b) % len(files)] for b in range(batch)])
+        done += batch
     results.put((done, time.perf_counter() - started))
 
 
@@ -120,27 +150,42 @@ def measure(stage: str, files: list[bytes], seconds: float, processes: int = 2, 
     return sum(done / elapsed for done, elapsed in counts)
 
 
-def reference_rows(files: list[bytes], seconds: float, processes: int = 2, model: Path | None = None) -> dict:
-    """Both rows on `files`: images/s of the Pillow floor and of the naive loop, and what they ran."""
+def reference_rows(
+    files: list[bytes], seconds: float, processes: int = 2, model: Path | None = None, vision: Path | None = None
+) -> dict:
+    """The rows on `files`: images/s of the Pillow floor, of the naive loop and of the service's work in-process
+    (`vision`: the served vision ONNX, default the model repository's), and what they ran."""
     model = model or default_model()
+    vision = vision or served_vision_model()
     return {
         "processes": processes,
-        "model": str(model.relative_to(PROJECT_ROOT) if model.is_relative_to(PROJECT_ROOT) else model),
+        "model": _shown(model),
         "pillow_floor_images_per_s": round(measure("pillow_floor", files, seconds, processes), 1),
         "naive_loop_images_per_s": round(measure("naive_loop", files, seconds, processes, model), 1),
+        "vision": _shown(vision),
+        "service_work_images_per_s": round(measure("service_work", files, seconds, processes, vision), 1),
     }
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path)
 
 
 def markdown(rows: dict) -> str:
     n = rows["processes"]
-    return "\n".join(
-        [
-            f"Pillow decode + resize to 224, {n} processes: {rows['pillow_floor_images_per_s']} images/s.",
-            f"Naive loop (Pillow decode + resize 224 + ImageNet normalise, `{rows['model']}` in onnxruntime with 1 "
-            f"thread at batch 1, imagehash pHash + dHash on a 128 px thumbnail; {n} processes, no server): "
-            f"{rows['naive_loop_images_per_s']} images/s.",
-        ]
-    )
+    lines = [
+        f"Pillow decode + resize to 224, {n} processes: {rows['pillow_floor_images_per_s']} images/s.",
+        f"Naive loop (Pillow decode + resize 224 + ImageNet normalise, `{rows['model']}` in onnxruntime with 1 "
+        f"thread at batch 1, imagehash pHash + dHash on a 128 px thumbnail; {n} processes, no server): "
+        f"{rows['naive_loop_images_per_s']} images/s.",
+    ]
+    if "service_work_images_per_s" in rows:  # reports from before the row was measured have none
+        lines.append(
+            f"The service's own work in-process (the preprocess runner with 1 DALI thread, `{rows['vision']}` with 1 "
+            f"thread, batches of {SERVICE_BATCH}; {n} processes, no server): {rows['service_work_images_per_s']} "
+            "images/s, the ceiling of the service's throughput here."
+        )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,14 +41,19 @@ def test_the_report_has_the_phase_table_the_references_and_the_ratios():
             "pillow_floor_images_per_s": 300.0,
             "naive_loop_images_per_s": 40.0,
             "naive_loop_before_stack_images_per_s": 38.5,
+            "vision": "model_repository/vision/1/model.onnx",
+            "service_work_images_per_s": 60.0,
         },
         "service_to_naive_ratio": 1.2,
+        "service_to_own_work_ratio": 0.8,
+        "own_work_to_naive_ratio": 1.5,
     }
     text = markdown(report)
     assert "| 4 | 4.5 | 4.5 | 5.5 | 5.5 | None | None | None | 500.0 | None | None |" in text
     assert "Pillow decode + resize to 224, 2 processes: 300.0 images/s." in text
     assert "40.0 images/s" in text and "naive loop (the faster of its runs) = 1.2" in text
     assert "The same naive loop before the stack started: 38.5 images/s." in text
+    assert "no server): 60.0 images/s, the ceiling" in text and "/ its own work in-process = 0.8" in text
     assert "after the warm-up, 5 s after the last request (MB): PSS total 700.0, RSS total 900.0" in text
     assert "after the load, 5 s after the last request (MB): PSS total 800.0, RSS total 1300.0" in text
     assert "PSS by process: gateway 170.0" in text
@@ -68,7 +73,13 @@ def test_the_ratio_to_the_naive_loop_is_taken_against_its_faster_run(monkeypatch
     from loadtest import bench
 
     monkeypatch.setattr(bench, "dali_floor", lambda files, seconds: 400.0)
-    rows = {"processes": 2, "model": "m.onnx", "pillow_floor_images_per_s": 300.0, "naive_loop_images_per_s": 100.0}
+    rows = {
+        "processes": 2,
+        "model": "m.onnx",
+        "pillow_floor_images_per_s": 300.0,
+        "naive_loop_images_per_s": 100.0,
+        "service_work_images_per_s": 200.0,
+    }
     monkeypatch.setattr(bench.naive_loop, "reference_rows", lambda *a, **k: dict(rows))
     report = {"runs": [{"images_per_s": 120.0}, {"images_per_s": 130.0}]}
     bench.add_references(report, [], 1.0, None, naive_before=104.0)
@@ -79,6 +90,7 @@ def test_the_ratio_to_the_naive_loop_is_taken_against_its_faster_run(monkeypatch
     report = {"runs": [{"images_per_s": 130.0}]}
     bench.add_references(report, [], 1.0, None)
     assert report["service_to_naive_ratio"] == 1.3 and "naive_loop_before_stack_images_per_s" not in report["reference"]
+    assert report["service_to_own_work_ratio"] == 0.65 and report["own_work_to_naive_ratio"] == 2.0
 
 
 def test_bench_bodies_name_a_colour_only_when_asked():

@@ -14,7 +14,9 @@ from PIL import Image
 from loadtest.naive_loop import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    SERVICE_BATCH,
     NaiveAnalyzer,
+    ServiceWork,
     decode_resize,
     default_model,
     measure,
@@ -76,6 +78,17 @@ def test_one_image_is_embedded_from_normalised_224_pixels_and_hashed_from_a_128_
 
 def test_the_processes_count_the_images_they_did(model):
     assert measure("pillow_floor", FILES, seconds=0.2, processes=2) > 0
-    rows = reference_rows(FILES, seconds=0.2, processes=1, model=model)
-    assert rows["processes"] == 1 and rows["model"] == str(model)
+    rows = reference_rows(FILES, seconds=0.2, processes=1, model=model, vision=model)
+    assert rows["processes"] == 1 and rows["model"] == str(model) and rows["vision"] == str(model)
     assert rows["pillow_floor_images_per_s"] > 0 and rows["naive_loop_images_per_s"] > 0
+    assert rows["service_work_images_per_s"] > 0
+
+
+def test_the_service_work_feeds_the_preprocess_runners_outputs_to_the_vision_model(model):
+    from preprocessing.runner import PreprocessRunner
+
+    batch = [FILES[k % len(FILES)] for k in range(SERVICE_BATCH)]
+    outputs = dict(zip(["QUALITY_SCORES", "EMBEDDING"], ServiceWork(model)(batch)))
+    pixels = PreprocessRunner(max_batch=SERVICE_BATCH, threads=1).run([np.frombuffer(f, np.uint8) for f in batch])
+    np.testing.assert_allclose(outputs["EMBEDDING"], pixels["PIXELS"].mean(axis=(2, 3)), rtol=1e-4, atol=1e-5)
+    assert outputs["EMBEDDING"].shape == (SERVICE_BATCH, 3) and outputs["QUALITY_SCORES"].shape == (SERVICE_BATCH, 2)
