@@ -43,23 +43,23 @@ class StepCounter:
 
     def __enter__(self) -> StepCounter:
         self.counts = {"searched": 0, "refined": 0, "windows": 0}
-        self._search, self._refine = rule.best_window, framing._refine
+        self._search, self._refine = rule.best_windows, framing._refine
 
-        def search(*args, **kwargs):
-            self.counts["searched"] += 1
-            found = self._search(*args, **kwargs)
-            self.counts["windows"] += found is not None
+        def search(pairs, *args, **kwargs):
+            self.counts["searched"] += len(pairs)
+            found = self._search(pairs, *args, **kwargs)
+            self.counts["windows"] += sum(window is not None for window in found)
             return found
 
         def refine(*args, **kwargs):
             self.counts["refined"] += 1
             return self._refine(*args, **kwargs)
 
-        rule.best_window, framing._refine = search, refine
+        rule.best_windows, framing._refine = search, refine
         return self
 
     def __exit__(self, *exc) -> None:
-        rule.best_window, framing._refine = self._search, self._refine
+        rule.best_windows, framing._refine = self._search, self._refine
 
 
 def product_costs(thumbs: list[np.ndarray], products: int, repeats: int) -> list[dict]:

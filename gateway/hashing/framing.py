@@ -31,9 +31,11 @@ Measured on the labelled pairs: BENCHMARKS.md, "De-duplication recall", step 10.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.fft
 from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 
@@ -109,7 +111,10 @@ class Window:
 class GreyPyramid:
     """One image's grey thumbnails at LEVELS with their integral images (box sums of any window in O(1)), each level
     made on first use (most pairs stop at the first), and what the coarse search reuses across the pairs of one
-    product: the picture's spectrum, its window deviations and its templates' spectra at each set of window sizes."""
+    product: the picture's spectrum, its window deviations and its templates' spectra at each set of window sizes.
+    The first level and the coarse search's caches are made for all the pictures of a search at once
+    (`_fill_levels`, `_fill_as_large`, `_fill_as_small`): the same numbers, in a few array operations instead of a
+    few per picture, which were most of the rescue's time on an 8-image product."""
 
     def __init__(self, thumb: np.ndarray | Image.Image):
         self._grey = thumbnail_image(thumb).convert("L")
@@ -120,22 +125,17 @@ class GreyPyramid:
     def level(self, level: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(pixels (side, side): float64 at the first level, float32 at the finer ones; integral of the pixels and of
         their squares, float64)."""
-        if level not in self._levels:
-            side = LEVELS[level]
-            grey = self._grey if side == THUMB_SIDE else self._grey.resize((side, side), Image.Resampling.BOX)
-            x = np.asarray(grey, np.float64)
-            # float32 pixels for the refinements' products (twice as fast); the integrals stay float64 (sums of
-            # squares over a 128 px window reach 1e9, past float32's exact range)
-            pixels = x if level == 0 else x.astype(np.float32)
-            self._levels[level] = (pixels, _integral(x), _integral(x * x))
+        _fill_levels([self], level)
         return self._levels[level]
+
+    def _grey_at(self, side: int) -> np.ndarray:
+        grey = self._grey if side == THUMB_SIDE else self._grey.resize((side, side), Image.Resampling.BOX)
+        return np.asarray(grey, np.float64)
 
     def template(self, level: int, width: int, height: int) -> np.ndarray:
         """(height, width): the whole picture at `level`, area-resampled (two small matrix products: PIL's resize
         and array conversion cost several times more at these sizes)."""
-        pixels = self.level(level)[0]
-        side = pixels.shape[0]
-        return _area_matrix(height, side, pixels.dtype) @ pixels @ _area_matrix(width, side, pixels.dtype).T
+        return _templates(self.level(level)[0], width, height)
 
     def correlations(self, level: int, template: np.ndarray, ys: range, xs: range) -> np.ndarray:
         """(len(ys), len(xs)) zero-mean normalised cross-correlation of `template` placed with its top-left corner
@@ -158,31 +158,74 @@ class GreyPyramid:
         """At the first level, as the picture searched in: its spectrum, and (k, side, side) the deviation of every
         window of each size (height, width) in `sizes` (its square root of the summed squared deviations from its
         mean; inf where the window would leave the picture)."""
-        if sizes not in self._as_large:
-            pixels, integral, integral_sq = self.level(0)
-            side = pixels.shape[0]
-            deviation = np.full((len(sizes), side, side), np.inf)
-            for k, (height, width) in enumerate(sizes):
-                ys, xs = range(side - height + 1), range(side - width + 1)
-                s1 = _box_sums(integral, ys, xs, height, width)
-                s2 = _box_sums(integral_sq, ys, xs, height, width)
-                deviation[k, : len(ys), : len(xs)] = np.sqrt(np.maximum(s2 - s1 * s1 / (height * width), 1e-6))
-            self._as_large[sizes] = (np.fft.rfft2(pixels), deviation)
+        _fill_as_large([self], sizes)
         return self._as_large[sizes]
 
     def as_small(self, sizes: _Sizes) -> np.ndarray:
         """At the first level, as the picture searched for: the conjugate spectra of its templates at each size in
         `sizes`, zero-mean and scaled to unit norm, zero-padded to the level's side ((k, side, side // 2 + 1))."""
-        if sizes not in self._as_small:
-            side = LEVELS[0]
-            templates = np.zeros((len(sizes), side, side))
-            for k, (height, width) in enumerate(sizes):
-                template = self.template(0, width, height)
-                centred = template - template.mean()
-                norm = np.sqrt((centred * centred).sum())
-                templates[k, :height, :width] = centred / norm if norm > 1e-6 else 0.0
-            self._as_small[sizes] = np.conj(np.fft.rfft2(templates))
+        _fill_as_small([self], sizes)
         return self._as_small[sizes]
+
+
+def _fill_levels(pyramids: Sequence[GreyPyramid], level: int) -> None:
+    """Each pyramid's `level` where it lacks it, the integrals of all of them in one stack."""
+    missing = list({id(p): p for p in pyramids if level not in p._levels}.values())
+    if not missing:
+        return
+    x = np.stack([p._grey_at(LEVELS[level]) for p in missing])
+    integrals, integrals_sq = _integral(x), _integral(x * x)
+    # float32 pixels for the refinements' products (twice as fast); the integrals stay float64 (sums of squares over
+    # a 128 px window reach 1e9, past float32's exact range)
+    pixels = x if level == 0 else x.astype(np.float32)
+    for k, p in enumerate(missing):
+        p._levels[level] = (pixels[k], integrals[k], integrals_sq[k])
+
+
+def _fill_as_large(pyramids: Sequence[GreyPyramid], sizes: _Sizes) -> None:
+    """GreyPyramid.as_large of every pyramid lacking it, as one stack."""
+    missing = list({id(p): p for p in pyramids if sizes not in p._as_large}.values())
+    if not missing:
+        return
+    _fill_levels(missing, 0)
+    pixels = np.stack([p._levels[0][0] for p in missing])
+    integral = np.stack([p._levels[0][1] for p in missing])
+    integral_sq = np.stack([p._levels[0][2] for p in missing])
+    side = pixels.shape[-1]
+    deviation = np.full((len(missing), len(sizes), side, side), np.inf)
+    for k, (height, width) in enumerate(sizes):
+        ys, xs = range(side - height + 1), range(side - width + 1)
+        s1 = _box_sums(integral, ys, xs, height, width)
+        s2 = _box_sums(integral_sq, ys, xs, height, width)
+        deviation[:, k, : len(ys), : len(xs)] = np.sqrt(np.maximum(s2 - s1 * s1 / (height * width), 1e-6))
+    spectra = scipy.fft.rfft2(pixels)
+    for k, p in enumerate(missing):
+        p._as_large[sizes] = (spectra[k], deviation[k])
+
+
+def _fill_as_small(pyramids: Sequence[GreyPyramid], sizes: _Sizes) -> None:
+    """GreyPyramid.as_small of every pyramid lacking it, as one stack."""
+    missing = list({id(p): p for p in pyramids if sizes not in p._as_small}.values())
+    if not missing:
+        return
+    _fill_levels(missing, 0)
+    pixels = np.stack([p._levels[0][0] for p in missing])
+    side = LEVELS[0]
+    templates = np.zeros((len(missing), len(sizes), side, side))
+    for k, (height, width) in enumerate(sizes):
+        template = _templates(pixels, width, height)
+        centred = template - template.reshape(len(missing), -1).mean(axis=1)[:, None, None]
+        norm = np.sqrt((centred * centred).reshape(len(missing), -1).sum(axis=1))[:, None, None]
+        templates[:, k, :height, :width] = np.where(norm > 1e-6, centred / np.where(norm > 1e-6, norm, 1.0), 0.0)
+    spectra = np.conj(scipy.fft.rfft2(templates))
+    for k, p in enumerate(missing):
+        p._as_small[sizes] = spectra[k]
+
+
+def _templates(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(..., height, width): pictures (..., side, side) area-resampled."""
+    side = pixels.shape[-1]
+    return _area_matrix(height, side, pixels.dtype) @ pixels @ _area_matrix(width, side, pixels.dtype).T
 
 
 # (height, width) of the window sizes one coarse search tries, largest first
@@ -202,13 +245,17 @@ def _area_matrix(n_out: int, n_in: int, dtype=np.float64) -> np.ndarray:
 
 
 def _integral(x: np.ndarray) -> np.ndarray:
-    return np.pad(x, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+    """Integral images of (..., h, w) pictures: (..., h + 1, w + 1), a zero first row and column."""
+    out = np.zeros((*x.shape[:-2], x.shape[-2] + 1, x.shape[-1] + 1))
+    out[..., 1:, 1:] = x
+    return out.cumsum(-2).cumsum(-1)
 
 
 def _box_sums(c: np.ndarray, ys: range, xs: range, th: int, tw: int) -> np.ndarray:
+    """Sums of the th x tw boxes with top-left corners at ys x xs, from integral images (..., h + 1, w + 1)."""
     y0, x0 = slice(ys.start, ys.stop), slice(xs.start, xs.stop)
     y1, x1 = slice(ys.start + th, ys.stop + th), slice(xs.start + tw, xs.stop + tw)
-    return c[y1, x1] - c[y0, x1] - c[y1, x0] + c[y0, x0]
+    return c[..., y1, x1] - c[..., y0, x1] - c[..., y1, x0] + c[..., y0, x0]
 
 
 @functools.lru_cache(maxsize=1024)
@@ -229,31 +276,44 @@ def _fits(width_px: int, height_px: int, side: int, min_share: float) -> bool:
 
 
 def _coarse(
-    large: GreyPyramid, small: GreyPyramid, aspect: float, min_share: float, as_they_are: float
-) -> _Placement | None:
-    """The best re-framing at LEVELS[0] over every coarse window size and every position, all at once: one product
-    of spectra and one inverse FFT per pair, the rest cached per picture (GreyPyramid.as_large / as_small), since
-    every picture of a product meets the others at the same sizes. None where it correlates no better than the
-    whole pictures do (`as_they_are`, _whole_correlation)."""
-    sizes = _coarse_sizes(round(aspect, 4), min_share)
-    if not sizes:
-        return None
+    directions: Sequence[tuple[GreyPyramid, GreyPyramid, float]], min_share: float, as_they_are: Sequence[float]
+) -> list[_Placement | None]:
+    """Per direction (the larger picture, the smaller, the smaller's aspect), the best re-framing at LEVELS[0] over
+    every coarse window size and every position, all at once: one product of spectra and one inverse FFT for all
+    the directions that try the same window sizes, the rest cached per picture (GreyPyramid.as_large / as_small),
+    since every picture of a product meets the others at the same sizes. None where it correlates no better than
+    the two whole pictures do (`as_they_are`, _whole_correlation, one per direction)."""
+    found: list[_Placement | None] = [None] * len(directions)
+    by_sizes: dict[_Sizes, list[int]] = {}
+    for d, (_, _, aspect) in enumerate(directions):
+        by_sizes.setdefault(_coarse_sizes(round(aspect, 4), min_share), []).append(d)
     side = LEVELS[0]
-    spectrum, deviation = large.as_large(sizes)
-    # correlation[k, y, x] = sum over template k of picture[y + u, x + v] * template[u, v]: circular, but every
-    # position where the window stays inside the picture (finite deviation) reads no wrapped pixel
-    ncc = np.fft.irfft2(spectrum[None] * small.as_small(sizes), s=(side, side)) / deviation
-    ncc[np.isinf(deviation)] = -np.inf  # placements that would leave the picture
-    # The whole picture is no re-framing: the best placement is sought among the others, and it must correlate better
-    # than the two pictures as they are, each whole picture squashed to the level's square (whatever their aspects):
-    # a colourway re-coloured from the same shot, or a look-alike whose picture is a little wider, correlates best
-    # whole; a crop copy correlates best at its window.
-    if sizes[0] == (side, side):
-        ncc[0, 0, 0] = -np.inf
-    k, y, x = np.unravel_index(int(np.argmax(ncc)), ncc.shape)
-    if ncc[k, y, x] <= as_they_are:
-        return None
-    return float(ncc[k, y, x]), int(x), int(y), sizes[k][1]
+    for sizes, members in by_sizes.items():
+        if not sizes:
+            continue
+        larges, smalls = [directions[d][0] for d in members], [directions[d][1] for d in members]
+        _fill_as_large(larges, sizes)
+        _fill_as_small(smalls, sizes)
+        spectra = np.stack([large.as_large(sizes)[0] for large in larges])
+        deviation = np.stack([large.as_large(sizes)[1] for large in larges])
+        templates = np.stack([small.as_small(sizes) for small in smalls])
+        # correlation[., k, y, x] = sum over template k of picture[y + u, x + v] * template[u, v]: circular, but every
+        # position where the window stays inside the picture (finite deviation) reads no wrapped pixel
+        ncc = scipy.fft.irfft2(spectra[:, None] * templates, s=(side, side)) / deviation
+        ncc[np.isinf(deviation)] = -np.inf  # placements that would leave the picture
+        # The whole picture is no re-framing: the best placement is sought among the others, and it must correlate
+        # better than the two pictures as they are, each whole picture squashed to the level's square (whatever their
+        # aspects): a colourway re-coloured from the same shot, or a look-alike whose picture is a little wider,
+        # correlates best whole; a crop copy correlates best at its window.
+        if sizes[0] == (side, side):
+            ncc[:, 0, 0, 0] = -np.inf
+        flat = ncc.reshape(len(members), -1)
+        best = flat.argmax(axis=1)
+        for row, d in enumerate(members):
+            k, y, x = np.unravel_index(int(best[row]), ncc.shape[1:])
+            if flat[row, best[row]] > as_they_are[d]:
+                found[d] = float(flat[row, best[row]]), int(x), int(y), sizes[k][1]
+    return found
 
 
 def _whole_correlation(a: GreyPyramid, b: GreyPyramid) -> float:
@@ -312,28 +372,54 @@ def _best_at(
     return float(ncc[k]), xs[k[1]], ys[k[0]], width_px
 
 
+# One pair the rescue searches: (picture a's pyramid, its width and height, picture b's pyramid, its width and height)
+Pair = tuple[GreyPyramid, tuple[int, int], GreyPyramid, tuple[int, int]]
+
+
 def best_window(
     a: GreyPyramid, a_size: tuple[int, int], b: GreyPyramid, b_size: tuple[int, int], min_share: float
 ) -> tuple[Window, bool] | None:
     """Where one picture is a window of the other (sizes: each picture's width, height): (the window, whether `a` is
-    the larger picture), or None when no window of at least `min_share` of the larger picture on each axis
-    correlates at MIN_CORRELATION at the coarse level, and better than the whole pictures do, and at
-    MIN_REFINED_CORRELATION once refined (the correlation returned), or the window breaks MIN_REFRAME_PX or
-    CROP_MIN_SHARE."""
-    (wa, ha), (wb, hb) = a_size, b_size
-    if min(wa, ha, wb, hb) <= 0:
-        return None
-    # a window of width share w in the larger picture has height share w * aspect (the smaller picture's aspect)
-    directions = ((a, b, wa * hb / (ha * wb), True), (b, a, wb * ha / (hb * wa), False))
-    as_they_are = _whole_correlation(a, b)  # symmetric: once for both directions
-    coarse = [
-        (_coarse(large, small, aspect, min_share, as_they_are), large, small, aspect, a_large)
-        for large, small, aspect, a_large in directions
-    ]
-    found = [c for c in coarse if c[0] is not None and c[0][0] >= MIN_CORRELATION]
-    if not found:
-        return None
-    placement, large, small, aspect, a_large = max(found, key=lambda c: c[0][0])
+    the larger picture), or None. best_windows of one pair."""
+    return best_windows([(a, a_size, b, b_size)], min_share)[0]
+
+
+def best_windows(pairs: Sequence[Pair], min_share: float) -> list[tuple[Window, bool] | None]:
+    """Per pair, where one picture is a window of the other: (the window, whether `a` is the larger picture), or None
+    when no window of at least `min_share` of the larger picture on each axis correlates at MIN_CORRELATION at the
+    coarse level, and better than the whole pictures do, and at MIN_REFINED_CORRELATION once refined (the
+    correlation returned), or the window breaks MIN_REFRAME_PX or CROP_MIN_SHARE. The coarse level of every pair is
+    searched at once (_coarse); the few pairs that pass it are refined one by one."""
+    directions: list[tuple[GreyPyramid, GreyPyramid, float]] = []
+    owners: list[tuple[int, bool]] = []  # per direction: its pair, whether the pair's `a` is the larger picture
+    as_they_are: list[float] = []
+    searched = [k for k, (_, (wa, ha), _, (wb, hb)) in enumerate(pairs) if min(wa, ha, wb, hb) > 0]
+    _fill_levels([p for k in searched for p in (pairs[k][0], pairs[k][2])], 0)
+    for k in searched:
+        a, (wa, ha), b, (wb, hb) = pairs[k]
+        whole = _whole_correlation(a, b)  # symmetric: once for both directions
+        # a window of width share w in the larger picture has height share w * aspect (the smaller picture's aspect)
+        directions += [(a, b, wa * hb / (ha * wb)), (b, a, wb * ha / (hb * wa))]
+        owners += [(k, True), (k, False)]
+        as_they_are += [whole, whole]
+    coarse = _coarse(directions, min_share, as_they_are)
+    candidates: dict[int, list[int]] = {}
+    for d, placement in enumerate(coarse):
+        if placement is not None and placement[0] >= MIN_CORRELATION:
+            candidates.setdefault(owners[d][0], []).append(d)
+    windows: list[tuple[Window, bool] | None] = [None] * len(pairs)
+    for k, found in candidates.items():
+        d = max(found, key=lambda d: coarse[d][0])  # the better direction; a tie keeps `a` as the larger
+        large, small, aspect = directions[d]
+        windows[k] = _refined_window(large, small, aspect, min_share, coarse[d], owners[d][1])
+    return windows
+
+
+def _refined_window(
+    large: GreyPyramid, small: GreyPyramid, aspect: float, min_share: float, placement: _Placement, a_large: bool
+) -> tuple[Window, bool] | None:
+    """The coarse placement refined, and the window it gives, unless it breaks MIN_REFINED_CORRELATION,
+    MIN_REFRAME_PX or CROP_MIN_SHARE."""
     best = _refine(large, small, aspect, min_share, placement)
     if best is None:
         return None

@@ -26,7 +26,7 @@ from gateway.hashing.framing import (
     MAX_FRAMED_PAIRS,
     WHOLE,
     GreyPyramid,
-    best_window,
+    best_windows,
     centre_colours,
     interior_thumbnail,
 )
@@ -294,9 +294,9 @@ def framed_signals(
     centre = chi2_pairs(np.stack([image.centre for image in images]), positions[: len(i)], positions[len(i) :])
     order = np.argsort(centre, kind="stable")
     order = order[centre[order] <= CENTRE_CHI2_MAX][:budget]
-    for k in order:
-        x, y = images[positions[k]], images[positions[len(i) + k]]
-        found = best_window(x.pyramid, x.size, y.pyramid, y.size, t.framing_min_share)
+    pairs = [(images[positions[k]], images[positions[len(i) + k]]) for k in order]
+    found_windows = best_windows([(x.pyramid, x.size, y.pyramid, y.size) for x, y in pairs], t.framing_min_share)
+    for k, (x, y), found in zip(order, pairs, found_windows):
         if found is None:
             continue
         window, x_is_large = found

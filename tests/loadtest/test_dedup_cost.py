@@ -15,19 +15,19 @@ def test_a_pad_copy_is_found_only_with_the_rescue_and_its_steps_are_counted():
     padded = ImageOps.expand(close_up, border=50, fill=(255, 255, 255))
     others = [squashed_thumbnail(product_photo(128, (40 * k, 90, 200 - 20 * k), seed=k)) for k in range(6)]
     thumbs = [squashed_thumbnail(close_up), squashed_thumbnail(padded), *others]
-    searched, refine = rule.best_window, framing._refine
+    searched, refine = rule.best_windows, framing._refine
     (row,) = product_costs(thumbs, products=1, repeats=1)
     assert (row["off_duplicate_pairs"], row["on_duplicate_pairs"]) == (0, 1)
     assert row["searched"] >= row["refined"] >= row["windows"] >= 1
-    assert (rule.best_window, framing._refine) == (searched, refine)  # the counters are gone
+    assert (rule.best_windows, framing._refine) == (searched, refine)  # the counters are gone
 
 
 def test_the_counter_restores_the_functions_when_its_block_fails():
-    searched, refine = rule.best_window, framing._refine
+    searched, refine = rule.best_windows, framing._refine
     try:
         with StepCounter():
-            assert rule.best_window is not searched and framing._refine is not refine
+            assert rule.best_windows is not searched and framing._refine is not refine
             raise RuntimeError("a failing product")
     except RuntimeError:
         pass
-    assert (rule.best_window, framing._refine) == (searched, refine)
+    assert (rule.best_windows, framing._refine) == (searched, refine)

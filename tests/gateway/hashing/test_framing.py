@@ -209,3 +209,28 @@ def test_a_window_s_colours_are_taken_only_where_both_hashes_agree(original, mon
     assert phash[0] > 0 and np.isinf(chi2[0]) and not histograms
     phash, _, chi2, _ = framed_signals(v, FIRST, SECOND, DEDUP)
     assert phash[0] <= DEDUP.phash_max_distance and np.isfinite(chi2[0]) and len(histograms) == 2  # window, interior
+
+
+def test_searching_many_pairs_at_once_finds_what_each_search_alone_does(original):
+    """best_windows runs the coarse level of all its pairs together (one FFT for the pairs of one set of window
+    sizes, each picture's caches made once): the same windows, to the bit, as searching pair by pair on fresh
+    pyramids, whatever the mix of aspects, copies and strangers, and a picture of no size."""
+    from gateway.hashing.framing import GreyPyramid, best_windows
+
+    pictures = [original, *copies(original).values(), fabric_close_up(seed=8), original.crop((40, 0, 400, 380))]
+    thumbs = [squashed_thumbnail(img) for img in pictures]
+    sizes = [img.size for img in pictures] + [(0, 300)]
+    thumbs.append(thumbs[0])
+    pairs = [(a, b) for a in range(len(thumbs)) for b in range(len(thumbs)) if a != b]
+
+    def pyramids():
+        return [GreyPyramid(t) for t in thumbs]
+
+    alone = []
+    for a, b in pairs:
+        fresh = pyramids()
+        alone.append(best_window(fresh[a], sizes[a], fresh[b], sizes[b], DEDUP.framing_min_share))
+    shared = pyramids()
+    together = best_windows([(shared[a], sizes[a], shared[b], sizes[b]) for a, b in pairs], DEDUP.framing_min_share)
+    assert together == alone
+    assert sum(found is not None for found in alone) >= 6  # the copies, both ways: the test compares real windows
