@@ -218,7 +218,7 @@ def add_references(
     the service's ratios to them: to the naive loop, against the faster of its run after the stack and
     `naive_before` (its run before the stack); to its own work in-process (what serving costs)."""
     report["dali_floor_images_per_s"] = round(dali_floor(files, seconds), 1)
-    vision = repository / "vision" / "1" / "model.onnx"
+    vision = naive_loop.served_vision_model(repository)
     report["reference"] = naive_loop.reference_rows(files, seconds, processes=2, model=naive_model, vision=vision)
     naive_runs = [report["reference"]["naive_loop_images_per_s"]]
     if naive_before is not None:

@@ -106,8 +106,11 @@ class ServiceWork:
         return self.session.run(None, {name: outputs[name] for name in self.inputs})
 
 
-def served_vision_model() -> Path:
-    return PROJECT_ROOT / "model_repository" / "vision" / "1" / "model.onnx"
+def served_vision_model(repository: Path = PROJECT_ROOT / "model_repository") -> Path:
+    """The vision ONNX a generated model repository serves."""
+    from contract.tensors import VISION
+
+    return repository / VISION / "1" / "model.onnx"
 
 
 def work_function(stage: str, model: Path | None) -> tuple[Callable[[list[bytes]], object], int]:
