@@ -36,13 +36,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
-from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 
 from contract.tensors import THUMB_SIDE
+from gateway.hashing.pyramid import LEVELS, GreyPyramid, Sizes, fill_as_large, fill_as_small, fill_levels
 from gateway.hashing.tone import thumbnail_image
 
-LEVELS = (32, 64, THUMB_SIDE)  # grey pyramid sides: the full search at the first, refinements at the others
 MIN_CORRELATION = 0.9  # coarse zero-mean NCC a window needs before it is refined and its signals compared
 # ... and after each refinement (64 and 128 px), before the next level and the hashes. A copy's window, resampled from
 # the same pixels, correlates >= 0.935 at 64 px and >= 0.927 at 128 px on the tuning pairs (>= 0.961 / 0.968 held
@@ -108,158 +107,8 @@ class Window:
         )
 
 
-class GreyPyramid:
-    """One image's grey thumbnails at LEVELS with their integral images (box sums of any window in O(1)), each level
-    made on first use (most pairs stop at the first), and what the coarse search reuses across the pairs of one
-    product: the picture's spectrum, its window deviations and its templates' spectra at each set of window sizes.
-    The first level and the coarse search's caches are made for all the pictures of a search at once
-    (`_fill_levels`, `_fill_as_large`, `_fill_as_small`): the same numbers, in a few array operations instead of a
-    few per picture, which were most of the rescue's time on an 8-image product."""
-
-    def __init__(self, thumb: np.ndarray | Image.Image):
-        self._grey = thumbnail_image(thumb).convert("L")
-        self._levels: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        self._as_large: dict[_Sizes, tuple[np.ndarray, np.ndarray]] = {}
-        self._as_small: dict[_Sizes, np.ndarray] = {}
-
-    def level(self, level: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(pixels (side, side): float64 at the first level, float32 at the finer ones; integral of the pixels and of
-        their squares, float64)."""
-        _fill_levels([self], level)
-        return self._levels[level]
-
-    def _grey_at(self, side: int) -> np.ndarray:
-        grey = self._grey if side == THUMB_SIDE else self._grey.resize((side, side), Image.Resampling.BOX)
-        return np.asarray(grey, np.float64)
-
-    def template(self, level: int, width: int, height: int) -> np.ndarray:
-        """(height, width): the whole picture at `level`, area-resampled (two small matrix products: PIL's resize
-        and array conversion cost several times more at these sizes)."""
-        return _templates(self.level(level)[0], width, height)
-
-    def correlations(self, level: int, template: np.ndarray, ys: range, xs: range) -> np.ndarray:
-        """(len(ys), len(xs)) zero-mean normalised cross-correlation of `template` placed with its top-left corner
-        at every (y, x) of this level (positions must keep it inside the picture)."""
-        th, tw = template.shape
-        pixels, integral, integral_sq = self.level(level)
-        picture = pixels[ys.start : ys.stop - 1 + th, xs.start : xs.stop - 1 + tw]
-        centred64 = template.astype(np.float64) - template.mean(dtype=np.float64)  # sums to zero in float64
-        norm = float(np.sqrt((centred64 * centred64).sum()))
-        if norm < 1e-6:
-            return np.full((len(ys), len(xs)), -1.0)
-        centred = centred64.astype(pixels.dtype)
-        products = np.einsum("ijkl,kl->ij", sliding_window_view(picture, (th, tw)), centred)
-        s1, s2 = _box_sums(integral, ys, xs, th, tw), _box_sums(integral_sq, ys, xs, th, tw)
-        variance = s2 - s1 * s1 / (th * tw)
-        flat = variance <= 1e-3 * th * tw  # a plain window: no correlation to speak of
-        return np.where(flat, 0.0, products / (np.sqrt(np.maximum(variance, 1e-6)) * norm))
-
-    def as_large(self, sizes: _Sizes) -> tuple[np.ndarray, np.ndarray]:
-        """At the first level, as the picture searched in: its spectrum, and (k, side, side) the deviation of every
-        window of each size (height, width) in `sizes` (its square root of the summed squared deviations from its
-        mean; inf where the window would leave the picture)."""
-        _fill_as_large([self], sizes)
-        return self._as_large[sizes]
-
-    def as_small(self, sizes: _Sizes) -> np.ndarray:
-        """At the first level, as the picture searched for: the conjugate spectra of its templates at each size in
-        `sizes`, zero-mean and scaled to unit norm, zero-padded to the level's side ((k, side, side // 2 + 1))."""
-        _fill_as_small([self], sizes)
-        return self._as_small[sizes]
-
-
-def _fill_levels(pyramids: Sequence[GreyPyramid], level: int) -> None:
-    """Each pyramid's `level` where it lacks it, the integrals of all of them in one stack."""
-    missing = list({id(p): p for p in pyramids if level not in p._levels}.values())
-    if not missing:
-        return
-    x = np.stack([p._grey_at(LEVELS[level]) for p in missing])
-    integrals, integrals_sq = _integral(x), _integral(x * x)
-    # float32 pixels for the refinements' products (twice as fast); the integrals stay float64 (sums of squares over
-    # a 128 px window reach 1e9, past float32's exact range)
-    pixels = x if level == 0 else x.astype(np.float32)
-    for k, p in enumerate(missing):
-        p._levels[level] = (pixels[k], integrals[k], integrals_sq[k])
-
-
-def _fill_as_large(pyramids: Sequence[GreyPyramid], sizes: _Sizes) -> None:
-    """GreyPyramid.as_large of every pyramid lacking it, as one stack."""
-    missing = list({id(p): p for p in pyramids if sizes not in p._as_large}.values())
-    if not missing:
-        return
-    _fill_levels(missing, 0)
-    pixels = np.stack([p._levels[0][0] for p in missing])
-    integral = np.stack([p._levels[0][1] for p in missing])
-    integral_sq = np.stack([p._levels[0][2] for p in missing])
-    side = pixels.shape[-1]
-    deviation = np.full((len(missing), len(sizes), side, side), np.inf)
-    for k, (height, width) in enumerate(sizes):
-        ys, xs = range(side - height + 1), range(side - width + 1)
-        s1 = _box_sums(integral, ys, xs, height, width)
-        s2 = _box_sums(integral_sq, ys, xs, height, width)
-        deviation[:, k, : len(ys), : len(xs)] = np.sqrt(np.maximum(s2 - s1 * s1 / (height * width), 1e-6))
-    spectra = scipy.fft.rfft2(pixels)
-    for k, p in enumerate(missing):
-        p._as_large[sizes] = (spectra[k], deviation[k])
-
-
-def _fill_as_small(pyramids: Sequence[GreyPyramid], sizes: _Sizes) -> None:
-    """GreyPyramid.as_small of every pyramid lacking it, as one stack."""
-    missing = list({id(p): p for p in pyramids if sizes not in p._as_small}.values())
-    if not missing:
-        return
-    _fill_levels(missing, 0)
-    pixels = np.stack([p._levels[0][0] for p in missing])
-    side = LEVELS[0]
-    templates = np.zeros((len(missing), len(sizes), side, side))
-    for k, (height, width) in enumerate(sizes):
-        template = _templates(pixels, width, height)
-        centred = template - template.reshape(len(missing), -1).mean(axis=1)[:, None, None]
-        norm = np.sqrt((centred * centred).reshape(len(missing), -1).sum(axis=1))[:, None, None]
-        templates[:, k, :height, :width] = np.where(norm > 1e-6, centred / np.where(norm > 1e-6, norm, 1.0), 0.0)
-    spectra = np.conj(scipy.fft.rfft2(templates))
-    for k, p in enumerate(missing):
-        p._as_small[sizes] = spectra[k]
-
-
-def _templates(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
-    """(..., height, width): pictures (..., side, side) area-resampled."""
-    side = pixels.shape[-1]
-    return _area_matrix(height, side, pixels.dtype) @ pixels @ _area_matrix(width, side, pixels.dtype).T
-
-
-# (height, width) of the window sizes one coarse search tries, largest first
-_Sizes = tuple[tuple[int, int], ...]
-
-
 @functools.lru_cache(maxsize=1024)
-def _area_matrix(n_out: int, n_in: int, dtype=np.float64) -> np.ndarray:
-    """(n_out, n_in): area resampling, output pixel i the mean of the input span [i, i + 1) * n_in / n_out."""
-    edges = np.arange(n_out + 1) * (n_in / n_out)
-    left, right = edges[:-1, None], edges[1:, None]
-    columns = np.arange(n_in)[None, :]
-    overlap = np.clip(np.minimum(right, columns + 1) - np.maximum(left, columns), 0.0, None)
-    matrix = (overlap / overlap.sum(axis=1, keepdims=True)).astype(dtype)
-    matrix.setflags(write=False)
-    return matrix
-
-
-def _integral(x: np.ndarray) -> np.ndarray:
-    """Integral images of (..., h, w) pictures: (..., h + 1, w + 1), a zero first row and column."""
-    out = np.zeros((*x.shape[:-2], x.shape[-2] + 1, x.shape[-1] + 1))
-    out[..., 1:, 1:] = x
-    return out.cumsum(-2).cumsum(-1)
-
-
-def _box_sums(c: np.ndarray, ys: range, xs: range, th: int, tw: int) -> np.ndarray:
-    """Sums of the th x tw boxes with top-left corners at ys x xs, from integral images (..., h + 1, w + 1)."""
-    y0, x0 = slice(ys.start, ys.stop), slice(xs.start, xs.stop)
-    y1, x1 = slice(ys.start + th, ys.stop + th), slice(xs.start + tw, xs.stop + tw)
-    return c[..., y1, x1] - c[..., y0, x1] - c[..., y1, x0] + c[..., y0, x0]
-
-
-@functools.lru_cache(maxsize=1024)
-def _coarse_sizes(aspect: float, min_share: float) -> _Sizes:
+def _coarse_sizes(aspect: float, min_share: float) -> Sizes:
     """The window sizes the coarse level tries: widths from the whole side down to `min_share` of it, COARSE_STEP
     pixels apart, each with the height its aspect gives; those inside the limits."""
     side = LEVELS[0]
@@ -284,7 +133,7 @@ def _coarse(
     since every picture of a product meets the others at the same sizes. None where it correlates no better than
     the two whole pictures do (`as_they_are`, _whole_correlation, one per direction)."""
     found: list[_Placement | None] = [None] * len(directions)
-    by_sizes: dict[_Sizes, list[int]] = {}
+    by_sizes: dict[Sizes, list[int]] = {}
     for d, (_, _, aspect) in enumerate(directions):
         by_sizes.setdefault(_coarse_sizes(round(aspect, 4), min_share), []).append(d)
     side = LEVELS[0]
@@ -292,8 +141,8 @@ def _coarse(
         if not sizes:
             continue
         larges, smalls = [directions[d][0] for d in members], [directions[d][1] for d in members]
-        _fill_as_large(larges, sizes)
-        _fill_as_small(smalls, sizes)
+        fill_as_large(larges, sizes)
+        fill_as_small(smalls, sizes)
         spectra = np.stack([large.as_large(sizes)[0] for large in larges])
         deviation = np.stack([large.as_large(sizes)[1] for large in larges])
         templates = np.stack([small.as_small(sizes) for small in smalls])
@@ -394,7 +243,7 @@ def best_windows(pairs: Sequence[Pair], min_share: float) -> list[tuple[Window, 
     owners: list[tuple[int, bool]] = []  # per direction: its pair, whether the pair's `a` is the larger picture
     as_they_are: list[float] = []
     searched = [k for k, (_, (wa, ha), _, (wb, hb)) in enumerate(pairs) if min(wa, ha, wb, hb) > 0]
-    _fill_levels([p for k in searched for p in (pairs[k][0], pairs[k][2])], 0)
+    fill_levels([p for k in searched for p in (pairs[k][0], pairs[k][2])], 0)
     for k in searched:
         a, (wa, ha), b, (wb, hb) = pairs[k]
         whole = _whole_correlation(a, b)  # symmetric: once for both directions
