@@ -88,6 +88,24 @@ FEATURES_INSTANCES = 2  # ~numpy work per image on the CPU, beside the GPU
 # with 16 lines (590 MB with 64); `python -m loadtest.text_overlay_speed`, BENCHMARKS.md "text_overlay".
 DETECT_RUN_BATCH = 4
 RECOGNIZE_RUN_BATCH = 16
+VISION_FILE = "vision.onnx"  # the vision ONNX inside the cpu profile's one `analyze` model
+
+
+def is_one_model(repository: Path) -> bool:
+    """Whether a generated repository's `analyze` is one model (the cpu default) rather than an ensemble."""
+    return (repository / ENSEMBLE / "1" / VISION_FILE).is_file()
+
+
+def vision_onnx(repository: Path) -> Path:
+    """The vision ONNX a generated repository serves: inside `analyze` where it is one model, else `vision`'s."""
+    if is_one_model(repository):
+        return repository / ENSEMBLE / "1" / VISION_FILE
+    return repository / VISION / "1" / "model.onnx"
+
+
+def decoding_model(repository: Path) -> str:
+    """The model that decodes the images: `analyze` where it is one model, else `preprocess`."""
+    return ENSEMBLE if is_one_model(repository) else PREPROCESS
 
 
 @dataclass(frozen=True)
@@ -112,6 +130,19 @@ class CpuServing:
     vision_run_batch: int = 16
     vision_preferred_batches: tuple[int, ...] = (8, 16, 32)
     vision_queue_delay_us: int = 2000
+    # Where no compliance model is served, the analysis runs as ONE python model (triton_python/analyze.py: the
+    # preprocess runner, then the vision ONNX, in one process) instead of the preprocess -> vision ensemble: ~1.2-1.6
+    # CPU ms an image less, +10% images/s at 8 clients (BENCHMARKS.md, issue #13). Two instances with one DALI and
+    # one onnxruntime thread each: under load each core runs one instance's images, without four threads competing
+    # for two cores (2 threads each: -5%); one client's product is split across both by the gateway
+    # (gateway.clients.triton.plan_calls), so its latency stays where two threads would put it.
+    one_model: bool = True
+    analyze_instances: int = 2
+    analyze_threads: int = 1
+    analyze_run_batch: int = 16
+    # No wait for more requests: an idle instance takes what is queued at once, so a product split in two runs on
+    # both; under load requests queue and are batched anyway.
+    analyze_queue_delay_us: int = 0
 
 
 def pbtxt(tensor: TensorSpec) -> str:
@@ -159,6 +190,18 @@ def vision_model(heads: list, precision: str, serving: CpuServing = CpuServing()
     )
 
 
+def analyze_outputs(produced: set[str], vision: Model, compliance: tuple[Model, ...] = ()) -> list[TensorSpec]:
+    """What `analyze` returns, whichever models compute it: the preprocessing outputs but PIXELS, the hashes where
+    the preprocessing makes them (`produced`: the names it makes; cpu), the vision model's outputs and the compliance
+    models' COMPLIANCE_<check> outputs (not their intermediate ones, such as TEXT_PROB)."""
+    missing = [t.name for t in PREPROCESS_OUTPUTS if t.name not in produced]
+    if missing:
+        raise ValueError(f"the preprocessing stage does not produce {missing}")
+    hashes = [t for t in HASH_OUTPUTS if t.name in produced]
+    exposed = [t for t in PREPROCESS_OUTPUTS if t != PIXELS] + hashes + vision.outputs
+    return exposed + [t for model in compliance for t in model.outputs if t.name.startswith(COMPLIANCE_PREFIX)]
+
+
 def ensemble_config(stage: list[Model], vision: Model, compliance: tuple[Model, ...] = ()) -> str:
     """The analyze ensemble. `stage`: the preprocessing models in order (cpu: `preprocess`; gpu: the DALI
     `preprocess` then `preprocess_features`); whatever the stage, the ensemble returns the same tensors.
@@ -170,13 +213,7 @@ def ensemble_config(stage: list[Model], vision: Model, compliance: tuple[Model, 
         maps += [f'      output_map {{ key: "{t.name}" value: "{t.name}" }}' for t in model.outputs]
         return f'    {{\n      model_name: "{model.name}"\n      model_version: -1\n' + "\n".join(maps) + "\n    }"
 
-    produced = {t.name for model in stage for t in model.outputs}
-    missing = [t.name for t in PREPROCESS_OUTPUTS if t.name not in produced]
-    if missing:
-        raise ValueError(f"the preprocessing stage does not produce {missing}")
-    hashes = [t for t in HASH_OUTPUTS if t.name in produced]  # where the stage makes them (cpu)
-    exposed = [t for t in PREPROCESS_OUTPUTS if t != PIXELS] + hashes + vision.outputs
-    exposed += [t for model in compliance for t in model.outputs if t.name.startswith(COMPLIANCE_PREFIX)]
+    exposed = analyze_outputs({t.name for model in stage for t in model.outputs}, vision, compliance)
     return "\n".join(
         [
             f'name: "{ENSEMBLE}"',
@@ -243,6 +280,26 @@ def write_cpu_preprocess(
     config = model_config(pre, 'backend: "python"', "KIND_CPU", pre_params, instances=serving.preprocess_instances)
     (out / pre.name / "config.pbtxt").write_text(config)
     return [pre]
+
+
+def write_cpu_analyze(out: Path, vision: Model, python_params: dict[str, str], serving: CpuServing) -> Model:
+    """The cpu profile's `analyze` as one python model (triton_python/analyze.py), its vision ONNX already written
+    to `1/VISION_FILE`: the ensemble's inputs and outputs, computed in one process."""
+    produced = {t.name for t in preprocess_model(serving).outputs}
+    outputs = analyze_outputs(produced, vision)
+    model = Model(ENSEMBLE, list(PREPROCESS_INPUTS), outputs, queue_delay_us=serving.analyze_queue_delay_us)
+    shutil.copy(TRITON_PYTHON / "analyze.py", out / ENSEMBLE / "1" / "model.py")
+    params = {
+        **python_params,
+        "DALI_THREADS": str(serving.analyze_threads),
+        "ORT_THREADS": str(serving.analyze_threads),
+        "RUN_BATCH": str(serving.analyze_run_batch),
+        "VISION_FILE": VISION_FILE,
+        "PRECISION": vision.parameters["PRECISION"],
+    }
+    config = model_config(model, 'backend: "python"', "KIND_CPU", params, instances=serving.analyze_instances)
+    (out / ENSEMBLE / "config.pbtxt").write_text(config)
+    return model
 
 
 def write_gpu_preprocess(out: Path, text: bool = False) -> list[Model]:
@@ -441,27 +498,32 @@ def generate(
     clear_repository(out)
     python_params = {"EXECUTION_ENV_PATH": str(env_path), "IMGSEL_PROJECT_ROOT": str(project_root)}
     text = serves_text_overlay(profile, text_overlay)
-    if profile == "cpu":
+    one_model = profile == "cpu" and serving.one_model and not text and not serves_nsfw(profile, nsfw)
+    if one_model:
+        stage = []
+    elif profile == "cpu":
         stage = write_cpu_preprocess(out, python_params, serving, text)
     else:
         stage = write_gpu_preprocess(out, text)
 
     with tempfile.TemporaryDirectory(prefix="imgsel-vision-") as scratch:
         heads = vision_heads(Path(scratch), heads_dir)
-        version_dir = out / VISION / "1"
-        version_dir.mkdir(parents=True)
+        onnx_file = out / ENSEMBLE / "1" / VISION_FILE if one_model else out / VISION / "1" / "model.onnx"
+        onnx_file.parent.mkdir(parents=True)
         precision = precision or ("int8" if profile == "cpu" else "fp32")  # TensorRT builds FP16 from the fp32 file
-        served = write_vision_onnx(version_dir / "model.onnx", heads, backbone_weights, precision, Path(scratch))
+        served = write_vision_onnx(onnx_file, heads, backbone_weights, precision, Path(scratch))
         vision = vision_model(heads, served, serving)
-    write_onnx_config(out, vision, profile, python_params, serving.vision_instances, build_plans)
-    compliance: tuple[Model, ...] = ()
-    if serves_nsfw(profile, nsfw):
-        compliance = (write_nsfw(out, profile, python_params, serving, nsfw_operating_point, build_plans),)
-    if text:
-        compliance += write_text_overlay(out, profile, python_params, serving, build_plans, heads_dir)
-
-    (out / ENSEMBLE / "1").mkdir(parents=True)  # an ensemble needs an (empty) version folder
-    (out / ENSEMBLE / "config.pbtxt").write_text(ensemble_config(stage, vision, compliance))
+    if one_model:
+        write_cpu_analyze(out, vision, python_params, serving)
+    else:
+        write_onnx_config(out, vision, profile, python_params, serving.vision_instances, build_plans)
+        compliance: tuple[Model, ...] = ()
+        if serves_nsfw(profile, nsfw):
+            compliance = (write_nsfw(out, profile, python_params, serving, nsfw_operating_point, build_plans),)
+        if text:
+            compliance += write_text_overlay(out, profile, python_params, serving, build_plans, heads_dir)
+        (out / ENSEMBLE / "1").mkdir(parents=True)  # an ensemble needs an (empty) version folder
+        (out / ENSEMBLE / "config.pbtxt").write_text(ensemble_config(stage, vision, compliance))
     (out / "PROFILE").write_text(profile + "\n")
     return sorted(p.name for p in out.iterdir() if p.is_dir())
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # ---------------------------------------------------------------------------------------------------- models
-ENSEMBLE = "analyze"  # one call per request batch: preprocess -> vision
+ENSEMBLE = "analyze"  # one call per request batch: preprocess -> vision (on cpu, by default, one model doing both)
 PREPROCESS = "preprocess"  # DALI: decode once, resize, normalise, thumbnail, blur features
 VISION = "vision"  # ONE graph: the backbone and every head below, one output per head (build_engines/vision.py)
 # The parts of the vision model (the trained files in build_engines/heads/ and the prefixes of their nodes):
@@ -17,8 +17,9 @@ CATEGORY_HEAD_MODEL = "category"  # top-level category head, when trained
 TYPE_HEAD_PREFIX = "type_"  # a category's type head file is `type_<category>.onnx`; its output TYPE_PROBS_<category>
 COMPLIANCE_HEAD_PREFIX = "compliance_"  # a compliance check's head file is `compliance_<check>.onnx`
 SEARCH_HEAD_MODEL = "search"  # the retrieval embedding head (training/search_head.py), when trained
-# Models /readyz requires.
-REQUIRED_MODELS = (ENSEMBLE, PREPROCESS, VISION)
+# Models /readyz requires: Triton readies an ensemble only once its steps are, and the cpu profile's default
+# `analyze` is one model (build_engines.repository.CpuServing.one_model).
+REQUIRED_MODELS = (ENSEMBLE,)
 MAX_BATCH = 64  # every model's max_batch_size; the gateway splits larger requests into calls of at most this
 
 # -------------------------------------------------------------------------------------------- image geometry

@@ -61,8 +61,11 @@ WORKDIR /opt/imgsel
 COPY contract contract
 COPY runtime runtime
 COPY preprocessing preprocessing
+# The code the python models share (request batching, the onnxruntime session), not the rest of build_engines.
+COPY build_engines/__init__.py build_engines/__init__.py
+COPY build_engines/triton_python build_engines/triton_python
 COPY --from=repository /opt/imgsel/model_repository model_repository
-RUN /opt/imgsel/venv/bin/python -m compileall -q contract runtime preprocessing model_repository
+RUN /opt/imgsel/venv/bin/python -m compileall -q contract runtime preprocessing build_engines model_repository
 COPY docker/triton-entrypoint.sh /usr/local/bin/triton-entrypoint.sh
 ENV PYTHONDONTWRITEBYTECODE=1
 USER ${UID}:${UID}

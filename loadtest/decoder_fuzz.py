@@ -2,8 +2,9 @@
 
 Checks that every image gets a contract status (an `error` with a per-image reason code such as `undecodable` or
 `too_large`, or an analysed verdict with rejection reasons from contract/reasons.py), that no request gets a 5xx,
-and that the preprocess model never restarts (the same python-backend stub PIDs before and after, every model still
-READY). A batch answered 5xx is re-sent one image at a time to name the files that cause it.
+and that the decoding model (`analyze` on the cpu default, else `preprocess`) never restarts (the same python-backend
+stub PIDs before and after, every model still READY). A batch answered 5xx is re-sent one image at a time to name
+the files that cause it.
 
     python -m loadtest.decoder_fuzz [--count 1000] [--seed 0] [--batch 16]     (starts a private stack on loopback)
 
@@ -20,11 +21,13 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 
+from build_engines.repository import decoding_model
 from contract.reasons import ERROR_REASONS, REJECTION_REASONS, STATUSES
-from contract.tensors import PREPROCESS, REQUIRED_MODELS
+from contract.tensors import REQUIRED_MODELS
 from gateway.settings import Settings
 from loadtest.decoder_mutations import Mutant, mutants, seed_files
 from loadtest.products import PROJECT_ROOT
@@ -46,7 +49,7 @@ class FuzzReport:
     stubs_after: dict[str, int] = field(default_factory=dict)
     preprocess_rss_mb: tuple[float | None, float | None] = (None, None)
     models_not_ready: list[str] = field(default_factory=list)
-    preprocess_failures: int | None = None  # Triton's failed-inference count for the preprocess model
+    preprocess_failures: int | None = None  # Triton's failed-inference count for the decoding model
     seconds: float = 0.0
 
     @property
@@ -135,14 +138,16 @@ def triton_health(settings: Settings, report: FuzzReport) -> None:
             if not ready:
                 report.models_not_ready.append(model)
         try:
-            stats = client.get(f"{base}/{PREPROCESS}/stats").json()["model_stats"][0]["inference_stats"]
+            decoder = decoding_model(Path(settings.model_repository))
+            stats = client.get(f"{base}/{decoder}/stats").json()["model_stats"][0]["inference_stats"]
             report.preprocess_failures = int(stats["fail"]["count"])
         except (httpx.HTTPError, KeyError, IndexError, ValueError):
             report.preprocess_failures = None
 
 
-def preprocess_rss(stubs: dict[str, int]) -> float | None:
-    sizes = [rss_mb(pid) for name, pid in stubs.items() if name.split("#")[0] == f"stub {PREPROCESS}"]
+def preprocess_rss(stubs: dict[str, int], decoder: str) -> float | None:
+    """RSS of the stubs of the model that decodes (`decoder`), together."""
+    sizes = [rss_mb(pid) for name, pid in stubs.items() if name.split("#")[0] == f"stub {decoder}"]
     return round(sum(s for s in sizes if s is not None), 1) if sizes else None
 
 
@@ -151,8 +156,9 @@ def run_fuzz(gateway: Settings, triton: Settings, count: int, seed: int = 0, bat
     model states are watched (the same settings unless the gateway is a second one over that Triton)."""
     report = FuzzReport(seed=seed)
     files = mutants(seed_files(), seed, count)
+    decoder = decoding_model(Path(triton.model_repository))
     report.stubs_before = {k: v for k, v in stack_processes(triton).items() if k.startswith("stub ")}
-    rss_before = preprocess_rss(report.stubs_before)
+    rss_before = preprocess_rss(report.stubs_before, decoder)
     started = time.monotonic()
     with httpx.Client(
         base_url=f"http://{gateway.host}:{gateway.port}", timeout=max(60.0, 3 * gateway.triton_timeout_s)
@@ -162,7 +168,7 @@ def run_fuzz(gateway: Settings, triton: Settings, count: int, seed: int = 0, bat
     report.seconds = round(time.monotonic() - started, 1)
     report.files = count
     report.stubs_after = {k: v for k, v in stack_processes(triton).items() if k.startswith("stub ")}
-    report.preprocess_rss_mb = (rss_before, preprocess_rss(report.stubs_after))
+    report.preprocess_rss_mb = (rss_before, preprocess_rss(report.stubs_after, decoder))
     triton_health(triton, report)
     return report
 

@@ -108,9 +108,9 @@ class ServiceWork:
 
 def served_vision_model(repository: Path = PROJECT_ROOT / "model_repository") -> Path:
     """The vision ONNX a generated model repository serves."""
-    from contract.tensors import VISION
+    from build_engines.repository import vision_onnx
 
-    return repository / VISION / "1" / "model.onnx"
+    return vision_onnx(repository)
 
 
 def work_function(stage: str, model: Path | None) -> tuple[Callable[[list[bytes]], object], int]:

@@ -1,5 +1,6 @@
 """Serving-knob sweep of the cpu profile (the Model Analyzer idea, on our own repository): for each set of knobs
-(instances and threads of the preprocess and vision models, preferred batch sizes, queue delays), generate the model
+(the one `analyze` model's instances, threads, run batch and queue delay; the ensemble layout's instances and threads
+of the preprocess and vision models, preferred batch sizes, queue delays), generate the model
 repository, start a private stack on it and drive `/v1/select` (8-image products of 800x800 JPEGs, as `make bench`)
 at each concurrency; one markdown row per set and level.
 
@@ -27,9 +28,10 @@ from loadtest.products import PROJECT_ROOT, benchmark_images, select_payloads
 from tools.launcher import running_stack, settings_on_free_ports
 
 BASE = CpuServing()
-# name -> the knobs it changes from the defaults; each varies one thing (or one pair that only makes sense together).
-VARIANTS: dict[str, dict] = {
-    "chosen (defaults)": {},
+# The preprocess -> vision ensemble's knobs (the cpu default before the one `analyze` model, and the layout wherever a
+# compliance model is served there): each variant runs with one_model off.
+ENSEMBLE_VARIANTS: dict[str, dict] = {
+    "as before (defaults)": {},
     "1 preprocess instance": {"preprocess_instances": 1},
     "1 preprocess instance, run batch 64 (the defaults before the idle-memory work)": {
         "preprocess_instances": 1,
@@ -56,6 +58,16 @@ VARIANTS: dict[str, dict] = {
         "vision_preferred_batches": (8,),
         "preprocess_preferred_batches": (8, 16),
     },
+}
+# name -> the knobs it changes from the defaults; each varies one thing (or one pair that only makes sense together).
+VARIANTS: dict[str, dict] = {
+    "chosen (defaults): one analyze model, 2 instances x 1 DALI + 1 onnxruntime thread": {},
+    "one model, 2 threads each": {"analyze_threads": 2},
+    "one model, 1 instance x 2 threads": {"analyze_instances": 1, "analyze_threads": 2},
+    "one model, 3 instances": {"analyze_instances": 3},
+    "one model, queue delay 1000 us": {"analyze_queue_delay_us": 1000},
+    "one model, run batch 32": {"analyze_run_batch": 32},
+    **{f"ensemble: {name}": {"one_model": False, **knobs} for name, knobs in ENSEMBLE_VARIANTS.items()},
 }
 
 

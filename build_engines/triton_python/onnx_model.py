@@ -55,6 +55,17 @@ def warmup_feeds(config: dict, to_numpy, batch: int | None = None) -> dict[str, 
     }
 
 
+def run_in_slices(session: ort.InferenceSession, output_names: list[str], feeds: dict, run_batch: int) -> list:
+    """The session's outputs for a batch of any size, run `run_batch` rows at a time (the arena keeps the largest
+    run's activations) and concatenated."""
+    total = len(next(iter(feeds.values())))
+    runs = [
+        session.run(output_names, {name: value[start : start + run_batch] for name, value in feeds.items()})
+        for start in range(0, total, run_batch)
+    ]
+    return [np.concatenate(parts) for parts in zip(*runs)]
+
+
 class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
@@ -63,9 +74,11 @@ class TritonPythonModel:
         self.session = open_session(path, params)
         if params.get("IMGSEL_PROJECT_ROOT"):  # the stub runs Python isolated: PYTHONPATH is ignored
             sys.path.insert(0, params["IMGSEL_PROJECT_ROOT"])
+        from build_engines.triton_python import batching
         from runtime.idle_memory import IdleTrim
         from runtime.model_params import run_batch
 
+        self.batching = batching
         self.idle = IdleTrim().start()  # freed input/output copies go back to the OS in a pause
         self.input_names = [i["name"] for i in config["input"]]
         self.output_names = [o["name"] for o in config["output"]]
@@ -78,27 +91,6 @@ class TritonPythonModel:
             return self._execute(requests)
 
     def _execute(self, requests):
-        batches = {name: [] for name in self.input_names}
-        counts = []
-        for request in requests:
-            for name in self.input_names:
-                batches[name].append(pb_utils.get_input_tensor_by_name(request, name).as_numpy())
-            counts.append(len(batches[self.input_names[0]][-1]))
-        feeds = {name: np.concatenate(parts) for name, parts in batches.items()}
-        total = len(feeds[self.input_names[0]])
-        runs = [
-            self.session.run(
-                self.output_names, {name: value[start : start + self.run_batch] for name, value in feeds.items()}
-            )
-            for start in range(0, total, self.run_batch)
-        ]
-        results = [np.concatenate(parts) for parts in zip(*runs)]
-        responses, start = [], 0
-        for count in counts:
-            tensors = [
-                pb_utils.Tensor(name, np.ascontiguousarray(result[start : start + count]))
-                for name, result in zip(self.output_names, results)
-            ]
-            responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
-            start += count
-        return responses
+        counts, feeds = self.batching.stacked_inputs(requests, self.input_names)
+        results = dict(zip(self.output_names, run_in_slices(self.session, self.output_names, feeds, self.run_batch)))
+        return self.batching.responses(results, counts, self.output_names)

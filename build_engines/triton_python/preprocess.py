@@ -7,19 +7,19 @@ IMAGE_LENGTH int32 [1]. All requests of a dynamic batch are decoded in one DALI 
 import json
 import sys
 
-import triton_python_backend_utils as pb_utils
-
 
 class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         sys.path.insert(0, params["IMGSEL_PROJECT_ROOT"])  # the stub runs Python isolated: PYTHONPATH is ignored
+        from build_engines.triton_python import batching
         from contract.tensors import IMAGE_BYTES, IMAGE_LENGTH
         from preprocessing.runner import PreprocessRunner
         from runtime.idle_memory import IdleTrim
         from runtime.model_params import run_batch
 
+        self.batching = batching
         self.input_names = IMAGE_BYTES.name, IMAGE_LENGTH.name
         self.runner = PreprocessRunner(
             max_batch=run_batch(config, params),  # DALI's batch: a larger dynamic batch runs in slices
@@ -35,18 +35,5 @@ class TritonPythonModel:
             return self._execute(requests)
 
     def _execute(self, requests):
-        counts, files = [], []
-        for request in requests:
-            bytes_name, length_name = self.input_names
-            padded = pb_utils.get_input_tensor_by_name(request, bytes_name).as_numpy()
-            lengths = pb_utils.get_input_tensor_by_name(request, length_name).as_numpy().reshape(-1)
-            counts.append(len(padded))
-            files.extend(padded[i, : max(0, min(int(lengths[i]), padded.shape[1]))] for i in range(len(padded)))
-        outputs = self.runner.run(files)
-        responses, start = [], 0
-        for count in counts:
-            # A request's rows of the batch arrays: contiguous views, copied once into the response's shared memory.
-            tensors = [pb_utils.Tensor(name, outputs[name][start : start + count]) for name in self.output_names]
-            responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
-            start += count
-        return responses
+        counts, files = self.batching.encoded_files(requests, *self.input_names)
+        return self.batching.responses(self.runner.run(files), counts, self.output_names)

@@ -92,8 +92,11 @@ def optional_outputs(names: list[str]) -> list[str]:
     return heads + (HASH_NAMES if set(HASH_NAMES) <= set(names) else [])
 
 
-def plan_calls(lengths: list[int], max_batch: int = MAX_BATCH) -> list[list[int]]:
-    """Group image indices into calls: sorted by size so each call pads little, at most `max_batch` per call."""
+def plan_calls(lengths: list[int], max_batch: int = MAX_BATCH, spread: int = 1) -> list[list[int]]:
+    """Group image indices into calls: sorted by size so each call pads little, at most `max_batch` per call, and
+    with `spread` > 1 at most ceil(n / spread) per call, so that `spread` model instances share the images."""
+    if spread > 1:
+        max_batch = min(max_batch, -(-len(lengths) // spread))
     calls: list[list[int]] = []
     current: list[int] = []
     total = 0
@@ -111,6 +114,14 @@ def plan_calls(lengths: list[int], max_batch: int = MAX_BATCH) -> list[list[int]
     if current:
         calls.append(current)
     return calls
+
+
+def model_instances(config: dict) -> int:
+    """How many instances of a model run side by side, from its config (Triton's JSON form): the sum of its instance
+    groups' counts; 1 for an ensemble (its steps are scheduled one after the other)."""
+    if config.get("platform") == "ensemble":
+        return 1
+    return max(1, sum(int(group.get("count", 1)) for group in config.get("instance_group", [])))
 
 
 def is_decode_error(error: InferenceServerException) -> bool:
@@ -155,7 +166,9 @@ class TritonAnalyzer:
         self._ready_models: set[str] = set()
         self._ready_at = 0.0
         self._head_outputs: list[str] = []
+        self._instances = 1  # of the analyze model, read with its outputs
         self._outputs_at = -READY_CACHE_S
+        self._calls_in_flight = 0  # analyze() calls of this gateway waiting on Triton
 
     async def close(self) -> None:
         await self.client.close()
@@ -258,9 +271,17 @@ class TritonAnalyzer:
         """One result per file, in order; None for a file the server could not process."""
         if not files:
             return []
-        calls = plan_calls([len(f) for f in files])
+        await self.head_outputs()  # refreshes the instance count
+        # Alone, a product is split across the model's instances (the cpu profile's one-model `analyze`: one thread
+        # each), so one client's latency uses every core; beside other calls it stays whole, as batching prefers.
+        spread = self._instances if self._calls_in_flight == 0 else 1
+        calls = plan_calls([len(f) for f in files], spread=spread)
         results: list[RawAnalysis | None] = [None] * len(files)
-        outcomes = await asyncio.gather(*(self._analyze_isolating([files[i] for i in call]) for call in calls))
+        self._calls_in_flight += 1
+        try:
+            outcomes = await asyncio.gather(*(self._analyze_isolating([files[i] for i in call]) for call in calls))
+        finally:
+            self._calls_in_flight -= 1
         for call, outcome in zip(calls, outcomes):
             for index, raw in zip(call, outcome):
                 results[index] = raw
@@ -268,12 +289,14 @@ class TritonAnalyzer:
 
     async def head_outputs(self) -> list[str]:
         """optional_outputs of the served ensemble, from its metadata, cached like ready_models (a model repository
-        reloaded with another set of heads is seen within READY_CACHE_S)."""
+        reloaded with another set of heads is seen within READY_CACHE_S); its instance count with them."""
         if time.monotonic() - self._outputs_at > READY_CACHE_S:
             metadata = await self._guarded(
                 "analyze metadata", self.client.get_model_metadata(ENSEMBLE, as_json=True), 5.0
             )
+            config = await self._guarded("analyze config", self.client.get_model_config(ENSEMBLE, as_json=True), 5.0)
             self._head_outputs = optional_outputs([o["name"] for o in metadata.get("outputs", [])])
+            self._instances = model_instances(config.get("config", {}))
             self._outputs_at = time.monotonic()
         return self._head_outputs
 

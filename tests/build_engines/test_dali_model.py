@@ -279,6 +279,9 @@ class DaliBackedTriton:
     async def get_model_metadata(self, model, as_json=False):
         return {"name": model, "outputs": [{"name": "EMBEDDING"}, {"name": "QUALITY_SCORES"}]}  # no optional heads
 
+    async def get_model_config(self, model, as_json=False):
+        return {"config": {"name": model, "platform": "ensemble"}}
+
     async def close(self):
         pass
 

@@ -47,7 +47,11 @@ def python_model(model_file: Path, config: dict) -> Iterator[object]:
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         model = module.TritonPythonModel()
-        model.initialize({"model_config": json.dumps(config)})
+        # As Triton calls it: the model's folder and the version folder's name beside the config.
+        folder = model_file.resolve().parent
+        model.initialize(
+            {"model_config": json.dumps(config), "model_repository": str(folder.parent), "model_version": folder.name}
+        )
         yield model
     finally:
         sys.path[:] = saved_path  # a model may put its own folder on the path for the modules beside it

@@ -1,5 +1,6 @@
 """Decoder fuzz in the suite: ~100 mutated JPEG/PNG/WebP/TIFF files (fixed seed) through /v1/select on the real
-stack; every image gets a contract status, no request gets a 5xx, the preprocess model is never restarted.
+stack; every image gets a contract status, no request gets a 5xx, the decoding model (the cpu default's one `analyze`
+model) is never restarted.
 `make fuzz` runs 1,000 (python -m loadtest.decoder_fuzz)."""
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ def fuzz_gateway(stack, tmp_path_factory):
         yield gateway
 
 
-def test_mutated_files_get_contract_statuses_and_never_restart_preprocess(stack, fuzz_gateway):
+def test_mutated_files_get_contract_statuses_and_never_restart_the_decoder(stack, fuzz_gateway):
     report = run_fuzz(fuzz_gateway, stack, FILES, seed=SEED, batch_size=16)
 
     assert report.stubs_before, "no python-backend stub of the stack found in /proc"
-    assert any(name.startswith("stub preprocess") for name in report.stubs_before)
+    assert any(name.startswith("stub analyze") for name in report.stubs_before)
+    assert report.preprocess_rss_mb[0] and report.preprocess_failures == 0
     assert report.server_errors == [], report.culprits
     assert report.violations == []
     assert sum(report.statuses.values()) == FILES

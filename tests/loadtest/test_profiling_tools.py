@@ -35,7 +35,7 @@ def test_cpu_seconds_of_this_process_grows_with_work_and_is_zero_for_no_process(
 def test_every_sweep_variant_is_a_set_of_serving_knobs(name):
     knobs = dataclasses.replace(BASE, **VARIANTS[name])
     assert isinstance(knobs, CpuServing)
-    assert name == "chosen (defaults)" or knobs != BASE
+    assert name.startswith("chosen (defaults)") or knobs != BASE
 
 
 def test_the_sweep_table_has_a_row_per_variant_and_level():

@@ -235,12 +235,33 @@ def test_the_base_image_is_made_again_when_its_recipe_changes(monkeypatch):
     assert images.base_recipe() != recipe
 
 
-def test_the_triton_image_copies_every_project_package_its_python_models_import():
-    """The python-backend models import the project from the image's /opt/imgsel (IMGSEL_PROJECT_ROOT): a package
-    they import but the final stage does not copy fails every model load (deploy-check caught `runtime` once)."""
-    copied = {line.split()[1] for line in dockerfile_stages(DOCKERFILES["triton-cpu"])[-1] if line.startswith("COPY ")}
+def project_imports(path: Path) -> set[str]:
+    """The dotted names a file imports from the project (`from a.b import c` gives a.b and a.b.c, module or not)."""
     project = {"contract", "runtime", "preprocessing", "build_engines", "gateway", "tools", "training"}
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return {name for name in names if name.split(".")[0] in project}
+
+
+def test_the_triton_image_copies_every_project_module_its_python_models_import():
+    """The python-backend models import the project from the image's /opt/imgsel (IMGSEL_PROJECT_ROOT): a module
+    they import but the final stage does not copy (with its packages' __init__.py) fails every model load
+    (deploy-check caught `runtime` once)."""
+    copied = {line.split()[1] for line in dockerfile_stages(DOCKERFILES["triton-cpu"])[-1] if line.startswith("COPY ")}
     imported = set()
     for path in (ROOT / "build_engines" / "triton_python").glob("*.py"):
-        imported |= top_level_imports(path) & project
-    assert imported and imported <= copied, imported - copied
+        imported |= project_imports(path)
+    assert {"contract.tensors", "build_engines.triton_python.batching"} <= imported
+    for module in imported:  # only names that are modules have files to find
+        parts = module.split(".")
+        files = [Path(*parts).with_suffix(".py"), Path(*parts, "__init__.py")]
+        files = [f for f in files if (ROOT / f).is_file()]
+        files += [Path(*parts[:depth], "__init__.py") for depth in range(1, len(parts))]  # its packages
+        for file in files:
+            if (ROOT / file).is_file():
+                assert any(file == Path(c) or Path(c) in file.parents for c in copied), (module, str(file))

@@ -67,11 +67,14 @@ def test_models_reason_ready():
     assert models_reason(states) is None
 
 
+def test_models_reason_ready_with_the_cpu_profile_s_one_analyze_model():
+    assert models_reason({"analyze": "READY"}) is None
+
+
 def test_models_reason_names_each_model_not_ready_and_each_missing():
-    states = {"analyze": "READY", "preprocess": "UNAVAILABLE", "backbone": "LOADING"}  # a stale repository
+    states = {"preprocess": "UNAVAILABLE", "backbone": "LOADING"}  # a stale repository
     reason = models_reason(states)
-    assert reason.startswith("models not ready: backbone LOADING, preprocess UNAVAILABLE; missing: ")
-    assert "vision" in reason
+    assert reason == "models not ready: backbone LOADING, preprocess UNAVAILABLE; missing: analyze"
 
 
 def test_healthz_is_200_without_triton(client):

@@ -53,6 +53,9 @@ class FakeGrpcClient:
     async def get_model_metadata(self, model, as_json=False):
         return {"name": model, "outputs": [{"name": tensor.name} for tensor in ANALYZE_OUTPUTS]}
 
+    async def get_model_config(self, model, as_json=False):  # the cpu profile's one model, two instances
+        return {"config": {"name": model, "backend": "python", "instance_group": [{"kind": "KIND_CPU", "count": 2}]}}
+
     async def close(self):
         pass
 

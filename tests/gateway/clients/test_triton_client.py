@@ -1,6 +1,9 @@
-"""gateway.clients.triton: call planning (padding budget, batch cap) and the 'server unavailable' classification."""
+"""gateway.clients.triton: call planning (padding budget, batch cap, spreading a product across the model's
+instances) and the 'server unavailable' classification."""
 
 from __future__ import annotations
+
+import asyncio
 
 import numpy as np
 import pytest
@@ -11,7 +14,9 @@ from gateway.clients.triton import (
     MAX_BATCH,
     MAX_PADDING_FACTOR,
     PADDING_SLACK_BYTES,
+    TritonAnalyzer,
     is_unavailable,
+    model_instances,
     optional_outputs,
     plan_calls,
 )
@@ -138,3 +143,76 @@ def test_optional_outputs_take_the_heads_and_the_hashes_only_when_all_three_are_
     assert optional_outputs(base + heads) == heads
     assert optional_outputs(base + heads + ["PHASH", "DHASH_EDGE", "HSV_HIST"]) == heads + HASH_NAMES
     assert optional_outputs(base + ["PHASH", "HSV_HIST"]) == []
+
+
+@pytest.mark.parametrize(("n", "spread", "sizes"), [(8, 2, [4, 4]), (7, 2, [4, 3]), (8, 3, [3, 3, 2]), (1, 2, [1])])
+def test_a_spread_plan_shares_the_images_among_the_instances(n, spread, sizes):
+    lengths = [100 * KB] * n
+    calls = plan_calls(lengths, spread=spread)
+    assert [len(c) for c in calls] == sizes
+    check_plan(lengths, calls, MAX_BATCH)
+
+
+def test_model_instances_of_a_python_model_an_ensemble_and_a_bare_config():
+    assert model_instances({"backend": "python", "instance_group": [{"kind": "KIND_CPU", "count": 2}]}) == 2
+    assert model_instances({"instance_group": [{"count": "2"}, {"count": 1}]}) == 3  # JSON may quote int64s
+    assert model_instances({"platform": "ensemble"}) == 1
+    assert model_instances({}) == 1
+
+
+class Answer:
+    def __init__(self, n: int):
+        self.arrays = {
+            "VALID": np.ones((n, 1), bool),
+            "ORIG_SIZE": np.full((n, 2), 100, np.int32),
+            "THUMB": np.zeros((n, 128, 128, 3), np.uint8),
+            "EMBEDDING": np.zeros((n, 4), np.float32),
+            "QUALITY_SCORES": np.zeros((n, 3), np.float32),
+        }
+
+    def as_numpy(self, name):
+        return self.arrays[name]
+
+
+class TwoInstanceTriton:
+    """A server whose analyze model runs two instances; records the size of every call and holds each call until
+    released, so that calls can be in flight together."""
+
+    def __init__(self):
+        self.sizes: list[int] = []
+        self.release = asyncio.Event()
+
+    async def infer(self, model, inputs, outputs=None, client_timeout=None):
+        n = inputs[0].shape()[0]
+        self.sizes.append(n)
+        await self.release.wait()
+        return Answer(n)
+
+    async def get_model_metadata(self, model, as_json=False):
+        return {"outputs": [{"name": n} for n in ("VALID", "ORIG_SIZE", "THUMB", "EMBEDDING", "QUALITY_SCORES")]}
+
+    async def get_model_config(self, model, as_json=False):
+        return {"config": {"backend": "python", "instance_group": [{"kind": "KIND_CPU", "count": 2}]}}
+
+
+def test_a_product_alone_is_spread_over_the_instances_but_not_beside_another():
+    files = [bytes([k]) * (1000 + k) for k in range(8)]
+
+    async def scenario():
+        triton = TritonAnalyzer("127.0.0.1:1", timeout_s=5.0, breaker_cooldown_s=1.0)
+        triton.client = server = TwoInstanceTriton()
+        first = asyncio.create_task(triton.analyze(files))  # alone: split in two
+        while len(server.sizes) < 2:
+            await asyncio.sleep(0)
+        second = asyncio.create_task(triton.analyze(files))  # the first still in flight: whole
+        while len(server.sizes) < 3:
+            await asyncio.sleep(0)
+        server.release.set()
+        results = await asyncio.gather(first, second)
+        third = await triton.analyze(files)  # alone again
+        return server.sizes, results, third
+
+    sizes, results, third = asyncio.run(scenario())
+    assert sizes == [4, 4, 8, 4, 4]
+    for result in [*results, third]:
+        assert [r.valid for r in result] == [True] * 8
