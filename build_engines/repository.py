@@ -131,11 +131,13 @@ class CpuServing:
     vision_preferred_batches: tuple[int, ...] = (8, 16, 32)
     vision_queue_delay_us: int = 2000
     # Where no compliance model is served, the analysis runs as ONE python model (triton_python/analyze.py: the
-    # preprocess runner, then the vision ONNX, in one process) instead of the preprocess -> vision ensemble: ~1.2-1.6
-    # CPU ms an image less, +10% images/s at 8 clients (BENCHMARKS.md, issue #13). Two instances with one DALI and
-    # one onnxruntime thread each: under load each core runs one instance's images, without four threads competing
-    # for two cores (2 threads each: -5%); one client's product is split across both by the gateway
-    # (gateway.clients.triton.plan_calls), so its latency stays where two threads would put it.
+    # preprocess runner, then the vision ONNX, in one process) instead of the preprocess -> vision ensemble: ~1 CPU ms
+    # an image less, +11-15% images/s at 8 clients, ~100 MB less idle memory (BENCHMARKS.md, issue #13). Two
+    # instances with one DALI and one onnxruntime thread each: under load each core runs one instance's images
+    # without four threads competing for two cores (2 threads each: -3.4% at 8 clients, 3 alternated runs). A lone
+    # product is split across both by the gateway (gateway.clients.triton.plan_calls), so one client's p50 stays
+    # ~75 ms; Triton's batcher still merges the two halves onto one instance for ~18% of lone products (both queued
+    # before it wakes), which sets one client's p99 at ~120-130 ms (2 threads each: ~95 ms).
     one_model: bool = True
     analyze_instances: int = 2
     analyze_threads: int = 1
