@@ -2,7 +2,8 @@
 scenarios of loadtest/locustfile.py headless for a bounded time, and one fault injected part-way:
 
 - `server`: SIGKILL to tritonserver;
-- `stub`: SIGKILL to one python-backend model process (`--model`, default preprocess);
+- `stub`: SIGKILL to one python-backend model process (`--model`, default the one that decodes: `analyze` on the cpu
+  default, else `preprocess`);
 - `database`: SIGKILL to the embedded PostgreSQL's postmaster.
 
 The launcher's supervisor cleans up and restarts Triton (its database watchdog restarts PostgreSQL, which recovers
@@ -29,6 +30,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from build_engines.repository import decoding_model
 from loadtest.products import PROJECT_ROOT
 from loadtest.run_locust import locust_command
 from tools.launcher import Stack, settings_on_free_ports, supervised_stack
@@ -86,8 +88,11 @@ def inject(stack: Stack, fault: str, model: str) -> dict:
     return {"killed": f"model process {model}", "pid": stub.pid, "server_pid": server.process.pid}
 
 
-def fault_run(fault: str, model: str, users: int, seconds: int, fault_after_s: float) -> dict:
-    settings = settings_on_free_ports(model_repository=str(PROJECT_ROOT / "model_repository"))
+def fault_run(fault: str, model: str | None, users: int, seconds: int, fault_after_s: float) -> dict:
+    """One run; `model`: the stub a `stub` fault kills (None: the one that decodes)."""
+    repository = PROJECT_ROOT / "model_repository"
+    model = model or decoding_model(repository)
+    settings = settings_on_free_ports(model_repository=str(repository))
     work = Path(tempfile.mkdtemp(prefix=f"imgsel-fault-{fault}-"))
     log = work / "requests.jsonl"
     env = {"IMGSEL_DATA_DIR": str(work / "data")}
@@ -158,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--faults", nargs="+", choices=["server", "stub", "database"], default=["server", "stub", "database"]
     )
-    parser.add_argument("--model", default="preprocess", help="the model process killed by the `stub` fault")
+    parser.add_argument("--model", default=None, help="the model process killed by the `stub` fault")
     parser.add_argument("--users", type=int, default=8)
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--fault-after", type=float, default=20.0, help="seconds into the traffic")
