@@ -3,11 +3,14 @@
     python -m build_engines.repository --profile cpu --out model_repository
     python -m build_engines.repository --profile gpu --out /tmp/gpu-repository [--build-plans]
 
-Both profiles serve the same `analyze` ensemble (inputs, outputs, dtypes, shapes) and the same model names, so the
-gateway cannot tell them apart, with one difference it reads from the ensemble's metadata: the cpu profile also
-returns duplicate detection's hashes (HASH_OUTPUTS), which the gateway computes from THUMB where they are absent.
+Both profiles serve the same `analyze` model (inputs, outputs, dtypes, shapes), so the gateway cannot tell them apart,
+with two differences it reads from Triton: the cpu profile also returns duplicate detection's hashes (HASH_OUTPUTS,
+from the metadata), which the gateway computes from THUMB where they are absent, and its `analyze` runs as two
+instances (from the config), over which the gateway spreads a lone product.
   cpu: python-backend models (DALI on CPU, onnxruntime for every ONNX model), runs on the wheel's tritonserver; the
-       `preprocess` model also hashes each thumbnail (preprocessing.perceptual, Pillow and SciPy).
+       preprocessing also hashes each thumbnail (preprocessing.perceptual, Pillow and SciPy). By default `analyze` is
+       ONE python model (triton_python/analyze.py: the preprocess runner, then the vision ONNX `1/vision.onnx`, in
+       one process); with a compliance model served it is the ensemble `preprocess` -> `vision` + the checks.
   gpu: `preprocess` is a DALI-backend model (`model.dali`, nvJPEG decoding), followed by the numpy python-backend step
        `preprocess_features` (the measures DALI cannot compute; see build_engines.dali_model); every ONNX model is a
        `platform: "tensorrt_plan"` model (KIND_GPU) shipped as `1/model.onnx`, built into an FP16 plan on the target
