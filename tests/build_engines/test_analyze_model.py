@@ -92,13 +92,15 @@ def request(files: list[bytes]) -> list[Tensor]:
     return [Tensor(IMAGE_BYTES.name, padded), Tensor(IMAGE_LENGTH.name, lengths)]
 
 
-def test_the_model_answers_each_request_as_the_runner_and_the_vision_onnx_do(layouts):
+@pytest.mark.parametrize("run_batch", ["16", "2"])  # 2: the dynamic batch of 4 runs as two slices
+def test_the_model_answers_each_request_as_the_runner_and_the_vision_onnx_do(layouts, run_batch):
     import onnxruntime as ort
 
     from preprocessing.runner import PreprocessRunner
 
     folder = layouts["one model"] / ENSEMBLE
     model_config = json_config(config(layouts["one model"], ENSEMBLE))
+    model_config["parameters"]["RUN_BATCH"]["string_value"] = run_batch
     first = [jpeg(1, (640, 480)), b"not an image at all", jpeg(2, (300, 500))]
     second = [jpeg(3, (800, 800))]
     with python_model(folder / "1" / "model.py", model_config) as model:
