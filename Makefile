@@ -16,7 +16,7 @@ HELM := .cache/helm/helm
 help:
 	@echo "make run        install what is missing, build the cpu model repository if absent, start Triton + gateway"
 	@echo "make test       the whole test suite (unit + integration against the real tritonserver)"
-	@echo "make repo PROFILE=cpu|gpu [PRECISION=int8|fp32] [NSFW=1|0] [TEXT_OVERLAY=1|0]   (re)generate the Triton model repository"
+	@echo "make repo PROFILE=cpu|gpu [PRECISION=int8|fp32] [NSFW=1|0] [TEXT_OVERLAY=1|0] [ANALYZE_INSTANCES=N]   (re)generate the Triton model repository"
 	@echo "make models     fine-tune the backbone's last layers, retrain every head, recalibrate int8, from DATA (../shared/data); regenerate the repository"
 	@echo "make bench      throughput/latency benchmark of /v1/select vs DALI decode floor -> BENCHMARKS.md numbers"
 	@echo "make loadtest   locust, headless, bounded, against a stack it starts"
@@ -63,13 +63,16 @@ $(REPO_DIR)/analyze/config.pbtxt: $(REPO_INPUTS) | $(VENV)/.installed
 # PRECISION: the vision model's ONNX precision (empty: int8 for cpu, fp32 for gpu, whose engine build makes FP16).
 # NSFW=1 / NSFW=0: serve the nsfw compliance model or not (empty: the profile's default, gpu yes, cpu no).
 # TEXT_OVERLAY=1 / TEXT_OVERLAY=0: the same for the text_overlay check (OCR; gpu yes, cpu no).
+# ANALYZE_INSTANCES=N: cpu, instances of the one analyze model, one core each (empty: 2, for a 2-core machine).
 PRECISION ?=
 NSFW ?=
 TEXT_OVERLAY ?=
+ANALYZE_INSTANCES ?=
 repo: $(VENV)/.installed
 	$(PY) -m build_engines.repository --profile $(PROFILE) --out $(REPO_DIR) --env-path $(abspath $(VENV)) \
 	  $(if $(PRECISION),--precision $(PRECISION)) $(if $(filter 1,$(NSFW)),--nsfw) $(if $(filter 0,$(NSFW)),--no-nsfw) \
-	  $(if $(filter 1,$(TEXT_OVERLAY)),--text-overlay) $(if $(filter 0,$(TEXT_OVERLAY)),--no-text-overlay)
+	  $(if $(filter 1,$(TEXT_OVERLAY)),--text-overlay) $(if $(filter 0,$(TEXT_OVERLAY)),--no-text-overlay) \
+	  $(if $(ANALYZE_INSTANCES),--analyze-instances $(ANALYZE_INSTANCES))
 
 DATA ?= ../shared/data
 models: $(VENV)/.installed

@@ -29,6 +29,7 @@ and gpu configs are read (and changed) together; the DALI pipeline itself is in 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import sys
 import tempfile
@@ -586,7 +587,16 @@ def main(argv: list[str] | None = None) -> int:
         help="serve the text_overlay check (PP-OCRv4 detection + recognition and a trained head; default: on for gpu, "
         "off for cpu, where its OCR costs ~30x the vision model's CPU an image)",
     )
+    parser.add_argument(
+        "--analyze-instances",
+        type=int,
+        default=CpuServing.analyze_instances,
+        help="cpu profile: instances of the one analyze model, one core each (default: %(default)s, for 2 cores); "
+        "the gateway spreads a lone product over them",
+    )
     args = parser.parse_args(argv)
+    if args.analyze_instances < 1:
+        parser.error("--analyze-instances must be at least 1")
     if args.build_plans and args.profile != "gpu":
         parser.error("--build-plans is for --profile gpu")
     from build_engines.tensorrt_build import TensorRTUnavailable
@@ -603,6 +613,7 @@ def main(argv: list[str] | None = None) -> int:
             nsfw=args.nsfw,
             nsfw_operating_point=args.nsfw_operating_point,
             text_overlay=args.text_overlay,
+            serving=dataclasses.replace(CpuServing(), analyze_instances=args.analyze_instances),
         )
     except TensorRTUnavailable as error:
         print(f"cannot build the TensorRT plans here: {error}", file=sys.stderr)

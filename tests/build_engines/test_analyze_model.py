@@ -121,3 +121,14 @@ def test_the_model_answers_each_request_as_the_runner_and_the_vision_onnx_do(lay
         assert got[name].dtype == expected[name].dtype, name
         np.testing.assert_allclose(got[name], expected[name], rtol=1e-5, atol=1e-6, err_msg=name)
     assert not got["THUMB"][1].any() and got["EMBEDDING"][0].any()  # the corrupt file: zeros, as in the ensemble
+
+
+def test_the_command_line_sets_the_analyze_instances_for_a_larger_machine(tmp_path):
+    source = vision.cached_backbone_export(ROOT / ".cache" / "tests")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(vision, "export_backbone", lambda path, weights: shutil.copy(source, path))
+        command = ["--profile", "cpu", "--out", str(tmp_path), "--precision", "fp32", "--analyze-instances", "4"]
+        assert repository.main(command) == 0
+        with pytest.raises(SystemExit):
+            repository.main([*command[:-1], "0"])
+    assert [g.count for g in config(tmp_path, ENSEMBLE).instance_group] == [4]
