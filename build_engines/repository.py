@@ -135,8 +135,8 @@ class CpuServing:
     vision_preferred_batches: tuple[int, ...] = (8, 16, 32)
     vision_queue_delay_us: int = 2000
     # Where no compliance model is served, the analysis runs as ONE python model (triton_python/analyze.py: the
-    # preprocess runner, then the vision ONNX, in one process) instead of the preprocess -> vision ensemble: ~1 CPU ms
-    # an image less, +11-15% images/s at 8 clients, ~100 MB less idle memory (BENCHMARKS.md, issue #13). Two
+    # preprocess runner, then the vision ONNX, in one process) instead of the preprocess -> vision ensemble: 1.4-1.8
+    # CPU ms an image less, 120-126 -> 137-139 images/s at 8 clients, 53-78 MB less idle PSS (BENCHMARKS.md). Two
     # instances with one DALI and one onnxruntime thread each: under load each core runs one instance's images
     # without four threads competing for two cores (2 threads each: -3.4% at 8 clients, 3 alternated runs). A lone
     # product is split across both by the gateway (gateway.clients.triton.plan_calls), so one client's p50 stays
@@ -590,13 +590,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--analyze-instances",
         type=int,
-        default=CpuServing.analyze_instances,
-        help="cpu profile: instances of the one analyze model, one core each (default: %(default)s, for 2 cores); "
-        "the gateway spreads a lone product over them",
+        default=None,
+        help=f"cpu profile without compliance models: instances of the one analyze model, one core each (default: "
+        f"{CpuServing.analyze_instances}, for 2 cores); the gateway spreads a lone product over them",
     )
     args = parser.parse_args(argv)
-    if args.analyze_instances < 1:
-        parser.error("--analyze-instances must be at least 1")
+    if args.analyze_instances is not None:
+        if args.analyze_instances < 1:
+            parser.error("--analyze-instances must be at least 1")
+        if args.profile != "cpu" or serves_nsfw(args.profile, args.nsfw) or args.text_overlay:
+            parser.error("--analyze-instances is for the cpu profile's one analyze model (no --nsfw, --text-overlay)")
     if args.build_plans and args.profile != "gpu":
         parser.error("--build-plans is for --profile gpu")
     from build_engines.tensorrt_build import TensorRTUnavailable
@@ -613,7 +616,9 @@ def main(argv: list[str] | None = None) -> int:
             nsfw=args.nsfw,
             nsfw_operating_point=args.nsfw_operating_point,
             text_overlay=args.text_overlay,
-            serving=dataclasses.replace(CpuServing(), analyze_instances=args.analyze_instances),
+            serving=dataclasses.replace(
+                CpuServing(), analyze_instances=args.analyze_instances or CpuServing.analyze_instances
+            ),
         )
     except TensorRTUnavailable as error:
         print(f"cannot build the TensorRT plans here: {error}", file=sys.stderr)

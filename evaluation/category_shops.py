@@ -15,7 +15,7 @@ product's images, trusted at `min_confidence`, else `default`):
 A vision model whose head is narrower than `[category_head] classes` (before classes were added: classes are only
 ever appended) is read with the first classes.
 
-    python -m evaluation.category_shops [--vision model_repository/vision/1/model.onnx] [--json F]
+    python -m evaluation.category_shops [--vision model_repository/analyze/1/vision.onnx] [--json F]
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from build_engines.repository import vision_onnx
 from contract.categories import DEFAULT_CATEGORY
 from contract.categories_file import load_catalog
 from contract.tensors import CATEGORY_HEAD_OUTPUT
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     from evaluation.vision_runtime import SERVED, analyse_with_vision
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--vision", type=Path, default=Path("model_repository/vision/1/model.onnx"))
+    parser.add_argument("--vision", type=Path, default=vision_onnx(Path("model_repository")))
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)

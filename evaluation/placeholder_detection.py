@@ -1,7 +1,7 @@
 """Placeholder detection on development data: library match, category vote, learned head, and their combination.
 
     python -m evaluation.placeholder_detection [--variants 40] [--unseen 300] [--in-store 8] [--cache DIR]
-        [--vision <cpu repository>/vision/1/model.onnx]
+        [--vision <cpu repository>/analyze/1/vision.onnx]
 
 Data (evaluation.placeholder_data; ../shared/data): the real placeholders as the library, `--variants` seeded
 transforms of each (known-variant recall), `--unseen` rendered placeholders with captions the learned head never saw
@@ -65,8 +65,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--vision",
         type=Path,
-        help="a vision ONNX model (e.g. <cpu repository>/vision/1/model.onnx): embeddings and placeholder scores from "
-        "it instead of the torch backbone and --head (not cached)",
+        help="a vision ONNX model (e.g. <cpu repository>/analyze/1/vision.onnx): embeddings and placeholder scores "
+        "from it instead of the torch backbone and --head (not cached)",
     )
     parser.add_argument("--cache", type=Path, default=Path("/tmp/imgsel-phvote"))
     parser.add_argument("--json", type=Path, help="write every number here too")

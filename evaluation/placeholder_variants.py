@@ -9,7 +9,7 @@ overall and per placeholder, and one-factor probes of every original (JPEG q35, 
 The head trained on variants of the placeholders whose licence lets them train shipped weights (MODELS.md), so this
 is a figure for known designs in new variants; nopCommerce and Smartstore are never trained on.
 
-    python -m evaluation.placeholder_variants [--vision model_repository/vision/1/model.onnx] [--variants 16]
+    python -m evaluation.placeholder_variants [--vision model_repository/analyze/1/vision.onnx] [--variants 16]
         [--no-tone] [--json F]
 """
 
@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageEnhance
 
+from build_engines.repository import vision_onnx
 from contract.tensors import QUALITY_OUTPUTS, QUALITY_SCORES
 from evaluation.placeholder_data import cropped, on_white, padded, variant
 from evaluation.placeholder_mechanisms import library_distances
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     from evaluation.vision_runtime import SERVED, analyse_with_vision
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--vision", type=Path, default=Path("model_repository/vision/1/model.onnx"))
+    parser.add_argument("--vision", type=Path, default=vision_onnx(Path("model_repository")))
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--variants", type=int, default=16, help="per placeholder")
     parser.add_argument(

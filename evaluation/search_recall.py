@@ -2,7 +2,7 @@
 evaluation.search_scale).
 
     python -m evaluation.search_recall [--data ../shared/data] [--scale 100000] [--json out.json]
-        [--vision <cpu repository>/vision/1/model.onnx] [--vector embedding|search]
+        [--vision <cpu repository>/analyze/1/vision.onnx] [--vector embedding|search]
     python -m evaluation.search_recall --protocol iconic [--data ../shared/data] [--json out.json]
 
 Iconic protocol (snap-and-search; MODELS.md "search head"): queries are the 296 grocery validation phone photos, the
@@ -352,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--vision",
         type=Path,
-        help="a vision ONNX model (e.g. <cpu repository>/vision/1/model.onnx): embeddings and category probabilities "
+        help="a vision ONNX model (e.g. <cpu repository>/analyze/1/vision.onnx): embeddings and category probabilities "
         "from it instead of the torch backbone and heads/category.onnx (not cached)",
     )
     args = parser.parse_args(argv)

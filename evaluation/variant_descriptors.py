@@ -18,7 +18,7 @@ threshold sweep with hero = own variant (all catalog trials, and those whose own
 variant_hero.OWN_PHOTOS_DISAGREE), the false-inconsistent rate of the catalog's own images, and hero = own on the
 products/ trials (other shops: reported, never used to choose), and its CPU time an image (this machine, as loaded).
 
-    python -m evaluation.variant_descriptors --vision <repo>/vision/1/model.onnx [--json FILE]
+    python -m evaluation.variant_descriptors --vision <repo>/analyze/1/vision.onnx [--json FILE]
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ Catalog products whose own photographs show two different colours (OWN_PHOTOS_DI
 colour, the back or close-up in another) are kept in every figure and also reported apart: there "the product's own
 variant" has no single colour for any signal to agree with.
 
-    python -m evaluation.variant_hero --vision <repo>/vision/1/model.onnx [--sweep] [--json FILE]
+    python -m evaluation.variant_hero --vision <repo>/analyze/1/vision.onnx [--sweep] [--json FILE]
 """
 
 from __future__ import annotations
@@ -234,7 +234,7 @@ def summarise(v: VariantImages, category: Category, sources: list[str], types: s
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "--vision", type=Path, required=True, help="the served vision model file (<repo>/vision/1/model.onnx)"
+        "--vision", type=Path, required=True, help="the served vision model file (<repo>/analyze/1/vision.onnx)"
     )
     parser.add_argument("--cache", type=Path, default=Path("/tmp/imgsel-variant-cache"))
     parser.add_argument("--types", choices=("served", "manifest"), default="served")

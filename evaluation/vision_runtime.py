@@ -4,7 +4,7 @@ it: onnxruntime with the serving session options, fed PIXELS and QUALITY_FEATURE
 
 Used by evaluation.vision_precision (int8 vs float32 side by side) and by the `--vision PATH` option of the accuracy
 evaluations (evaluation.placeholder_detection, evaluation.search_recall): their embeddings and head outputs then come
-from the served model file (e.g. the int8 model of a generated cpu repository, `<repo>/vision/1/model.onnx`) instead
+from the served model file (e.g. the int8 model of a generated cpu repository, `<repo>/analyze/1/vision.onnx`) instead
 of the torch float32 backbone (training.embeddings).
 """
 

@@ -35,7 +35,7 @@ from tools.launcher import running_stack, settings_on_free_ports
 
 
 def dali_floor(files: list[bytes], seconds: float, batch: int = 64, threads: int = 2) -> float:
-    """Images/s of DALI decode + resize to 224 alone (CPU, same thread count as the preprocess model)."""
+    """Images/s of DALI decode + resize to 224 alone (CPU, 2 threads: both cores)."""
     from nvidia.dali import fn, pipeline_def, types
 
     @pipeline_def(batch_size=batch, num_threads=threads, device_id=None, prefetch_queue_depth=1)

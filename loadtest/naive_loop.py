@@ -10,7 +10,7 @@ service's images/s is compared with (issue #13).
 
 The model is the project's float32 backbone ONNX (EfficientNet-Lite0 with the committed fine-tune, exported once into
 .cache/bench/, the file the repository served as `backbone` before issue #13), as the issue defines the reference;
-`--model` takes another, e.g. model_repository/vision/1/model.onnx (the served int8 backbone fused with the heads: its
+`--model` takes another, e.g. model_repository/analyze/1/vision.onnx (the served int8 backbone fused with the heads: its
 4-D input takes the pixels, any other input zeros; only the embedding is asked for). `loadtest.bench` runs both rows
 after its stack has stopped, on the same files.
 """

@@ -1,7 +1,8 @@
 """Runs the DALI pipeline on a batch of encoded images and derives the classical quality measures and the hashes
 duplicate detection compares (preprocessing.perceptual).
 
-Used by the CPU profile's `preprocess` python-backend model; importable and testable without Triton.
+Used by the cpu profile's python-backend models (the one `analyze` model, or `preprocess` in the ensemble);
+importable and testable without Triton.
 A corrupt image fails only itself: a batch that DALI rejects is retried image by image.
 """
 

@@ -5,7 +5,7 @@ preprocessing with its measures and hashes (preprocessing.runner) and then the v
 The same outputs as the `preprocess` -> `vision` ensemble it replaces where no compliance model is served
 (build_engines.repository), without the hand-off between two stub processes: PIXELS (600 KB an image) never leaves
 the process, and Triton schedules one model instead of three. Measured against the ensemble on the same stack:
-about 1.2-1.6 CPU ms an image less, ~10% more images/s at 8 clients (BENCHMARKS.md, issue #13).
+1.4-1.8 CPU ms an image less, 120-126 -> 137-139 images/s at 8 clients (BENCHMARKS.md, issue #13).
 Inputs: IMAGE_BYTES uint8 [-1] (ragged: a request's files zero-padded to its longest) and IMAGE_LENGTH int32 [1].
 """
 

@@ -271,17 +271,18 @@ class TritonAnalyzer:
         """One result per file, in order; None for a file the server could not process."""
         if not files:
             return []
-        await self.head_outputs()  # refreshes the instance count
-        # Alone, a product is split across the model's instances (the cpu profile's one-model `analyze`: one thread
-        # each), so one client's latency uses every core; beside other calls it stays whole, as batching prefers.
-        spread = self._instances if self._calls_in_flight == 0 else 1
-        calls = plan_calls([len(f) for f in files], spread=spread)
-        results: list[RawAnalysis | None] = [None] * len(files)
-        self._calls_in_flight += 1
+        self._calls_in_flight += 1  # counted before any await: products arriving together see each other
         try:
+            await self.head_outputs()  # refreshes the instance count
+            # Alone, a product is split across the model's instances (the cpu profile's one-model `analyze`: one
+            # thread each), so one client's latency uses every core; beside other calls it stays whole, as batching
+            # prefers.
+            spread = self._instances if self._calls_in_flight == 1 else 1
+            calls = plan_calls([len(f) for f in files], spread=spread)
             outcomes = await asyncio.gather(*(self._analyze_isolating([files[i] for i in call]) for call in calls))
         finally:
             self._calls_in_flight -= 1
+        results: list[RawAnalysis | None] = [None] * len(files)
         for call, outcome in zip(calls, outcomes):
             for index, raw in zip(call, outcome):
                 results[index] = raw
@@ -291,10 +292,15 @@ class TritonAnalyzer:
         """optional_outputs of the served ensemble, from its metadata, cached like ready_models (a model repository
         reloaded with another set of heads is seen within READY_CACHE_S); its instance count with them."""
         if time.monotonic() - self._outputs_at > READY_CACHE_S:
-            metadata = await self._guarded(
-                "analyze metadata", self.client.get_model_metadata(ENSEMBLE, as_json=True), 5.0
-            )
-            config = await self._guarded("analyze config", self.client.get_model_config(ENSEMBLE, as_json=True), 5.0)
+            try:
+                metadata = await self._guarded(
+                    "analyze metadata", self.client.get_model_metadata(ENSEMBLE, as_json=True), 5.0
+                )
+                config = await self._guarded(
+                    "analyze config", self.client.get_model_config(ENSEMBLE, as_json=True), 5.0
+                )
+            except InferenceServerException as error:  # e.g. analyze not loaded (yet): unavailable, not our fault
+                raise TritonUnavailable(f"Triton could not describe {ENSEMBLE}: {error.message()}") from error
             self._head_outputs = optional_outputs([o["name"] for o in metadata.get("outputs", [])])
             self._instances = model_instances(config.get("config", {}))
             self._outputs_at = time.monotonic()

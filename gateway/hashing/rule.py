@@ -108,7 +108,7 @@ class FramedHashes:
 
 def compute_hashes(thumb, size: tuple[int, int] | None = None) -> ImageHashes:
     """preprocessing.perceptual.hash_features of a thumbnail (uint8 HxWx3 array or PIL image) as ImageHashes: what
-    the cpu profile's preprocess model returns as PHASH, DHASH_EDGE and HSV_HIST, for profiles that do not; the
+    the cpu profile's Triton model returns as PHASH, DHASH_EDGE and HSV_HIST, for profiles that do not; the
     thumbnail kept for the tone thumbnail, and with `size` (the picture's width, height) for the framing rescue."""
     return ImageHashes(*hash_features(thumb), thumb=thumb, size=size)
 

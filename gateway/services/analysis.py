@@ -58,8 +58,8 @@ def to_analysis(index: int, image: ImageIn, raw: RawAnalysis | None, reason: str
 
 
 def _hashes(raw: RawAnalysis) -> ImageHashes:
-    """The image's hashes (the preprocess model's, else made from THUMB), with the thumbnail and the picture's size
-    the tone and framing rescues compare."""
+    """The image's hashes (the cpu profile's from Triton, else made from THUMB), with the thumbnail and the
+    picture's size the tone and framing rescues compare."""
     size = (raw.width, raw.height)
     if raw.hashes is None:
         return compute_hashes(raw.thumb, size)

@@ -129,6 +129,7 @@ def test_the_command_line_sets_the_analyze_instances_for_a_larger_machine(tmp_pa
         patch.setattr(vision, "export_backbone", lambda path, weights: shutil.copy(source, path))
         command = ["--profile", "cpu", "--out", str(tmp_path), "--precision", "fp32", "--analyze-instances", "4"]
         assert repository.main(command) == 0
-        with pytest.raises(SystemExit):
-            repository.main([*command[:-1], "0"])
+        for wrong in ([*command[:-1], "0"], [*command, "--nsfw"], ["--profile", "gpu", "--analyze-instances", "4"]):
+            with pytest.raises(SystemExit):
+                repository.main(wrong)
     assert [g.count for g in config(tmp_path, ENSEMBLE).instance_group] == [4]

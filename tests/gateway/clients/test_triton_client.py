@@ -216,3 +216,22 @@ def test_a_product_alone_is_spread_over_the_instances_but_not_beside_another():
     assert sizes == [4, 4, 8, 4, 4]
     for result in [*results, third]:
         assert [r.valid for r in result] == [True] * 8
+
+
+class AnalyzeNotLoaded(TwoInstanceTriton):
+    async def get_model_config(self, model, as_json=False):
+        message = "Request for unknown model: 'analyze' is not found"
+        raise InferenceServerException(message, status="StatusCode.NOT_FOUND")
+
+
+def test_an_analyze_model_triton_cannot_describe_is_unavailable_not_a_crash():
+    from gateway.clients.triton import TritonUnavailable
+
+    async def scenario():
+        triton = TritonAnalyzer("127.0.0.1:1", timeout_s=5.0, breaker_cooldown_s=1.0)
+        triton.client = AnalyzeNotLoaded()
+        with pytest.raises(TritonUnavailable, match="could not describe analyze"):
+            await triton.analyze([b"x" * 100])
+        return triton._calls_in_flight
+
+    assert asyncio.run(scenario()) == 0
