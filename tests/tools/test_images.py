@@ -72,15 +72,20 @@ def distribution_closure(requirements: list[str]) -> set[str]:
     return seen
 
 
-def top_level_imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text())
+def imported_names(path: Path) -> set[str]:
+    """The dotted names a file imports (`from a.b import c` gives a.b and a.b.c, module or not)."""
     names = set()
-    for node in ast.walk(tree):
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            names |= {alias.name.split(".")[0] for alias in node.names}
+            names |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module.split(".")[0])
+            names.add(node.module)
+            names |= {f"{node.module}.{alias.name}" for alias in node.names}
     return names
+
+
+def top_level_imports(path: Path) -> set[str]:
+    return {name.split(".")[0] for name in imported_names(path)}
 
 
 def packages_of(distribution: str) -> set[str]:
@@ -236,16 +241,9 @@ def test_the_base_image_is_made_again_when_its_recipe_changes(monkeypatch):
 
 
 def project_imports(path: Path) -> set[str]:
-    """The dotted names a file imports from the project (`from a.b import c` gives a.b and a.b.c, module or not)."""
+    """imported_names of the project's packages."""
     project = {"contract", "runtime", "preprocessing", "build_engines", "gateway", "tools", "training"}
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-            names |= {f"{node.module}.{alias.name}" for alias in node.names}
-    return {name for name in names if name.split(".")[0] in project}
+    return {name for name in imported_names(path) if name.split(".")[0] in project}
 
 
 def test_the_triton_image_copies_every_project_module_its_python_models_import():
