@@ -1,12 +1,13 @@
 """Where the time goes on the running stack: CPU seconds per image of every stack process under load, and (with
 py-spy installed) the functions each process spends it in.
 
-    python -m loadtest.profile_stack [--seconds 20] [--concurrency 4] [--py-spy /path/to/py-spy]
+    python -m loadtest.profile_stack [--seconds 20] [--concurrency 4] [--py-spy /path/to/py-spy] [--samples DIR]
 
 Starts a private stack on the cpu model repository, drives `/v1/select` with `concurrency` closed-loop clients
 (8-image products of 800x800 JPEGs, as `make bench`), and reads utime+stime of each process from /proc before and
 after the window. With `--py-spy` (not a dependency: `pip install py-spy`), each process is also sampled for the
-window (`py-spy record --format raw`, Python frames), and the functions with the most own samples are listed.
+window (`py-spy record --format raw`, Python frames): the functions with the most own samples are listed, and the
+project's functions with the most samples under them; `--samples DIR` keeps the raw samples (PID.txt each).
 """
 
 from __future__ import annotations
@@ -50,18 +51,41 @@ def children(parent: int) -> list[int]:
     return found
 
 
+def _samples(raw: str) -> list[tuple[list[str], int]]:
+    """(frames root first, count) of each line of py-spy's raw (collapsed) output."""
+    samples = []
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack and count.isdigit():
+            samples.append((stack.split(";"), int(count)))
+    return samples
+
+
 def top_frames(raw: str, limit: int) -> list[tuple[str, float]]:
     """(function, share of samples) with the most own (leaf) samples in py-spy's raw (collapsed) output."""
     own: collections.Counter[str] = collections.Counter()
-    total = 0
-    for line in raw.splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
-        leaf = stack.split(";")[-1]
-        own[leaf] += int(count)
-        total += int(count)
+    for frames, count in _samples(raw):
+        own[frames[-1]] += count
+    total = sum(own.values())
     return [(frame, round(count / total, 3)) for frame, count in own.most_common(limit)] if total else []
+
+
+# The project's own code, as py-spy names its files (the Triton stubs run the repository's copy as model.py).
+PROJECT_FILES = ("(gateway/", "(preprocessing/", "(build_engines/", "(contract/", "(model.py:")
+
+
+def project_frames(raw: str, limit: int) -> list[tuple[str, float]]:
+    """(project function, share of samples) with the most samples anywhere under them (inclusive: the function and
+    what it calls), line numbers dropped: where a process's time goes in the project's terms, which the leaves of
+    top_frames (numpy, PIL, psycopg) do not say."""
+    under: collections.Counter[str] = collections.Counter()
+    total = 0
+    for frames, count in _samples(raw):
+        total += count
+        functions = {frame.rsplit(":", 1)[0] + ")" for frame in frames if any(f in frame for f in PROJECT_FILES)}
+        for function in functions:
+            under[function] += count
+    return [(frame, round(count / total, 3)) for frame, count in under.most_common(limit)] if total else []
 
 
 def sample(py_spy: str, pid: int, seconds: float, out: Path) -> subprocess.Popen:
@@ -78,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--py-spy", default=None, help="py-spy binary: also list each process's hottest functions")
     parser.add_argument("--top", type=int, default=12)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--samples", type=Path, default=None, help="keep py-spy's raw samples here (PID.txt each)")
     args = parser.parse_args(argv)
 
     ensure_repository(args.repository)
@@ -85,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     bodies = select_payloads(files, 32)
     settings = settings_on_free_ports(model_repository=str(args.repository))
     report: dict = {"data": data_note, "concurrency": args.concurrency, "repository": str(args.repository)}
-    with supervised_stack(settings) as stack, tempfile.TemporaryDirectory() as scratch:
+    with supervised_stack(settings) as stack, tempfile.TemporaryDirectory() as temporary:
+        scratch = args.samples or Path(temporary)
+        scratch.mkdir(parents=True, exist_ok=True)
         url = f"http://{settings.host}:{settings.port}"
         drive(url, bodies, 2, 5.0)  # warm-up
         processes = stack_processes(settings)
@@ -97,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         samplers = {}
         if args.py_spy:
             samplers = {
-                name: sample(args.py_spy, pid, args.seconds, Path(scratch) / f"{pid}.txt")
+                name: sample(args.py_spy, pid, args.seconds, scratch / f"{pid}.txt")
                 for name, pid in processes.items()
                 if name != "load generator" and not name.startswith("postgres")
             }
@@ -122,11 +149,13 @@ def main(argv: list[str] | None = None) -> int:
         report["cpu_ms_per_image"]["total (2 cores = 2000 ms/s)"] = round(sum(report["cpu_ms_per_image"].values()), 2)
         report["cpu_busy_fraction"] = round(sum(after[n] - before[n] for n in processes) / (wall * os.cpu_count()), 3)
         if samplers:
-            report["hottest"] = {
-                name: top_frames((Path(scratch) / f"{processes[name]}.txt").read_text(), args.top)
+            raws = {
+                name: (scratch / f"{processes[name]}.txt").read_text()
                 for name in samplers
-                if not name.startswith("postgres child") and (Path(scratch) / f"{processes[name]}.txt").is_file()
+                if (scratch / f"{processes[name]}.txt").is_file()
             }
+            report["hottest"] = {name: top_frames(raw, args.top) for name, raw in raws.items()}
+            report["under_project_functions"] = {name: project_frames(raw, args.top) for name, raw in raws.items()}
     print(json.dumps(report, indent=2))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))

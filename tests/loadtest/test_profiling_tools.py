@@ -10,7 +10,7 @@ import time
 import pytest
 
 from build_engines.repository import CpuServing
-from loadtest.profile_stack import children, cpu_seconds, top_frames
+from loadtest.profile_stack import children, cpu_seconds, project_frames, top_frames
 from loadtest.sweep_serving import BASE, VARIANTS, markdown
 
 
@@ -18,6 +18,23 @@ def test_top_frames_counts_the_leaf_of_each_stack():
     raw = "main;run;resize 30\nmain;run;hash 10\nmain;idle 60\nnot a sample line\n"
     assert top_frames(raw, 2) == [("idle", 0.6), ("resize", 0.3)]
     assert top_frames("", 3) == []
+
+
+def test_project_frames_counts_every_sample_under_each_project_function_once():
+    raw = (
+        "run (asyncio/runners.py:118);curate (gateway/services/curation.py:70);select (gateway/decisions/s.py:9);"
+        "var (numpy/core/_methods.py:152) 30\n"
+        "run (asyncio/runners.py:118);curate (gateway/services/curation.py:72);curate (gateway/services/curation.py:80)"
+        " 20\n"
+        "run (asyncio/runners.py:118) 50\n"
+        "_analyse (model.py:88);run (onnxruntime/capi/onnxruntime_inference_collection.py:220) 100\n"
+    )
+    assert project_frames(raw, 5) == [
+        ("_analyse (model.py)", 0.5),
+        ("curate (gateway/services/curation.py)", 0.25),  # two lines of one function, and a recursion: once a sample
+        ("select (gateway/decisions/s.py)", 0.15),
+    ]
+    assert project_frames("", 3) == []
 
 
 def test_cpu_seconds_of_this_process_grows_with_work_and_is_zero_for_no_process():
