@@ -170,12 +170,15 @@ def type_examples(data: Path):
 
 def type_reports(data: Path, probabilities_of) -> dict:
     """type_apparel.json's validation section per precision; `probabilities_of(precision, paths)` gives the rows."""
+    from contract.categories_file import load_catalog
     from training.type_heads import validation_report
 
     examples, types, labels, val_rows, trained = type_examples(data)
     paths = [examples.paths[i] for i in val_rows]
+    products = [examples.products[i] for i in val_rows]  # one per validation row, as training.type_heads passes them
+    hero = load_catalog().get(TYPE_CATEGORY).hero
     return {
-        p: validation_report(types, trained, labels[val_rows], probabilities_of(p, paths), examples.products, val_rows)
+        p: validation_report(types, trained, labels[val_rows], probabilities_of(p, paths), products, hero)
         for p in PRECISIONS
     }
 

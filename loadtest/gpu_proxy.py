@@ -158,6 +158,7 @@ class GpuPath:
         Images of one size are resampled together."""
         from contract.tensors import BACKBONE_SIDE, THUMB_SIDE
         from preprocessing.pipeline import BLUR_SIDE, PAD_WHITE
+        from preprocessing.resampling import centring_offset, longer_side_size
 
         torch, f = self.torch, self.torch.nn.functional
         n = len(images)
@@ -173,7 +174,7 @@ class GpuPath:
             small_size = longer_side_size(height, width, BACKBONE_SIDE)
             small = f.interpolate(batch, size=small_size, mode="bilinear", antialias=True, align_corners=False)
             small = small.round_().clamp_(0, 255)  # DALI resizes uint8 to uint8
-            top, left = (BACKBONE_SIDE - small_size[0]) // 2, (BACKBONE_SIDE - small_size[1]) // 2
+            top, left = centring_offset(small_size[0]), centring_offset(small_size[1])
             pixels[members, :, top : top + small_size[0], left : left + small_size[1]] = small
             thumb = f.interpolate(small, size=(THUMB_SIDE, THUMB_SIDE), mode="bilinear", antialias=True)
             thumbs[members] = thumb.round_().clamp_(0, 255).to(torch.uint8)
@@ -204,12 +205,6 @@ class GpuPath:
     def synchronize(self) -> None:
         if self.device.type == "cuda":
             self.torch.cuda.synchronize()
-
-
-def longer_side_size(height: int, width: int, side: int) -> tuple[int, int]:
-    """(height, width) with the longer side `side` and the aspect kept (at least 1 pixel)."""
-    scale = side / max(height, width)
-    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 # ---------------------------------------------------------------------------------------------- the host step

