@@ -146,7 +146,7 @@ class CpuServing:
     analyze_instances: int = 2
     analyze_threads: int = 1
     # Slices of 8: with PyTorch in each stub (preprocessing/resampling.py) slices of 16 left the stack at 995 MB PSS
-    # idle after an 8-client load, 8 at 892, at the same throughput (150.0 / 150.9 images/s; sweep_serving).
+    # idle after an 8-client load, 8 at 892, at the same throughput (150.0 / 150.9 images/s; sweep_serving, BENCHMARKS).
     analyze_run_batch: int = 8
     # No wait for more requests: an idle instance takes what is queued at once, so a product split in two runs on
     # both; under load requests queue and are batched anyway.

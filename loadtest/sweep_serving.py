@@ -67,7 +67,7 @@ VARIANTS: dict[str, dict] = {
     "one model, 3 instances": {"analyze_instances": 3},
     "one model, queue delay 1000 us": {"analyze_queue_delay_us": 1000},
     "one model, run batch 32": {"analyze_run_batch": 32},
-    "one model, run batch 8": {"analyze_run_batch": 8},
+    "one model, run batch 16": {"analyze_run_batch": 16},
     **{f"ensemble: {name}": {"one_model": False, **knobs} for name, knobs in ENSEMBLE_VARIANTS.items()},
 }
 
