@@ -17,10 +17,9 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
-import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -28,6 +27,7 @@ import numpy as np
 
 from contract.tensors import ENSEMBLE
 from loadtest import naive_loop
+from loadtest.closed_loop import closed_loop, percentile
 from loadtest.products import IMAGES_PER_PRODUCT, PROJECT_ROOT, benchmark_images, select_payloads
 from loadtest.stack_processes import database_processes, memory_mb, stack_processes
 from runtime.idle_memory import IDLE_S
@@ -86,11 +86,6 @@ def server_timing(header: str) -> dict[str, float]:
     return timings
 
 
-def percentile(ordered: list[float], q: float) -> float | None:
-    """The q-quantile (nearest rank below) of an ascending list; None when empty."""
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else None
-
-
 def phase_summary(timings: list[dict[str, float]]) -> dict:
     """Per product, from the responses' Server-Timing: the gateway's own share p50/p99 (outside every wait), the
     overhead p50/p99 (outside Triton and fetching: the state store's time counts unless a model call or fetch hid it;
@@ -108,49 +103,25 @@ def phase_summary(timings: list[dict[str, float]]) -> dict:
 
 
 def drive(url: str, bodies: list[bytes], concurrency: int, seconds: float) -> dict:
-    """Closed loop: `concurrency` clients each send one product at a time for `seconds`."""
-    latencies: list[float] = []
-    timings: list[dict[str, float]] = []
-    failures = [0]
-    lock = threading.Lock()
-    deadline = time.perf_counter() + seconds
+    """Closed loop: `concurrency` clients each send one product at a time for `seconds`; a request that is not
+    answered 200 is a failure."""
 
-    def client(worker: int) -> None:
+    @contextmanager
+    def session(worker: int):
         with httpx.Client(base_url=url, timeout=120) as http:
-            i = worker
-            while time.perf_counter() < deadline:
-                started = time.perf_counter()
+
+            def send(i: int) -> dict[str, float]:
                 response = http.post(
                     "/v1/select", content=bodies[i % len(bodies)], headers={"content-type": "application/json"}
                 )
-                elapsed = time.perf_counter() - started
-                with lock:
-                    if response.status_code == 200:
-                        latencies.append(elapsed)
-                        timings.append(server_timing(response.headers.get("server-timing", "")))
-                    else:
-                        failures[0] += 1
-                i += concurrency
+                if response.status_code != 200:
+                    raise RuntimeError(f"/v1/select answered {response.status_code}")
+                return server_timing(response.headers.get("server-timing", ""))
 
-    started = time.perf_counter()
-    workers = [threading.Thread(target=client, args=(w,)) for w in range(concurrency)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    wall = time.perf_counter() - started
-    latencies.sort()
-    return {
-        "concurrency": concurrency,
-        "products": len(latencies),
-        "failures": failures[0],
-        "seconds": round(wall, 1),
-        "products_per_s": round(len(latencies) / wall, 2),
-        "images_per_s": round(len(latencies) * IMAGES_PER_PRODUCT / wall, 1),
-        "p50_ms": round(1000 * statistics.median(latencies), 1) if latencies else None,
-        "p99_ms": round(1000 * percentile(latencies, 0.99), 1) if latencies else None,
-        **phase_summary(timings),
-    }
+            yield send
+
+    loop = closed_loop(concurrency, seconds, session)
+    return {"concurrency": concurrency, **loop.summary(IMAGES_PER_PRODUCT), **phase_summary(loop.answers)}
 
 
 def stack_memory_mb(settings) -> dict[str, dict[str, float]]:

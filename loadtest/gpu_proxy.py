@@ -27,12 +27,12 @@ Not covered: Triton's own overhead, TensorRT's kernels against PyTorch's, and DA
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
 import queue
 import shutil
-import statistics
 import sys
 import threading
 import time
@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from loadtest.closed_loop import closed_loop
 from loadtest.products import IMAGES_PER_PRODUCT, PROJECT_ROOT
 
 PREPARED = PROJECT_ROOT / ".cache" / "gpu_proxy"
@@ -327,45 +328,16 @@ def host_ms_per_image(path: GpuPath, files: list[bytes], pool, repeats: int = 5)
 
 def serve(batcher: Batcher, files: list[bytes], clients: int, seconds: float) -> dict:
     """Closed loop: `clients` threads each send one 8-image product at a time for `seconds`."""
-    latencies: list[float] = []
-    host_ms: list[float] = []
-    failures = [0]
-    lock = threading.Lock()
-    deadline = time.perf_counter() + seconds
 
-    def client(worker: int) -> None:
-        k = worker
-        while time.perf_counter() < deadline:
-            product = [files[(k * IMAGES_PER_PRODUCT + i) % len(files)] for i in range(IMAGES_PER_PRODUCT)]
-            started = time.perf_counter()
-            try:
-                result = batcher.submit(product).result(timeout=60)
-            except Exception:
-                with lock:
-                    failures[0] += 1
-            else:
-                with lock:
-                    latencies.append(time.perf_counter() - started)
-                    host_ms.append(result["cpu_ms"] / IMAGES_PER_PRODUCT)
-            k += clients
+    def send(k: int) -> dict:
+        product = [files[(k * IMAGES_PER_PRODUCT + i) % len(files)] for i in range(IMAGES_PER_PRODUCT)]
+        return batcher.submit(product).result(timeout=60)
 
-    started = time.perf_counter()
-    threads = [threading.Thread(target=client, args=(w,)) for w in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    wall = time.perf_counter() - started
-    latencies.sort()
+    loop = closed_loop(clients, seconds, lambda worker: contextlib.nullcontext(send))
+    host_ms = [answer["cpu_ms"] / IMAGES_PER_PRODUCT for answer in loop.answers]
     return {
         "clients": clients,
-        "products": len(latencies),
-        "failures": failures[0],
-        "images_per_s": round(len(latencies) * IMAGES_PER_PRODUCT / wall, 1),
-        "p50_ms": round(1000 * statistics.median(latencies), 1) if latencies else None,
-        "p99_ms": round(1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 1)
-        if latencies
-        else None,
+        **loop.summary(IMAGES_PER_PRODUCT),
         "host_cpu_ms_per_image": round(float(np.mean(host_ms)), 3) if host_ms else None,
     }
 
