@@ -42,7 +42,6 @@ class TritonPythonModel:
         inputs = [{"name": t.name, "data_type": t.dtype, "dims": t.dims} for t in (PIXELS, QUALITY_FEATURES)]
         warm = warmup_feeds({"max_batch_size": self.run_batch, "input": inputs}, np.dtype)
         self.session.run(self.vision_outputs, warm)
-        self.runner.run([warmup_jpeg()])  # DALI's first run and PyTorch's first resample, before the model is ready
 
     def execute(self, requests):
         with self.idle.busy():
@@ -62,14 +61,3 @@ class TritonPythonModel:
         feeds = {name: outputs[name] for name in self.vision_inputs}
         outputs.update(zip(self.vision_outputs, self.session.run(self.vision_outputs, feeds)))
         return outputs
-
-
-def warmup_jpeg() -> np.ndarray:
-    """A small encoded picture for the runner's first run (a JPEG, as most traffic is)."""
-    import io
-
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.new("RGB", (64, 48), (200, 180, 160)).save(buffer, "JPEG")
-    return np.frombuffer(buffer.getvalue(), np.uint8)
