@@ -22,6 +22,8 @@ p50 / p99 per product, the batches formed, (3) the host work per image (in a poo
 the cores 5,000 images/s need of it.
 On a machine without CUDA it runs the same code on the CPU (PIL decoding): what the tests check, no speed figure.
 Not covered: Triton's own overhead, TensorRT's kernels against PyTorch's, and DALI's GPU operators against these.
+One module of ~440 lines on purpose: its parts (prepare, the GPU steps, the host step, the batcher, the measuring) are
+used only together, by one command; the closed loop it shares with `make bench` is loadtest.closed_loop.
 """
 
 from __future__ import annotations
