@@ -103,3 +103,43 @@ def test_bench_bodies_name_a_colour_only_when_asked():
     plain, named = select_payloads(files, 1)[0], select_payloads(files, 1, "black")[0]
     assert "colour" not in json.loads(plain) and json.loads(named)["colour"] == "black"
     assert SelectRequest.model_validate_json(named).colour == "black"
+
+
+def test_drive_keeps_one_connection_a_client_and_counts_what_is_not_200():
+    """The closed loop's clients post the bodies in turn over keep-alive connections; a 500 is a failure, not the
+    end of that client, and every 200's Server-Timing is read."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from loadtest.bench import drive
+
+    seen = {"bodies": [], "connections": set()}
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive
+
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["content-length"]))
+            seen["bodies"].append(body)
+            seen["connections"].add(self.client_address)
+            status = 500 if body == b"bad" else 200
+            self.send_response(status)
+            self.send_header("content-length", "2")
+            self.send_header("server-timing", "total;dur=3.5, overhead;dur=1.5")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = drive(f"http://127.0.0.1:{server.server_address[1]}", [b"good", b"bad"], 1, 0.3)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result["products"] >= 1 and result["failures"] >= 1
+    assert abs(result["failures"] - result["products"]) <= 1  # one client alternates the two bodies
+    assert result["overhead_p50_ms"] == 1.5
+    assert seen["bodies"][:2] == [b"good", b"bad"] and len(seen["connections"]) == 1
