@@ -130,8 +130,9 @@ def _coarse(
     """Per direction (the larger picture, the smaller, the smaller's aspect), the best re-framing at LEVELS[0] over
     every coarse window size and every position, all at once: one product of spectra and one inverse FFT for all
     the directions that try the same window sizes, the rest cached per picture (GreyPyramid.as_large / as_small),
-    since every picture of a product meets the others at the same sizes. None where it correlates no better than
-    the two whole pictures do (`as_they_are`, _whole_correlation, one per direction)."""
+    since every picture of a product meets the others at the same sizes; in float32, which ranks placements alike.
+    None where it correlates under MIN_CORRELATION, or no better than the two whole pictures do (`as_they_are`,
+    _whole_correlation, one per direction)."""
     found: list[_Placement | None] = [None] * len(directions)
     by_sizes: dict[Sizes, list[int]] = {}
     for d, (_, _, aspect) in enumerate(directions):
@@ -147,9 +148,10 @@ def _coarse(
         deviation = np.stack([large.as_large(sizes)[1] for large in larges])
         templates = np.stack([small.as_small(sizes) for small in smalls])
         # correlation[., k, y, x] = sum over template k of picture[y + u, x + v] * template[u, v]: circular, but every
-        # position where the window stays inside the picture (finite deviation) reads no wrapped pixel
-        ncc = scipy.fft.irfft2(spectra[:, None] * templates, s=(side, side)) / deviation
-        ncc[np.isinf(deviation)] = -np.inf  # placements that would leave the picture
+        # position where the window stays inside the picture (finite deviation) reads no wrapped pixel; the others
+        # (infinite deviation) come out as 0, which cannot reach MIN_CORRELATION
+        ncc = scipy.fft.irfft2(spectra[:, None] * templates, s=(side, side))
+        ncc /= deviation
         # The whole picture is no re-framing: the best placement is sought among the others, and it must correlate
         # better than the two pictures as they are, each whole picture squashed to the level's square (whatever their
         # aspects): a colourway re-coloured from the same shot, or a look-alike whose picture is a little wider,
@@ -160,14 +162,15 @@ def _coarse(
         best = flat.argmax(axis=1)
         for row, d in enumerate(members):
             k, y, x = np.unravel_index(int(best[row]), ncc.shape[1:])
-            if flat[row, best[row]] > as_they_are[d]:
-                found[d] = float(flat[row, best[row]]), int(x), int(y), sizes[k][1]
+            correlation = float(flat[row, best[row]])
+            if correlation >= MIN_CORRELATION and correlation > as_they_are[d]:
+                found[d] = correlation, int(x), int(y), sizes[k][1]
     return found
 
 
 def _whole_correlation(a: GreyPyramid, b: GreyPyramid) -> float:
     """Zero-mean NCC of the two whole pictures at LEVELS[0] (squashed to its square, as THUMB is)."""
-    x, y = (p.level(0)[0] - p.level(0)[0].mean() for p in (a, b))
+    x, y = (p.level(0) - p.level(0).mean() for p in (a, b))
     norm = float(np.sqrt((x * x).sum() * (y * y).sum()))
     return float((x * y).sum()) / norm if norm > 1e-6 else 1.0  # a flat picture: nothing to tell re-framed
 
@@ -254,7 +257,7 @@ def best_windows(pairs: Sequence[Pair], min_share: float) -> list[tuple[Window, 
     coarse = _coarse(directions, min_share, as_they_are)
     candidates: dict[int, list[int]] = {}
     for d, placement in enumerate(coarse):
-        if placement is not None and placement[0] >= MIN_CORRELATION:
+        if placement is not None:
             candidates.setdefault(owners[d][0], []).append(d)
     windows: list[tuple[Window, bool] | None] = [None] * len(pairs)
     for k, found in candidates.items():
@@ -285,7 +288,7 @@ def _refined_window(
 def _plain_outside(large: GreyPyramid, x: int, y: int, width: int, height: int) -> bool:
     """Whether the larger picture around the window (at 128 px, PLAIN_GAP pixels clear of the window's edge) is a
     plain canvas: nearly all its pixels within PLAIN_LEVELS grey levels of their median."""
-    pixels = large.level(len(LEVELS) - 1)[0]
+    pixels = large.level(len(LEVELS) - 1)
     outside = np.ones(pixels.shape, dtype=bool)
     outside[max(0, y - PLAIN_GAP) : y + height + PLAIN_GAP, max(0, x - PLAIN_GAP) : x + width + PLAIN_GAP] = False
     values = pixels[outside]

@@ -30,15 +30,22 @@ class GreyPyramid:
 
     def __init__(self, thumb: np.ndarray | Image.Image):
         self._grey = thumbnail_image(thumb).convert("L")
-        self._levels: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._levels: dict[int, np.ndarray] = {}
+        self._integrals: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._as_large: dict[Sizes, tuple[np.ndarray, np.ndarray]] = {}
         self._as_small: dict[Sizes, np.ndarray] = {}
 
-    def level(self, level: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(pixels (side, side): float64 at the first level, float32 at the finer ones; integral of the pixels and of
-        their squares, float64)."""
+    def level(self, level: int) -> np.ndarray:
+        """(side, side) pixels: float64 at the first level, float32 at the finer ones."""
         fill_levels([self], level)
         return self._levels[level]
+
+    def integrals(self, level: int) -> tuple[np.ndarray, np.ndarray]:
+        """The integral images (float64) of the level's pixels and of their squares, made on first use: only the
+        picture searched in needs them, and each costs ~40 us a row-wise or column-wise pass at 128 px (numpy's
+        cumulative sums do not vectorise)."""
+        fill_integrals([self], level)
+        return self._integrals[level]
 
     def _grey_at(self, side: int) -> np.ndarray:
         grey = self._grey if side == THUMB_SIDE else self._grey.resize((side, side), Image.Resampling.BOX)
@@ -47,13 +54,14 @@ class GreyPyramid:
     def template(self, level: int, width: int, height: int) -> np.ndarray:
         """(height, width): the whole picture at `level`, area-resampled (two small matrix products: PIL's resize
         and array conversion cost several times more at these sizes)."""
-        return _templates(self.level(level)[0], width, height)
+        return _templates(self.level(level), width, height)
 
     def correlations(self, level: int, template: np.ndarray, ys: range, xs: range) -> np.ndarray:
         """(len(ys), len(xs)) zero-mean normalised cross-correlation of `template` placed with its top-left corner
         at every (y, x) of this level (positions must keep it inside the picture)."""
         th, tw = template.shape
-        pixels, integral, integral_sq = self.level(level)
+        pixels = self.level(level)
+        integral, integral_sq = self.integrals(level)
         picture = pixels[ys.start : ys.stop - 1 + th, xs.start : xs.stop - 1 + tw]
         centred64 = template.astype(np.float64) - template.mean(dtype=np.float64)  # sums to zero in float64
         norm = float(np.sqrt((centred64 * centred64).sum()))
@@ -67,15 +75,16 @@ class GreyPyramid:
         return np.where(flat, 0.0, products / (np.sqrt(np.maximum(variance, 1e-6)) * norm))
 
     def as_large(self, sizes: Sizes) -> tuple[np.ndarray, np.ndarray]:
-        """At the first level, as the picture searched in: its spectrum, and (k, side, side) the deviation of every
-        window of each size (height, width) in `sizes` (its square root of the summed squared deviations from its
-        mean; inf where the window would leave the picture)."""
+        """At the first level, as the picture searched in: its spectrum (complex64), and (k, side, side) float32 the
+        deviation of every window of each size (height, width) in `sizes` (its square root of the summed squared
+        deviations from its mean; inf where the window would leave the picture)."""
         fill_as_large([self], sizes)
         return self._as_large[sizes]
 
     def as_small(self, sizes: Sizes) -> np.ndarray:
         """At the first level, as the picture searched for: the conjugate spectra of its templates at each size in
-        `sizes`, zero-mean and scaled to unit norm, zero-padded to the level's side ((k, side, side // 2 + 1))."""
+        `sizes`, zero-mean and scaled to unit norm, zero-padded to the level's side ((k, side, side // 2 + 1),
+        complex64)."""
         fill_as_small([self], sizes)
         return self._as_small[sizes]
 
@@ -86,17 +95,25 @@ def _lacking(pyramids: Sequence[GreyPyramid], has: Callable[[GreyPyramid], bool]
 
 
 def fill_levels(pyramids: Sequence[GreyPyramid], level: int) -> None:
-    """Each pyramid's `level` where it lacks it, the integrals of all of them in one stack."""
-    missing = _lacking(pyramids, lambda p: level in p._levels)
+    """Each pyramid's `level` where it lacks it."""
+    for p in _lacking(pyramids, lambda p: level in p._levels):
+        grey = p._grey_at(LEVELS[level])
+        # float32 pixels for the refinements' products (twice as fast); their integrals stay float64 (sums of squares
+        # over a 128 px window reach 1e9, past float32's exact range)
+        p._levels[level] = grey if level == 0 else grey.astype(np.float32)
+
+
+def fill_integrals(pyramids: Sequence[GreyPyramid], level: int) -> None:
+    """The integral images of each pyramid's `level` where it lacks them, all of them in one stack: sums of whole grey
+    levels, exact in float64 in any order."""
+    missing = _lacking(pyramids, lambda p: level in p._integrals)
     if not missing:
         return
-    x = np.stack([p._grey_at(LEVELS[level]) for p in missing])
+    fill_levels(missing, level)
+    x = np.stack([p._levels[level] for p in missing]).astype(np.float64)
     integrals, integrals_sq = _integral(x), _integral(x * x)
-    # float32 pixels for the refinements' products (twice as fast); the integrals stay float64 (sums of squares over
-    # a 128 px window reach 1e9, past float32's exact range)
-    pixels = x if level == 0 else x.astype(np.float32)
     for k, p in enumerate(missing):
-        p._levels[level] = (pixels[k], integrals[k], integrals_sq[k])
+        p._integrals[level] = (integrals[k], integrals_sq[k])
 
 
 def fill_as_large(pyramids: Sequence[GreyPyramid], sizes: Sizes) -> None:
@@ -104,10 +121,10 @@ def fill_as_large(pyramids: Sequence[GreyPyramid], sizes: Sizes) -> None:
     missing = _lacking(pyramids, lambda p: sizes in p._as_large)
     if not missing:
         return
-    fill_levels(missing, 0)
-    pixels = np.stack([p._levels[0][0] for p in missing])
-    integral = np.stack([p._levels[0][1] for p in missing])
-    integral_sq = np.stack([p._levels[0][2] for p in missing])
+    fill_integrals(missing, 0)
+    pixels = np.stack([p._levels[0] for p in missing])
+    integral = np.stack([p._integrals[0][0] for p in missing])
+    integral_sq = np.stack([p._integrals[0][1] for p in missing])
     side = pixels.shape[-1]
     deviation = np.full((len(missing), len(sizes), side, side), np.inf)
     for k, (height, width) in enumerate(sizes):
@@ -115,7 +132,9 @@ def fill_as_large(pyramids: Sequence[GreyPyramid], sizes: Sizes) -> None:
         s1 = _box_sums(integral, ys, xs, height, width)
         s2 = _box_sums(integral_sq, ys, xs, height, width)
         deviation[:, k, : len(ys), : len(xs)] = np.sqrt(np.maximum(s2 - s1 * s1 / (height * width), 1e-6))
-    spectra = scipy.fft.rfft2(pixels)
+    # float32 from here: the coarse level only ranks placements against MIN_CORRELATION (its FFT 2.5x as fast)
+    spectra = scipy.fft.rfft2(pixels.astype(np.float32))
+    deviation = deviation.astype(np.float32)
     for k, p in enumerate(missing):
         p._as_large[sizes] = (spectra[k], deviation[k])
 
@@ -126,7 +145,7 @@ def fill_as_small(pyramids: Sequence[GreyPyramid], sizes: Sizes) -> None:
     if not missing:
         return
     fill_levels(missing, 0)
-    pixels = np.stack([p._levels[0][0] for p in missing])
+    pixels = np.stack([p._levels[0] for p in missing])
     side = LEVELS[0]
     templates = np.zeros((len(missing), len(sizes), side, side))
     for k, (height, width) in enumerate(sizes):
@@ -134,7 +153,7 @@ def fill_as_small(pyramids: Sequence[GreyPyramid], sizes: Sizes) -> None:
         centred = template - template.reshape(len(missing), -1).mean(axis=1)[:, None, None]
         norm = np.sqrt((centred * centred).reshape(len(missing), -1).sum(axis=1))[:, None, None]
         templates[:, k, :height, :width] = np.where(norm > 1e-6, centred / np.where(norm > 1e-6, norm, 1.0), 0.0)
-    spectra = np.conj(scipy.fft.rfft2(templates))
+    spectra = np.conj(scipy.fft.rfft2(templates.astype(np.float32)))
     for k, p in enumerate(missing):
         p._as_small[sizes] = spectra[k]
 
