@@ -140,8 +140,7 @@ class CpuServing:
     # instances with one DALI and one onnxruntime thread each: under load each core runs one instance's images
     # without four threads competing for two cores (2 threads each: -3.4% at 8 clients, 3 alternated runs). A lone
     # product is split across both by the gateway (gateway.clients.triton.plan_calls), so one client's p50 stays
-    # ~75 ms; Triton's batcher still merges the two halves onto one instance for ~18% of lone products (both queued
-    # before it wakes), which sets one client's p99 at ~120-130 ms (2 threads each: ~95 ms).
+    # ~60-75 ms.
     one_model: bool = True
     analyze_instances: int = 2
     analyze_threads: int = 1
@@ -151,6 +150,14 @@ class CpuServing:
     # No wait for more requests: an idle instance takes what is queued at once, so a product split in two runs on
     # both; under load requests queue and are batched anyway.
     analyze_queue_delay_us: int = 0
+    # Batches of at most 4 images unless one request brings more (Triton stops adding requests where the batch would
+    # pass its largest preferred size): small requests still share an execution, but two products, or the two halves
+    # of a split one, are not merged onto one instance while the other waits. Merging bought nothing here (the model
+    # runs slices of 8 anyway: 154-159 images/s at 8 clients either way) and cost the tail: without the cap Triton
+    # merged the halves of ~24% of lone products, one client 109-111 -> 128-136 images/s and p99 104-124 -> 76-82 ms
+    # with it, 8 clients' p99 753-803 -> 470-488 ms, 45-52 MB less idle PSS after load (sweep_serving, BENCHMARKS.md).
+    analyze_preferred_batches: tuple[int, ...] = (4,)
+    analyze_dynamic_batching: bool = True
 
 
 def pbtxt(tensor: TensorSpec) -> str:
@@ -295,7 +302,13 @@ def write_cpu_analyze(out: Path, vision: Model, python_params: dict[str, str], s
     to `1/VISION_FILE`: the ensemble's inputs and outputs, computed in one process."""
     produced = {t.name for t in preprocess_model(serving).outputs}
     outputs = analyze_outputs(produced, vision)
-    model = Model(ENSEMBLE, list(PREPROCESS_INPUTS), outputs, queue_delay_us=serving.analyze_queue_delay_us)
+    model = Model(
+        ENSEMBLE,
+        list(PREPROCESS_INPUTS),
+        outputs,
+        preferred_batches=serving.analyze_preferred_batches,
+        queue_delay_us=serving.analyze_queue_delay_us,
+    )
     shutil.copy(TRITON_PYTHON / "analyze.py", out / ENSEMBLE / "1" / "model.py")
     params = {
         **python_params,
@@ -305,7 +318,14 @@ def write_cpu_analyze(out: Path, vision: Model, python_params: dict[str, str], s
         "VISION_FILE": VISION_FILE,
         "PRECISION": vision.parameters["PRECISION"],
     }
-    config = model_config(model, 'backend: "python"', "KIND_CPU", params, instances=serving.analyze_instances)
+    config = model_config(
+        model,
+        'backend: "python"',
+        "KIND_CPU",
+        params,
+        dynamic_batching=serving.analyze_dynamic_batching,
+        instances=serving.analyze_instances,
+    )
     (out / ENSEMBLE / "config.pbtxt").write_text(config)
     return model
 

@@ -68,6 +68,8 @@ VARIANTS: dict[str, dict] = {
     "one model, queue delay 1000 us": {"analyze_queue_delay_us": 1000},
     "one model, run batch 32": {"analyze_run_batch": 32},
     "one model, run batch 16": {"analyze_run_batch": 16},
+    "one model, no preferred batch size (the default before 2026-12-05)": {"analyze_preferred_batches": ()},
+    "one model, no dynamic batching": {"analyze_dynamic_batching": False},
     **{f"ensemble: {name}": {"one_model": False, **knobs} for name, knobs in ENSEMBLE_VARIANTS.items()},
 }
 

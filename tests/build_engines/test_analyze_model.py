@@ -58,6 +58,8 @@ def test_the_default_cpu_repository_is_one_analyze_model_with_the_ensemble_s_ten
         (mc.ModelInstanceGroup.KIND_CPU, serving.analyze_instances)
     ]
     assert model.dynamic_batching.max_queue_delay_microseconds == serving.analyze_queue_delay_us
+    # batches capped at the preferred size: a product's halves run on both instances, not merged onto one
+    assert list(model.dynamic_batching.preferred_batch_size) == list(serving.analyze_preferred_batches) == [4]
     assert sorted(p.name for p in (one / ENSEMBLE / "1").iterdir()) == ["model.py", repository.VISION_FILE]
     assert repository.vision_onnx(one) == one / ENSEMBLE / "1" / repository.VISION_FILE
     assert repository.vision_onnx(ensemble) == ensemble / VISION / "1" / "model.onnx"
