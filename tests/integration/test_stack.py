@@ -7,6 +7,7 @@ import concurrent.futures
 
 import httpx
 
+from build_engines import repository
 from tests.helpers import blurred, corrupt_jpeg, encode, product_photo
 
 RED = (200, 40, 40)
@@ -117,19 +118,19 @@ def test_bad_requests_get_422_naming_the_field(client):
 
 
 def test_concurrent_requests_are_batched_by_triton(client, stack):
-    """Dynamic batching is real: concurrent products share executions of the analyze model."""
+    """Dynamic batching is real: concurrent small products share executions of the analyze model, in batches of at
+    most the cpu profile's cap (CpuServing.analyze_preferred_batches: a larger request runs alone)."""
     stats_url = f"http://127.0.0.1:{stack.triton_http_port}/v2/models/analyze/stats"
-    before = httpx.get(stats_url).json()["model_stats"][0]
+
+    def batch_counts() -> dict[int, int]:
+        stats = httpx.get(stats_url).json()["model_stats"][0]
+        return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in stats.get("batch_stats", [])}
+
+    before, counts_before = httpx.get(stats_url).json()["model_stats"][0], batch_counts()
     payloads = [
         {
             "product_id": f"p{i}",
-            "images": [
-                {
-                    "id": f"i{i}-{k}",
-                    "data": b64(encode(product_photo(600, (40 * k, 80, 200 - 40 * k), seed=i * 10 + k))),
-                }
-                for k in range(4)
-            ],
+            "images": [{"id": f"i{i}", "data": b64(encode(product_photo(600, (40, 80, 200), seed=i * 10)))}],
         }
         for i in range(8)
     ]
@@ -139,8 +140,10 @@ def test_concurrent_requests_are_batched_by_triton(client, stack):
     after = httpx.get(stats_url).json()["model_stats"][0]
     inferences = after["inference_count"] - before["inference_count"]
     executions = after["execution_count"] - before["execution_count"]
-    assert inferences == 32
-    assert executions < 8, f"{executions} analyze executions for 8 concurrent 4-image requests"
+    assert inferences == 8
+    assert executions < 8, f"{executions} analyze executions for 8 concurrent 1-image requests"
+    grown = {size for size, count in batch_counts().items() if count > counts_before.get(size, 0)}
+    assert max(grown) <= max(repository.CpuServing.analyze_preferred_batches), grown
 
 
 def test_metrics_count_requests(client):
