@@ -148,7 +148,7 @@ class CpuServing:
     # idle after an 8-client load, 8 at 892, at the same throughput (150.0 / 150.9 images/s; sweep_serving, BENCHMARKS).
     analyze_run_batch: int = 8
     # No wait for more requests: an idle instance takes what is queued at once, so a product split in two runs on
-    # both; under load requests queue and are batched anyway.
+    # both; under load requests queue, and are batched up to the preferred size below.
     analyze_queue_delay_us: int = 0
     # Batches of at most 4 images unless one request brings more (Triton stops adding requests where the batch would
     # pass its largest preferred size): small requests still share an execution, but two products, or the two halves
