@@ -5,9 +5,10 @@ py-spy installed) the functions each process spends it in.
 
 Starts a private stack on the cpu model repository, drives `/v1/select` with `concurrency` closed-loop clients
 (8-image products of 800x800 JPEGs, as `make bench`), and reads utime+stime of each process from /proc before and
-after the window. With `--py-spy` (not a dependency: `pip install py-spy`), each process is also sampled for the
-window (`py-spy record --format raw`, Python frames): the functions with the most own samples are listed, and the
-project's functions with the most samples under them; `--samples DIR` keeps the raw samples (PID.txt each).
+after the window (the gateway's also by thread name). With `--py-spy` (not a dependency: `pip install py-spy`), each
+process is also sampled for the window (`py-spy record --format raw`, Python frames): the functions with the most
+own samples are listed, and the project's functions with the most samples under them; `--samples DIR` keeps the
+raw samples (PID.txt each).
 """
 
 from __future__ import annotations
@@ -37,6 +38,20 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # fields 14 and 15 of proc(5), after the command
+
+
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """utime + stime of a process's threads, summed by thread name (/proc/PID/task/TID/comm: the event loop's
+    thread is the process's own name, gRPC's pollers, the default executor's workers and the rest have theirs)."""
+    by_name: collections.Counter[str] = collections.Counter()
+    for task in Path(f"/proc/{pid}/task").glob("[0-9]*"):
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        by_name[name] += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return dict(by_name)
 
 
 def children(parent: int) -> list[int]:
@@ -129,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                 if name != "load generator" and not name.startswith("postgres")
             }
         before = {name: cpu_seconds(pid) for name, pid in processes.items()}
+        threads_before = thread_cpu_seconds(processes["gateway"])
         wall = time.perf_counter()
         result: dict = {}
         load = threading.Thread(target=lambda: result.update(drive(url, bodies, args.concurrency, args.seconds)))
@@ -136,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         load.join()
         wall = time.perf_counter() - wall
         after = {name: cpu_seconds(pid) for name, pid in processes.items()}
+        threads_after = thread_cpu_seconds(processes["gateway"])
         for sampler in samplers.values():
             sampler.wait(timeout=args.seconds + 30)
         images = result["products"] * IMAGES_PER_PRODUCT
@@ -147,6 +164,13 @@ def main(argv: list[str] | None = None) -> int:
             per_image["postgres (all its processes)"] = postgres
         report["cpu_ms_per_image"] = {name: round(v, 2) for name, v in per_image.items()}
         report["cpu_ms_per_image"]["total (2 cores = 2000 ms/s)"] = round(sum(report["cpu_ms_per_image"].values()), 2)
+        threads = {
+            name: 1000 * (seconds - threads_before.get(name, 0.0)) / max(images, 1)
+            for name, seconds in threads_after.items()
+        }
+        report["gateway_cpu_ms_per_image_by_thread"] = {
+            name: round(v, 3) for name, v in sorted(threads.items(), key=lambda kv: -kv[1]) if v > 0
+        }
         report["cpu_busy_fraction"] = round(sum(after[n] - before[n] for n in processes) / (wall * os.cpu_count()), 3)
         if samplers:
             raws = {

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 import time
 
 import pytest
 
 from build_engines.repository import CpuServing
-from loadtest.profile_stack import children, cpu_seconds, project_frames, top_frames
+from loadtest.profile_stack import children, cpu_seconds, project_frames, thread_cpu_seconds, top_frames
 from loadtest.sweep_serving import BASE, VARIANTS, markdown
 
 
@@ -46,6 +47,14 @@ def test_cpu_seconds_of_this_process_grows_with_work_and_is_zero_for_no_process(
     assert cpu_seconds(os.getpid()) >= before + 0.04
     assert cpu_seconds(2**22 + 12345) == 0.0  # above the kernel's pid_max default: never a live process
     assert os.getpid() in children(os.getppid())
+
+
+def test_thread_cpu_seconds_sums_this_process_by_thread_name():
+    by_name = thread_cpu_seconds(os.getpid())
+    main_name = open(f"/proc/{os.getpid()}/task/{threading.get_native_id()}/comm").read().strip()
+    assert by_name[main_name] > 0  # this thread imported pytest and the project: it has run
+    assert sum(by_name.values()) <= cpu_seconds(os.getpid()) + 0.05  # the threads' parts of the process's total
+    assert thread_cpu_seconds(2**22 + 12345) == {}
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))
