@@ -14,7 +14,7 @@ LATENCY = Histogram(
 PHASE_LATENCY = Histogram(
     "imgsel_request_phase_seconds",
     "HTTP request time by route and phase (triton, fetch, database, receive = the request body, gateway = the rest, "
-    "overhead = outside triton and fetch)",
+    "of which hashing and decisions = de-duplication and selection; overhead = outside triton and fetch)",
     ["route", "phase"],
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6),
 )

@@ -14,8 +14,9 @@ counted once (a depth counter per phase; the clock runs from depth 0->1 to 1->0)
 time any phase was in flight, so overlapping phases of different kinds are not subtracted twice either. `overhead`
 is the total less the time Triton or a fetch was in flight (issue #13's "gateway overhead": the gateway's own work
 plus the state store's time that no model call or fetch hides; a store read running beside the Triton call costs
-the request nothing). A phase of GATEWAY_WORK (the thumbnails' hashes) is the gateway's own work: reported on its
-own, and part of `overhead` (and of `gateway` where no outside call runs at the same time).
+the request nothing). A phase of GATEWAY_WORK (the thumbnails' hashes; the pure decisions, de-duplication and
+selection, gateway.services.curation.decide) is the gateway's own work: reported on its own, and part of `overhead`
+(and of `gateway` where no outside call runs at the same time).
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from contextlib import contextmanager
 from contextvars import Context, ContextVar, Token, copy_context
 from dataclasses import dataclass
 
-TRITON, FETCH, DATABASE, RECEIVE, HASHING = "triton", "fetch", "database", "receive", "hashing"
+TRITON, FETCH, DATABASE, RECEIVE = "triton", "fetch", "database", "receive"
+HASHING, DECISIONS = "hashing", "decisions"
 PHASES = (TRITON, FETCH, DATABASE, RECEIVE)
-GATEWAY_WORK = (HASHING,)  # shown apart, not subtracted from `gateway`
+GATEWAY_WORK = (HASHING, DECISIONS)  # shown apart, not subtracted from `gateway`
 _ANY = "*"  # every phase together: the time the request waited on anything outside the gateway
 _UPSTREAM = "upstream"  # Triton or a fetch in flight: what the request cannot do without
 UPSTREAM = (TRITON, FETCH)

@@ -70,9 +70,13 @@ def ensure_repository(repository: Path) -> None:
 # half of it until the trimmer's next look), so it is the memory a quiet stack keeps.
 IDLE_SETTLE_S = IDLE_S + 3.0
 # Of the Server-Timing header, besides total; overhead: issue #13's "time in the gateway outside Triton and fetching"
-# receive: waiting for (and reading) the request body, part of the overhead.
-PHASE_FIELDS = ("gateway", "overhead", "receive", "triton", "fetch", "database", "hashing")
-TAIL_FIELDS = ("gateway", "overhead", "receive")  # reported at p50 and p99; the other phases at p50
+# receive: waiting for (and reading) the request body, part of the overhead; decisions: de-duplication and selection,
+# the gateway's own work, part of it too.
+PHASE_FIELDS = ("gateway", "overhead", "receive", "decisions", "triton", "fetch", "database", "hashing")
+TAIL_FIELDS = ("gateway", "overhead", "receive", "decisions")  # reported at p50 and p99; the other phases at p50
+# Per product, the overhead less its decisions: what receiving, parsing, calling Triton, the state store and answering
+# cost the request, apart from de-duplication's work on its images.
+OVERHEAD_LESS_DECISIONS = "overhead_less_decisions"
 
 
 def server_timing(header: str) -> dict[str, float]:
@@ -90,11 +94,15 @@ def server_timing(header: str) -> dict[str, float]:
 def phase_summary(timings: list[dict[str, float]]) -> dict:
     """Per product, from the responses' Server-Timing: the gateway's own share p50/p99 (outside every wait), the
     overhead p50/p99 (outside Triton and fetching: the state store's time counts unless a model call or fetch hid it;
-    issue #13's figure), the wait for the request body p50/p99, and the other waits' medians."""
+    issue #13's figure), the wait for the request body p50/p99, the decisions (de-duplication and selection) p50/p99
+    and the overhead less them, and the other waits' medians."""
     by_phase = {name: sorted(t[name] for t in timings if name in t) for name in PHASE_FIELDS}
+    by_phase[OVERHEAD_LESS_DECISIONS] = sorted(
+        t["overhead"] - t["decisions"] for t in timings if "overhead" in t and "decisions" in t
+    )
     summary = {
         f"{name}_{label}_ms": percentile(by_phase[name], q)
-        for name in TAIL_FIELDS
+        for name in (*TAIL_FIELDS, OVERHEAD_LESS_DECISIONS)
         for label, q in (("p50", 0.5), ("p99", 0.99))
     }
     summary.update(
@@ -215,15 +223,19 @@ def phase_table(runs: list[dict]) -> list[str]:
         "Per product, from each response's Server-Timing (ms; gateway = total less the time waiting on Triton, fetch "
         "or the state store; overhead = total less the time waiting on Triton or fetch, issue #13's figure: the "
         "store's time counts where no model call hid it; receive, waiting for and reading the request body, is part of "
-        "the overhead; hashing, the thumbnails' hashes, is part of both):",
+        "the overhead; so are decisions, de-duplication and selection, and hashing, the thumbnails' hashes; overhead "
+        "less decisions is taken per product):",
         "",
         "| concurrency | gateway p50 | gateway p99 | overhead p50 | overhead p99 | of which receive p50 | receive p99 "
-        "| of which hashing p50 | triton p50 | fetch p50 | database p50 |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| of which decisions p50 | decisions p99 | overhead less decisions p50 | p99 | of which hashing p50 "
+        "| triton p50 | fetch p50 | database p50 |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     return lines + [
         f"| {r['concurrency']} | {r['gateway_p50_ms']} | {r['gateway_p99_ms']} | {r.get('overhead_p50_ms')} "
         f"| {r.get('overhead_p99_ms')} | {r.get('receive_p50_ms')} | {r.get('receive_p99_ms')} "
+        f"| {r.get('decisions_p50_ms')} | {r.get('decisions_p99_ms')} | {r.get('overhead_less_decisions_p50_ms')} "
+        f"| {r.get('overhead_less_decisions_p99_ms')} "
         f"| {r.get('hashing_p50_ms')} | {r['triton_p50_ms']} | {r['fetch_p50_ms']} | {r['database_p50_ms']} |"
         for r in runs
     ]

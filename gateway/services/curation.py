@@ -27,6 +27,7 @@ from gateway.schemas import ImageIn, SelectRequest
 from gateway.services.analysis import AnalysisStep, Analyzed
 from gateway.services.placeholders import ExemplarVoting, PlaceholderLibraryService
 from gateway.stores.interfaces import LibraryView
+from gateway.timing import DECISIONS, phase
 
 T = TypeVar("T")
 
@@ -134,12 +135,14 @@ _DECISION_THREADS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="imgsel
 async def decide(function: Callable[..., T], analyses: list, *args: Any) -> T:
     """`function(analyses, *args)`, one request's pure decisions: on the event loop up to INLINE_DECISION_IMAGES
     images, in one of _DECISION_THREADS past it (with the request's context, and so its log fields). A cancelled
-    request's decisions still finish in their thread; nothing waits for them."""
-    if len(analyses) <= INLINE_DECISION_IMAGES:
-        return function(analyses, *args)
-    context = contextvars.copy_context()
-    call = functools.partial(context.run, function, analyses, *args)
-    return await asyncio.get_running_loop().run_in_executor(_DECISION_THREADS, call)
+    request's decisions still finish in their thread; nothing waits for them. Timed as the request's DECISIONS
+    (Server-Timing `decisions`: what of its overhead de-duplication and selection take)."""
+    with phase(DECISIONS):
+        if len(analyses) <= INLINE_DECISION_IMAGES:
+            return function(analyses, *args)
+        context = contextvars.copy_context()
+        call = functools.partial(context.run, function, analyses, *args)
+        return await asyncio.get_running_loop().run_in_executor(_DECISION_THREADS, call)
 
 
 @asynccontextmanager

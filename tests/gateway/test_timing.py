@@ -9,6 +9,7 @@ import pytest
 
 from gateway.timing import (
     DATABASE,
+    DECISIONS,
     FETCH,
     HASHING,
     PHASES,
@@ -59,7 +60,9 @@ def test_phases_and_gateway_add_up_to_the_total(clock):
         clock.advance(0.002)
 
     times = timed(clock, body)
-    assert times.phases == pytest.approx({FETCH: 0.010, TRITON: 0.200, DATABASE: 0.004, RECEIVE: 0.0, HASHING: 0.0})
+    assert times.phases == pytest.approx(
+        {FETCH: 0.010, TRITON: 0.200, DATABASE: 0.004, RECEIVE: 0.0, HASHING: 0.0, DECISIONS: 0.0}
+    )
     assert times.total == pytest.approx(0.217)
     assert times.gateway == pytest.approx(0.003)
     assert times.overhead == pytest.approx(0.007)  # the store's time is the gateway's when nothing hides it
@@ -108,7 +111,9 @@ def test_repeated_calls_add_and_unused_phases_are_zero(clock):
             clock.advance(0.01)
 
     times = timed(clock, body)
-    assert times.phases == pytest.approx({TRITON: 0.15, FETCH: 0.0, DATABASE: 0.0, RECEIVE: 0.0, HASHING: 0.0})
+    assert times.phases == pytest.approx(
+        {TRITON: 0.15, FETCH: 0.0, DATABASE: 0.0, RECEIVE: 0.0, HASHING: 0.0, DECISIONS: 0.0}
+    )
     assert times.gateway == pytest.approx(0.03)
 
 
@@ -228,9 +233,16 @@ def test_server_timing_header_lists_total_each_phase_gateway_and_overhead_in_ms(
     header = timed(clock, body).server_timing()
     assert header == (
         "total;dur=13.50, triton;dur=12.50, fetch;dur=0.00, database;dur=0.00, receive;dur=0.00, hashing;dur=0.00, "
-        "gateway;dur=1.00, overhead;dur=1.00"
+        "decisions;dur=0.00, gateway;dur=1.00, overhead;dur=1.00"
     )
-    assert [part.split(";")[0] for part in header.split(", ")] == ["total", *PHASES, HASHING, "gateway", "overhead"]
+    assert [part.split(";")[0] for part in header.split(", ")] == [
+        "total",
+        *PHASES,
+        HASHING,
+        DECISIONS,
+        "gateway",
+        "overhead",
+    ]
 
 
 def test_the_gateways_own_work_is_shown_apart_and_stays_in_its_share(clock):

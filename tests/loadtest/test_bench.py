@@ -21,7 +21,19 @@ def test_phase_summary_gives_the_gateways_p50_p99_the_overheads_and_the_waits_me
     assert summary["gateway_p50_ms"] == 51.0 and summary["gateway_p99_ms"] == 100.0
     assert summary["triton_p50_ms"] == 151.0 and summary["fetch_p50_ms"] == 1.0 and summary["database_p50_ms"] == 2.0
     assert summary["overhead_p50_ms"] == 53.0 and summary["overhead_p99_ms"] == 102.0
+    assert summary["decisions_p99_ms"] is None and summary["overhead_less_decisions_p99_ms"] is None  # not reported
     assert phase_summary([])["gateway_p99_ms"] is None  # no answered product: nothing to report
+
+
+def test_the_overhead_less_decisions_is_taken_per_product():
+    # Every 10th product's decisions take 10 ms more, which is all of its extra overhead: the overhead's p99 is those
+    # products', the rest of the overhead's p99 is the others' 4.9 ms (not 14.0 - 10.5 of percentiles taken apart).
+    timings = [{"overhead": 4.5 + (k % 10) * 0.1, "decisions": 0.5} for k in range(100)]
+    for timing in timings[::10]:
+        timing["overhead"], timing["decisions"] = 14.0, 10.5
+    summary = phase_summary(timings)
+    assert summary["decisions_p99_ms"] == 10.5 and summary["overhead_p99_ms"] == 14.0
+    assert summary["overhead_less_decisions_p99_ms"] == 4.9 and summary["overhead_less_decisions_p50_ms"] == 4.5
 
 
 def test_the_report_has_the_phase_table_the_references_and_the_ratios():
@@ -49,7 +61,9 @@ def test_the_report_has_the_phase_table_the_references_and_the_ratios():
         "own_work_to_naive_ratio": 1.5,
     }
     text = markdown(report)
-    assert "| 4 | 4.5 | 4.5 | 5.5 | 5.5 | None | None | None | 500.0 | None | None |" in text
+    assert (
+        "| 4 | 4.5 | 4.5 | 5.5 | 5.5 | None | None | None | None | None | None | None | 500.0 | None | None |" in text
+    )
     assert "Pillow decode + resize to 224, 2 processes: 300.0 images/s." in text
     assert "40.0 images/s" in text and "naive loop (the faster of its runs) = 1.2" in text
     assert "The same naive loop before the stack started: 38.5 images/s." in text

@@ -1,5 +1,5 @@
-"""Every response says where its time went: `Server-Timing` (total, triton, fetch, database, hashing, gateway,
-overhead in ms) and the imgsel_request_phase_seconds histogram (gateway.api.request_context, gateway.timing). A
+"""Every response says where its time went: `Server-Timing` (total, triton, fetch, database, receive, hashing,
+decisions, gateway, overhead in ms) and the imgsel_request_phase_seconds histogram (gateway.api.request_context, gateway.timing). A
 served /v1/select here runs the whole path on the real app, with a stand-in for tritonclient's gRPC client answering
 the analyze ensemble."""
 
@@ -18,7 +18,7 @@ from tests.gateway.api.support import select_body, settings
 from tests.gateway.services.fakes import jpeg_b64, unit
 from tests.helpers import product_photo
 
-FIELDS = ["total", "triton", "fetch", "database", "receive", "hashing", "gateway", "overhead"]
+FIELDS = ["total", "triton", "fetch", "database", "receive", "hashing", "decisions", "gateway", "overhead"]
 IMAGES = 3
 
 
@@ -90,6 +90,8 @@ def test_a_served_select_says_where_its_time_went(served):
     # Hashing the thumbnails is the gateway's own work: shown apart, and inside the overhead (not always inside
     # `gateway`: the state store's read may be in flight meanwhile).
     assert 0 < timing["hashing"] <= timing["overhead"] + 0.01
+    # So are the decisions (de-duplication and selection), which no outside call overlaps: inside `gateway` too.
+    assert 0 < timing["decisions"] <= timing["gateway"] + 0.01
     # The overhead is the gateway's share plus whatever store time no Triton call or fetch hid.
     assert timing["gateway"] - 0.01 <= timing["overhead"] <= timing["gateway"] + timing["database"] + 0.02
 
