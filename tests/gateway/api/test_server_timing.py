@@ -1,7 +1,7 @@
 """Every response says where its time went: `Server-Timing` (total, triton, fetch, database, receive, hashing,
-decisions, gateway, overhead in ms) and the imgsel_request_phase_seconds histogram (gateway.api.request_context, gateway.timing). A
-served /v1/select here runs the whole path on the real app, with a stand-in for tritonclient's gRPC client answering
-the analyze ensemble."""
+decisions, gateway, overhead in ms) and the imgsel_request_phase_seconds histogram (gateway.api.request_context,
+gateway.timing). A served /v1/select here runs the whole path on the real app, with a stand-in for tritonclient's
+gRPC client answering the analyze ensemble."""
 
 from __future__ import annotations
 
