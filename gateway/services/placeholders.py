@@ -27,6 +27,11 @@ log = logging.getLogger("imgsel.service")
 # need the rest of the pool).
 MAX_PENDING_FEEDS = 64
 FEED_WRITERS = 2
+# A feed written after its answer first waits this long: the answer's client sends its next product at once, and the
+# write's ~1 ms on the event loop would stand in that request's way (its body's receive waited behind it); 10 ms on,
+# that product is in Triton. At one client: receive p50 1.0 -> 0.4 ms, overhead p50 5.4 -> 4.4-4.8 (BENCHMARKS.md,
+# issue #13). The ring is a sample of recent products either way.
+FEED_DELAY_S = 0.01
 
 
 @dataclass(frozen=True)
@@ -127,10 +132,11 @@ class ExemplarVoting:
         """Feed the category's exemplar store with the images exemplar_feed picks from this product's verdicts.
 
         With `background` (the HTTP service) the write (a transaction of several statements, ~1 ms) runs after this
-        returns, off the request's path: at most `max_pending_feeds` wait and FEED_WRITERS hold a connection at once;
-        past that a product's feed is skipped (the ring is a sample of recent products, and a store that cannot keep
-        up should not also hold the gateway's memory or its pool); a failure is logged and counted. Without it (the
-        catalog backfill) the write is awaited and its failure raises, so the product is retried or dead-lettered."""
+        returns, off the request's path (FEED_DELAY_S later, out of the next request's way too): at most
+        `max_pending_feeds` wait and FEED_WRITERS hold a connection at once; past that a product's feed is skipped
+        (the ring is a sample of recent products, and a store that cannot keep up should not also hold the gateway's
+        memory or its pool); a failure is logged and counted. Without it (the catalog backfill) the write is awaited
+        and its failure raises, so the product is retried or dead-lettered."""
         embeddings = {a.analysis.id: a.embedding for a in analyzed if a.embedding is not None}
         feed = exemplar_feed(verdicts, self.max_placeholder_score)
         good = [(image_id, embeddings[image_id]) for image_id in feed if image_id in embeddings]
@@ -148,6 +154,7 @@ class ExemplarVoting:
 
     async def _store(self, category: str, product_id: str, images: list[tuple[str, np.ndarray]]) -> None:
         try:
+            await asyncio.sleep(FEED_DELAY_S)
             async with self._writers:
                 await self.exemplars.add(category, product_id, images)
         except StoreUnavailable as error:  # the next product's vote meets the same store and answers 503 itself
