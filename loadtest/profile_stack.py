@@ -31,13 +31,18 @@ from tools.launcher import settings_on_free_ports, supervised_stack
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def _stat_cpu_seconds(stat: Path) -> float:
+    """utime + stime of a /proc stat file (a process's or one thread's), in seconds."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # fields 14 and 15 of proc(5), after the command
+
+
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a process (all its threads), in seconds; 0 when it is gone."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return _stat_cpu_seconds(Path(f"/proc/{pid}/stat"))
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # fields 14 and 15 of proc(5), after the command
 
 
 def thread_cpu_seconds(pid: int) -> dict[str, float]:
@@ -46,11 +51,9 @@ def thread_cpu_seconds(pid: int) -> dict[str, float]:
     by_name: collections.Counter[str] = collections.Counter()
     for task in Path(f"/proc/{pid}/task").glob("[0-9]*"):
         try:
-            name = (task / "comm").read_text().strip()
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+            by_name[(task / "comm").read_text().strip()] += _stat_cpu_seconds(task / "stat")
+        except OSError:  # the thread ended meanwhile
             continue
-        by_name[name] += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
     return dict(by_name)
 
 
