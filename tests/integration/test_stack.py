@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import json
+import threading
 
 import httpx
 
@@ -119,29 +121,42 @@ def test_bad_requests_get_422_naming_the_field(client):
 
 def test_concurrent_requests_are_batched_by_triton(client, stack):
     """Dynamic batching is real: concurrent small products share executions of the analyze model, in batches of at
-    most the cpu profile's cap (CpuServing.analyze_preferred_batches: a larger request runs alone)."""
+    most the cpu profile's cap (CpuServing.analyze_preferred_batches: a larger request runs alone).
+
+    The products must reach Triton faster than its two instances finish them: their bodies are serialised up front
+    and sent all at once (a barrier), twice as many as the instances could take with room to spare, so a slow test
+    process cannot space them out into executions of one (as 8 products built and sent thread by thread once did)."""
     stats_url = f"http://127.0.0.1:{stack.triton_http_port}/v2/models/analyze/stats"
+    products = 16
 
     def batch_counts() -> dict[int, int]:
         stats = httpx.get(stats_url).json()["model_stats"][0]
         return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in stats.get("batch_stats", [])}
 
-    before, counts_before = httpx.get(stats_url).json()["model_stats"][0], batch_counts()
-    payloads = [
-        {
-            "product_id": f"p{i}",
-            "images": [{"id": f"i{i}", "data": b64(encode(product_photo(600, (40, 80, 200), seed=i * 10)))}],
-        }
-        for i in range(8)
+    bodies = [
+        json.dumps(
+            {
+                "product_id": f"p{i}",
+                "images": [{"id": f"i{i}", "data": b64(encode(product_photo(600, (40, 80, 200), seed=i * 10)))}],
+            }
+        ).encode()
+        for i in range(products)
     ]
-    with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        responses = list(pool.map(lambda p: client.post("/v1/select", json=p), payloads))
+    start = threading.Barrier(products)
+
+    def send(body: bytes) -> httpx.Response:
+        start.wait()
+        return client.post("/v1/select", content=body, headers={"content-type": "application/json"})
+
+    before, counts_before = httpx.get(stats_url).json()["model_stats"][0], batch_counts()
+    with concurrent.futures.ThreadPoolExecutor(products) as pool:
+        responses = list(pool.map(send, bodies))
     assert all(r.status_code == 200 for r in responses)
     after = httpx.get(stats_url).json()["model_stats"][0]
     inferences = after["inference_count"] - before["inference_count"]
     executions = after["execution_count"] - before["execution_count"]
-    assert inferences == 8
-    assert executions < 8, f"{executions} analyze executions for 8 concurrent 1-image requests"
+    assert inferences == products
+    assert executions < products, f"{executions} analyze executions for {products} concurrent 1-image requests"
     grown = {size for size, count in batch_counts().items() if count > counts_before.get(size, 0)}
     assert max(grown) <= max(repository.CpuServing.analyze_preferred_batches), grown
 
