@@ -124,14 +124,16 @@ def test_concurrent_requests_are_batched_by_triton(client, stack):
     most the cpu profile's cap (CpuServing.analyze_preferred_batches: a larger request runs alone).
 
     The products must reach Triton faster than its two instances finish them: their bodies are serialised up front
-    and sent all at once (a barrier), twice as many as the instances could take with room to spare, so a slow test
+    and sent all at once (a barrier), 16 of them where the two instances take at most 8 at a time, so a slow test
     process cannot space them out into executions of one (as 8 products built and sent thread by thread once did)."""
     stats_url = f"http://127.0.0.1:{stack.triton_http_port}/v2/models/analyze/stats"
     products = 16
 
-    def batch_counts() -> dict[int, int]:
-        stats = httpx.get(stats_url).json()["model_stats"][0]
-        return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in stats.get("batch_stats", [])}
+    def stats() -> dict:
+        return httpx.get(stats_url).json()["model_stats"][0]
+
+    def batch_counts(of: dict) -> dict[int, int]:
+        return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in of.get("batch_stats", [])}
 
     bodies = [
         json.dumps(
@@ -148,16 +150,17 @@ def test_concurrent_requests_are_batched_by_triton(client, stack):
         start.wait()
         return client.post("/v1/select", content=body, headers={"content-type": "application/json"})
 
-    before, counts_before = httpx.get(stats_url).json()["model_stats"][0], batch_counts()
+    before = stats()
     with concurrent.futures.ThreadPoolExecutor(products) as pool:
         responses = list(pool.map(send, bodies))
     assert all(r.status_code == 200 for r in responses)
-    after = httpx.get(stats_url).json()["model_stats"][0]
+    after = stats()
     inferences = after["inference_count"] - before["inference_count"]
     executions = after["execution_count"] - before["execution_count"]
     assert inferences == products
     assert executions < products, f"{executions} analyze executions for {products} concurrent 1-image requests"
-    grown = {size for size, count in batch_counts().items() if count > counts_before.get(size, 0)}
+    counts_before = batch_counts(before)
+    grown = {size for size, count in batch_counts(after).items() if count > counts_before.get(size, 0)}
     assert max(grown) <= max(repository.CpuServing.analyze_preferred_batches), grown
 
 
